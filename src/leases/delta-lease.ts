@@ -1,0 +1,566 @@
+/**
+ * Delta leases: ownership of a host_id in a lockspace (sanlock's
+ * delta_lease.c and the renewal/liveness parts of lockspace.c).
+ *
+ * A lockspace area is align_size bytes: one sector per host_id holding a
+ * leader record (bytes 0..199) and a host bitmap (bytes 256..511). A host
+ * owns host_id N while it keeps changing the timestamp of sector N-1.
+ */
+import { Clock } from '../io/clock';
+import { Disk, DiskError } from '../io/disk';
+import { LeaseError, SANLK } from './errors';
+import {
+  DELTA_DISK_MAGIC,
+  DELTA_DISK_VERSION,
+  HOSTID_BITMAP_OFFSET,
+  HOSTID_BITMAP_SIZE,
+  LEADER_RECORD_SIZE,
+  LeaderRecord,
+  cloneLeader,
+  decodeLeader,
+  emptyLeader,
+  encodeLeader,
+  encodeLeaderRaw,
+  leaderSector,
+  leadersEqual,
+  nameField,
+  nameString,
+  namesEqual,
+  setIdBit,
+  snprintfName,
+  testIdBit,
+  verifyDeltaLeader,
+} from './ondisk';
+import { Random } from './random';
+import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize, maxHostsFor } from './sizes';
+import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, calcIdRenewalSeconds, deriveTimeouts } from './timeouts';
+
+/** I/O timeout used by init writes (sanlock: write_init_io_timeout). */
+export const WRITE_INIT_IO_TIMEOUT = 60;
+
+function ioErr(rv: number, e: unknown, what: string): LeaseError {
+  if (e instanceof LeaseError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = e instanceof DiskError && e.code === 'ETIMEDOUT' ? SANLK.AIO_TIMEOUT : rv;
+  return new LeaseError(code, `${what}: ${msg}`);
+}
+
+async function diskRead(disk: Disk, offset: number, len: number, timeoutS: number, what: string, rv: number): Promise<Buffer> {
+  try {
+    return await disk.read(offset, len, { timeoutMs: timeoutS * 1000, label: what });
+  } catch (e) {
+    throw ioErr(rv, e, what);
+  }
+}
+
+async function diskWrite(disk: Disk, offset: number, data: Buffer, timeoutS: number, what: string, rv: number): Promise<void> {
+  try {
+    await disk.write(offset, data, { timeoutMs: timeoutS * 1000, label: what });
+  } catch (e) {
+    throw ioErr(rv, e, what);
+  }
+}
+
+export { diskRead, diskWrite };
+
+export interface InitLockspaceOptions {
+  sectorSize: number;
+  /** Defaults to 1 MiB for 512 and 8 MiB for 4096, as sanlock. */
+  alignSize?: number;
+  /** Written into every record (default 10). */
+  ioTimeout?: number;
+}
+
+/**
+ * Format a lockspace, byte-identical to `sanlock direct init -s` /
+ * sanlock_write_lockspace: every host record gets the same free leader.
+ * Sector 0 is first written with magic 0 and then rewritten with the real
+ * magic, so a crash in the middle never leaves a valid-looking half init.
+ */
+export async function initLockspace(disk: Disk, offset: number, name: string, opts: InitLockspaceOptions): Promise<LeaseGeometry> {
+  const g = geometry(opts.sectorSize, opts.alignSize);
+  checkAreaAlignment(disk, offset, g);
+  const io = opts.ioTimeout ?? DEFAULT_IO_TIMEOUT;
+  const rec = emptyLeader();
+  rec.magic = DELTA_DISK_MAGIC;
+  rec.version = DELTA_DISK_VERSION;
+  rec.flags = alignFlag(g.alignSize);
+  rec.sectorSize = g.sectorSize;
+  rec.maxHosts = 1;
+  rec.spaceName = nameField(name);
+  rec.ioTimeout = io & 0xff;
+  const buf = Buffer.alloc(g.alignSize);
+  const good = encodeLeader(rec);
+  for (let i = 0; i < g.maxHosts; i++) good.copy(buf, i * g.sectorSize);
+  const first = encodeLeader({ ...cloneLeader(rec), magic: 0 });
+  first.copy(buf, 0);
+  await ensureSize(disk, offset + g.alignSize);
+  await diskWrite(disk, offset, buf, WRITE_INIT_IO_TIMEOUT, 'delta_init', SANLK.LEADER_WRITE);
+  await diskWrite(disk, offset, leaderSector(rec, g.sectorSize), WRITE_INIT_IO_TIMEOUT, 'delta_init_sector0', SANLK.LEADER_WRITE);
+  return g;
+}
+
+export async function ensureSize(disk: Disk, end: number): Promise<void> {
+  const size = await disk.size();
+  if (size < end) {
+    throw new LeaseError(SANLK.EINVAL, `${disk.path}: device is ${size} bytes, lease area needs ${end} bytes`);
+  }
+}
+
+export function checkAreaAlignment(disk: Disk, offset: number, g: LeaseGeometry): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % g.sectorSize !== 0) {
+    throw new LeaseError(SANLK.EINVAL, `offset ${offset} is not a multiple of the ${g.sectorSize}-byte sector size`);
+  }
+  if (g.sectorSize < disk.sectorSize) {
+    throw new LeaseError(
+      SANLK.EINVAL,
+      `${disk.path} has ${disk.sectorSize}-byte sectors; a ${g.sectorSize}-byte lease layout cannot be used on it`,
+    );
+  }
+}
+
+/**
+ * Find sector and align size of the lease at `offset` the way sanlock does:
+ * read 4096 bytes and parse the leader (delta or paxos). Throws
+ * SANLK_LEADER_MAGIC when there is no lease there.
+ */
+export async function readLeaseSizes(disk: Disk, offset: number, timeoutS = DEFAULT_IO_TIMEOUT): Promise<LeaseGeometry & { magic: number }> {
+  const len = Math.max(4096, disk.sectorSize);
+  if (offset % disk.sectorSize !== 0) {
+    throw new LeaseError(SANLK.EINVAL, `offset ${offset} is not aligned to the ${disk.sectorSize}-byte sector size of ${disk.path}`);
+  }
+  const buf = await diskRead(disk, offset, len, timeoutS, 'read_sector_size', SANLK.LEADER_READ);
+  const rec = decodeLeader(buf);
+  if (rec.magic !== DELTA_DISK_MAGIC && rec.magic !== 0x06152010) {
+    throw new LeaseError(SANLK.LEADER_MAGIC, `${disk.path} offset ${offset}: no sanlock lease (magic 0x${rec.magic.toString(16)})`);
+  }
+  if (!isSectorSize(rec.sectorSize)) {
+    throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${disk.path} offset ${offset}: invalid sector_size ${rec.sectorSize} in leader`);
+  }
+  const align = alignFromFlags(rec.flags) || alignSizeOld(rec.sectorSize);
+  try {
+    return { ...geometry(rec.sectorSize, align), magic: rec.magic };
+  } catch (e) {
+    throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${disk.path} offset ${offset}: ${(e as Error).message}`);
+  }
+}
+
+/** Read and verify host_id's delta leader. */
+export async function readDeltaLeader(
+  disk: Disk,
+  offset: number,
+  sectorSize: number,
+  spaceName: string | Buffer | undefined,
+  hostId: number,
+  timeoutS = DEFAULT_IO_TIMEOUT,
+): Promise<{ leader: LeaderRecord; sector: Buffer }> {
+  if (!Number.isInteger(hostId) || hostId < 1) throw new LeaseError(SANLK.EINVAL, `invalid host_id ${hostId}`);
+  const sector = await diskRead(disk, offset + (hostId - 1) * sectorSize, sectorSize, timeoutS, 'delta_leader_read', SANLK.LEADER_READ);
+  const leader = decodeLeader(sector);
+  const sn = typeof spaceName === 'string' ? nameField(spaceName) : spaceName;
+  verifyDeltaLeader(leader, sector.subarray(0, LEADER_RECORD_SIZE), sn, `lockspace host_id ${hostId} at ${disk.path}:${offset}`);
+  return { leader, sector };
+}
+
+/** What the local host knows about another host from watching its delta lease. */
+export interface HostStatus {
+  ownerId: number;
+  ownerGeneration: number;
+  timestamp: number;
+  ioTimeout: number;
+  /** Local monotonic seconds of the first check, the last check and the last observed change (0 = never). */
+  firstCheck: number;
+  lastCheck: number;
+  lastLive: number;
+}
+
+export interface LockspaceOptions {
+  disk: Disk;
+  offset: number;
+  name: string;
+  hostId: number;
+  clock: Clock;
+  random: Random;
+  /** Unique name of this host instance (sanlock: "<uuid>.<nodename>"); defaults to a random one. */
+  hostName?: string;
+  ioTimeout?: number;
+  /** Must be the same on all hosts (sanlock: 60). */
+  watchdogFireTimeout?: number;
+  /** Use these sizes instead of reading them from disk. */
+  sectorSize?: number;
+  alignSize?: number;
+  /** Called when renewals have failed for id_renewal_fail_seconds: the host_id is lost. */
+  onFail?: (err: Error) => void;
+}
+
+export type LockspaceState = 'idle' | 'acquiring' | 'held' | 'failed' | 'released';
+
+/** The host name as a 48-byte field, cut to 48 bytes (what strncmp(…, 48) compares). */
+export function hostNameField(name: string): Buffer {
+  const b = Buffer.alloc(48);
+  Buffer.from(name, 'utf8').copy(b, 0, 0, 48);
+  return b;
+}
+
+function randomHostName(random: Random): string {
+  const hex = (n: number) =>
+    Array.from({ length: n }, () => Math.floor(random.next() * 16).toString(16)).join('');
+  const host = (() => {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      return (require('node:os') as typeof import('node:os')).hostname();
+    } catch {
+      return 'localhost';
+    }
+  })();
+  return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}.${host}`.slice(0, 47);
+}
+
+/**
+ * One host's membership of a lockspace: acquire, renew, release of its
+ * host_id, and the liveness view of the other hosts built from renewals.
+ */
+export class Lockspace {
+  readonly disk: Disk;
+  readonly offset: number;
+  readonly name: string;
+  readonly spaceName: Buffer;
+  readonly hostId: number;
+  readonly hostName: string;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly timeouts: Timeouts;
+  geometry: LeaseGeometry | undefined;
+  state: LockspaceState = 'idle';
+  /** Generation of our host_id after acquire. */
+  generation = 0;
+  /** Last leader we wrote. */
+  private last: LeaderRecord | undefined;
+  private lastRenewOk = true;
+  /** Local monotonic seconds of the last successful renewal (or acquire). */
+  lastSuccess = 0;
+  private readonly hosts = new Map<number, HostStatus>();
+  /** Bits we set in our bitmap, with the local time they expire. */
+  private readonly bitmapUntil = new Map<number, number>();
+  private renewLoop: Promise<void> | undefined;
+  private stopRequested = false;
+  private wake: (() => void) | undefined;
+  private onFail: ((err: Error) => void) | undefined;
+  /** Called when a renewal shows our bit set in another host's bitmap. */
+  onBitmapSeen: ((fromHostId: number, leader: LeaderRecord) => void) | undefined;
+
+  constructor(o: LockspaceOptions) {
+    if (!Number.isInteger(o.hostId) || o.hostId < 1 || o.hostId > 2000) {
+      throw new LeaseError(SANLK.ADDLS_INVALID_HOSTID, `invalid host_id ${o.hostId} (1..2000)`);
+    }
+    this.disk = o.disk;
+    this.offset = o.offset;
+    this.name = o.name;
+    this.spaceName = nameField(o.name);
+    this.hostId = o.hostId;
+    this.clock = o.clock;
+    this.random = o.random;
+    this.hostName = o.hostName ?? randomHostName(o.random);
+    this.timeouts = deriveTimeouts(o.ioTimeout ?? DEFAULT_IO_TIMEOUT, o.watchdogFireTimeout);
+    this.onFail = o.onFail;
+    if (o.sectorSize) this.geometry = geometry(o.sectorSize, o.alignSize);
+  }
+
+  private get io(): number {
+    return this.timeouts.ioTimeout;
+  }
+
+  private async sizes(): Promise<LeaseGeometry> {
+    if (!this.geometry) {
+      const g = await readLeaseSizes(this.disk, this.offset, this.io);
+      if (g.magic !== DELTA_DISK_MAGIC) {
+        throw new LeaseError(SANLK.LEADER_MAGIC, `${this.disk.path}:${this.offset} holds a resource lease, not a lockspace`);
+      }
+      this.geometry = { sectorSize: g.sectorSize, alignSize: g.alignSize, maxHosts: g.maxHosts };
+    }
+    if (this.hostId > this.geometry.maxHosts) {
+      throw new LeaseError(
+        SANLK.ADDLS_INVALID_HOSTID,
+        `host_id ${this.hostId} is above max_hosts ${this.geometry.maxHosts} for ${this.geometry.sectorSize}/${this.geometry.alignSize}`,
+      );
+    }
+    return this.geometry;
+  }
+
+  private async sleepSeconds(s: number): Promise<void> {
+    if (s > 0) await this.clock.sleep(s * 1000);
+  }
+
+  private async readOwn(): Promise<LeaderRecord> {
+    const g = await this.sizes();
+    return (await readDeltaLeader(this.disk, this.offset, g.sectorSize, this.spaceName, this.hostId, this.io)).leader;
+  }
+
+  /**
+   * Acquire our host_id (sanlock delta_lease_acquire). Waits 2*io_timeout on
+   * a free lease, and max(host_dead, id_renewal+6*io) first on a lease that
+   * another instance may still hold. Returns the new generation.
+   */
+  async acquire(): Promise<number> {
+    const g = await this.sizes();
+    this.state = 'acquiring';
+    try {
+      let leader = await this.readOwn();
+      const otherIo = leader.ioTimeout || this.io;
+      if (leader.timestamp !== 0 && !namesEqual(leader.resourceName, hostNameField(this.hostName))) {
+        const wf = this.timeouts.watchdogFireTimeout;
+        const delay = Math.max(calcHostDeadSeconds(otherIo, wf), calcIdRenewalSeconds(otherIo) + 6 * otherIo);
+        const before = cloneLeader(leader);
+        await this.sleepSeconds(delay);
+        leader = await this.readOwn();
+        if (!leadersEqual(before, leader) && leader.timestamp !== 0) {
+          throw new LeaseError(
+            SANLK.HOSTID_BUSY,
+            `host_id ${this.hostId} in lockspace ${this.name} is in use by "${nameString(leader.resourceName)}" (generation ${leader.ownerGeneration}, timestamp changed)`,
+            { hostId: leader.ownerId, generation: leader.ownerGeneration, timestamp: leader.timestamp, lver: 0 },
+          );
+        }
+      }
+      const rec = cloneLeader(leader);
+      rec.timestamp = this.clock.monotonicSeconds();
+      rec.ioTimeout = this.io & 0xff;
+      rec.ownerId = this.hostId;
+      rec.ownerGeneration = leader.ownerGeneration + 1;
+      rec.resourceName = snprintfName(leader.resourceName, this.hostName);
+      const sector = leaderSector(rec, g.sectorSize);
+      await diskWrite(this.disk, this.offset + (this.hostId - 1) * g.sectorSize, sector, this.io, 'delta_leader', SANLK.LEADER_WRITE);
+      await this.sleepSeconds(2 * otherIo);
+      const check = await this.readOwn();
+      if (!leadersEqual(check, rec)) {
+        throw new LeaseError(
+          SANLK.HOSTID_BUSY,
+          `host_id ${this.hostId} in lockspace ${this.name} was taken by "${nameString(check.resourceName)}" while acquiring`,
+          { hostId: check.ownerId, generation: check.ownerGeneration, timestamp: check.timestamp, lver: 0 },
+        );
+      }
+      this.last = check;
+      this.generation = check.ownerGeneration;
+      this.lastSuccess = this.clock.monotonicSeconds();
+      this.lastRenewOk = true;
+      this.state = 'held';
+      return this.generation;
+    } catch (e) {
+      this.state = 'idle';
+      throw e;
+    }
+  }
+
+  /** Ask `hostId` to look at us (requests, host events) for set_bitmap_seconds. */
+  setHostBit(hostId: number): void {
+    this.bitmapUntil.set(hostId, this.clock.monotonicSeconds() + this.timeouts.setBitmapSeconds);
+  }
+
+  private currentBitmap(now: number): Buffer {
+    const b = Buffer.alloc(HOSTID_BITMAP_SIZE);
+    for (const [h, until] of this.bitmapUntil) {
+      if (until > now) setIdBit(b, h);
+      else this.bitmapUntil.delete(h);
+    }
+    return b;
+  }
+
+  /**
+   * One renewal (sanlock delta_lease_renew): read the whole area, check our
+   * record is still ours, update the liveness view of every host, write our
+   * sector with a new timestamp and our bitmap.
+   */
+  async renew(): Promise<void> {
+    const g = await this.sizes();
+    if (!this.last) throw new LeaseError(SANLK.RENEW_OWNER, `host_id ${this.hostId} is not held`);
+    let area: Buffer;
+    try {
+      area = await diskRead(this.disk, this.offset, g.alignSize, this.io, 'delta_renew_read', SANLK.LEADER_READ);
+    } catch (e) {
+      this.lastRenewOk = false;
+      throw e;
+    }
+    const off = (this.hostId - 1) * g.sectorSize;
+    const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+    const leader = decodeLeader(raw);
+    verifyDeltaLeader(leader, raw, this.spaceName, `lockspace ${this.name} host_id ${this.hostId}`);
+    const now = this.clock.monotonicSeconds();
+    this.observeArea(area, g, now);
+    if (
+      leader.ownerId !== this.last.ownerId ||
+      leader.ownerGeneration !== this.last.ownerGeneration ||
+      !namesEqual(leader.resourceName, this.last.resourceName)
+    ) {
+      this.lastRenewOk = false;
+      throw new LeaseError(
+        SANLK.RENEW_OWNER,
+        `host_id ${this.hostId} lease was taken by host ${leader.ownerId} generation ${leader.ownerGeneration} "${nameString(leader.resourceName)}"`,
+      );
+    }
+    if (this.lastRenewOk && !leadersEqual(leader, this.last)) {
+      this.lastRenewOk = false;
+      throw new LeaseError(SANLK.RENEW_DIFF, `host_id ${this.hostId} lease changed on disk since our last renewal`);
+    }
+    const rec = cloneLeader(leader);
+    rec.timestamp = now;
+    rec.ioTimeout = this.io & 0xff;
+    const sector = leaderSector(rec, g.sectorSize, this.currentBitmap(now));
+    try {
+      await diskWrite(this.disk, this.offset + off, sector, this.io, 'delta_renew_write', SANLK.LEADER_WRITE);
+    } catch (e) {
+      this.lastRenewOk = false;
+      throw e;
+    }
+    this.last = rec;
+    this.lastRenewOk = true;
+    this.lastSuccess = now;
+  }
+
+  /** Update host statuses from a whole-area read (sanlock check_other_leases). */
+  observeArea(area: Buffer, g: LeaseGeometry, now = this.clock.monotonicSeconds()): void {
+    for (let i = 0; i < g.maxHosts; i++) {
+      const hostId = i + 1;
+      if (hostId === this.hostId) continue;
+      const off = i * g.sectorSize;
+      if (off + g.sectorSize > area.length) break;
+      const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+      let rec: LeaderRecord;
+      try {
+        rec = decodeLeader(raw);
+        verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
+      } catch {
+        continue;
+      }
+      let hs = this.hosts.get(hostId);
+      if (!hs) {
+        hs = { ownerId: 0, ownerGeneration: 0, timestamp: 0, ioTimeout: 0, firstCheck: now, lastCheck: 0, lastLive: 0 };
+        this.hosts.set(hostId, hs);
+        // First sight: remember the triple without calling it a change.
+        hs.ownerId = rec.ownerId;
+        hs.ownerGeneration = rec.ownerGeneration;
+        hs.timestamp = rec.timestamp;
+        hs.ioTimeout = rec.ioTimeout;
+        hs.lastCheck = now;
+        continue;
+      }
+      if (hs.ownerId !== rec.ownerId || hs.ownerGeneration !== rec.ownerGeneration || hs.timestamp !== rec.timestamp) {
+        hs.ownerId = rec.ownerId;
+        hs.ownerGeneration = rec.ownerGeneration;
+        hs.timestamp = rec.timestamp;
+        hs.ioTimeout = rec.ioTimeout;
+        hs.lastLive = now;
+      }
+      hs.lastCheck = now;
+      if (this.onBitmapSeen && rec.timestamp !== 0) {
+        const bitmap = area.subarray(off + HOSTID_BITMAP_OFFSET, off + HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE);
+        if (testIdBit(bitmap, this.hostId)) this.onBitmapSeen(hostId, rec);
+      }
+    }
+  }
+
+  /** What we know about another host, or undefined before the first renewal. */
+  hostStatus(hostId: number): HostStatus | undefined {
+    const hs = this.hosts.get(hostId);
+    return hs ? { ...hs } : undefined;
+  }
+
+  /**
+   * sanlock host_live(): false when the host's delta lease is free, when it
+   * restarted with a newer generation than `generation`, or when its
+   * timestamp has not changed for host_dead_seconds. True when unknown.
+   */
+  hostLive(hostId: number, generation: number): boolean {
+    const hs = this.hosts.get(hostId);
+    if (!hs || !hs.lastCheck) return true;
+    if (!hs.timestamp) return false;
+    if (hs.ownerGeneration > generation) return false;
+    const now = this.clock.monotonicSeconds();
+    const dead = calcHostDeadSeconds(hs.ioTimeout || this.io, this.timeouts.watchdogFireTimeout);
+    if (!hs.lastLive && now - hs.firstCheck > dead) return false;
+    if (hs.lastLive && now - hs.lastLive > dead) return false;
+    return true;
+  }
+
+  /** Read another host's delta leader (used for paxos owner liveness). */
+  async readHostLeader(hostId: number): Promise<LeaderRecord> {
+    const g = await this.sizes();
+    return (await readDeltaLeader(this.disk, this.offset, g.sectorSize, this.spaceName, hostId, this.io)).leader;
+  }
+
+  /** Read all host records of the lockspace (e.g. for a status display). */
+  async readAllHosts(): Promise<Array<{ hostId: number; leader: LeaderRecord }>> {
+    const g = await this.sizes();
+    const area = await diskRead(this.disk, this.offset, g.alignSize, this.io, 'delta_read_all', SANLK.LEADER_READ);
+    const out: Array<{ hostId: number; leader: LeaderRecord }> = [];
+    for (let i = 0; i < g.maxHosts; i++) {
+      const raw = area.subarray(i * g.sectorSize, i * g.sectorSize + LEADER_RECORD_SIZE);
+      const rec = decodeLeader(raw);
+      if (rec.magic !== DELTA_DISK_MAGIC) continue;
+      out.push({ hostId: i + 1, leader: rec });
+    }
+    return out;
+  }
+
+  /** Release our host_id: write the last record with timestamp 0 (sanlock delta_lease_release). */
+  async release(): Promise<void> {
+    await this.stopRenewal();
+    const g = await this.sizes();
+    const base = this.last ?? (await this.readOwn());
+    const rec = cloneLeader(base);
+    rec.timestamp = 0;
+    await diskWrite(this.disk, this.offset + (this.hostId - 1) * g.sectorSize, leaderSector(rec, g.sectorSize), this.io, 'delta_release', SANLK.LEADER_WRITE);
+    this.last = rec;
+    this.state = 'released';
+  }
+
+  /**
+   * Start the renewal loop (sanlock lockspace_thread): poll every second,
+   * renew once id_renewal_seconds have passed since the last success,
+   * retry failures every 0.5 s, and give up (state 'failed', onFail) after
+   * id_renewal_fail_seconds without success.
+   */
+  startRenewal(): void {
+    if (this.renewLoop) return;
+    this.stopRequested = false;
+    this.renewLoop = (async () => {
+      let failing = false;
+      while (!this.stopRequested) {
+        await Promise.race([
+          this.clock.sleep(failing ? 500 : 1000),
+          new Promise<void>((r) => {
+            this.wake = r;
+          }),
+        ]);
+        if (this.stopRequested) break;
+        const now = this.clock.monotonicSeconds();
+        if (!failing && now - this.lastSuccess < this.timeouts.idRenewalSeconds) continue;
+        try {
+          await this.renew();
+          failing = false;
+        } catch (e) {
+          failing = true;
+          const lost = e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF);
+          if (lost || this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {
+            this.state = 'failed';
+            this.onFail?.(e as Error);
+            break;
+          }
+        }
+      }
+    })();
+  }
+
+  async stopRenewal(): Promise<void> {
+    this.stopRequested = true;
+    this.wake?.();
+    const l = this.renewLoop;
+    this.renewLoop = undefined;
+    if (l) await l;
+  }
+
+  /** The last record we wrote (for tests / status). */
+  lastLeader(): LeaderRecord | undefined {
+    return this.last ? cloneLeader(this.last) : undefined;
+  }
+}
+
+export { encodeLeaderRaw, maxHostsFor };

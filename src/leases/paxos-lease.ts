@@ -1,0 +1,691 @@
+/**
+ * Paxos leases on resources (sanlock's paxos_lease.c plus the shared/
+ * exclusive logic of resource.c): Disk Paxos on a single disk with one
+ * dblock per host, the agreed value being the owner (host_id, generation,
+ * timestamp) for lease version lver = leader.lver + 1.
+ *
+ * Area layout (sectors): 0 leader, 1 request record, 2+(host_id-1) dblock
+ * of host_id with its mode block at byte 128.
+ */
+import { Clock } from '../io/clock';
+import { Disk } from '../io/disk';
+import { Lockspace, checkAreaAlignment, diskRead, diskWrite, ensureSize, readLeaseSizes } from './delta-lease';
+import { HolderInfo, LeaseError, SANLK, isLeaseError } from './errors';
+import {
+  DBLOCK_FL_RELEASED,
+  LEADER_RECORD_SIZE,
+  LeaderRecord,
+  MBLOCK_SHARED,
+  PAXOS_DISK_CLEAR,
+  PAXOS_DISK_MAGIC,
+  PAXOS_DISK_VERSION,
+  PaxosDblock,
+  REQ_DISK_MAGIC,
+  REQ_DISK_VERSION,
+  REQ_DISK_VERSION_MAJOR,
+  RequestRecord,
+  VERSION_MAJOR_MASK,
+  cloneLeader,
+  dblockSector,
+  hostBlockSector,
+  dblockValid,
+  decodeDblock,
+  decodeLeader,
+  decodeModeBlock,
+  decodeRequest,
+  emptyLeader,
+  encodeLeader,
+  leaderSector,
+  leadersEqual,
+  nameField,
+  nameString,
+  requestSector,
+  verifyPaxosLeader,
+} from './ondisk';
+import { Random } from './random';
+import { LFL_SHORT_HOLD, LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, roundupPow2 } from './sizes';
+import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, deriveTimeouts } from './timeouts';
+
+/** sanlock: sh_retries default. */
+export const SH_RETRIES = 8;
+
+export type LeaseMode = 'ex' | 'sh';
+
+/** Where a resource lease lives. */
+export interface ResourceRef {
+  disk: Disk;
+  offset: number;
+  lockspace: string;
+  resource: string;
+  /** Known sizes; read from the leader when omitted. */
+  sectorSize?: number;
+  alignSize?: number;
+}
+
+/** The local host as a paxos participant. */
+export interface PaxosHost {
+  hostId: number;
+  generation: number;
+  clock: Clock;
+  random: Random;
+  timeouts: Timeouts;
+  /**
+   * The joined lockspace, used to judge the liveness of another owner via
+   * its delta lease. Without it (as in `sanlock direct acquire`) a lease
+   * owned by another host fails with SANLK_ACQUIRE_LOCKSPACE.
+   */
+  lockspace?: Lockspace;
+}
+
+/** Build a PaxosHost from a joined Lockspace. */
+export function paxosHostFor(ls: Lockspace): PaxosHost {
+  return { hostId: ls.hostId, generation: ls.generation, clock: ls.clock, random: ls.random, timeouts: ls.timeouts, lockspace: ls };
+}
+
+/** A held resource lease. */
+export interface ResourceLease {
+  ref: ResourceRef;
+  geometry: LeaseGeometry;
+  mode: LeaseMode;
+  /** The leader as we last wrote/read it. */
+  leader: LeaderRecord;
+  /** Our committed dblock. */
+  dblock: PaxosDblock;
+  /** Lease version (for EX: the lver we own). */
+  lver: number;
+}
+
+export interface AcquireOptions {
+  mode?: LeaseMode;
+  /** Fail with SANLK_ACQUIRE_LVER unless the leader is at this lver. */
+  lver?: number;
+  /** Do not wait for a possibly dead owner: SANLK_ACQUIRE_OWNED_RETRY (lvmlockd always sets this). */
+  ownerNowait?: boolean;
+  /** Run the ballot regardless of the current owner. */
+  force?: boolean;
+  /** Set num_hosts in the committed leader. */
+  numHosts?: number;
+  /**
+   * Skip the shared-holder checks, as `sanlock direct acquire` does. Only for
+   * the direct tool; never for normal locking.
+   */
+  directMode?: boolean;
+}
+
+export interface InitResourceOptions {
+  sectorSize: number;
+  alignSize?: number;
+  /** num_hosts (1..max_hosts); default max_hosts. */
+  numHosts?: number;
+  /** Write the PAXOS_DISK_CLEAR magic (sanlock init -z 1). */
+  clear?: boolean;
+  /** Used for write_timestamp with `clear`. */
+  clock?: Clock;
+}
+
+function holderOf(l: LeaderRecord): HolderInfo {
+  return { hostId: l.ownerId, generation: l.ownerGeneration, timestamp: l.timestamp, lver: l.lver };
+}
+
+function describe(ref: ResourceRef): string {
+  return `resource ${ref.lockspace}:${ref.resource} at ${ref.disk.path}:${ref.offset}`;
+}
+
+/**
+ * Format a resource lease, byte-identical to `sanlock direct init -r`: one
+ * align_size write with the leader in sector 0, a request record in sector
+ * 1, and every dblock and mode block zero.
+ */
+export async function initResource(
+  disk: Disk,
+  offset: number,
+  lockspace: string,
+  resource: string,
+  opts: InitResourceOptions,
+): Promise<LeaseGeometry> {
+  const g = geometry(opts.sectorSize, opts.alignSize);
+  checkAreaAlignment(disk, offset, g);
+  const rec = emptyLeader();
+  rec.magic = opts.clear ? PAXOS_DISK_CLEAR : PAXOS_DISK_MAGIC;
+  rec.version = PAXOS_DISK_VERSION;
+  rec.flags = alignFlag(g.alignSize);
+  rec.sectorSize = g.sectorSize;
+  rec.numHosts = opts.numHosts && opts.numHosts > 0 && opts.numHosts <= g.maxHosts ? opts.numHosts : g.maxHosts;
+  rec.maxHosts = g.maxHosts;
+  rec.spaceName = nameField(lockspace);
+  rec.resourceName = nameField(resource);
+  if (opts.clear) rec.writeTimestamp = opts.clock ? opts.clock.monotonicSeconds() : 0;
+  const buf = Buffer.alloc(g.alignSize);
+  encodeLeader(rec).copy(buf, 0);
+  requestSector({ magic: REQ_DISK_MAGIC, version: REQ_DISK_VERSION, lver: 0, forceMode: 0 }, g.sectorSize).copy(buf, g.sectorSize);
+  await ensureSize(disk, offset + g.alignSize);
+  await diskWrite(disk, offset, buf, 60, 'paxos_init', SANLK.LEADER_WRITE);
+  return g;
+}
+
+async function refGeometry(ref: ResourceRef, io: number): Promise<LeaseGeometry> {
+  if (ref.sectorSize) return geometry(ref.sectorSize, ref.alignSize);
+  const g = await readLeaseSizes(ref.disk, ref.offset, io);
+  if (g.magic !== PAXOS_DISK_MAGIC) {
+    throw new LeaseError(SANLK.LEADER_MAGIC, `${describe(ref)}: area holds a lockspace, not a resource lease`);
+  }
+  return { sectorSize: g.sectorSize, alignSize: g.alignSize, maxHosts: g.maxHosts };
+}
+
+/** Read and verify the leader of a resource (sanlock paxos_lease_leader_read). */
+export async function readResourceLeader(
+  ref: ResourceRef,
+  hostId = 0,
+  io = DEFAULT_IO_TIMEOUT,
+): Promise<{ leader: LeaderRecord; geometry: LeaseGeometry }> {
+  const g = await refGeometry(ref, io);
+  const sector = await diskRead(ref.disk, ref.offset, g.sectorSize, io, 'paxos_leader_read', SANLK.LEADER_READ);
+  const leader = decodeLeader(sector);
+  verifyPaxosLeader(leader, sector.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), hostId, describe(ref));
+  return { leader, geometry: g };
+}
+
+/** Holders of a resource: the EX owner (if the leader is held) and SH holders from mode blocks. */
+export async function readResourceOwners(
+  ref: ResourceRef,
+  io = DEFAULT_IO_TIMEOUT,
+): Promise<{ leader: LeaderRecord; exclusive: HolderInfo | undefined; shared: Array<{ hostId: number; generation: number }> }> {
+  const g = await refGeometry(ref, io);
+  const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'read_resource_owners', SANLK.LEADER_READ);
+  const leader = decodeLeader(area);
+  verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
+  const shared: Array<{ hostId: number; generation: number }> = [];
+  for (let q = 0; q < leader.numHosts; q++) {
+    const off = (2 + q) * g.sectorSize;
+    if (off + g.sectorSize > area.length) break;
+    const mb = decodeModeBlock(area, off + 128);
+    if (mb.flags & MBLOCK_SHARED) shared.push({ hostId: q + 1, generation: mb.generation });
+  }
+  return { leader, exclusive: leader.timestamp ? holderOf(leader) : undefined, shared };
+}
+
+interface LeaseRead {
+  leader: LeaderRecord;
+  geometry: LeaseGeometry;
+  maxMbal: number;
+}
+
+/** sanlock paxos_lease_read: whole area, leader verified, every dblock verified. */
+async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number, io: number): Promise<LeaseRead> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'paxos_lease_read', SANLK.LEADER_READ);
+    const leader = decodeLeader(area);
+    verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), hostId, describe(ref));
+    const align = alignFromFlags(leader.flags) || alignSizeOld(leader.sectorSize);
+    if (leader.sectorSize !== g.sectorSize || align !== g.alignSize) {
+      try {
+        g = geometry(leader.sectorSize, align);
+      } catch (e) {
+        throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${describe(ref)}: ${(e as Error).message}`);
+      }
+      continue;
+    }
+    let maxMbal = 0;
+    for (let q = 0; q < leader.numHosts; q++) {
+      const off = (2 + q) * g.sectorSize;
+      if (off + g.sectorSize > area.length) break;
+      if (!dblockValid(area, off)) {
+        throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
+      }
+      const mbal = decodeDblock(area, off).mbal;
+      if (mbal > maxMbal) maxMbal = mbal;
+    }
+    return { leader, geometry: g, maxMbal };
+  }
+  throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${describe(ref)}: sector/align size keeps changing`);
+}
+
+async function leaderRead(ref: ResourceRef, g: LeaseGeometry, hostId: number, io: number): Promise<LeaderRecord> {
+  const sector = await diskRead(ref.disk, ref.offset, g.sectorSize, io, 'paxos_leader_read', SANLK.LEADER_READ);
+  const leader = decodeLeader(sector);
+  verifyPaxosLeader(leader, sector.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), hostId, describe(ref));
+  return leader;
+}
+
+async function writeLeader(ref: ResourceRef, g: LeaseGeometry, rec: LeaderRecord, io: number, what: string): Promise<void> {
+  await diskWrite(ref.disk, ref.offset, leaderSector(rec, g.sectorSize), io, what, SANLK.LEADER_WRITE);
+}
+
+/** Write our whole dblock sector (dblock at 0, mode block at 128). sanlock write_host_block. */
+async function writeHostBlock(
+  ref: ResourceRef,
+  g: LeaseGeometry,
+  hostId: number,
+  dblock: PaxosDblock | undefined,
+  mode: { flags: number; generation: number } | undefined,
+  io: number,
+  what: string,
+): Promise<void> {
+  const sector = hostBlockSector(g.sectorSize, dblock, mode);
+  await diskWrite(ref.disk, ref.offset + (2 + hostId - 1) * g.sectorSize, sector, io, what, SANLK.DBLOCK_WRITE);
+}
+
+interface BallotResult {
+  dblock: PaxosDblock;
+  /** Hosts whose mode block was SHARED in phase 1 (may include us when converting). */
+  sharedHosts: number[];
+}
+
+class BallotAbort extends LeaseError {}
+
+/** sanlock run_ballot. */
+async function runBallot(
+  ref: ResourceRef,
+  g: LeaseGeometry,
+  host: PaxosHost,
+  numHosts: number,
+  nextLver: number,
+  ourMbal: number,
+  keepSharedMode: boolean,
+): Promise<BallotResult> {
+  const io = host.timeouts.ioTimeout;
+  const span = roundupPow2(numHosts + 2) * g.sectorSize;
+  const mySector = ref.offset + (2 + host.hostId - 1) * g.sectorSize;
+  const mode = keepSharedMode ? { flags: MBLOCK_SHARED, generation: host.generation } : undefined;
+  const d1: PaxosDblock = { mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver, checksum: 0, flags: 0 };
+  await diskWrite(ref.disk, mySector, dblockSector(d1, g.sectorSize, mode), io, 'ballot_phase1_write', SANLK.DBLOCK_WRITE);
+  const r1 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase1_read', SANLK.DBLOCK_READ);
+  const sharedHosts: number[] = [];
+  let best: PaxosDblock | undefined;
+  for (let q = 0; q < numHosts; q++) {
+    const off = (2 + q) * g.sectorSize;
+    if (off + g.sectorSize > r1.length) break;
+    if (!dblockValid(r1, off)) continue;
+    const mb = decodeModeBlock(r1, off + 128);
+    if (mb.flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
+    const bk = decodeDblock(r1, off);
+    if (bk.lver < nextLver) continue;
+    if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 1: host_id ${q + 1} is at lver ${bk.lver}`);
+    if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 1: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
+    if (bk.inp !== 0 && bk.bal !== 0 && (!best || bk.bal > best.bal)) best = bk;
+  }
+  const d2: PaxosDblock = best
+    ? { mbal: ourMbal, bal: ourMbal, inp: best.inp, inp2: best.inp2, inp3: best.inp3, lver: nextLver, checksum: 0, flags: 0 }
+    : {
+        mbal: ourMbal,
+        bal: ourMbal,
+        inp: host.hostId,
+        inp2: host.generation,
+        inp3: host.clock.monotonicSeconds(),
+        lver: nextLver,
+        checksum: 0,
+        flags: 0,
+      };
+  await diskWrite(ref.disk, mySector, dblockSector(d2, g.sectorSize, mode), io, 'ballot_phase2_write', SANLK.DBLOCK_WRITE);
+  const r2 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase2_read', SANLK.DBLOCK_READ);
+  for (let q = 0; q < numHosts; q++) {
+    const off = (2 + q) * g.sectorSize;
+    if (off + g.sectorSize > r2.length) break;
+    if (!dblockValid(r2, off)) continue;
+    const bk = decodeDblock(r2, off);
+    if (bk.lver < nextLver) continue;
+    if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 2: host_id ${q + 1} is at lver ${bk.lver}`);
+    if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 2: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
+  }
+  return { dblock: d2, sharedHosts };
+}
+
+interface PaxosAcquireResult {
+  leader: LeaderRecord;
+  dblock: PaxosDblock;
+  geometry: LeaseGeometry;
+  sharedHosts: number[];
+}
+
+/** The error a failed acquire reports, with the holder attached. */
+function ownedError(rv: number, ref: ResourceRef, l: LeaderRecord, msg: string): LeaseError {
+  return new LeaseError(rv, `${describe(ref)}: ${msg} (held by host_id ${l.ownerId} generation ${l.ownerGeneration}, lver ${l.lver})`, holderOf(l));
+}
+
+/** sanlock paxos_lease_acquire. */
+async function paxosLeaseAcquire(
+  ref: ResourceRef,
+  host: PaxosHost,
+  opts: AcquireOptions & { shared?: boolean; keepSharedMode?: boolean },
+): Promise<PaxosAcquireResult> {
+  const io = host.timeouts.ioTimeout;
+  let g = await refGeometry(ref, io);
+  restart: for (let restarts = 0; ; restarts++) {
+    if (restarts > 1000) throw new LeaseError(SANLK.ERROR, `${describe(ref)}: acquire restarted too often`);
+    const rd = await paxosLeaseRead(ref, g, host.hostId, io);
+    g = rd.geometry;
+    const cur = rd.leader;
+    let reuseRead = true;
+    let mayRun = false;
+    if (opts.force) mayRun = true;
+    else if (opts.lver !== undefined && opts.lver !== 0 && cur.lver !== opts.lver) {
+      throw ownedError(SANLK.ACQUIRE_LVER, ref, cur, `lease is at lver ${cur.lver}, not ${opts.lver}`);
+    } else if (cur.timestamp === 0) mayRun = true;
+    else if (cur.ownerId === host.hostId && cur.ownerGeneration === host.generation) mayRun = true;
+    else if (cur.ownerId === host.hostId && cur.ownerGeneration < host.generation) mayRun = true;
+
+    if (!mayRun) {
+      // Owner liveness through its delta lease.
+      const ls = host.lockspace;
+      if (!ls || !nameField(ls.name).equals(cur.spaceName)) {
+        throw ownedError(SANLK.ACQUIRE_LOCKSPACE, ref, cur, `lockspace "${nameString(cur.spaceName)}" is not joined, cannot check the owner`);
+      }
+      const hs = ls.hostStatus(cur.ownerId);
+      let waitStart: number;
+      let lastTimestamp: number;
+      if (hs && hs.lastCheck && hs.lastLive && hs.ownerId === cur.ownerId && hs.ownerGeneration === cur.ownerGeneration) {
+        waitStart = hs.lastLive;
+        lastTimestamp = hs.timestamp;
+      } else {
+        waitStart = host.clock.monotonicSeconds();
+        lastTimestamp = 0;
+      }
+      for (;;) {
+        let hl: LeaderRecord;
+        try {
+          hl = await ls.readHostLeader(cur.ownerId);
+        } catch (e) {
+          throw e instanceof LeaseError ? e : new LeaseError(SANLK.ACQUIRE_IDDISK, `cannot read delta lease of host_id ${cur.ownerId}: ${String(e)}`);
+        }
+        if (hl.timestamp === 0) break;
+        if (hl.ownerId !== cur.ownerId || hl.ownerGeneration > cur.ownerGeneration) break;
+        if (!lastTimestamp) {
+          lastTimestamp = hl.timestamp;
+        } else {
+          if (hl.timestamp !== lastTimestamp || (hs && hs.lastLive && hs.lastCheck === hs.lastLive)) {
+            if (cur.writeId !== cur.ownerId) {
+              // Owner may have released while another host's commit overwrote its release.
+              const sec = await diskRead(ref.disk, ref.offset + (2 + cur.ownerId - 1) * g.sectorSize, g.sectorSize, io, 'owner_dblock', SANLK.DBLOCK_READ).catch(
+                () => undefined,
+              );
+              if (sec && dblockValid(sec, 0) && decodeDblock(sec, 0).flags & DBLOCK_FL_RELEASED) break;
+            }
+            throw ownedError(SANLK.ACQUIRE_IDLIVE, ref, cur, 'owner is alive');
+          }
+          const otherIo = hs?.ioTimeout || hl.ioTimeout || io;
+          const dead = calcHostDeadSeconds(otherIo, host.timeouts.watchdogFireTimeout);
+          if (host.clock.monotonicSeconds() - waitStart > dead) break;
+          if (opts.ownerNowait) throw ownedError(SANLK.ACQUIRE_OWNED_RETRY, ref, cur, 'owner may be alive, not waiting');
+        }
+        await host.clock.sleep(1000);
+        const tmp = await leaderRead(ref, g, host.hostId, io);
+        if (!leadersEqual(cur, tmp)) continue restart;
+      }
+      // After waiting on the owner, sanlock re-reads the leader before the ballot.
+      reuseRead = false;
+    }
+
+    // Run the ballot.
+    const nextLver = cur.lver + 1;
+    let ourMbal =
+      rd.maxMbal === 0 ? host.hostId : rd.maxMbal - (rd.maxMbal % cur.maxHosts) + cur.maxHosts + host.hostId;
+    for (let tries = 0; ; tries++) {
+      let tmp: LeaderRecord;
+      if (reuseRead) {
+        reuseRead = false;
+        tmp = cur;
+      } else {
+        tmp = await leaderRead(ref, g, host.hostId, io);
+      }
+      if (tmp.lver === nextLver) {
+        if (tmp.ownerId === host.hostId && tmp.ownerGeneration === host.generation) {
+          // Another host committed us; our dblock is whatever we last wrote.
+          const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'own_dblock', SANLK.DBLOCK_READ);
+          return { leader: tmp, dblock: decodeDblock(sec, 0), geometry: g, sharedHosts: [] };
+        }
+        throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
+      }
+      if (tmp.lver > nextLver) continue restart;
+      if (!leadersEqual(cur, tmp)) continue restart;
+      let ballot: BallotResult;
+      try {
+        ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
+      } catch (e) {
+        if (e instanceof BallotAbort) {
+          await host.clock.sleep(Math.floor(host.random.next() * 1000));
+          ourMbal += cur.maxHosts;
+          continue;
+        }
+        throw e;
+      }
+      const nl = cloneLeader(cur);
+      nl.lver = ballot.dblock.lver;
+      nl.ownerId = ballot.dblock.inp;
+      nl.ownerGeneration = ballot.dblock.inp2;
+      nl.timestamp = ballot.dblock.inp3;
+      nl.writeId = host.hostId;
+      nl.writeGeneration = host.generation;
+      nl.writeTimestamp = host.clock.monotonicSeconds();
+      if (opts.numHosts) nl.numHosts = opts.numHosts;
+      if (nl.ownerId === host.hostId) {
+        if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
+        else nl.flags &= ~LFL_SHORT_HOLD;
+      }
+      await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
+      encodeLeader(nl); // refresh nl.checksum
+      if (nl.ownerId !== host.hostId) {
+        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, 'ballot committed an earlier proposal of another host');
+      }
+      return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
+    }
+  }
+}
+
+/** sanlock paxos_lease_release: clear the leader's timestamp if we wrote it. */
+async function paxosLeaseRelease(
+  ref: ResourceRef,
+  g: LeaseGeometry,
+  host: PaxosHost,
+  last: LeaderRecord | undefined,
+  rename?: string,
+): Promise<LeaderRecord> {
+  const io = host.timeouts.ioTimeout;
+  const leader = await leaderRead(ref, g, 0, io);
+  const l = last ?? leader;
+  if (leader.writeId !== host.hostId) return leader;
+  if (leader.lver !== l.lver) {
+    throw new LeaseError(SANLK.RELEASE_LVER, `${describe(ref)}: lver is ${leader.lver}, we held ${l.lver}`, holderOf(leader));
+  }
+  if (leader.timestamp === 0) throw new LeaseError(SANLK.RELEASE_OWNER, `${describe(ref)}: lease is already free`, holderOf(leader));
+  if (leader.ownerId !== host.hostId || leader.ownerGeneration !== host.generation) {
+    throw new LeaseError(SANLK.RELEASE_OWNER, `${describe(ref)}: owned by host_id ${leader.ownerId} generation ${leader.ownerGeneration}, not us`, holderOf(leader));
+  }
+  if (!leadersEqual(leader, l)) throw new LeaseError(SANLK.RELEASE_OWNER, `${describe(ref)}: leader changed since we acquired it`, holderOf(leader));
+  const nl = cloneLeader(leader);
+  if (rename !== undefined) nl.resourceName = nameField(rename);
+  nl.timestamp = 0;
+  nl.writeId = host.hostId;
+  nl.writeGeneration = host.generation;
+  nl.writeTimestamp = host.clock.monotonicSeconds();
+  nl.flags &= ~LFL_SHORT_HOLD;
+  await writeLeader(ref, g, nl, io, 'paxos_release');
+  encodeLeader(nl);
+  return nl;
+}
+
+/** sanlock clear_dead_shared: wipe SH mode blocks of dead hosts; count live ones. */
+async function clearDeadShared(
+  ref: ResourceRef,
+  g: LeaseGeometry,
+  host: PaxosHost,
+  sharedHosts: number[],
+): Promise<Array<{ hostId: number; generation: number }>> {
+  const io = host.timeouts.ioTimeout;
+  const live: Array<{ hostId: number; generation: number }> = [];
+  for (const h of sharedHosts) {
+    if (h === host.hostId) continue;
+    const sec = await diskRead(ref.disk, ref.offset + (2 + h - 1) * g.sectorSize, g.sectorSize, io, 'read_mode_block', SANLK.DBLOCK_READ);
+    const mb = decodeModeBlock(sec);
+    if (!(mb.flags & MBLOCK_SHARED) || !mb.generation) continue;
+    const alive = host.lockspace ? host.lockspace.hostLive(h, mb.generation) : true;
+    if (alive) {
+      live.push({ hostId: h, generation: mb.generation });
+      continue;
+    }
+    await writeHostBlock(ref, g, h, undefined, undefined, io, 'clear_dead_shared');
+  }
+  return live;
+}
+
+/**
+ * Acquire a resource lease in `ex` or `sh` mode (sanlock acquire_token).
+ * Errors are LeaseErrors with sanlock's rv; `err.holder` names the holder:
+ * SANLK_ACQUIRE_IDLIVE / OWNED / OTHER / OWNED_RETRY / LOCKSPACE for an EX
+ * owner, -EAGAIN (SANLK.EAGAIN) with `holder.sharedHolders` for live SH holders.
+ */
+export async function acquireResource(host: PaxosHost, ref: ResourceRef, opts: AcquireOptions = {}): Promise<ResourceLease> {
+  const mode = opts.mode ?? 'ex';
+  const shared = mode === 'sh';
+  const io = host.timeouts.ioTimeout;
+  let shRetries = 0;
+  let res: PaxosAcquireResult;
+  for (;;) {
+    try {
+      res = await paxosLeaseAcquire(ref, host, { ...opts, shared });
+      break;
+    } catch (e) {
+      if (
+        shared &&
+        isLeaseError(e) &&
+        (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED || e.rv === SANLK.ACQUIRE_OTHER)
+      ) {
+        const { leader } = await readResourceLeader(ref, 0, io).catch(() => ({ leader: undefined }));
+        if (leader && leader.flags & LFL_SHORT_HOLD) {
+          if (shRetries++ < SH_RETRIES) {
+            await host.clock.sleep(Math.floor(host.random.next() * 1000));
+            continue;
+          }
+          throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
+        }
+      }
+      throw e;
+    }
+  }
+  const g = res.geometry;
+  const lease: ResourceLease = { ref: { ...ref, sectorSize: g.sectorSize, alignSize: g.alignSize }, geometry: g, mode, leader: res.leader, dblock: res.dblock, lver: res.leader.lver };
+  if (shared) {
+    await writeHostBlock(ref, g, host.hostId, { ...res.dblock, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'sh_mode_block');
+    lease.leader = await paxosLeaseRelease(ref, g, host, res.leader);
+    return lease;
+  }
+  if (opts.directMode) return lease;
+  const others = res.sharedHosts.filter((h) => h !== host.hostId);
+  if (others.length) {
+    const live = await clearDeadShared(ref, g, host, others);
+    if (live.length) {
+      await releaseResource(host, lease).catch(() => undefined);
+      throw new LeaseError(SANLK.EAGAIN, `${describe(ref)}: held shared by host_id ${live.map((l) => l.hostId).join(',')}`, {
+        ...holderOf(res.leader),
+        hostId: live[0]!.hostId,
+        generation: live[0]!.generation,
+        sharedHolders: live,
+      });
+    }
+  }
+  return lease;
+}
+
+/**
+ * Release a held lease (sanlock _release_token). EX: our dblock is marked
+ * RELEASED and the leader's timestamp cleared if we wrote the leader. SH:
+ * our dblock is marked RELEASED and our mode block cleared.
+ */
+export async function releaseResource(host: PaxosHost, lease: ResourceLease, opts: { rename?: string } = {}): Promise<void> {
+  const io = host.timeouts.ioTimeout;
+  const g = lease.geometry;
+  try {
+    await writeHostBlock(lease.ref, g, host.hostId, { ...lease.dblock, flags: DBLOCK_FL_RELEASED }, undefined, io, 'release_dblock');
+  } catch (e) {
+    if (lease.mode === 'sh') throw e;
+    // EX: sanlock ignores this failure and still clears the leader.
+  }
+  if (lease.mode === 'sh') return;
+  lease.leader = await paxosLeaseRelease(lease.ref, g, host, lease.leader, opts.rename);
+}
+
+/** Convert a held lease between ex and sh (sanlock convert_token). */
+export async function convertResource(host: PaxosHost, lease: ResourceLease, mode: LeaseMode, opts: { ownerNowait?: boolean } = {}): Promise<void> {
+  const io = host.timeouts.ioTimeout;
+  const g = lease.geometry;
+  if (mode === lease.mode) return;
+  if (mode === 'sh') {
+    await writeHostBlock(lease.ref, g, host.hostId, { ...lease.dblock, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'ex2sh');
+    lease.leader = await paxosLeaseRelease(lease.ref, g, host, lease.leader);
+    lease.mode = 'sh';
+    return;
+  }
+  const res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
+  lease.leader = res.leader;
+  lease.dblock = res.dblock;
+  lease.lver = res.leader.lver;
+  const others = res.sharedHosts.filter((h) => h !== host.hostId);
+  if (others.length) {
+    const live = await clearDeadShared(lease.ref, g, host, others);
+    if (live.length) {
+      lease.leader = await paxosLeaseRelease(lease.ref, g, host, res.leader);
+      throw new LeaseError(SANLK.EAGAIN, `${describe(lease.ref)}: cannot convert to ex, held shared by host_id ${live.map((l) => l.hostId).join(',')}`, {
+        ...holderOf(res.leader),
+        hostId: live[0]!.hostId,
+        generation: live[0]!.generation,
+        sharedHolders: live,
+      });
+    }
+  }
+  await writeHostBlock(lease.ref, g, host.hostId, res.dblock, undefined, io, 'sh2ex_clear_mode');
+  lease.mode = 'ex';
+}
+
+/**
+ * Ask the holder of a lease to give it up (sanlock request_token): write
+ * the request record for `lver` (0 = current lver + 1). The caller should
+ * then set the owner's bit in its lockspace bitmap (Lockspace.setHostBit).
+ * Returns the owner host_id (0 when the lease is free: nothing written).
+ */
+export async function requestResource(host: PaxosHost, ref: ResourceRef, lver: number, forceMode: number): Promise<number> {
+  const io = host.timeouts.ioTimeout;
+  const { leader, geometry: g } = await readResourceLeader(ref, 0, io);
+  if (leader.timestamp === 0) return 0;
+  const want = lver || leader.lver + 1;
+  if (leader.lver >= want) throw new LeaseError(SANLK.REQUEST_OLD, `${describe(ref)}: lease is already at lver ${leader.lver}`);
+  const sec = await diskRead(ref.disk, ref.offset + g.sectorSize, g.sectorSize, io, 'request_read', SANLK.LEADER_READ);
+  const rr = decodeRequest(sec);
+  if (rr.magic !== REQ_DISK_MAGIC) throw new LeaseError(SANLK.REQUEST_MAGIC, `${describe(ref)}: bad request record magic 0x${rr.magic.toString(16)}`);
+  if ((rr.version & VERSION_MAJOR_MASK) >>> 0 !== REQ_DISK_VERSION_MAJOR) {
+    throw new LeaseError(SANLK.REQUEST_VERSION, `${describe(ref)}: unsupported request record version 0x${rr.version.toString(16)}`);
+  }
+  if (rr.lver > want) throw new LeaseError(SANLK.REQUEST_LVER, `${describe(ref)}: a request for lver ${rr.lver} is already pending`);
+  const out: RequestRecord = { magic: REQ_DISK_MAGIC, version: REQ_DISK_VERSION, lver: want, forceMode };
+  await diskWrite(ref.disk, ref.offset + g.sectorSize, requestSector(out, g.sectorSize), io, 'request_write', SANLK.LEADER_WRITE);
+  host.lockspace?.setHostBit(leader.ownerId);
+  return leader.ownerId;
+}
+
+/** Read the request record of a lease (owner side: examine). */
+export async function readRequest(ref: ResourceRef, io = DEFAULT_IO_TIMEOUT): Promise<RequestRecord> {
+  const g = await refGeometry(ref, io);
+  const sec = await diskRead(ref.disk, ref.offset + g.sectorSize, g.sectorSize, io, 'request_read', SANLK.LEADER_READ);
+  return decodeRequest(sec);
+}
+
+/** Owner side of the request mechanism: should we give up `lease`? */
+export function requestWantsRelease(req: RequestRecord, lease: ResourceLease): boolean {
+  return req.magic === REQ_DISK_MAGIC && req.forceMode !== 0 && req.lver > lease.lver;
+}
+
+/** A PaxosHost without a lockspace (like `sanlock direct`), for tools. */
+export function directHost(hostId: number, generation: number, clock: Clock, random: Random, ioTimeout = DEFAULT_IO_TIMEOUT): PaxosHost {
+  return { hostId, generation, clock, random, timeouts: deriveTimeouts(ioTimeout) };
+}
+
+/** Release as `sanlock direct release` does when given our host_id: uses the on-disk leader and dblock. */
+export async function releaseResourceDirect(host: PaxosHost, ref: ResourceRef): Promise<LeaderRecord> {
+  const io = host.timeouts.ioTimeout;
+  const { leader, geometry: g } = await readResourceLeader(ref, 0, io);
+  if (host.hostId === 0) return leader; // sanlock 3.8.5 behaviour: nothing written
+  const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'own_dblock', SANLK.DBLOCK_READ);
+  const d = decodeDblock(sec);
+  if (d.mbal || d.inp || d.lver) {
+    await writeHostBlock(ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, undefined, io, 'release_dblock').catch(() => undefined);
+  }
+  return paxosLeaseRelease(ref, g, host, undefined);
+}
