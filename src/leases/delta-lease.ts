@@ -557,6 +557,19 @@ export class Lockspace {
     if (l) await l;
   }
 
+  /**
+   * Take over the on-disk record of our host_id as if we had written it
+   * (what `sanlock direct renew_id` does before renewing).
+   */
+  async adoptCurrent(): Promise<LeaderRecord> {
+    const l = await this.readOwn();
+    this.last = l;
+    this.generation = l.ownerGeneration;
+    this.lastRenewOk = true;
+    this.state = 'held';
+    return cloneLeader(l);
+  }
+
   /** The last record we wrote (for tests / status). */
   lastLeader(): LeaderRecord | undefined {
     return this.last ? cloneLeader(this.last) : undefined;
