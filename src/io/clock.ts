@@ -89,6 +89,33 @@ export class ManualClock implements Clock {
     }
     this.now = target;
   }
+  /**
+   * Run the clock until `p` settles: let pending I/O and continuations run,
+   * then jump to the next sleeper's deadline, repeatedly. Throws if `p` can
+   * never settle (nothing sleeps and nothing is pending).
+   */
+  async drive<T>(p: Promise<T>, maxSteps = 10_000_000): Promise<T> {
+    let done = false;
+    p.then(
+      () => {
+        done = true;
+      },
+      () => {
+        done = true;
+      },
+    );
+    for (let i = 0; i < maxSteps; i++) {
+      await flushAsync(1);
+      if (done) return p;
+      if (!this.runNext()) {
+        await flushAsync(3);
+        if (done) return p;
+        if (this.timers.length === 0) throw new Error('ManualClock.drive: promise can never settle (no sleepers left)');
+      }
+    }
+    throw new Error('ManualClock.drive: step limit reached');
+  }
+
   private fireDue(): void {
     while (this.timers.length > 0 && this.timers[0]!.at <= this.now) {
       const t = this.timers.shift()!;
