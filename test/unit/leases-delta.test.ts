@@ -1,0 +1,158 @@
+/** Delta leases (host_id ownership) on the in-memory disk with a manual clock. */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../../src/io/clock';
+import { MemoryDisk } from '../../src/io/memory-disk';
+import { Lockspace, initLockspace } from '../../src/leases/delta-lease';
+import { SANLK, isLeaseError } from '../../src/leases/errors';
+import { decodeLeader } from '../../src/leases/ondisk';
+import { SeededRandom } from '../../src/leases/random';
+
+const MiB = 1 << 20;
+
+async function setup(io = 10, sectorSize = 512, alignSize = MiB) {
+  const clock = new ManualClock();
+  const disk = new MemoryDisk(4 * MiB, { clock, sectorSize: sectorSize === 4096 ? 4096 : 512 });
+  await initLockspace(disk, 0, 'LS', { sectorSize, alignSize, ioTimeout: io });
+  const mk = (hostId: number, hostName = `host${hostId}`, seed = hostId) =>
+    new Lockspace({ disk, offset: 0, name: 'LS', hostId, clock, random: new SeededRandom(seed), hostName, ioTimeout: io });
+  return { clock, disk, mk };
+}
+
+describe('delta lease', () => {
+  test('acquire of a free host_id waits exactly 2*io_timeout and sets generation 1', async () => {
+    const { clock, disk, mk } = await setup(10);
+    const a = mk(1);
+    const t0 = clock.nowMs();
+    const gen = await clock.drive(a.acquire());
+    assert.equal(gen, 1);
+    assert.equal(clock.nowMs() - t0, 20_000);
+    const l = decodeLeader(disk.data, 0);
+    assert.equal(l.ownerId, 1);
+    assert.equal(l.ownerGeneration, 1);
+    assert.equal(l.ioTimeout, 10);
+    assert.equal(l.timestamp, Math.floor(t0 / 1000));
+  });
+
+  test('renew changes the timestamp and writes the bitmap; release clears timestamp only', async () => {
+    const { clock, disk, mk } = await setup(1);
+    const a = mk(1);
+    await clock.drive(a.acquire());
+    a.setHostBit(5);
+    clock.advance(3000);
+    await clock.drive(a.renew());
+    const l = decodeLeader(disk.data, 0);
+    assert.equal(l.timestamp, clock.monotonicSeconds());
+    assert.equal(disk.data[256], 1 << 4, 'bit for host 5');
+    await clock.drive(a.release());
+    const r = decodeLeader(disk.data, 0);
+    assert.equal(r.timestamp, 0);
+    assert.equal(r.ownerGeneration, 1);
+    assert.equal(disk.data[256], 0, 'bitmap zero after release');
+  });
+
+  test('acquire of a held, live host_id waits host_dead and fails with HOSTID_BUSY', async () => {
+    const { clock, mk } = await setup(1);
+    const a = mk(1, 'a');
+    await clock.drive(a.acquire());
+    a.startRenewal();
+    const b = mk(1, 'b');
+    const t0 = clock.nowMs();
+    await assert.rejects(clock.drive(b.acquire()), (e) => isLeaseError(e, SANLK.HOSTID_BUSY));
+    // max(host_dead = 8+60, renewal + 6 = 8) = 68 s
+    assert.equal(Math.round((clock.nowMs() - t0) / 1000), 68);
+    await clock.drive(a.stopRenewal());
+  });
+
+  test('a dead holder is replaced after host_dead_seconds, with generation + 1', async () => {
+    const { clock, mk } = await setup(1);
+    const a = mk(1, 'a');
+    await clock.drive(a.acquire()); // never renewed: "crashed"
+    const b = mk(1, 'b');
+    const t0 = clock.nowMs();
+    assert.equal(await clock.drive(b.acquire()), 2);
+    assert.equal(Math.round((clock.nowMs() - t0) / 1000), 68 + 2);
+  });
+
+  test('the same host instance (same host name) reacquires fast', async () => {
+    const { clock, mk } = await setup(1);
+    await clock.drive(mk(1, 'same').acquire());
+    const t0 = clock.nowMs();
+    assert.equal(await clock.drive(mk(1, 'same').acquire()), 2);
+    assert.equal(clock.nowMs() - t0, 2000);
+  });
+
+  test('liveness of other hosts follows their renewals', async () => {
+    const { clock, mk } = await setup(1);
+    const a = mk(1);
+    const b = mk(2);
+    await clock.drive(Promise.all([a.acquire(), b.acquire()]));
+    a.startRenewal();
+    b.startRenewal();
+    await clock.drive(clock.sleep(10_000));
+    assert.equal(a.hostLive(2, b.generation), true);
+    assert.equal(a.hostLive(3, 1), false, 'free host_id is not alive');
+    assert.equal(mk(7).hostLive(2, 1), true, 'nothing known yet counts as alive');
+    await clock.drive(b.stopRenewal()); // b "crashes": stops renewing
+    await clock.drive(clock.sleep(60_000));
+    assert.equal(a.hostLive(2, b.generation), true, 'not yet host_dead');
+    await clock.drive(clock.sleep(10_000));
+    assert.equal(a.hostLive(2, b.generation), false, 'dead after 68 s without renewal');
+    assert.equal(a.hostLive(2, 0), false, 'newer generation = old instance dead');
+    await clock.drive(a.stopRenewal());
+  });
+
+  test('renewal detects a stolen lease (RENEW_OWNER) and the loop reports failure', async () => {
+    const { clock, disk } = await setup(1);
+    let failed: Error | undefined;
+    const a = new Lockspace({
+      disk,
+      offset: 0,
+      name: 'LS',
+      hostId: 1,
+      clock,
+      random: new SeededRandom(1),
+      hostName: 'a',
+      ioTimeout: 1,
+      onFail: (e) => {
+        failed = e;
+      },
+    });
+    await clock.drive(a.acquire());
+    // someone overwrites our record with another owner generation
+    const l = decodeLeader(disk.data, 0);
+    const { leaderSector } = await import('../../src/leases/ondisk');
+    leaderSector({ ...l, ownerGeneration: 9 }, 512).copy(disk.data, 0);
+    a.startRenewal();
+    await clock.drive(clock.sleep(5000));
+    assert.ok(failed && isLeaseError(failed, SANLK.RENEW_OWNER));
+    assert.equal(a.state, 'failed');
+  });
+
+  test('renewal failing for id_renewal_fail_seconds fails the lockspace', async () => {
+    const { clock, disk, mk } = await setup(1);
+    const a = mk(1);
+    await clock.drive(a.acquire());
+    let failed = false;
+    (a as unknown as { onFail: () => void }).onFail = () => {
+      failed = true;
+    };
+    disk.fault = () => ({ kind: 'eio' });
+    a.startRenewal();
+    await clock.drive(clock.sleep(7000));
+    assert.equal(failed, false, 'still within 8*io');
+    await clock.drive(clock.sleep(3000));
+    assert.equal(failed, true);
+  });
+
+  test('4096-byte sectors with 8 MiB align (2000 hosts)', async () => {
+    const clock = new ManualClock();
+    const disk = new MemoryDisk(8 * MiB, { clock, sectorSize: 4096 });
+    await initLockspace(disk, 0, 'LS4', { sectorSize: 4096, alignSize: 8 * MiB, ioTimeout: 1 });
+    const a = new Lockspace({ disk, offset: 0, name: 'LS4', hostId: 2000, clock, random: new SeededRandom(1), hostName: 'h', ioTimeout: 1 });
+    assert.equal(await clock.drive(a.acquire()), 1);
+    assert.equal(decodeLeader(disk.data, 1999 * 4096).ownerId, 2000);
+    const bad = new Lockspace({ disk, offset: 0, name: 'OTHER', hostId: 1, clock, random: new SeededRandom(1), ioTimeout: 1 });
+    await assert.rejects(clock.drive(bad.acquire()), (e) => isLeaseError(e, SANLK.LEADER_LOCKSPACE));
+  });
+});
