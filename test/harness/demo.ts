@@ -1,0 +1,155 @@
+// Demo: a 2-host cluster (namespaces on this machine) sharing one loop disk,
+// each host running our lvmlockd in test mode (`bin/lvmlockd -T`), driven by
+// the real, unmodified LVM2 commands and lvmlockctl.
+//
+//   node dist/test/harness/demo.js [--daemon ts|c] [--binary PATH] [--keep] [--quiet-warnings]
+//
+// --daemon c runs the same demo against the C lvmlockd for comparison.
+
+import { Cluster, DaemonKind, Host, tsLvmlockdPath, C_LVMLOCKD } from './cluster';
+import { shellQuote } from './exec';
+
+interface Args {
+  kind: DaemonKind;
+  binary?: string;
+  keep: boolean;
+  hideNoDmWarning: boolean;
+}
+
+function usage(): never {
+  process.stdout.write(
+    'usage: demo [--daemon ts|c] [--binary PATH] [--keep] [--quiet-warnings]\n' +
+      '  --daemon ts   our TypeScript lvmlockd (default, <repo>/bin/lvmlockd)\n' +
+      '  --daemon c    the C lvmlockd (/usr/sbin/lvmlockd), for comparison\n' +
+      '  --binary PATH lvmlockd binary to run instead of the default of the kind\n' +
+      '  --keep        keep the temp dir (confs, daemon logs, command log)\n' +
+      '  --quiet-warnings  hide the "Activation disabled" warning every command prints\n',
+  );
+  process.exit(0);
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { kind: 'ts', keep: false, hideNoDmWarning: false };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i]!;
+    if (v === '--daemon' || v === '-d') {
+      const k = argv[++i];
+      if (k !== 'ts' && k !== 'c') usage();
+      a.kind = k;
+    } else if (v.startsWith('--daemon=')) {
+      const k = v.slice(9);
+      if (k !== 'ts' && k !== 'c') usage();
+      a.kind = k;
+    } else if (v === '--binary') a.binary = argv[++i];
+    else if (v.startsWith('--binary=')) a.binary = v.slice(9);
+    else if (v === '--keep') a.keep = true;
+    else if (v === '--quiet-warnings') a.hideNoDmWarning = true;
+    else usage();
+  }
+  return a;
+}
+
+const tty = process.stdout.isTTY;
+const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s);
+const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[0m` : s);
+const red = (s: string) => (tty ? `\x1b[31m${s}\x1b[0m` : s);
+const NO_DM = 'WARNING: Activation disabled. No device-mapper interaction will be attempted.';
+
+let failures = 0;
+let opts: Args;
+
+function say(s = ''): void {
+  process.stdout.write(s + '\n');
+}
+
+function section(title: string): void {
+  say('');
+  say(bold(`=== ${title}`));
+}
+
+/** Run one command on a host, print it with its output; count unexpected exit codes. */
+async function step(h: Host, argv: string[], expect = 0, why?: string): Promise<string> {
+  say('');
+  say(bold(`[${h.name}]$ ${shellQuote(argv)}`) + (why ? dim(`   # ${why}`) : ''));
+  const r = await h.run(argv);
+  const indent = (t: string) => t.replace(/\n$/, '').split('\n').map((l) => `    ${l}`).join('\n');
+  if (r.stdout.trim()) say(indent(r.stdout));
+  let err = r.stderr;
+  if (opts.hideNoDmWarning) err = err.split('\n').filter((l) => l.trim() !== NO_DM).join('\n');
+  if (err.trim()) say(dim(indent(err)));
+  const ok = r.code === expect;
+  if (!ok) failures++;
+  const note = ok ? dim(`exit ${r.code}`) : red(`exit ${r.code}, expected ${expect}${r.timedOut ? ' (timed out)' : ''}`);
+  say(`    ${note}`);
+  return r.stdout;
+}
+
+async function infoAll(c: Cluster, title: string): Promise<void> {
+  section(title);
+  for (const h of c.hosts) await step(h, ['lvmlockctl', '--info'], 0, `locks held by ${h.name}'s daemon`);
+}
+
+async function main(): Promise<number> {
+  opts = parseArgs(process.argv.slice(2));
+  const binary = opts.binary ?? (opts.kind === 'c' ? C_LVMLOCKD : tsLvmlockdPath());
+  say(bold('lvmlockd multi-host demo'));
+  say(`daemon: ${opts.kind === 'ts' ? 'our TypeScript lvmlockd' : 'C lvmlockd (reference)'}: ${binary} -T (test mode: dlm lock type, no real dlm)`);
+  say('hosts: 2 network+mount namespaces on this machine, each with its own /etc/lvm (host_id),');
+  say('       /run (daemon socket, pid file) and daemon; they share one loop device as "SAN" disk.');
+  say('lvm.conf sets global/activation=0 (no device-mapper here): activation only takes/releases LV locks.');
+
+  section('setting up the cluster');
+  const c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }], name: 'demo', keep: opts.keep });
+  try {
+    const disk = c.disks[0]!.path;
+    say(`shared disk: ${disk} (512 MiB sparse file)`);
+    for (const h of c.hosts) {
+      const d = await h.startDaemon({ kind: opts.kind, binary, args: ['-T'] });
+      say(`${h.name}: host_id ${h.hostId}, lvmlockd pid ${d.pid}, log ${d.logPath}`);
+    }
+    const [h1, h2] = [c.host(1), c.host(2)];
+
+    section('create a shared VG (lock type dlm) on host1');
+    await step(h1, ['lvm', 'vgcreate', '--shared', '--lock-type', 'dlm', 'demo_vg', disk], 0, 'takes the global lock, starts lockspace lvm_demo_vg');
+    await step(h1, ['lvm', 'vgs', '-o', 'vg_name,vg_attr,vg_size,vg_lock_type,vg_lock_args', 'demo_vg']);
+
+    section('create LVs (VG lock ex)');
+    for (const lv of ['lv_ex', 'lv_sh', 'lv_tmp']) await step(h1, ['lvm', 'lvcreate', '-an', '-n', lv, '-L', '16M', 'demo_vg']);
+
+    section('activate: exclusive and shared LV locks');
+    await step(h1, ['lvm', 'lvchange', '-aey', 'demo_vg/lv_ex'], 0, 'persistent LV lock ex');
+    await step(h1, ['lvm', 'lvchange', '-asy', 'demo_vg/lv_sh'], 0, 'persistent LV lock sh');
+    await step(h2, ['lvm', 'vgchange', '--lock-start', 'demo_vg'], 0, 'host2 joins the lockspace');
+    await step(h2, ['lvm', 'lvchange', '-asy', 'demo_vg/lv_sh'], 0, 'shared on host2 too');
+    await infoAll(c, 'lock state on each host');
+
+    section('resize and inspect');
+    await step(h1, ['lvm', 'lvextend', '-L', '+8M', 'demo_vg/lv_ex'], 0, 'VG lock ex, version bump');
+    await step(h2, ['lvm', 'lvs', '-o', 'lv_name,lv_size,lv_lock_args', 'demo_vg'], 0, 'host2 reads the new metadata under VG lock sh');
+    await step(h1, ['lvm', 'vgchange', '--lock-stop', 'demo_vg'], 5, 'refused: LVs are active');
+
+    section('deactivate and tear down');
+    await step(h1, ['lvm', 'lvchange', '-an', 'demo_vg/lv_ex', 'demo_vg/lv_sh']);
+    await step(h2, ['lvm', 'lvchange', '-an', 'demo_vg/lv_sh']);
+    await step(h1, ['lvm', 'lvremove', '-y', 'demo_vg/lv_tmp']);
+    await step(h2, ['lvm', 'vgchange', '--lock-stop', 'demo_vg']);
+    await infoAll(c, 'lock state after deactivation');
+    await step(h1, ['lvm', 'vgremove', '-y', 'demo_vg'], 0, 'frees the LV locks and the lockspace');
+    await step(h1, ['lvmlockctl', '--info']);
+  } finally {
+    section('cleanup');
+    await c.destroy();
+    say(opts.keep ? `stopped daemons and namespaces, detached loop devices; kept ${c.dir}` : 'stopped daemons and namespaces, detached loop devices, removed temp dir');
+  }
+  say('');
+  say(failures === 0 ? bold('demo finished: every command gave the expected exit code') : red(`demo finished with ${failures} unexpected exit code(s)`));
+  return failures === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`demo failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(2);
+  },
+);
