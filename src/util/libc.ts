@@ -45,6 +45,7 @@ interface Native {
   poll: any;
   openlog: any;
   syslog: any;
+  strerror: any;
 }
 
 let native: Native | undefined;
@@ -64,6 +65,7 @@ function lib(): Native {
     poll: c.func('int poll(void *fds, uint64_t nfds, int timeout)'),
     openlog: c.func('void openlog(const void *ident, int option, int facility)'),
     syslog: c.func('void syslog(int priority, const char *format, ...)'),
+    strerror: c.func('const char *strerror(int errnum)'),
   };
   return native;
 }
@@ -123,5 +125,14 @@ export function sysLog(ident: string, priority: number, message: string): void {
     n.syslog(priority, '%s', 'str', message);
   } catch {
     // syslog is best effort, exactly as in C.
+  }
+}
+
+/** strerror(3) text in the C locale, e.g. "No such file or directory". */
+export function sysStrerror(errnum: number): string {
+  try {
+    return String(lib().strerror(errnum));
+  } catch {
+    return `Unknown error ${errnum}`;
   }
 }
