@@ -1017,6 +1017,8 @@ export async function main(args: readonly string[], envOverrides: Partial<CliEnv
 
 /** Entry point of bin/lvmlockctl. */
 export function run(): void {
+  // Show up as "lvmlockctl" (ps, /proc/PID/comm, lvm's fd-leak notes name the parent).
+  process.title = 'lvmlockctl';
   main(process.argv.slice(2)).then(
     (rv) => finish(rv & 0xff),
     (e) => {
