@@ -44,6 +44,12 @@ export interface MemoryDiskOptions {
   clock?: Clock;
   fault?: FaultHook;
   path?: string;
+  /**
+   * Share this buffer as the medium instead of allocating one (several
+   * MemoryDisk objects on one buffer = several hosts on one LUN, each with
+   * its own fault hook).
+   */
+  backing?: Buffer;
 }
 
 export class MemoryDisk implements Disk {
@@ -59,7 +65,7 @@ export class MemoryDisk implements Disk {
 
   constructor(sizeBytes: number, opts: MemoryDiskOptions = {}) {
     this.sectorSize = opts.sectorSize ?? 512;
-    this.data = Buffer.alloc(sizeBytes);
+    this.data = opts.backing ?? Buffer.alloc(sizeBytes);
     this.fault = opts.fault;
     this.clock = opts.clock;
     this.path = opts.path ?? `mem:${sizeBytes}`;

@@ -429,9 +429,16 @@ async function paxosLeaseAcquire(
       }
       if (tmp.lver === nextLver) {
         if (tmp.ownerId === host.hostId && tmp.ownerGeneration === host.generation) {
-          // Another host committed us; our dblock is whatever we last wrote.
-          const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'own_dblock', SANLK.DBLOCK_READ);
-          return { leader: tmp, dblock: decodeDblock(sec, 0), geometry: g, sharedHosts: [] };
+          // Another host committed our proposal. We did not finish a phase 1
+          // of our own, so collect SHARED mode blocks from a fresh read: any
+          // SH holder that could conflict wrote its mode block before this read.
+          const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'committed_by_other', SANLK.DBLOCK_READ);
+          const sharedHosts: number[] = [];
+          for (let q = 0; q < cur.numHosts && (3 + q) * g.sectorSize <= area.length; q++) {
+            if (decodeModeBlock(area, (2 + q) * g.sectorSize + 128).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
+          }
+          const own = (2 + host.hostId - 1) * g.sectorSize;
+          return { leader: tmp, dblock: decodeDblock(area, own), geometry: g, sharedHosts };
         }
         throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
       }
