@@ -1,0 +1,739 @@
+// The daemon's brain: clients, lockspaces, the global lock and the "worker"
+// jobs (init, start_wait, stop_all, gl search). It reads requests as parsed
+// text and answers through ports; it never touches a socket, file or clock.
+
+import { ConfigMap, formatReply, parseConfigTree, type WireValue } from '../protocol/config-tree';
+import {
+  AF, DEFAULT_MAX_RETRIES, E, GL_LOCKSPACE_DLM, INTERNAL_CLIENT_ID, LM_NUMBER, LS_PREFIX,
+  MAX_ARGS, MAX_NAME, Op, OP_LOG_NAME, REQUESTS, errnoName, parseLmType, parseMode, parseOpts,
+  type LmType, type Mode,
+} from './constants';
+import { Lockspace, type LockspaceHost } from './lockspace';
+import { newAction, type Action } from './model';
+import type { GlobalLockState, LockManager } from '../lm/types';
+import { formatInfo } from './info';
+
+export interface CorePorts {
+  /** Write a reply; false when the client is gone. */
+  send(clientId: number, text: string): boolean;
+  /** The request got no reply (bad input): let the client send again. */
+  resume(clientId: number): void;
+  /** Send text on the dump datagram socket, after the reply was written. */
+  sendDump(text: string): Promise<number>;
+  /** The in-memory debug log, oldest first. */
+  dumpLog(): string;
+  debug(line: string): void;
+  error(line: string): void;
+  sleep(ms: number): Promise<void>;
+  /** Run fn soon, after the current work (a macrotask in the shell). */
+  defer(fn: () => void): void;
+  quit(): void;
+  /** The set of LV locks held changed (adopt file). */
+  locksChanged(): void;
+}
+
+export interface CoreOptions {
+  testMode: boolean;
+  /** -g: the global lock manager, fixed at start. */
+  glType: LmType | null;
+  managers: Partial<Record<LmType, LockManager>>;
+  /** Shared with the lock managers, which record the sanlock GL holder in it. */
+  gl: GlobalLockState;
+}
+
+export function newGlobalLockState(): GlobalLockState {
+  return { sanlockGlLockspace: '', useSanlock: false, useDlm: false, useIdm: false };
+}
+
+interface Client {
+  id: number;
+  pid: number;
+  fd: number;
+  pi: number;
+  name: string;
+  dead: boolean;
+  lockOps: boolean;
+}
+
+const VG_NAME_RE = /^[A-Za-z0-9+_.-]+$/;
+const UUID_RE = /^[A-Za-z0-9-]+$/;
+const ARGS_RE = /^[\x21-\x7e]*$/;
+
+export class LockdCore implements LockspaceHost {
+  readonly gl: GlobalLockState;
+  sanlockGlDup = false;
+  glVgRemoved = false;
+  readonly lockspaces: Lockspace[] = [];
+  private readonly clients = new Map<number, Client>();
+  private nextClientId = 1;
+  private readonly delayed: Action[] = [];
+  private workerScheduled = false;
+  private readonly glTypeStatic: boolean;
+
+  constructor(private readonly ports: CorePorts, private readonly opts: CoreOptions) {
+    this.gl = opts.gl;
+    this.glTypeStatic = opts.glType !== null;
+    if (opts.glType === 'dlm') this.gl.useDlm = true;
+    if (opts.glType === 'sanlock') this.gl.useSanlock = true;
+    if (opts.glType === 'idm') this.gl.useIdm = true;
+  }
+
+  get testMode(): boolean { return this.opts.testMode; }
+  debug(msg: string): void { this.ports.debug(msg); }
+  error(msg: string): void { this.ports.error(msg); }
+  sleep(ms: number): Promise<void> { return this.ports.sleep(ms); }
+
+  // ---- clients ----
+
+  addClient(pid: number, fd: number, pi: number): number {
+    let id = this.nextClientId++;
+    if (id === INTERNAL_CLIENT_ID || id === 0) id = this.nextClientId++;
+    this.clients.set(id, { id, pid, fd, pi, name: '', dead: false, lockOps: false });
+    this.debug(`new cl ${id} pi ${pi} fd ${fd}`);
+    return id;
+  }
+
+  /** The client's connection closed: release its transient locks everywhere. */
+  removeClient(id: number): void {
+    const cl = this.clients.get(id);
+    if (!cl) return;
+    this.debug(`client recv ${id} ECONNRESET`);
+    cl.dead = true;
+    if (cl.lockOps) {
+      for (const ls of this.lockspaces) {
+        if (ls.threadStop) continue;
+        ls.enqueue(newAction({ op: 'close', clientId: id }));
+      }
+    }
+    this.debug(`client close ${id} pi ${cl.pi} fd ${cl.fd}`);
+    this.clients.delete(id);
+  }
+
+  // ---- requests ----
+
+  /** One whole message from a client. */
+  request(clientId: number, text: string): void {
+    const cl = this.clients.get(clientId);
+    if (!cl) return;
+    const parsed = parseConfigTree(text);
+    if (!parsed.ok) {
+      this.error(`client recv ${clientId} config_from_string error: ${parsed.error}`);
+      this.ports.resume(clientId);
+      return;
+    }
+    const req = new ConfigMap(parsed.entries);
+    const name = req.str('request');
+    const kind = name !== undefined ? REQUESTS[name] : undefined;
+    if (!kind) {
+      this.error(`client recv ${clientId} bad request name "${name ?? ''}"`);
+      this.ports.resume(clientId);
+      return;
+    }
+    if (kind.op === 'hello' || kind.op === 'quit') {
+      let result = 0;
+      if (kind.op === 'quit') {
+        this.debug('op quit');
+        if (this.lockspaces.length) result = -E.BUSY;
+      }
+      this.ports.send(clientId, formatReply([
+        ['response', 'OK'], ['result', result], ['protocol', 'lvmlockd'], ['version', 1],
+      ]));
+      if (kind.op === 'quit' && result === 0) this.ports.quit();
+      return;
+    }
+
+    const act = this.actionFromRequest(cl, req, kind.op, kind.rt ?? null);
+    if (typeof act === 'number') {
+      // Invalid input that lvmlockd would have truncated or misparsed: refuse it clearly.
+      const bad = newAction({ op: kind.op, clientId, rt: kind.rt ?? null, result: act });
+      this.deliver(bad);
+      return;
+    }
+    this.dispatch(cl, act);
+  }
+
+  private actionFromRequest(cl: Client, req: ConfigMap, op: Action['op'], rt: Action['rt']): Action | number {
+    const str = (k: string): string => {
+      const v = req.str(k);
+      return v === undefined || v === 'none' ? '' : v;
+    };
+    const int = (k: string, dflt: number): number => {
+      const v = req.int(k);
+      return v === undefined ? dflt : Number(BigInt.asIntN(32, v));
+    };
+    const cmd = req.str('cmd');
+    const pid = int('pid', 0);
+    if (pid && pid !== cl.pid) this.error(`client recv bad message pid ${pid} client ${cl.pid}`);
+    if (!cl.name && cmd) cl.name = cmd.slice(0, MAX_NAME);
+
+    const lm = parseLmType(req.str('vg_lock_type'));
+    const act = newAction({
+      op, rt, clientId: cl.id,
+      mode: parseMode(req.str('mode')),
+      flags: parseOpts(req.str('opts')),
+      lmType: lm ?? 'none',
+      vgName: str('vg_name'), vgUuid: str('vg_uuid'), lvName: str('lv_name'), lvUuid: str('lv_uuid'),
+      vgArgs: str('vg_lock_args'), lvArgs: str('lv_lock_args'),
+      otherArgs: str('set_lock_args') || str('prev_lv_args'),
+      version: (int('version', 0) >>> 0),
+      hostId: Math.max(0, int('host_id', 0)),
+      alignMb: int('align_mb', 0),
+      lvSizeBytes: req.int('lv_size_bytes') ?? 0n,
+      path: str('path'),
+      maxRetries: int('max_retries', DEFAULT_MAX_RETRIES),
+    });
+
+    const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
+    const lvPart = act.lvName || act.lvUuid ? ` lv=${act.lvName}${act.lvUuid ? ':' + act.lvUuid : ''}` : '';
+    this.debug(`recv ${who} ${OP_LOG_NAME[op]}${rt ? '_' + rt : ''}${op === 'lock' ? ' ' + act.mode : ''}${act.vgName ? ' vg=' + act.vgName : ''}${lvPart} opts=0x${act.flags.toString(16)}`);
+
+    if (lm === null) {
+      this.error(`recv ${who} unknown vg_lock_type "${req.str('vg_lock_type')}"`);
+      return -E.INVAL;
+    }
+    const problem = this.validate(act);
+    if (problem) {
+      this.error(`recv ${who} refused: ${problem}`);
+      return -E.INVAL;
+    }
+    if (!this.gl.useDlm && !this.gl.useSanlock && !this.gl.useIdm && lm !== 'none' && this.opts.managers[lm]) {
+      if (lm === 'dlm') this.gl.useDlm = true;
+      if (lm === 'sanlock') this.gl.useSanlock = true;
+      if (lm === 'idm') this.gl.useIdm = true;
+      this.debug(`set gl_use_${lm}`);
+    }
+    return act;
+  }
+
+  /** Names and args go into lockspace names, info lines and on-disk lease names. */
+  private validate(act: Action): string | null {
+    if (act.vgName && (act.vgName.length > MAX_NAME - LS_PREFIX.length - 1 || !VG_NAME_RE.test(act.vgName))) {
+      return `invalid vg_name "${act.vgName.slice(0, 80)}"`;
+    }
+    if (act.lvUuid && (act.lvUuid.length > MAX_NAME || !UUID_RE.test(act.lvUuid))) {
+      return `invalid lv_uuid "${act.lvUuid.slice(0, 80)}"`;
+    }
+    if (act.vgUuid && (act.vgUuid.length > MAX_NAME || !UUID_RE.test(act.vgUuid))) {
+      return `invalid vg_uuid "${act.vgUuid.slice(0, 80)}"`;
+    }
+    if (act.lvName && (act.lvName.length > MAX_NAME || !VG_NAME_RE.test(act.lvName))) {
+      return `invalid lv_name "${act.lvName.slice(0, 80)}"`;
+    }
+    for (const [k, v] of [['vg_lock_args', act.vgArgs], ['lv_lock_args', act.lvArgs], ['lock args', act.otherArgs]] as const) {
+      if (v.length > MAX_ARGS || !ARGS_RE.test(v)) return `invalid ${k}`;
+    }
+    if (act.path.length > 4096) return 'path too long';
+    if ((act.op === 'lock' || act.op === 'set_remote_lv_lock') && act.rt === 'lv' && !act.lvUuid) {
+      return 'lv_uuid missing';
+    }
+    if (act.rt === 'vg' && !act.vgName && act.op !== 'start_wait') return 'vg_name missing';
+    if (act.rt === 'lv' && act.op !== 'refresh_lv' && !act.vgName) return 'vg_name missing';
+    return null;
+  }
+
+  private dispatch(cl: Client, act: Action): void {
+    const lm = act.lmType;
+    if (lm !== 'none' && !this.opts.managers[lm]) {
+      this.debug(`${lm} not supported`);
+      act.result = -E.PROTONOSUPPORT;
+      this.deliver(act);
+      return;
+    }
+    if (act.op === 'lock' && act.mode !== 'un') cl.lockOps = true;
+    let rv = 0;
+    switch (act.op) {
+      case 'start': rv = this.addLockspace(act); break;
+      case 'stop': rv = this.remLockspace(act); break;
+      case 'dump_info': case 'dump_log': this.deliver(act); return;
+      case 'init': case 'start_wait': case 'vg_status': case 'stop_all': case 'rename_final':
+      case 'running_lm': case 'refresh_lv': case 'setlockargs_final':
+        this.addWork(act); return;
+      default: rv = this.addLockAction(act); break;
+    }
+    if (rv < 0) {
+      act.result = rv;
+      this.deliver(act);
+    }
+  }
+
+  // ---- lockspaces ----
+
+  private lsName(vgName: string): string { return LS_PREFIX + vgName; }
+
+  private glLsName(): string {
+    if (this.gl.useDlm || this.gl.useIdm) return GL_LOCKSPACE_DLM;
+    if (this.gl.useSanlock) return this.gl.sanlockGlLockspace;
+    return '';
+  }
+
+  /** lvmlockd's find_lockspace_name, which also re-checks duplicate sanlock GLs. */
+  findLockspace(name: string): Lockspace | undefined {
+    let found: Lockspace | undefined;
+    let glCount = 0;
+    for (const ls of this.lockspaces) {
+      if (ls.name === name) found = ls;
+      if (!this.sanlockGlDup && found) return found;
+      if (this.sanlockGlDup && ls.sanlockGlEnabled) glCount++;
+    }
+    if (this.sanlockGlDup && glCount < 2) this.sanlockGlDup = false;
+    return found;
+  }
+
+  private addLockspaceThread(name: string, vgName: string, vgUuid: string, lmType: LmType, vgArgs: string, act: Action | null): number {
+    this.debug(`add_lockspace_thread ${lmType} ${name} version ${act ? act.version : 0} vg_args ${vgArgs}`);
+    const manager = this.opts.managers[lmType];
+    if (!manager) return -E.PROTONOSUPPORT;
+    const existing = this.findLockspace(name);
+    if (existing) {
+      if (existing.threadStop) { this.debug(`add_lockspace_thread ${name} exists and stopping`); return -E.AGAIN; }
+      if (!existing.createFail && !existing.createDone) { this.debug(`add_lockspace_thread ${name} exists and starting`); return -E.STARTING; }
+      this.debug(`add_lockspace_thread ${name} exists`);
+      return -E.EXIST;
+    }
+    const ls = new Lockspace(
+      { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0 },
+      (l) => manager.createLockspace({ name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId }),
+      this,
+    );
+    if (act) ls.startClientId = act.clientId;
+    this.lockspaces.push(ls);
+    void ls.run(act).catch((e: unknown) => {
+      this.error(`S ${name} lockspace loop failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    });
+    return 0;
+  }
+
+  private addGlobalLockspace(lmType: 'dlm' | 'idm', act: Action | null): number {
+    const existing = this.lockspaces.find((l) => l.name === GL_LOCKSPACE_DLM);
+    if (existing) return 0;
+    const rv = this.addLockspaceThread(GL_LOCKSPACE_DLM, '', '', lmType, '', act);
+    if (rv < 0) this.debug(`add_global_lockspace add_lockspace_thread ${rv}`);
+    return rv;
+  }
+
+  private remGlobalLockspace(): void {
+    let gl: Lockspace | undefined;
+    for (const ls of this.lockspaces) {
+      if (ls.name === GL_LOCKSPACE_DLM) { gl = ls; continue; }
+      if (!ls.threadStop) return;
+    }
+    if (!gl) return;
+    gl.threadStop = true;
+    gl.signal();
+  }
+
+  private addLockspace(act: Action): number {
+    if (act.rt !== 'vg') return -E.INVAL;
+    if (this.gl.useDlm) this.addGlobalLockspace('dlm', null);
+    else if (this.gl.useIdm) this.addGlobalLockspace('idm', null);
+    const lmType = act.lmType;
+    if (lmType === 'none') return -E.INVAL;
+    const rv = this.addLockspaceThread(this.lsName(act.vgName), act.vgName, act.vgUuid, lmType, act.vgArgs, act);
+    if (rv) this.debug(`add_lockspace ${this.lsName(act.vgName)} add_lockspace_thread ${rv}`);
+    return rv;
+  }
+
+  private remLockspace(act: Action): number {
+    const ls = this.findLockspace(this.lsName(act.vgName));
+    if (!ls) return -E.NOLS;
+    if (ls.threadStop) return -E.STALE;
+    if (!(act.flags & AF.FORCE) && ls.hasLocks('lv')) return -E.BUSY;
+    ls.threadStop = true;
+    ls.enqueue(act);
+    if (this.gl.useDlm || this.gl.useIdm) this.remGlobalLockspace();
+    return 0;
+  }
+
+  private addLockAction(act: Action): number {
+    let name: string;
+    if (act.rt === 'gl') {
+      if (this.gl.useSanlock && (act.op === 'enable' || act.op === 'disable')) {
+        name = this.lsName(act.vgName);
+      } else {
+        if (!this.gl.useDlm && !this.gl.useSanlock && !this.gl.useIdm) this.chooseGlByRunningManager(act);
+        name = this.glLsName();
+      }
+    } else {
+      name = this.lsName(act.vgName);
+    }
+    let ls = name ? this.findLockspace(name) : undefined;
+    if (!ls) {
+      if (act.op === 'update' && act.rt === 'vg') {
+        this.debug(`lockspace "${name}" not found ignored for vg update`);
+        return -E.NOLS;
+      } else if (act.flags & AF.SEARCH_LS) {
+        this.debug(`lockspace "${name}" not found after search`);
+        return -E.NOLS;
+      } else if (act.op === 'lock' && act.rt === 'gl' && this.gl.useSanlock) {
+        this.debug(`lockspace "${name}" not found for sanlock gl, searching...`);
+        act.flags |= AF.SEARCH_LS;
+        this.addWork(act);
+        return 0;
+      } else if (act.op === 'lock' && act.rt === 'gl' && act.mode !== 'un' && (this.gl.useDlm || this.gl.useIdm)) {
+        const t = this.gl.useDlm ? 'dlm' : 'idm';
+        this.debug(`lockspace "${name}" not found for ${t} gl, adding...`);
+        act.flags |= AF.SEARCH_LS | AF.WAIT_STARTING;
+        this.addGlobalLockspace(t, null);
+        ls = this.findLockspace(name);
+        if (!ls) return -E.NOLS;
+      } else if (act.op === 'lock' && act.mode === 'un') {
+        this.debug(`lockspace "${name}" not found for unlock ignored`);
+        return -E.NOLS;
+      } else {
+        this.debug(`lockspace "${name}" not found`);
+        return -E.NOLS;
+      }
+    }
+    if (act.lmType === 'none') {
+      act.lmType = ls.lmType;
+    } else if (act.lmType !== ls.lmType) {
+      this.error(`S ${name} add_lock_action bad lm_type ${act.lmType} ls ${ls.lmType}`);
+      return -E.INVAL;
+    }
+    if (ls.threadStop) {
+      this.error(`lockspace is stopping ${name}`);
+      return -E.STALE;
+    }
+    if (!ls.createFail && !ls.createDone && !(act.flags & AF.WAIT_STARTING)) {
+      this.debug(`lockspace is starting ${name}`);
+      return -E.STARTING;
+    }
+    ls.enqueue(act);
+    return 0;
+  }
+
+  private chooseGlByRunningManager(act: Action): void {
+    const running = (t: LmType): boolean => this.opts.managers[t]?.isRunning() ?? false;
+    const runSanlock = running('sanlock');
+    const runDlm = running('dlm');
+    const runIdm = running('idm');
+    const count = Number(runSanlock) + Number(runDlm) + Number(runIdm);
+    if (count >= 2) {
+      this.error(`global lock op ${act.op} mode ${act.mode}: multiple lock managers running sanlock=${+runSanlock} dlm=${+runDlm} idm=${+runIdm}`);
+    } else if (count === 0) {
+      this.debug(`global lock op ${act.op} mode ${act.mode}: no lock manager running`);
+    } else {
+      if (runDlm) this.gl.useDlm = true;
+      else if (runSanlock) this.gl.useSanlock = true;
+      else this.gl.useIdm = true;
+    }
+  }
+
+  otherSanlockVgsExist(rem: Lockspace): boolean {
+    for (const ls of this.lockspaces) {
+      if (ls.lmType !== 'sanlock' || ls === rem || ls.name === rem.name) continue;
+      this.debug(`other sanlock vg exists ${ls.name}`);
+      return true;
+    }
+    return false;
+  }
+
+  lockspaceDone(_ls: Lockspace): void {
+    this.scheduleWorker();
+  }
+
+  lockspaceChanged(): void {
+    if (this.delayed.length) this.scheduleWorker();
+    this.ports.locksChanged();
+  }
+
+  // ---- worker jobs ----
+
+  private addWork(act: Action): void {
+    void this.runWork(act).catch((e: unknown) => {
+      this.error(`work ${act.op} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      act.result = -E.INVAL;
+      this.deliver(act);
+    });
+  }
+
+  private async runWork(act: Action): Promise<void> {
+    switch (act.op) {
+      case 'running_lm': {
+        const running = (t: LmType): boolean => {
+          if (!this.opts.managers[t]) return false;
+          if (this.testMode) return t === 'sanlock' ? this.gl.useSanlock : t === 'dlm' ? this.gl.useDlm : this.gl.useIdm;
+          return this.opts.managers[t]!.isRunning();
+        };
+        const s = running('sanlock'), d = running('dlm'), i = running('idm');
+        if (Number(s) + Number(d) + Number(i) >= 2) act.result = -E.XFULL;
+        else if (!s && !d && !i) act.result = -E.NOLCK;
+        else act.result = LM_NUMBER[s ? 'sanlock' : d ? 'dlm' : 'idm'];
+        this.deliver(act);
+        return;
+      }
+      case 'lock': {
+        this.debug('work search for gl');
+        await this.searchGl();
+        const rv = this.addLockAction(act);
+        if (rv < 0) { act.result = rv; this.deliver(act); }
+        return;
+      }
+      case 'init':
+        if (act.rt === 'vg') {
+          this.debug(`work init_vg ${act.vgName}`);
+          act.result = await this.initVg(act);
+        } else {
+          this.debug(`work init_lv ${act.vgName}/${act.lvName} uuid ${act.lvUuid}`);
+          act.result = await this.initLv(act);
+        }
+        this.deliver(act);
+        return;
+      case 'rename_final': {
+        this.debug(`work rename_vg ${act.vgName}`);
+        const m = this.opts.managers[act.lmType];
+        act.result = act.lmType === 'dlm' ? 0 : m && act.lmType === 'sanlock'
+          ? await m.renameVg(this.lsName(act.vgName), act.vgName, act.vgArgs) : -E.INVAL;
+        this.deliver(act);
+        return;
+      }
+      case 'setlockargs_final':
+        act.result = -E.PROTONOSUPPORT;
+        this.deliver(act);
+        return;
+      case 'vg_status': {
+        const ls = this.findLockspace(this.lsName(act.vgName));
+        if (ls) { act.vgArgs = ls.vgArgs; act.lmType = ls.lmType; act.result = 0; }
+        else act.result = -E.NOENT;
+        this.deliver(act);
+        return;
+      }
+      case 'refresh_lv':
+        // Only dlm can run commands on other nodes (through dlm_controld).
+        act.result = this.testMode ? 0 : -E.PROTONOSUPPORT;
+        this.deliver(act);
+        return;
+      case 'start_wait':
+      case 'stop_all':
+        if (!this.delayedDone(act)) this.delayed.push(act);
+        return;
+      default:
+        this.error(`work unknown op ${act.op}`);
+        act.result = -E.INVAL;
+        this.deliver(act);
+    }
+  }
+
+  /** start_wait and stop_all complete once no lockspace is in the way. */
+  private delayedDone(act: Action): boolean {
+    if (act.op === 'start_wait') {
+      const starting = this.countStarting();
+      if (starting) return false;
+      act.result = 0;
+      this.deliver(act);
+      return true;
+    }
+    const remaining = this.forEachLockspace(true, true, (act.flags & AF.FORCE) !== 0);
+    if (remaining && (act.flags & AF.WAIT)) return false;
+    act.result = remaining;
+    this.deliver(act);
+    return true;
+  }
+
+  private countStarting(): number {
+    let count = 0, done = 0, fail = 0;
+    for (const ls of this.lockspaces) {
+      if (!ls.createDone && !ls.createFail) count++;
+      if (ls.createDone) done++;
+      if (ls.createFail) fail++;
+    }
+    this.debug(`count_lockspace_starting client 0 count ${count} done ${done} fail ${fail}`);
+    return count;
+  }
+
+  private scheduleWorker(): void {
+    if (this.workerScheduled) return;
+    this.workerScheduled = true;
+    this.ports.defer(() => {
+      this.workerScheduled = false;
+      for (const act of [...this.delayed]) {
+        if (this.delayedDone(act)) this.delayed.splice(this.delayed.indexOf(act), 1);
+      }
+      this.forEachLockspace(false, true, false);
+      if (this.delayed.some((a) => a.op === 'stop_all')) {
+        // lockspaces with locks may be released later: poll as lvmlockd does.
+        void this.ports.sleep(1000).then(() => this.scheduleWorker());
+      }
+    });
+  }
+
+  /** Stop (and/or free finished) lockspaces; returns how many are still in the way. */
+  forEachLockspace(doStop: boolean, doFree: boolean, force: boolean): number {
+    let needStop = 0, needFree = 0, stopCount = 0, freeCount = 0;
+    if (doStop) {
+      for (const ls of this.lockspaces) {
+        if (ls.threadStop) continue;
+        if (!force && ls.hasLocks('any')) { needStop++; continue; }
+        ls.threadStop = true;
+        ls.signal();
+        stopCount++;
+      }
+    }
+    if (doFree) {
+      for (const ls of [...this.lockspaces]) {
+        if (!ls.threadStop) continue;
+        if (ls.threadDone) {
+          this.debug(`free ls ${ls.name}`);
+          this.lockspaces.splice(this.lockspaces.indexOf(ls), 1);
+          freeCount++;
+        } else {
+          needFree++;
+        }
+      }
+    }
+    if (this.lockspaces.length === 0 && !this.glTypeStatic) {
+      this.gl.useDlm = this.gl.useSanlock = this.gl.useIdm = false;
+    }
+    if (stopCount || freeCount || needStop || needFree) {
+      this.debug(`for_each_lockspace do_stop ${+doStop} do_free ${+doFree} stop_count ${stopCount} free_count ${freeCount} need_stop ${needStop} need_free ${needFree}`);
+    }
+    return needStop + needFree;
+  }
+
+  private async searchGl(): Promise<void> {
+    let found = false;
+    for (const ls of this.lockspaces) {
+      if (ls.lmType !== 'sanlock' || !ls.createDone || ls.threadStop) continue;
+      if (await ls.managed.refreshGlEnabled()) {
+        this.debug(`S ${ls.name} worker found gl_is_enabled`);
+        this.gl.sanlockGlLockspace = ls.name;
+        found = true;
+        break;
+      }
+    }
+    if (!found) this.debug('worker found no gl_is_enabled');
+  }
+
+  private async initVg(act: Action): Promise<number> {
+    const name = this.lsName(act.vgName);
+    const clash = this.lockspaces.find((ls) =>
+      (ls.lmType === 'sanlock' && ls.name.slice(0, 48) === name.slice(0, 48)) || (ls.lmType === 'dlm' && ls.name === name));
+    if (clash) {
+      this.error(`Existing lockspace name ${clash.name} matches new ${name} VG names ${clash.vgName} ${act.vgName}`);
+      return -E.EXIST;
+    }
+    const m = this.opts.managers[act.lmType];
+    if (act.lmType === 'idm' && m) return 0;
+    if (!m || act.lmType === 'none') return -E.INVAL;
+    const out = await m.initVg({ lsName: name, vgName: act.vgName, flags: act.flags, vgArgs: act.vgArgs, alignMb: act.alignMb, otherArgs: act.otherArgs });
+    act.vgArgs = out.vgArgs;
+    act.lvArgs = '';
+    return out.rv;
+  }
+
+  private async initLv(act: Action): Promise<number> {
+    const name = this.lsName(act.vgName);
+    const ls = this.findLockspace(name);
+    const lmType = ls ? ls.lmType : act.lmType;
+    const vgArgs = ls ? ls.vgArgs : act.vgArgs;
+    if (act.lmType !== lmType) {
+      this.error(`init_lv ls_name ${name} wrong lm_type ${act.lmType} ${lmType}`);
+      return -E.INVAL;
+    }
+    const m = this.opts.managers[lmType];
+    if (!m || lmType === 'none') {
+      this.error(`init_lv ls_name ${name} bad lm_type ${act.lmType}`);
+      return -E.INVAL;
+    }
+    const out = await m.initLv({ lsName: name, vgName: act.vgName, lvUuid: act.lvUuid, vgArgs, prevArgs: act.otherArgs, lockspace: ls ? ls.managed : null });
+    act.lvArgs = out.lvArgs;
+    return out.rv;
+  }
+
+  // ---- results ----
+
+  /** lvmlockd's add_client_result + client_send_result. */
+  deliver(act: Action): void {
+    if (act.flags & AF.NO_CLIENT) {
+      this.debug(`internal action done op ${act.op} mode ${act.mode} result ${act.result} vg ${act.vgName}`);
+      return;
+    }
+    const cl = this.clients.get(act.clientId);
+    if (!cl || cl.dead) {
+      if (act.op !== 'close') this.debug(`send cl ${act.clientId} skip dead`);
+      this.failedClient(act);
+      return;
+    }
+    const { text, dump } = this.formatResult(cl, act);
+    const ok = this.ports.send(cl.id, text);
+    if (!ok) { this.failedClient(act); return; }
+    if (dump !== null) void this.ports.sendDump(dump);
+  }
+
+  /** A reply could not be sent: undo an LV lock that was taken only for it. */
+  private failedClient(act: Action): void {
+    if (act.op !== 'lock' || act.rt !== 'lv' || !(act.flags & AF.LV_LOCK) || act.result < 0) return;
+    this.debug(`auto unlock lv for failed client ${act.clientId}`);
+    const unlock = newAction({
+      op: 'lock', rt: 'lv', mode: 'un', clientId: act.clientId, vgName: act.vgName, lvName: act.lvName,
+      lvUuid: act.lvUuid, lvArgs: act.lvArgs, lmType: act.lmType,
+      flags: AF.LV_UNLOCK | AF.NO_CLIENT | (act.flags & AF.PERSISTENT),
+    });
+    const rv = this.addLockAction(unlock);
+    if (rv < 0) this.debug(`auto unlock lv for failed client ${act.clientId} error ${rv}`);
+  }
+
+  private resultFlags(act: Action): string {
+    let flags = '';
+    if (act.result === -E.UNATCH) act.result = -E.NOLS;
+    if (act.result === -E.NOLS) {
+      if (this.lockspaces.length === 0) flags += 'NO_LOCKSPACES,';
+      if (this.gl.useSanlock) { if (!this.gl.sanlockGlLockspace) flags += 'NO_GL_LS,'; }
+      else if (this.gl.useDlm || this.gl.useIdm) { if (!this.lockspaces.some((l) => l.name === GL_LOCKSPACE_DLM)) flags += 'NO_GL_LS,'; }
+      else {
+        const found = (['dlm', 'sanlock', 'idm'] as const).some((t) => this.opts.managers[t]?.isRunning());
+        flags += found ? 'NO_GL_LS' : 'NO_GL_LS,NO_LM';
+      }
+    }
+    if (act.flags & AF.DUP_GL_LS) flags += 'DUP_GL_LS,';
+    if ((act.flags & AF.WARN_GL_REMOVED) || this.glVgRemoved) flags += 'WARN_GL_REMOVED,';
+    if (act.flags & AF.SH_EXISTS) flags += 'SH_EXISTS,';
+    if (act.flags & AF.HOSTS_UNKNOWN) flags += 'HOSTS_UNKNOWN,';
+    return flags;
+  }
+
+  private formatResult(cl: Client, act: Action): { text: string; dump: string | null } {
+    const flags = this.resultFlags(act) || 'none';
+    const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
+    const opNum = Op[act.op];
+    const rtPart = act.rt ? '_' + act.rt : '';
+    let fields: Array<[string, WireValue]>;
+    let dump: string | null = null;
+    if (act.op === 'init' || act.op === 'setlockargs_final') {
+      const vgArgs = act.vgArgs || 'none';
+      const lvArgs = act.lvArgs || 'none';
+      this.debug(`send ${who} ${OP_LOG_NAME[act.op]}${rtPart} result ${act.result} vg_args ${vgArgs} lv_args ${lvArgs}`);
+      fields = [['op', opNum], ['op_result', act.result], ['lm_result', act.lmResult],
+        ['vg_lock_args', vgArgs], ['lv_lock_args', lvArgs], ['result_flags', flags]];
+    } else if (act.op === 'query_lock') {
+      this.debug(`send ${who} query_lock${rtPart} result ${act.result} mode ${act.mode}`);
+      fields = [['op', opNum], ['op_result', act.result], ['lock_type', act.lmType], ['mode', act.mode as Mode]];
+    } else if (act.op === 'set_remote_lv_lock') {
+      fields = [['op', opNum], ['op_result', act.result]];
+    } else if (act.op === 'dump_info' || act.op === 'dump_log') {
+      dump = act.op === 'dump_info' ? this.info() : this.ports.dumpLog();
+      const len = Buffer.byteLength(dump);
+      this.debug(`send ${who} dump result 0 dump_len ${len}`);
+      return { text: formatReply([['response', 'OK'], ['result', 0], ['dump_len', len]]), dump };
+    } else if (act.op === 'lock' && act.owner && act.owner.hostId) {
+      const o = act.owner;
+      this.debug(`send ${who} lock${rtPart} result ${act.result} owner ${o.hostId} ${o.generation} ${o.timestamp} ${o.state} ${o.name}`);
+      fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult],
+        ['owner_host_id', o.hostId], ['owner_generation', o.generation], ['owner_timestamp', o.timestamp],
+        ['owner_state', o.state || 'none'], ['owner_name', o.name || 'none'], ['result_flags', flags]];
+    } else if (act.op === 'start' && act.prevGeneration) {
+      this.debug(`send ${who} start${rtPart} result ${act.result} prev_generation ${act.prevGeneration}`);
+      fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult],
+        ['prev_generation', act.prevGeneration], ['result_flags', flags]];
+    } else {
+      const modePart = act.op === 'lock' ? ` ${act.mode}` : '';
+      this.debug(`send ${who} ${OP_LOG_NAME[act.op]}${rtPart}${modePart} rv ${act.result} ${act.result === -E.NOLS ? 'ENOLS ' : act.result < 0 ? errnoName(act.result) + ' ' : ''}${flags === 'none' ? '' : flags}`);
+      fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult], ['result_flags', flags]];
+    }
+    return { text: formatReply([['response', 'OK'], ...fields]), dump };
+  }
+
+  info(): string {
+    return formatInfo([...this.clients.values()], this.lockspaces);
+  }
+}

@@ -1,0 +1,265 @@
+// The daemon shell: pid file, listening socket, client connections, signals.
+// It turns socket bytes into core requests and core replies into socket bytes.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { FrameDecoder, encodeFrame } from '../protocol/framing';
+import { LockdCore, newGlobalLockState, type CorePorts } from '../core/lockd';
+import type { LmType } from '../core/constants';
+import type { LockManager } from '../lm/types';
+import { TestLockManager } from '../lm/test/test-lm';
+import { DaemonLog } from './log';
+import { peerPid, tryLockFd } from './libc';
+
+export interface DaemonConfig {
+  testMode: boolean;
+  socketPath: string;
+  pidFile: string;
+  adoptFile: string;
+  adopt: boolean;
+  glType: LmType | null;
+  hostId: number;
+  hostIdFile: string;
+  sanlockTimeout: number;
+  debugToStdout: boolean;
+  syslogPriority: number;
+}
+
+export type StartError = { exitCode: number; message: string };
+
+/** Connections beyond this are closed at once: the daemon must stay responsive. */
+const MAX_CLIENTS = 4096;
+/** Requests a client may have queued while one is being served. */
+const MAX_QUEUED_PER_CLIENT = 16;
+
+interface Conn {
+  id: number;
+  socket: net.Socket;
+  decoder: FrameDecoder;
+  queue: string[];
+  busy: boolean;
+  closed: boolean;
+}
+
+export class Daemon {
+  readonly log: DaemonLog;
+  readonly core: LockdCore;
+  private server: net.Server | null = null;
+  private pidFd = -1;
+  private readonly conns = new Map<number, Conn>();
+  private nextPi = 2;
+  private stopping = false;
+  private exitResolve: ((code: number) => void) | null = null;
+  readonly exited: Promise<number>;
+
+  constructor(readonly config: DaemonConfig, private readonly sendDump: (text: string) => Promise<number>) {
+    this.exited = new Promise((resolve) => { this.exitResolve = resolve; });
+    this.log = new DaemonLog({
+      debugToStdout: config.debugToStdout,
+      syslogPriority: config.syslogPriority,
+      nowSeconds: () => Math.floor(Date.now() / 1000),
+      useSyslog: !config.debugToStdout,
+    });
+    const gl = newGlobalLockState();
+    const managers: Partial<Record<LmType, LockManager>> = {};
+    if (config.testMode) {
+      const hooks = {
+        deviceExists: (p: string) => fs.existsSync(p),
+        log: (line: string) => this.log.debug(line),
+      };
+      managers.dlm = new TestLockManager('dlm', gl, hooks, () => this.defaultHostId());
+      managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
+    }
+    const ports: CorePorts = {
+      send: (id, text) => this.sendReply(id, text),
+      resume: (id) => this.resume(id),
+      sendDump: (text) => this.sendDump(text),
+      dumpLog: () => this.log.dump(),
+      debug: (l) => this.log.debug(l),
+      error: (l) => this.log.error(l),
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      defer: (fn) => setImmediate(fn),
+      quit: () => this.shutdown(0),
+      locksChanged: () => undefined,
+    };
+    this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, gl });
+  }
+
+  private defaultHostId(): number {
+    if (this.config.hostId) return this.config.hostId;
+    if (this.config.hostIdFile) return readHostIdFile(this.config.hostIdFile);
+    return 0;
+  }
+
+  /** Pid file and socket; an error value when another instance runs or paths are unusable. */
+  async start(): Promise<StartError | null> {
+    const pidErr = this.lockPidFile();
+    if (pidErr) return pidErr;
+    const sockErr = await this.listen();
+    if (sockErr) return sockErr;
+    process.on('SIGTERM', () => this.onSigterm());
+    process.on('SIGINT', () => this.onSigterm());
+    this.log.debug(`lvmlockd started${this.config.testMode ? ' (test mode)' : ''}`);
+    return null;
+  }
+
+  private lockPidFile(): StartError | null {
+    const file = this.config.pidFile;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      this.pidFd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    } catch (e) {
+      return { exitCode: 1, message: `Cannot open pid file ${file}: ${(e as Error).message}` };
+    }
+    if (!tryLockFd(this.pidFd)) {
+      fs.closeSync(this.pidFd);
+      this.pidFd = -1;
+      return { exitCode: 13, message: `Cannot lock lockfile [${file}], error was [Resource temporarily unavailable]` };
+    }
+    fs.ftruncateSync(this.pidFd, 0);
+    fs.writeSync(this.pidFd, `${process.pid}\n`, 0);
+    return null;
+  }
+
+  private async listen(): Promise<StartError | null> {
+    const sockPath = this.config.socketPath;
+    try {
+      fs.mkdirSync(path.dirname(sockPath), { recursive: true });
+    } catch (e) {
+      return { exitCode: 1, message: `Cannot create directory for ${sockPath}: ${(e as Error).message}` };
+    }
+    if (fs.existsSync(sockPath)) {
+      if (await answers(sockPath)) return { exitCode: 1, message: `Socket ${sockPath} already in use` };
+      try { fs.unlinkSync(sockPath); } catch { /* rebinding reports the error */ }
+    }
+    this.log.debug(`creating ${sockPath}`);
+    const server = net.createServer({ allowHalfOpen: false }, (s) => this.accept(s));
+    const old = process.umask(0o077);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ path: sockPath, backlog: 128 }, () => { server.off('error', reject); resolve(); });
+      });
+    } catch (e) {
+      return { exitCode: 1, message: `Failed to create socket ${sockPath}: ${(e as Error).message}` };
+    } finally {
+      process.umask(old);
+    }
+    server.on('error', (e) => this.log.error(`listener error ${e.message}`));
+    this.server = server;
+    return null;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.conns.size >= MAX_CLIENTS || this.stopping) {
+      this.log.error(`too many clients (${this.conns.size}), closing new connection`);
+      socket.destroy();
+      return;
+    }
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const pi = this.nextPi++;
+    const id = this.core.addClient(peerPid(fd), fd, pi);
+    const conn: Conn = { id, socket, decoder: new FrameDecoder(), queue: [], busy: false, closed: false };
+    this.conns.set(id, conn);
+    socket.on('data', (data) => this.onData(conn, data));
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClose(conn));
+  }
+
+  private onData(conn: Conn, data: Buffer): void {
+    for (const ev of conn.decoder.push(data)) {
+      if (ev.kind === 'overflow') {
+        this.log.error(`client ${conn.id} message too large (${ev.bytes} bytes), closing`);
+        conn.socket.destroy();
+        return;
+      }
+      if (conn.queue.length >= MAX_QUEUED_PER_CLIENT) {
+        this.log.error(`client ${conn.id} sent too many requests without waiting for replies, closing`);
+        conn.socket.destroy();
+        return;
+      }
+      conn.queue.push(ev.text);
+    }
+    this.pump(conn);
+  }
+
+  private pump(conn: Conn): void {
+    while (!conn.busy && !conn.closed && conn.queue.length) {
+      const text = conn.queue.shift()!;
+      conn.busy = true;
+      try {
+        this.core.request(conn.id, text);
+      } catch (e) {
+        // A bug must not take the daemon (and every held lock) down.
+        this.log.error(`client ${conn.id} request failed: ${(e as Error).stack ?? e}`);
+        conn.busy = false;
+        conn.socket.destroy();
+      }
+    }
+  }
+
+  private sendReply(id: number, text: string): boolean {
+    const conn = this.conns.get(id);
+    if (!conn || conn.closed || conn.socket.destroyed || !conn.socket.writable) return false;
+    conn.socket.write(encodeFrame(text));
+    conn.busy = false;
+    setImmediate(() => this.pump(conn));
+    return true;
+  }
+
+  private resume(id: number): void {
+    const conn = this.conns.get(id);
+    if (!conn) return;
+    conn.busy = false;
+    setImmediate(() => this.pump(conn));
+  }
+
+  private onClose(conn: Conn): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.conns.delete(conn.id);
+    this.core.removeClient(conn.id);
+  }
+
+  private onSigterm(): void {
+    const remaining = this.core.forEachLockspace(true, true, false);
+    if (remaining) {
+      this.log.debug(`ignore shutdown for ${remaining} lockspaces`);
+      // lockspaces without locks are stopping; exit once they are all gone.
+      return;
+    }
+    this.shutdown(0);
+  }
+
+  shutdown(code: number): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.debug('shutting down');
+    for (const c of this.conns.values()) c.socket.destroy();
+    this.server?.close();
+    try { fs.unlinkSync(this.config.socketPath); } catch { /* already gone */ }
+    try { fs.unlinkSync(this.config.pidFile); } catch { /* already gone */ }
+    if (this.pidFd >= 0) { try { fs.closeSync(this.pidFd); } catch { /* closing */ } }
+    this.exitResolve?.(code);
+  }
+}
+
+function answers(sockPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection({ path: sockPath });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export function readHostIdFile(file: string): number {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    for (const line of text.split('\n')) {
+      const m = /^\s*host_id\s*=\s*(\d+)/.exec(line);
+      if (m) return Number(m[1]);
+    }
+  } catch { /* unreadable: no host id */ }
+  return 0;
+}
