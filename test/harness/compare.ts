@@ -47,6 +47,14 @@ export interface ScriptOptions {
   setup?: (c: Cluster) => Promise<void>;
   /** Pause after each step, ms (default 0). */
   settleMs?: number;
+  /** Default per-step timeout, ms (default 30000). */
+  stepTimeoutMs?: number;
+  /**
+   * Learn VG/LV/PV UUIDs after every step (`lvm lvs/vgs/pvs --nolocking` on
+   * host 1, which does not contact lvmlockd) so normalization can name them
+   * {vg1.uuid}, {vg1/lv1.uuid}, {pv:{disk0}.uuid}. Default true.
+   */
+  learnUuids?: boolean;
 }
 
 export interface StepResult {
@@ -96,7 +104,8 @@ function escapeRe(s: string): string {
 
 /**
  * Replace run-specific parts of command output with stable tokens:
- * disk/loop paths → {diskN}; LVM UUIDs → {UUID1}, {UUID2}... in first-seen
+ * disk/loop paths → {diskN}; LVM UUIDs → the name the context knows
+ * ({vg1/lv1.uuid}, see learnUuids) or {UUID1}, {UUID2}... in first-seen
  * order (so identity is preserved); other UUIDs → {GUIDn}; pids → PID;
  * unix-time prefixes and dates → TS / DATE; remaining /dev/loopN → /dev/loopX.
  */
@@ -110,7 +119,7 @@ export function normalize(text: string, ctx: NormalizeContext = newNormalizeCont
   t = t.replace(LVM_UUID, (u) => {
     let v = ctx.uuids.get(u);
     if (!v) {
-      v = `{UUID${ctx.uuids.size + 1}}`;
+      v = `{UUID${[...ctx.uuids.values()].filter((x) => x.startsWith('{UUID')).length + 1}}`;
       ctx.uuids.set(u, v);
     }
     return v;
@@ -191,17 +200,58 @@ function expand(argv: string[], c: Cluster, spec?: DaemonSpec): string[] {
   return out;
 }
 
+/**
+ * Record names for the UUIDs currently in the metadata (uuid → token), read on
+ * one host with --nolocking (no lvmlockd traffic). Existing entries are kept.
+ */
+export async function learnUuids(c: Cluster, names: Map<string, string>, hostIndex = 1): Promise<void> {
+  const h = c.host(hostIndex);
+  const common = ['--nolocking', '--noheadings', '--separator', '|'];
+  const lits: Array<[string, string]> = c.disks.map((d) => [d.path, `{disk${d.index}}`]);
+  const pvName = (p: string) => lits.find(([l]) => l === p)?.[1] ?? p;
+  const set = (u: string | undefined, token: string) => {
+    if (u && /^[A-Za-z0-9]{6}(-[A-Za-z0-9]{4}){5}-[A-Za-z0-9]{6}$/.test(u) && !names.has(u)) names.set(u, token);
+  };
+  const vgs = await h.lvm(['vgs', ...common, '-o', 'vg_name,vg_uuid']);
+  for (const l of vgs.stdout.split('\n')) {
+    const [vg, vu] = l.trim().split('|');
+    if (vg) set(vu, `{${vg}.uuid}`);
+  }
+  const lvs = await h.lvm(['lvs', '-a', ...common, '-o', 'vg_name,lv_name,lv_uuid']);
+  for (const l of lvs.stdout.split('\n')) {
+    const [vg, lv, lu] = l.trim().split('|');
+    if (vg && lv) set(lu, `{${vg}/${lv.replace(/^\[|\]$/g, '')}.uuid}`);
+  }
+  const pvs = await h.lvm(['pvs', ...common, '-o', 'pv_name,pv_uuid']);
+  for (const l of pvs.stdout.split('\n')) {
+    const [pv, pu] = l.trim().split('|');
+    if (pv) set(pu, `{pv:${pvName(pv)}.uuid}`);
+  }
+}
+
+export interface ScriptRun {
+  results: StepResult[];
+  /** uuid → token learned during the run (see ScriptOptions.learnUuids). */
+  names: Map<string, string>;
+}
+
 /** Run steps in order on an existing cluster (raw results, nothing normalized). */
-export async function runScript(c: Cluster, steps: Step[], o: { spec?: DaemonSpec; settleMs?: number } = {}): Promise<StepResult[]> {
+export async function runScript(
+  c: Cluster,
+  steps: Step[],
+  o: { spec?: DaemonSpec; settleMs?: number; stepTimeoutMs?: number; learnUuids?: boolean } = {},
+): Promise<ScriptRun> {
   const results: StepResult[] = [];
+  const names = new Map<string, string>();
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     const argv = expand(step.argv, c, o.spec);
-    const r: RunResult = await c.host(step.host).run(argv, { timeoutMs: step.timeoutMs });
+    const r: RunResult = await c.host(step.host).run(argv, { timeoutMs: step.timeoutMs ?? o.stepTimeoutMs ?? 30_000 });
     results.push({ index: i, step, argv, code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut });
     if (o.settleMs) await sleep(o.settleMs);
+    if (o.learnUuids !== false) await learnUuids(c, names);
   }
-  return results;
+  return { results, names };
 }
 
 /** Normalize a run's results with one context (UUID numbering spans the run). */
@@ -231,8 +281,11 @@ export async function runScriptFresh(steps: Step[], spec: DaemonSpec, o: ScriptO
       await c.host(i).startDaemon({ kind: spec.kind, binary: spec.binary, args: spec.args, env: spec.env });
     }
     if (o.setup) await o.setup(c);
-    const raw = await runScript(c, steps, { spec, settleMs: o.settleMs });
-    const normalized = normalizeResults(raw, contextForCluster(c));
+    const run = await runScript(c, steps, { spec, settleMs: o.settleMs, stepTimeoutMs: o.stepTimeoutMs, learnUuids: o.learnUuids });
+    const raw = run.results;
+    const ctx = contextForCluster(c);
+    for (const [u, t] of run.names) ctx.uuids.set(u, t);
+    const normalized = normalizeResults(raw, ctx);
     return { spec, raw, normalized, daemonLogs: c.hosts.map((h) => h.daemonLog()) };
   } finally {
     await c.destroy();

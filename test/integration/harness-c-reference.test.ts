@@ -154,12 +154,14 @@ describe('compare tool, C vs C', () => {
     // And the script did what it should (guards against two equally broken runs).
     const r = cmp.a.normalized;
     assert.deepEqual(r.map((s) => s.code), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
-    assert.match(r[5]!.stdout, /^LK LV ex \{UUID2\}$/m);
-    assert.match(r[5]!.stdout, /^LK LV sh \{UUID3\}$/m);
-    assert.match(r[6]!.stdout, /lv1\s+\{UUID2\}\s+8\.00m/);
-    assert.match(r[9]!.stdout, /^LK LV ex \{UUID3\}$/m);
+    assert.match(r[5]!.stdout, /^VG vg1 lock_type=dlm \{vg1\.uuid\}$/m);
+    assert.match(r[5]!.stdout, /^LK LV ex \{vg1\/lv1\.uuid\}$/m);
+    assert.match(r[5]!.stdout, /^LK LV sh \{vg1\/lv2\.uuid\}$/m);
+    assert.match(r[6]!.stdout, /lv1\s+\{vg1\/lv1\.uuid\}\s+8\.00m/);
+    assert.match(r[9]!.stdout, /^LK LV ex \{vg1\/lv2\.uuid\}$/m);
     assert.match(r[10]!.stdout, /changed from 8\.00 MiB \(2 extents\) to 16\.00 MiB/);
     assert.match(r[11]!.stderr, /LVs must first be deactivated/);
-    assert.match(r[14]!.stdout, /\{disk0\}\s+vg1\s+\{UUID4\}/);
+    assert.match(r[14]!.stdout, /\{disk0\}\s+vg1\s+\{pv:\{disk0\}\.uuid\}/);
+    assert.doesNotMatch(r.map((s) => s.stdout + s.stderr).join(''), /\{UUID\d+\}/, 'every UUID got a name');
   });
 });
