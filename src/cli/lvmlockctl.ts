@@ -1019,6 +1019,12 @@ export async function main(args: readonly string[], envOverrides: Partial<CliEnv
 export function run(): void {
   // Show up as "lvmlockctl" (ps, /proc/PID/comm, lvm's fd-leak notes name the parent).
   process.title = 'lvmlockctl';
+  // A closed stdout (`lvmlockctl --dump | head`) ends C lvmlockctl with SIGPIPE;
+  // end quietly with the status a shell shows for that (128 + 13).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
   main(process.argv.slice(2)).then(
     (rv) => finish(rv & 0xff),
     (e) => {
