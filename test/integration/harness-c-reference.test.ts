@@ -18,7 +18,7 @@ describe('harness with the C lvmlockd -T (dlm test mode)', () => {
   let c: Cluster;
 
   before(async () => {
-    c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }], name: 'cref' });
+    c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }, { sizeMiB: 128 }], name: 'cref' });
     await c.host(1).startDaemon({ kind: 'c', args: ['-T'] });
     await c.host(2).startDaemon({ kind: 'c', args: ['-T'] });
   });
@@ -113,6 +113,53 @@ describe('harness with the C lvmlockd -T (dlm test mode)', () => {
     // ... and host 1's view is unchanged by that.
     const info6 = await h1.lvmlockctl(['--info']);
     assert.equal(info6.stdout, info4.stdout);
+  });
+
+  test('with global/activation=0 every LV command still sends its lock requests', async () => {
+    const h = c.host(2);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Requests the daemon received during one command, from its -D log.
+    const requests = async (args: string[]): Promise<string[]> => {
+      const before = h.daemonLog().length;
+      const r = await h.lvm(args);
+      assert.equal(r.code, 0, `lvm ${args.join(' ')}: ${r.stderr}`);
+      await sleep(100);
+      return h
+        .daemonLog()
+        .slice(before)
+        .split('\n')
+        .filter((l) => / recv \S+ cl \d+ /.test(l))
+        .map((l) => l.replace(/^.* recv \S+ cl \d+ /, ''));
+    };
+    assert.deepEqual(await requests(['vgcreate', '--shared', '--lock-type', 'dlm', 'vg2', c.disks[1]!.path]), [
+      'lock gl "" mode ex flags 0', 'init vg "vg2" mode iv flags 0', 'update vg "vg2" mode iv flags 0',
+      'start vg "vg2" mode iv flags 0', 'lock gl "" mode un flags 0', 'start_wait . "" mode iv flags 0',
+    ]);
+    // lvcreate without -an activates: persistent (flags 1) ex LV lock.
+    assert.deepEqual(await requests(['lvcreate', '-n', 'a', '-L', '8M', 'vg2']), [
+      'lock vg "vg2" mode ex flags 0', 'update vg "vg2" mode iv flags 0', 'lock lv "vg2" mode ex flags 1', 'lock vg "vg2" mode un flags 0',
+    ]);
+    assert.deepEqual(await requests(['lvchange', '-an', 'vg2/a']), [
+      'lock vg "vg2" mode sh flags 0', 'lock lv "vg2" mode un flags 1', 'lock vg "vg2" mode un flags 0',
+    ]);
+    assert.deepEqual(await requests(['lvchange', '-asy', 'vg2/a']), [
+      'lock vg "vg2" mode sh flags 0', 'lock lv "vg2" mode sh flags 1', 'lock vg "vg2" mode un flags 0',
+    ]);
+    assert.equal((await h.lvm(['lvchange', '-an', 'vg2/a'])).code, 0);
+    // lvextend of an inactive LV: transient ex LV lock, released by disconnect.
+    assert.deepEqual(await requests(['lvextend', '-L', '+4M', 'vg2/a']), [
+      'lock vg "vg2" mode ex flags 0', 'lock lv "vg2" mode ex flags 0', 'update vg "vg2" mode iv flags 0', 'lock vg "vg2" mode un flags 0',
+    ]);
+    assert.deepEqual(await requests(['lvremove', '-y', 'vg2/a']), [
+      'lock vg "vg2" mode ex flags 0', 'lock lv "vg2" mode ex flags 1', 'lock lv "vg2" mode un flags 1',
+      'free lv "vg2" mode iv flags 0', 'update vg "vg2" mode iv flags 0', 'lock vg "vg2" mode un flags 0',
+    ]);
+    assert.equal((await h.lvm(['lvcreate', '-an', '-n', 'b', '-L', '8M', 'vg2'])).code, 0);
+    assert.deepEqual(await requests(['vgremove', '-y', 'vg2']), [
+      'lock gl "" mode ex flags 0', 'lock vg "vg2" mode ex flags 0', 'lock lv "vg2" mode ex flags 1', 'lock lv "vg2" mode un flags 1',
+      'free lv "vg2" mode iv flags 0', 'update vg "vg2" mode iv flags 0', 'busy vg "vg2" mode iv flags 0',
+      'update vg "vg2" mode iv flags 0', 'free vg "vg2" mode iv flags 0', 'lock vg "vg2" mode un flags 0',
+    ]);
   });
 
   test('lvmlockctl --info normalization keeps structure, hides run specifics', async () => {
