@@ -55,6 +55,7 @@ interface Client {
   lockOps: boolean;
 }
 
+const SHORT_DELAY_PERIOD_MS = 2000;
 const VG_NAME_RE = /^[A-Za-z0-9+_.-]+$/;
 const UUID_RE = /^[A-Za-z0-9-]+$/;
 const ARGS_RE = /^[\x21-\x7e]*$/;
@@ -68,6 +69,7 @@ export class LockdCore implements LockspaceHost {
   private nextClientId = 1;
   private readonly delayed: Action[] = [];
   private workerScheduled = false;
+  private freeScheduled = false;
   private readonly glTypeStatic: boolean;
 
   constructor(private readonly ports: CorePorts, private readonly opts: CoreOptions) {
@@ -430,6 +432,22 @@ export class LockdCore implements LockspaceHost {
 
   lockspaceDone(_ls: Lockspace): void {
     this.scheduleWorker();
+    this.scheduleFree();
+  }
+
+  /**
+   * Stopped lockspaces stay listed (as REM:<name>) until a background pass frees
+   * them, about SHORT_DELAY_PERIOD later, as with lvmlockd's worker; commands can
+   * observe that window (NO_LOCKSPACES is not reported while one is listed).
+   */
+  private scheduleFree(): void {
+    if (this.freeScheduled) return;
+    this.freeScheduled = true;
+    void this.ports.sleep(SHORT_DELAY_PERIOD_MS).then(() => {
+      this.freeScheduled = false;
+      this.forEachLockspace(false, true, false);
+      if (this.lockspaces.some((ls) => ls.threadStop)) this.scheduleFree();
+    });
   }
 
   lockspaceChanged(): void {
@@ -549,7 +567,6 @@ export class LockdCore implements LockspaceHost {
       for (const act of [...this.delayed]) {
         if (this.delayedDone(act)) this.delayed.splice(this.delayed.indexOf(act), 1);
       }
-      this.forEachLockspace(false, true, false);
       if (this.delayed.some((a) => a.op === 'stop_all')) {
         // lockspaces with locks may be released later: poll as lvmlockd does.
         void this.ports.sleep(1000).then(() => this.scheduleWorker());

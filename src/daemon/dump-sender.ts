@@ -1,4 +1,7 @@
-// Placeholder wiring for the dump datagram; replaced by dump-socket.ts.
-export async function sendDumpText(_text: string): Promise<number> {
-  return -1;
+// Sends `info`/`dump` text to lvmlockctl's abstract datagram socket.
+import { sendDump } from './dump-socket';
+
+export async function sendDumpText(text: string): Promise<number> {
+  const res = await sendDump(text);
+  return res.ok ? res.sent : -(res.errno ?? 1);
 }
