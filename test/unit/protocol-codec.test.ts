@@ -1,0 +1,339 @@
+// Unit and property tests of the libdaemon message codec: the config-tree text
+// parser/writers (src/protocol/config-tree.ts) and the "\n##\n" stream framing
+// (src/protocol/framing.ts). Byte forms come from the golden traces (Debian 12
+// lvmlockd 2.03.16 driven by the real lvm commands).
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  ConfigMap, formatReply, formatRequest, parseConfigTree, type ConfigValue, type WireValue,
+} from '../../src/protocol/config-tree';
+import { FrameDecoder, MAX_MESSAGE_BYTES, TERMINATOR, encodeFrame } from '../../src/protocol/framing';
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+function parseOk(text: string): Array<[string, ConfigValue]> {
+  const r = parseConfigTree(text);
+  assert.ok(r.ok, `expected "${text}" to parse: ${r.ok ? '' : r.error}`);
+  return r.entries;
+}
+
+function parseMap(text: string): ConfigMap {
+  return new ConfigMap(parseOk(text));
+}
+
+/** Values as the parser returns them: integers become bigint. */
+function normalize(v: WireValue): ConfigValue {
+  return typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : v;
+}
+
+// Keys the lvm request builder and the daemon's reply writer use, plus the
+// identifier characters libdm allows ([A-Za-z0-9_-.+/@[]]).
+const keyArb = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_\-.+/@[\]]{0,20}$/);
+const intArb = fc.bigInt({ min: I64_MIN, max: I64_MAX });
+const anyStringArb = fc.string({ unit: 'binary', maxLength: 40 });
+const plainStringArb = anyStringArb.filter((s) => !s.includes('"') && !s.includes('\\'));
+
+describe('formatRequest / formatReply / parseConfigTree round trip', () => {
+  test('property: formatRequest round trips strings (quotes, backslashes, newlines, unicode) and 64-bit ints', () => {
+    fc.assert(fc.property(
+      fc.array(fc.tuple(keyArb, fc.oneof(anyStringArb, intArb, fc.integer({ min: -(2 ** 31), max: 2 ** 31 }))), { minLength: 1, maxLength: 10 }),
+      (fields) => {
+        const text = formatRequest(fields);
+        const entries = parseOk(text);
+        assert.deepEqual(entries, fields.map(([k, v]) => [k, normalize(v)]));
+      },
+    ), { numRuns: 500 });
+  });
+
+  test('property: formatReply round trips strings without quote/backslash and 64-bit ints', () => {
+    fc.assert(fc.property(
+      fc.array(fc.tuple(keyArb, fc.oneof(plainStringArb, intArb)), { minLength: 1, maxLength: 10 }),
+      (fields) => {
+        const entries = parseOk(formatReply(fields));
+        assert.deepEqual(entries, fields.map(([k, v]) => [k, normalize(v)]));
+      },
+    ), { numRuns: 500 });
+  });
+
+  test('property: parser never throws on arbitrary text, and error results carry a message', () => {
+    const alphabet = fc.constantFrom('a', 'k', '=', ' ', '"', '\\', '\n', '#', '{', '}', '[', ']', ',', '-', '1', '9', '.', '\0', '\x7f', 'é');
+    fc.assert(fc.property(
+      fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: alphabet, maxLength: 200 })),
+      (text) => {
+        const r = parseConfigTree(text);
+        if (!r.ok) assert.equal(typeof r.error, 'string');
+        else assert.ok(Array.isArray(r.entries));
+      },
+    ), { numRuns: 2000 });
+  });
+
+  test('extreme 64-bit integers and negatives', () => {
+    const text = formatRequest([['request', 'x'], ['a', I64_MIN], ['b', I64_MAX], ['c', -210], ['d', 0]]);
+    const m = parseMap(text);
+    assert.equal(m.int('a'), I64_MIN);
+    assert.equal(m.int('b'), I64_MAX);
+    assert.equal(m.int('c'), -210n);
+    assert.equal(m.int('d'), 0n);
+    // One past either end is a syntax error, not a silent wrap.
+    assert.equal(parseConfigTree('a = 9223372036854775808\n').ok, false);
+    assert.equal(parseConfigTree('a = -9223372036854775809\n').ok, false);
+    assert.equal(parseMap('a = +5\n').int('a'), 5n);
+  });
+
+  test('escaping: formatRequest escapes " and \\ ; formatReply writes raw as libdaemon does', () => {
+    assert.equal(formatRequest([['request', 'a"b\\c']]), 'request="a\\"b\\\\c"\n');
+    assert.equal(formatReply([['response', 'OK'], ['v', 'x']]), 'response = "OK"\nv = "x"\n');
+    assert.equal(parseMap('s = "a\\"b\\\\c\\n"\n').str('s'), 'a"b\\cn');
+  });
+});
+
+describe('exact byte forms from the traces', () => {
+  test('lock_gl request from vgcreate (trace 02)', () => {
+    const wire = 'request="lock_gl"\ncmd ="vgcreate"\npid =6401\nmode ="ex"\nopts ="none"\nvg_lock_type ="dlm"\n';
+    assert.equal(formatRequest([
+      ['request', 'lock_gl'], ['cmd', 'vgcreate'], ['pid', 6401], ['mode', 'ex'], ['opts', 'none'], ['vg_lock_type', 'dlm'],
+    ]), wire);
+    assert.deepEqual(parseOk(wire), [
+      ['request', 'lock_gl'], ['cmd', 'vgcreate'], ['pid', 6401n], ['mode', 'ex'], ['opts', 'none'], ['vg_lock_type', 'dlm'],
+    ]);
+    // The trace message is 92 bytes including the blank line and "##" line.
+    assert.equal(encodeFrame(wire).length, 92);
+  });
+
+  test('start_vg request (trace 02) parses every field', () => {
+    const wire = 'request="start_vg"\npid =6401\nvg_name ="vg1"\nvg_lock_type ="dlm"\nvg_lock_args ="1.0.0:test"\n' +
+      'vg_uuid ="Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK"\nversion =2\nhost_id =0\nopts ="start_init"\n';
+    const m = parseMap(wire);
+    assert.equal(m.str('request'), 'start_vg');
+    assert.equal(m.str('vg_uuid'), 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK');
+    assert.equal(m.int('version'), 2n);
+    assert.equal(m.int('host_id'), 0n);
+    assert.equal(m.str('opts'), 'start_init');
+    assert.equal(encodeFrame(wire).length, 186);
+  });
+
+  test('hello request and reply (trace 01/02), lvmlockctl spelling', () => {
+    assert.equal(encodeFrame('request = "hello"\n').toString(), 'request = "hello"\n\n##\n');
+    assert.equal(encodeFrame('request = "hello"\n').length, 22);
+    const reply = formatReply([['response', 'OK'], ['result', 0], ['protocol', 'lvmlockd'], ['version', 1]]);
+    assert.equal(reply, 'response = "OK"\nresult = 0\nprotocol = "lvmlockd"\nversion = 1\n');
+    assert.equal(encodeFrame(reply).length, 65);
+  });
+
+  test('lock_gl -210 reply (trace 02) is 123 bytes', () => {
+    const reply = formatReply([
+      ['response', 'OK'], ['op', 7], ['lock_type', 'none'], ['op_result', -210], ['lm_result', 0],
+      ['result_flags', 'NO_LOCKSPACES,NO_GL_LS,NO_LM'],
+    ]);
+    assert.equal(reply, 'response = "OK"\nop = 7\nlock_type = "none"\nop_result = -210\nlm_result = 0\nresult_flags = "NO_LOCKSPACES,NO_GL_LS,NO_LM"\n');
+    assert.equal(encodeFrame(reply).length, 123);
+    assert.equal(parseMap(reply).int('op_result'), -210n);
+  });
+
+  test('init_vg reply (trace 02) is 127 bytes', () => {
+    const reply = formatReply([
+      ['response', 'OK'], ['op', 3], ['op_result', 0], ['lm_result', 0], ['vg_lock_args', '1.0.0:test'],
+      ['lv_lock_args', 'none'], ['result_flags', 'none'],
+    ]);
+    assert.equal(encodeFrame(reply).length, 127);
+  });
+});
+
+describe('grammar beyond flat keys', () => {
+  test('comments, blank lines, whitespace variants', () => {
+    const m = parseMap('# leading comment\n\n  a=1 # trailing\n\tb\t=\t"x # not a comment"\r\nc =-3\n#end');
+    assert.equal(m.int('a'), 1n);
+    assert.equal(m.str('b'), 'x # not a comment');
+    assert.equal(m.int('c'), -3n);
+    assert.deepEqual(m.keys(), ['a', 'b', 'c']);
+  });
+
+  test('sections, nested sections and arrays', () => {
+    const entries = parseOk('top { a = 1 inner { b = "x" } }\nlist = [ "a", 2, [3] ]\nempty = []\nf = 1.5\n');
+    assert.deepEqual(entries[0], ['top', { kind: 'section', entries: [['a', 1n], ['inner', { kind: 'section', entries: [['b', 'x']] }]] }]);
+    assert.deepEqual(entries[1], ['list', ['a', 2n, [3n]]]);
+    assert.deepEqual(entries[2], ['empty', []]);
+    assert.deepEqual(entries[3], ['f', 1.5]);
+    const m = new ConfigMap(entries);
+    assert.equal(m.str('top'), undefined);
+    assert.equal(m.int('f'), undefined);
+    assert.equal(m.str('list'), undefined);
+  });
+
+  test('idm PV list keys path[0] are identifiers', () => {
+    const m = parseMap('path_num =2\npath[0] ="/dev/sda"\npath[1] ="/dev/sdb"\n');
+    assert.equal(m.str('path[1]'), '/dev/sdb');
+    assert.equal(m.int('path_num'), 2n);
+  });
+
+  test('duplicate keys: first match wins; wrong types read as absent', () => {
+    const m = parseMap('request = "a"\nrequest = "b"\nn = "12"\ns = 5\n');
+    assert.equal(m.str('request'), 'a');
+    assert.equal(m.str('s'), undefined);
+    assert.equal(m.int('s'), 5n);
+    assert.equal(m.int('missing'), undefined);
+    assert.equal(m.has('n'), true);
+  });
+
+  test('empty and comment-only bodies are empty trees', () => {
+    assert.deepEqual(parseOk(''), []);
+    assert.deepEqual(parseOk('\n\n# nothing\n'), []);
+  });
+
+  test('malformed text comes back as an error value, never an exception', () => {
+    const bad = [
+      'request = "unterminated\n',
+      'request\n',
+      'request = \n',
+      'request = hello\n',
+      '= "x"\n',
+      'a = [1 2]\n',
+      'a = [1,\n',
+      'a { b = 1\n',
+      '}\n',
+      'a = 1 }\n',
+      'a = "x" b\n',
+      '\0\x01\x02\xff',
+      'a'.repeat(10) + ' = ' + '['.repeat(100) + ']'.repeat(100),
+      'x { '.repeat(100) + '}'.repeat(100),
+      'a = 99999999999999999999999\n',
+      'a = --1\n',
+    ];
+    for (const text of bad) {
+      const r = parseConfigTree(text);
+      assert.equal(r.ok, false, `should fail: ${JSON.stringify(text.slice(0, 40))}`);
+      if (!r.ok) assert.match(r.error, /at offset \d+/);
+    }
+  });
+
+  test('deep nesting is bounded, not a stack overflow', () => {
+    const deep = 'a = ' + '['.repeat(200000) + ']'.repeat(200000);
+    const r = parseConfigTree(deep);
+    assert.equal(r.ok, false);
+    const deepSec = 'a {'.repeat(50000) + '}'.repeat(50000);
+    assert.equal(parseConfigTree(deepSec).ok, false);
+  });
+});
+
+describe('FrameDecoder / encodeFrame', () => {
+  const msgs = (evs: ReturnType<FrameDecoder['push']>): string[] =>
+    evs.map((e) => (e.kind === 'message' ? e.text : `<overflow ${e.bytes}>`));
+
+  test('encodeFrame adds a newline only when missing, then the terminator', () => {
+    assert.equal(encodeFrame('a = 1\n').toString(), 'a = 1\n\n##\n');
+    assert.equal(encodeFrame('a = 1').toString(), 'a = 1\n\n##\n');
+    assert.equal(TERMINATOR, '\n##\n');
+  });
+
+  test('one whole message: text keeps the final newline of the body', () => {
+    const d = new FrameDecoder();
+    assert.deepEqual(msgs(d.push(encodeFrame('request = "hello"\n'))), ['request = "hello"\n\n']);
+    assert.equal(d.pendingBytes, 0);
+  });
+
+  test('byte-by-byte feeding yields each message exactly once, at its last byte', () => {
+    const wire = Buffer.concat([encodeFrame('a = 1\n'), encodeFrame('b = "x"\n'), encodeFrame('c = 2\n')]);
+    const d = new FrameDecoder();
+    const got: Array<[number, string]> = [];
+    for (let i = 0; i < wire.length; i++) {
+      for (const m of msgs(d.push(wire.subarray(i, i + 1)))) got.push([i, m]);
+    }
+    assert.deepEqual(got.map((g) => g[1]), ['a = 1\n\n', 'b = "x"\n\n', 'c = 2\n\n']);
+    // Each message is announced when its terminator's last byte arrives.
+    const ends: number[] = [];
+    let off = 0;
+    for (const b of ['a = 1\n', 'b = "x"\n', 'c = 2\n']) { off += encodeFrame(b).length; ends.push(off - 1); }
+    assert.deepEqual(got.map((g) => g[0]), ends);
+  });
+
+  test('terminator split across chunks at every position', () => {
+    const wire = encodeFrame('request = "hello"\n');
+    for (let cut = 1; cut < wire.length; cut++) {
+      const d = new FrameDecoder();
+      const a = msgs(d.push(wire.subarray(0, cut)));
+      const b = msgs(d.push(wire.subarray(cut)));
+      assert.deepEqual([...a, ...b], ['request = "hello"\n\n'], `cut at ${cut}`);
+    }
+  });
+
+  test('several messages and a partial one in a single chunk', () => {
+    const d = new FrameDecoder();
+    const chunk = Buffer.concat([encodeFrame('a = 1'), encodeFrame('b = 2'), Buffer.from('c = 3\n\n#')]);
+    assert.deepEqual(msgs(d.push(chunk)), ['a = 1\n\n', 'b = 2\n\n']);
+    assert.equal(d.pendingBytes, 'c = 3\n\n#'.length);
+    assert.deepEqual(msgs(d.push(Buffer.from('#\n'))), ['c = 3\n\n']);
+    assert.equal(d.pendingBytes, 0);
+  });
+
+  test('"##" inside a line or without the leading newline is not a terminator', () => {
+    const d = new FrameDecoder();
+    assert.deepEqual(msgs(d.push(Buffer.from('a = "##"\nb##\n'))), []);
+    assert.deepEqual(msgs(d.push(Buffer.from('\n##\n'))), ['a = "##"\nb##\n\n']);
+  });
+
+  test('multi-byte UTF-8 split across chunks decodes intact', () => {
+    const wire = encodeFrame('s = "é€😀"\n');
+    const d = new FrameDecoder();
+    const out: string[] = [];
+    for (let i = 0; i < wire.length; i++) out.push(...msgs(d.push(wire.subarray(i, i + 1))));
+    assert.deepEqual(out, ['s = "é€😀"\n\n']);
+  });
+
+  test('overflow: a message larger than the bound is refused and the buffer is dropped', () => {
+    const d = new FrameDecoder(64);
+    assert.deepEqual(msgs(d.push(Buffer.alloc(64, 0x61))), []);
+    assert.equal(d.pendingBytes, 64);
+    const ev = d.push(Buffer.from('a'));
+    assert.deepEqual(ev, [{ kind: 'overflow', bytes: 65 }]);
+    assert.equal(d.pendingBytes, 0);
+    // The decoder is usable again afterwards.
+    assert.deepEqual(msgs(d.push(encodeFrame('a = 1'))), ['a = 1\n\n']);
+  });
+
+  test('overflow bound counts only the unterminated tail, not whole messages already cut', () => {
+    const d = new FrameDecoder(32);
+    const big = Buffer.concat(Array.from({ length: 10 }, () => encodeFrame('a = 1234567890')));
+    const out = msgs(d.push(big));
+    assert.equal(out.length, 10);
+    assert.ok(out.every((m) => m === 'a = 1234567890\n\n'));
+  });
+
+  test('default bound is 16 MiB', () => {
+    assert.equal(MAX_MESSAGE_BYTES, 16 * 1024 * 1024);
+    const d = new FrameDecoder();
+    const mib = Buffer.alloc(1024 * 1024, 0x61);
+    for (let i = 0; i < 16; i++) assert.deepEqual(d.push(mib), []);
+    assert.deepEqual(d.push(Buffer.from('x')), [{ kind: 'overflow', bytes: 16 * 1024 * 1024 + 1 }]);
+  });
+
+  test('property: any chunking of a message stream yields the same messages', () => {
+    const bodyArb = fc.array(fc.tuple(keyArb, fc.oneof(anyStringArb, intArb)), { minLength: 1, maxLength: 4 })
+      .map((f) => formatRequest(f));
+    fc.assert(fc.property(
+      fc.array(bodyArb, { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }),
+      (bodies, sizes) => {
+        const wire = Buffer.concat(bodies.map((b) => encodeFrame(b)));
+        const d = new FrameDecoder();
+        const out: string[] = [];
+        let off = 0;
+        let i = 0;
+        while (off < wire.length) {
+          const n = sizes[i++ % sizes.length]!;
+          out.push(...msgs(d.push(wire.subarray(off, off + n))));
+          off += n;
+        }
+        // A body may itself contain "\n##\n" inside a quoted string (formatRequest does not
+        // escape newlines), in which case libdaemon would split it too; compare with a
+        // reference split of the whole stream.
+        const ref = wire.toString('utf8').split(TERMINATOR);
+        ref.pop();
+        assert.deepEqual(out, ref.map((t) => t + '\n'));
+        assert.equal(d.pendingBytes, 0);
+      },
+    ), { numRuns: 300 });
+  });
+});
