@@ -21,9 +21,23 @@ export class FrameDecoder {
   get pendingBytes(): number { return this.length; }
 
   push(data: Buffer): DecodeEvent[] {
+    const events: DecodeEvent[] = [];
+    if (this.chunks.length && !this.mayEndMessage(data)) {
+      // Keep the chunk without copying: re-joining the whole buffer on every read
+      // would make a large message cost quadratic time and stall every client.
+      this.chunks.push(data);
+      this.length += data.length;
+      this.scanFrom = this.length;
+      if (this.length > this.maxBytes) {
+        events.push({ kind: 'overflow', bytes: this.length });
+        this.chunks = [];
+        this.length = 0;
+        this.scanFrom = 0;
+      }
+      return events;
+    }
     this.chunks.push(data);
     this.length += data.length;
-    const events: DecodeEvent[] = [];
     let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
     while (true) {
       const at = buf.indexOf(TERMINATOR_BYTES, Math.max(0, this.scanFrom - 3));
@@ -42,6 +56,21 @@ export class FrameDecoder {
       this.scanFrom = 0;
     }
     return events;
+  }
+
+  /** Whether a terminator may end in `data`, given the bytes already buffered. */
+  private mayEndMessage(data: Buffer): boolean {
+    if (data.indexOf(TERMINATOR_BYTES) >= 0) return true;
+    const parts: Buffer[] = [];
+    let need = TERMINATOR_BYTES.length - 1;
+    for (let i = this.chunks.length - 1; i >= 0 && need > 0; i--) {
+      const c = this.chunks[i]!;
+      const t = c.subarray(Math.max(0, c.length - need));
+      parts.unshift(t);
+      need -= t.length;
+    }
+    parts.push(data.subarray(0, TERMINATOR_BYTES.length - 1));
+    return Buffer.concat(parts).indexOf(TERMINATOR_BYTES) >= 0;
   }
 }
 

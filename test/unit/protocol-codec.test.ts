@@ -309,6 +309,24 @@ describe('FrameDecoder / encodeFrame', () => {
     assert.deepEqual(d.push(Buffer.from('x')), [{ kind: 'overflow', bytes: 16 * 1024 * 1024 + 1 }]);
   });
 
+  test('a large message fed in socket-sized chunks costs linear time (no re-join per read)', () => {
+    const d = new FrameDecoder();
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const t0 = process.hrtime.bigint();
+    let events: ReturnType<FrameDecoder['push']> = [];
+    for (let i = 0; i < 272 && events.length === 0; i++) events = d.push(chunk);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    assert.deepEqual(events, [{ kind: 'overflow', bytes: 16 * 1024 * 1024 + 64 * 1024 }]);
+    // Re-joining the buffer on every read took over a second here.
+    assert.ok(ms < 400, `took ${ms} ms`);
+    // A large valid message arriving in pieces is still found whole.
+    const body = 'a = "' + 'x'.repeat(3 * 1024 * 1024) + '"\n';
+    const wire = encodeFrame(body);
+    const out: string[] = [];
+    for (let off = 0; off < wire.length; off += 65536) out.push(...msgs(d.push(wire.subarray(off, off + 65536))));
+    assert.deepEqual(out, [body + '\n']);
+  });
+
   test('property: any chunking of a message stream yields the same messages', () => {
     const bodyArb = fc.array(fc.tuple(keyArb, fc.oneof(anyStringArb, intArb)), { minLength: 1, maxLength: 4 })
       .map((f) => formatRequest(f));
