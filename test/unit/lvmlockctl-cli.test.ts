@@ -312,3 +312,22 @@ test('--kill: kill_vg, run the configured command, then drop_vg', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('kill command word splitting follows the C tool (no shell)', async () => {
+  const { parseKillCommandLine } = await import('../../src/cli/lvmlockctl');
+  assert.deepEqual(parseKillCommandLine('/usr/bin/kill-vg  --now vg1'), ['/usr/bin/kill-vg', '--now', 'vg1']);
+  assert.deepEqual(parseKillCommandLine('/a\\ b c\\\\d'), ['/a b', 'c\\d']);
+  assert.deepEqual(parseKillCommandLine('/a b\\x c'), ['/a', 'b']); // bad escape ends the parse
+  assert.deepEqual(parseKillCommandLine('/a b\u00e9c d'), ['/a', 'b']); // non-ASCII ends the parse
+  assert.deepEqual(parseKillCommandLine('/a "q" \'s\''), ['/a', '"q"', "'s'"]); // quotes are plain punctuation
+  assert.equal(parseKillCommandLine(Array.from({ length: 33 }, (_, i) => `w${i}`).join(' ')), null);
+  assert.deepEqual(parseKillCommandLine(''), []);
+});
+
+test('replies are parsed leniently', async () => {
+  const { parseReply } = await import('../../src/cli/lvmlockctl');
+  const m = parseReply('response = "OK"\nop_result = -210\nbroken = "x\nresult_flags = none\n');
+  assert.equal(m.str('response'), 'OK');
+  assert.equal(m.int('op_result'), -210n);
+  assert.equal(m.str('result_flags'), 'none');
+});
