@@ -80,18 +80,18 @@ class Namespace {
     return ns;
   }
 
-  spawn(cmd: string, args: string[]): ChildProcess {
+  spawn(cmd: string, args: string[], env: Record<string, string> = {}): ChildProcess {
     // LVM_SUPPRESS_FD_WARNINGS: fds inherited from the test runner's environment would
     // otherwise make lvm print pid-specific notes.
     const c = spawn('nsenter', ['-t', String(this.holder.pid), '-m', '-n', cmd, ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1' } });
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1', ...env } });
     this.children.push(c);
     return c;
   }
 
-  run(cmd: string, args: string[], timeoutMs = 20000): Promise<RunOut> {
+  run(cmd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 20000): Promise<RunOut> {
     return new Promise((resolve) => {
-      const c = this.spawn(cmd, args);
+      const c = this.spawn(cmd, args, env);
       let stdout = '';
       let stderr = '';
       c.stdout!.setEncoding('latin1').on('data', (d) => { stdout += d; });
@@ -164,12 +164,12 @@ function defineTests(): void {
   }
 
   /** Runs C then ours with the same args; asserts identical results; returns ours. */
-  async function compare(args: string[], sc: Scenario, opts: { sameStderr?: boolean } = {}): Promise<RunOut> {
+  async function compare(args: string[], sc: Scenario, opts: { sameStderr?: boolean; env?: Record<string, string> } = {}): Promise<RunOut> {
     setScenario(sc);
     takeRequests();
-    const c = await ns!.run('lvmlockctl', args);
+    const c = await ns!.run('lvmlockctl', args, opts.env);
     const cReq = takeRequests();
-    const ours = await ns!.run(BIN, args);
+    const ours = await ns!.run(BIN, args, opts.env);
     const oursReq = takeRequests();
     const what = `lvmlockctl ${args.join(' ')}`;
     assert.equal(ours.stdout, c.stdout, `${what}: stdout`);
@@ -277,6 +277,39 @@ function defineTests(): void {
   test('--kill with the real lvm config (empty lvmlockctl_kill_command)', opts, async () => {
     await compare(['-e', '--kill', 'vg1'], { replies: { kill_vg: OP(20, 0) } });
     await compare(['-e', '--kill', 'vg1'], { replies: { kill_vg: { reply: 'response = "OK"\n' } } });
+  });
+
+  test('--kill with a configured lvmlockctl_kill_command (LVM_SYSTEM_DIR)', opts, async () => {
+    const sysdir = path.join(dir, 'lvmconf');
+    fs.mkdirSync(sysdir, { recursive: true });
+    const marker = path.join(dir, 'killed');
+    const good = path.join(dir, 'kill-ok');
+    fs.writeFileSync(good, `#!/bin/sh\necho "$@" >> ${marker}\necho noise\n`, { mode: 0o755 });
+    const bad = path.join(dir, 'kill-bad');
+    fs.writeFileSync(bad, '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+    const env = { LVM_SYSTEM_DIR: sysdir };
+    const conf = (cmd: string) => fs.writeFileSync(path.join(sysdir, 'lvm.conf'), `global {\n  lvmlockctl_kill_command = "${cmd}"\n}\n`);
+
+    conf(`${good} --flag`);
+    const sc: Scenario = { replies: { kill_vg: OP(20, 0), drop_vg: OP(21, -210) } };
+    const r = await compare(['-e', '--kill', 'vg1'], sc, { env });
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^Found lvmlockctl_kill_command: /);
+    assert.equal(fs.readFileSync(marker, 'utf8'), '--flag vg1\n--flag vg1\n'); // C run + our run
+
+    // drop_vg without op_result: "Failed to drop locks"
+    await compare(['-e', '-k', 'vg1'], { replies: { kill_vg: OP(20, 0), drop_vg: { reply: 'response = "OK"\n' } } }, { env });
+    // failing kill command: no drop_vg, exit 255
+    conf(bad);
+    const f = await compare(['-e', '-k', 'vg2'], sc, { env });
+    assert.equal(f.code, 255);
+    // relative path, leading space, escaped space, daemon gone
+    conf('kill-it');
+    await compare(['-e', '-k', 'vg3'], sc, { env });
+    conf(' /bin/true');
+    await compare(['-e', '-k', 'vg3'], sc, { env });
+    conf(`${good}\\\\ x`);
+    await compare(['-e', '-k', 'vg4'], sc, { env });
   });
 
   test('option handling: usage, --force quirk, getopt errors', opts, async () => {
