@@ -1,0 +1,176 @@
+// A LockdCore with fake ports, for driving the daemon core without sockets.
+// Replies are recorded per client; `defer` callbacks are queued and run by
+// settle(); `sleep` either resolves at once or waits for release() (a manual
+// scheduler for the lock retry delay and stop_all polling).
+
+import { LockdCore, newGlobalLockState, type CorePorts } from '../../src/core/lockd';
+import type { LmType } from '../../src/core/constants';
+import type { GlobalLockState, LockManager } from '../../src/lm/types';
+import { TestLockManager } from '../../src/lm/test/test-lm';
+import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../../src/protocol/config-tree';
+
+export type Fields = ReadonlyArray<readonly [string, WireValue]>;
+
+export interface HarnessOptions {
+  /** 'immediate': sleep resolves at once; 'manual': sleeps wait for releaseSleeps(). */
+  sleep?: 'immediate' | 'manual';
+  glType?: LmType | null;
+  /** Which test managers to build (default dlm and sanlock, as `-T` does). */
+  managers?: Array<'dlm' | 'sanlock'>;
+  /** Paths that exist for the sanlock test manager's lvmlock LV check. */
+  devices?: string[];
+  hostId?: number;
+}
+
+export class CoreHarness {
+  readonly core: LockdCore;
+  readonly gl: GlobalLockState;
+  readonly replies = new Map<number, string[]>();
+  readonly resumed: number[] = [];
+  readonly log: string[] = [];
+  readonly dumps: string[] = [];
+  readonly devices: Set<string>;
+  quitCalled = 0;
+  /** Clients whose socket write fails (reply lost, as when the peer vanished). */
+  readonly unwritable = new Set<number>();
+  private deferred: Array<() => void> = [];
+  private sleeps: Array<{ ms: number; resolve: () => void }> = [];
+  private nextPid = 1000;
+
+  constructor(opts: HarnessOptions = {}) {
+    this.gl = newGlobalLockState();
+    this.devices = new Set(opts.devices ?? []);
+    const hooks = { deviceExists: (p: string) => this.devices.has(p), log: (l: string) => this.log.push(l) };
+    const managers: Partial<Record<LmType, LockManager>> = {};
+    for (const t of opts.managers ?? ['dlm', 'sanlock']) {
+      managers[t] = new TestLockManager(t, this.gl, hooks, () => opts.hostId ?? 0);
+    }
+    const manual = opts.sleep === 'manual';
+    const ports: CorePorts = {
+      send: (id, text) => {
+        if (this.unwritable.has(id)) return false;
+        const list = this.replies.get(id) ?? [];
+        list.push(text);
+        this.replies.set(id, list);
+        return true;
+      },
+      resume: (id) => { this.resumed.push(id); },
+      sendDump: async (text) => { this.dumps.push(text); return Buffer.byteLength(text); },
+      dumpLog: () => this.log.join('\n') + '\n',
+      debug: (l) => { this.log.push(l); },
+      error: (l) => { this.log.push('ERROR ' + l); },
+      sleep: (ms) => (manual
+        ? new Promise<void>((resolve) => { this.sleeps.push({ ms, resolve }); })
+        : Promise.resolve()),
+      defer: (fn) => { this.deferred.push(fn); },
+      quit: () => { this.quitCalled++; },
+      locksChanged: () => undefined,
+    };
+    this.core = new LockdCore(ports, {
+      testMode: true, glType: opts.glType ?? null, managers, gl: this.gl,
+    });
+  }
+
+  /** A new client connection (what the socket shell does on accept). */
+  connect(pid = this.nextPid++): number {
+    return this.core.addClient(pid, 10, 2);
+  }
+
+  disconnect(id: number): void {
+    this.core.removeClient(id);
+  }
+
+  /** Sends one request without waiting. */
+  send(id: number, fields: Fields | string): void {
+    this.core.request(id, typeof fields === 'string' ? fields : formatRequest(fields));
+  }
+
+  /** Lets every pending promise chain and deferred job run until nothing moves. */
+  async settle(rounds = 50): Promise<void> {
+    for (let i = 0; i < rounds; i++) {
+      await new Promise<void>((r) => setImmediate(r));
+      const jobs = this.deferred.splice(0);
+      for (const fn of jobs) fn();
+      if (jobs.length === 0 && i >= 2) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.deferred.length === 0) return;
+      }
+    }
+  }
+
+  pendingSleeps(): number { return this.sleeps.length; }
+
+  /** Manual sleep mode: end every pending sleep, then settle. */
+  async releaseSleeps(): Promise<void> {
+    const s = this.sleeps.splice(0);
+    for (const x of s) x.resolve();
+    await this.settle();
+  }
+
+  /** Replies sent to a client and not yet taken. */
+  take(id: number): string[] {
+    const list = this.replies.get(id) ?? [];
+    this.replies.set(id, []);
+    return list;
+  }
+
+  /** Sends a request, settles, and returns its single reply (fails if not exactly one). */
+  async req(id: number, fields: Fields | string): Promise<Reply> {
+    this.take(id);
+    this.send(id, fields);
+    await this.settle();
+    const got = this.take(id);
+    if (got.length !== 1) {
+      throw new Error(`expected one reply for client ${id}, got ${got.length}: ${JSON.stringify(got)}\nlog tail:\n${this.log.slice(-30).join('\n')}`);
+    }
+    return new Reply(got[0]!);
+  }
+
+  /** The `info` dump text, as lvmlockctl --info would receive it. */
+  info(): string { return this.core.info(); }
+}
+
+export class Reply {
+  readonly map: ConfigMap;
+  constructor(readonly text: string) {
+    const p = parseConfigTree(text);
+    if (!p.ok) throw new Error(`unparsable reply: ${text}`);
+    this.map = new ConfigMap(p.entries);
+  }
+  get opResult(): number { return Number(this.map.int('op_result') ?? NaN); }
+  get flags(): string { return this.map.str('result_flags') ?? ''; }
+  str(k: string): string | undefined { return this.map.str(k); }
+  int(k: string): number | undefined { const v = this.map.int(k); return v === undefined ? undefined : Number(v); }
+}
+
+// ---- request builders, spelled as lvm commands send them ----
+
+export function hello(): string { return 'request = "hello"\n'; }
+
+export function lockGl(mode: string, extra: Fields = [], cmd = 'test'): Fields {
+  return [['request', 'lock_gl'], ['cmd', cmd], ['pid', 1], ['mode', mode], ['opts', 'none'], ['vg_lock_type', 'none'], ...extra];
+}
+
+export function startVg(vg: string, lockType: 'dlm' | 'sanlock' | string, extra: Fields = []): Fields {
+  return [['request', 'start_vg'], ['pid', 1], ['vg_name', vg], ['vg_lock_type', lockType],
+    ['vg_lock_args', lockType === 'sanlock' ? '1.0.0:lvmlock' : '1.0.0:test'],
+    ['vg_uuid', 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK'], ['version', 1], ['host_id', lockType === 'sanlock' ? 1 : 0],
+    ['opts', 'none'], ...extra];
+}
+
+export function lockVg(vg: string, mode: string, opts = 'none'): Fields {
+  return [['request', 'lock_vg'], ['cmd', 'test'], ['pid', 1], ['vg_name', vg], ['mode', mode], ['opts', opts]];
+}
+
+export function lockLv(vg: string, lvUuid: string, mode: string, opts = 'none', lvName = 'lv' + lvUuid.slice(0, 4)): Fields {
+  return [['request', 'lock_lv'], ['cmd', 'test'], ['pid', 1], ['vg_name', vg], ['lv_name', lvName],
+    ['lv_uuid', lvUuid], ['mode', mode], ['opts', opts], ['lv_lock_args', 'dlm']];
+}
+
+export function vgUpdate(vg: string, version: number): Fields {
+  return [['request', 'vg_update'], ['pid', 1], ['vg_name', vg], ['version', version]];
+}
+
+export function simpleVg(request: string, vg: string, opts = 'none'): Fields {
+  return [['request', request], ['pid', 1], ['vg_name', vg], ['opts', opts]];
+}

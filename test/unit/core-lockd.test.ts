@@ -1,0 +1,416 @@
+// LockdCore driven directly through fake ports (test/helpers/core-harness.ts)
+// with the test-mode lock managers, as `lvmlockd -T` builds them. Expected
+// results follow lvmlockd-core.c (res_process, res_lock, res_unlock,
+// res_convert, client_send_result) and the golden traces.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  CoreHarness, hello, lockGl, lockLv, lockVg, simpleVg, startVg, vgUpdate, type Fields,
+} from '../helpers/core-harness';
+
+const LV1 = 'uRgWe9-Ldt7-EKWj-dv0Z-Uhht-5eDW-ckQEub';
+const LV2 = 'aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg';
+const SANLOCK_DEV = '/dev/mapper/vgs-lvmlock';
+
+/** A harness with a started VG (and, for dlm, lvm_global) and one client. */
+async function started(lm: 'dlm' | 'sanlock', vg = lm === 'dlm' ? 'vg1' : 'vgs'): Promise<{ h: CoreHarness; a: number; vg: string }> {
+  const h = new CoreHarness({ devices: [SANLOCK_DEV] });
+  const a = h.connect();
+  const r = await h.req(a, startVg(vg, lm));
+  assert.equal(r.opResult, 0, r.text);
+  const w = await h.req(a, [['request', 'start_wait'], ['pid', 1]]);
+  assert.equal(w.opResult, 0, w.text);
+  return { h, a, vg };
+}
+
+function resource(h: CoreHarness, lsName: string, resName: string) {
+  const ls = h.core.lockspaces.find((l) => l.name === lsName);
+  return ls?.resources.find((r) => r.name === resName);
+}
+
+describe('hello, bad input, no lockspaces', () => {
+  test('hello reply is the exact four-line text (trace 01)', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    const r = await h.req(a, hello());
+    assert.equal(r.text, 'response = "OK"\nresult = 0\nprotocol = "lvmlockd"\nversion = 1\n');
+    // lvmlockctl and the lvm commands spell it differently; both work.
+    assert.equal((await h.req(a, 'request="hello"\n')).text, r.text);
+  });
+
+  test('lock_gl before any lockspace: -210 NO_LOCKSPACES,NO_GL_LS,NO_LM (trace 02, pvcreate)', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    const r = await h.req(a, 'request="lock_gl"\ncmd ="pvcreate"\npid =6369\nmode ="ex"\nopts ="none"\nvg_lock_type ="none"\n');
+    assert.equal(r.text, 'response = "OK"\nop = 7\nlock_type = "none"\nop_result = -210\nlm_result = 0\nresult_flags = "NO_LOCKSPACES,NO_GL_LS,NO_LM"\n');
+  });
+
+  test('unknown request name and unparsable text: no reply, client resumed', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    h.send(a, 'request = "bogus"\n');
+    h.send(a, 'request = "unterminated\n');
+    h.send(a, 'no_request_key = 1\n');
+    h.send(a, 'request = 5\n');
+    await h.settle();
+    assert.deepEqual(h.take(a), []);
+    assert.deepEqual(h.resumed, [a, a, a, a]);
+    // The connection keeps working.
+    assert.equal((await h.req(a, hello())).str('protocol'), 'lvmlockd');
+  });
+
+  test('quit: result 0 and quit() with no lockspaces, -16 and no quit with one', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    const q = await h.req(a, 'request = "quit"\n');
+    assert.equal(q.int('result'), 0);
+    assert.equal(h.quitCalled, 1);
+    await h.req(a, startVg('vg1', 'dlm'));
+    const q2 = await h.req(a, 'request = "quit"\n');
+    assert.equal(q2.int('result'), -16);
+    assert.equal(h.quitCalled, 1);
+  });
+
+  test('unsupported lock type idm → -93 (not compiled in), also for start_vg and init_vg', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    const r = await h.req(a, startVg('vgi', 'idm'));
+    assert.equal(r.opResult, -93);
+    const i = await h.req(a, [['request', 'init_vg'], ['pid', 1], ['vg_name', 'vgi'], ['vg_lock_type', 'idm']]);
+    assert.equal(i.opResult, -93);
+    assert.equal(i.str('op'), undefined);
+    assert.equal(i.int('op'), 3);
+    const g = await h.req(a, lockGl('ex', [['vg_lock_type', 'idm']]));
+    // vg_lock_type appears twice; the first ("none") wins, as in libdm lookups.
+    assert.equal(g.opResult, -210);
+    const g2 = await h.req(a, [['request', 'lock_gl'], ['pid', 1], ['mode', 'ex'], ['vg_lock_type', 'idm']]);
+    assert.equal(g2.opResult, -93);
+    assert.equal(h.core.lockspaces.length, 0);
+  });
+
+  test('invalid mode strings → -22', async () => {
+    const { h, a, vg } = await started('dlm');
+    for (const mode of ['nl', 'iv', 'EX', '']) {
+      const r = await h.req(a, lockLv(vg, LV1, mode));
+      assert.equal(r.opResult, -22, `mode ${mode}`);
+    }
+  });
+});
+
+describe('vgcreate (trace 02), dlm', () => {
+  test('exact reply texts of the vgcreate sequence', async () => {
+    const h = new CoreHarness();
+    const a = h.connect(6401);
+    const rq = (t: string) => h.req(a, t);
+    const r1 = await rq('request="lock_gl"\ncmd ="vgcreate"\npid =6401\nmode ="ex"\nopts ="none"\nvg_lock_type ="dlm"\n');
+    assert.equal(r1.text, 'response = "OK"\nop = 7\nlock_type = "dlm"\nop_result = 0\nlm_result = 0\nresult_flags = "none"\n');
+    const r2 = await rq('request="init_vg"\npid =6401\nvg_name ="vg1"\nvg_lock_type ="dlm"\n');
+    assert.equal(r2.text, 'response = "OK"\nop = 3\nop_result = 0\nlm_result = 0\nvg_lock_args = "1.0.0:test"\nlv_lock_args = "none"\nresult_flags = "none"\n');
+    const r3 = await rq('request="vg_update"\npid =6401\nvg_name ="vg1"\nversion =2\n');
+    assert.equal(r3.text, 'response = "OK"\nop = 8\nlock_type = "none"\nop_result = -210\nlm_result = 0\nresult_flags = "none"\n');
+    const r4 = await rq('request="start_vg"\npid =6401\nvg_name ="vg1"\nvg_lock_type ="dlm"\nvg_lock_args ="1.0.0:test"\n' +
+      'vg_uuid ="Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK"\nversion =2\nhost_id =0\nopts ="start_init"\n');
+    assert.equal(r4.text, 'response = "OK"\nop = 5\nlock_type = "dlm"\nop_result = 0\nlm_result = 0\nresult_flags = "none"\n');
+    const r5 = await rq('request="lock_gl"\ncmd ="vgcreate"\npid =6401\nmode ="un"\nopts ="none"\nvg_lock_type ="none"\n');
+    assert.equal(r5.text, 'response = "OK"\nop = 7\nlock_type = "dlm"\nop_result = 0\nlm_result = 0\nresult_flags = "none"\n');
+    const r6 = await rq('request="start_wait"\npid =6401\n');
+    assert.equal(r6.text, 'response = "OK"\nop = 12\nlock_type = "none"\nop_result = 0\nlm_result = 0\nresult_flags = "none"\n');
+    assert.deepEqual(h.core.lockspaces.map((l) => l.name).sort(), ['lvm_global', 'lvm_vg1']);
+    // The GL unlock from ex wrote version 1 (trace: "res_unlock r_version inc 1").
+    assert.equal(resource(h, 'lvm_global', 'GLLK')?.version, 1);
+  });
+
+  test('start_vg twice → -17 EEXIST; stop_vg of an unknown VG → -210', async () => {
+    const { h, a, vg } = await started('dlm');
+    assert.equal((await h.req(a, startVg(vg, 'dlm'))).opResult, -17);
+    assert.equal((await h.req(a, simpleVg('stop_vg', 'nosuch'))).opResult, -210);
+  });
+});
+
+for (const lm of ['dlm', 'sanlock'] as const) {
+  describe(`LV lock semantics (${lm})`, () => {
+    test('transient: same mode again → -114 EALREADY; unlock without lock → -2', async () => {
+      const { h, a, vg } = await started(lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      const again = await h.req(a, lockLv(vg, LV1, 'ex'));
+      assert.equal(again.opResult, -114);
+      assert.equal(again.str('lock_type'), lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un'))).opResult, -2);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'un', 'persistent'))).opResult, -2);
+    });
+
+    test('persistent: any client asking the same persistent mode → -114; survives disconnect', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, -114);
+      h.disconnect(a);
+      await h.settle();
+      const r = resource(h, `lvm_${vg}`, LV1)!;
+      assert.deepEqual(r.locks, [{ mode: 'ex', version: 0, persistent: true, clientId: 0 }]);
+      assert.match(h.info(), new RegExp(`info=r name=${LV1} type=lv mode=ex[^\\n]*\\ninfo=lk mode=ex version=0 flags=0x1 client_id=0\\n`));
+      // Released only by a persistent unlock.
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'un'))).opResult, -2);
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'un', 'persistent'))).opResult, 0);
+      assert.equal(resource(h, `lvm_${vg}`, LV1), undefined);
+    });
+
+    test('transient under persistent ex → 0 without a record; under persistent sh: sh → 0, ex → -17 SH_EXISTS', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'sh'))).opResult, 0);
+      assert.equal(resource(h, `lvm_${vg}`, LV1)!.locks.length, 1);
+      // The transient grant left nothing to unlock.
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'un'))).opResult, -2);
+
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'sh', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(b, lockLv(vg, LV2, 'sh'))).opResult, 0);
+      const ex = await h.req(b, lockLv(vg, LV2, 'ex'));
+      assert.equal(ex.opResult, -17);
+      assert.equal(ex.flags, 'SH_EXISTS,');
+      assert.equal(ex.text, `response = "OK"\nop = 7\nlock_type = "${lm}"\nop_result = -17\nlm_result = 0\nresult_flags = "SH_EXISTS,"\n`);
+    });
+
+    test('transient → persistent: same mode converts the lock to persistent; other mode → -17', async () => {
+      const { h, a, vg } = await started(lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh', 'persistent'))).opResult, 0);
+      assert.deepEqual(resource(h, `lvm_${vg}`, LV1)!.locks, [{ mode: 'sh', version: 0, persistent: true, clientId: 0 }]);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'sh'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'ex', 'persistent'))).opResult, -17);
+      h.disconnect(a);
+      await h.settle();
+      // LV1 is persistent now and stays; LV2 was transient and is gone.
+      assert.equal(resource(h, `lvm_${vg}`, LV1)!.locks.length, 1);
+      assert.equal(resource(h, `lvm_${vg}`, LV2), undefined);
+    });
+
+    test('sh ↔ ex conversion; ex conversion with another sh holder → -11', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      assert.equal(resource(h, `lvm_${vg}`, LV1)!.mode, 'ex');
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, 0);
+      const r = resource(h, `lvm_${vg}`, LV1)!;
+      assert.equal(r.mode, 'sh');
+      assert.equal(r.shCount, 1);
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'sh'))).opResult, 0);
+      assert.equal(r.shCount, 2);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, -11);
+      assert.equal(r.mode, 'sh');
+      assert.deepEqual(r.locks.map((l) => l.mode), ['sh', 'sh']);
+    });
+
+    test('local queueing: B waits for A ex, granted when A unlocks; sh after queued ex waits too', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      const c = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      h.send(b, lockLv(vg, LV1, 'ex'));
+      await h.settle();
+      assert.deepEqual(h.take(b), [], 'B must wait');
+      h.send(c, lockLv(vg, LV1, 'sh'));
+      await h.settle();
+      assert.deepEqual(h.take(c), [], 'C must wait');
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un'))).opResult, 0);
+      const gotB = h.take(b);
+      assert.equal(gotB.length, 1);
+      assert.match(gotB[0]!, /op_result = 0\n/);
+      assert.deepEqual(h.take(c), [], 'C queued behind B still waits');
+      assert.equal((await h.req(b, lockLv(vg, LV1, 'un'))).opResult, 0);
+      const gotC = h.take(c);
+      assert.equal(gotC.length, 1);
+      assert.match(gotC[0]!, /op_result = 0\n/);
+    });
+
+    test('disconnect releases transient locks, keeps persistent ones, cancels queued requests', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      const c = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'ex', 'persistent'))).opResult, 0);
+      h.send(b, lockLv(vg, LV1, 'ex'));
+      await h.settle();
+      assert.deepEqual(h.take(b), []);
+      // B gives up while queued: its request is cancelled, nothing is granted to it later.
+      h.disconnect(b);
+      await h.settle();
+      assert.equal(resource(h, `lvm_${vg}`, LV1)!.actions.length, 0);
+      h.disconnect(a);
+      await h.settle();
+      assert.equal(resource(h, `lvm_${vg}`, LV1), undefined, 'transient LV lock released');
+      assert.deepEqual(resource(h, `lvm_${vg}`, LV2)!.locks, [{ mode: 'ex', version: 0, persistent: true, clientId: 0 }]);
+      assert.equal((await h.req(c, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      assert.equal((await h.req(c, lockLv(vg, LV2, 'ex', 'persistent'))).opResult, -114);
+      assert.deepEqual(h.take(b), []);
+    });
+
+    test('a queued request granted after its client died is undone (auto unlock for failed client)', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      const c = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+      h.send(b, lockLv(vg, LV1, 'ex'));
+      await h.settle();
+      // The reply to B cannot be written (peer vanished, close not yet seen).
+      h.unwritable.add(b);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un'))).opResult, 0);
+      assert.ok(h.log.some((l) => l.includes(`auto unlock lv for failed client ${b}`)), h.log.slice(-10).join('\n'));
+      assert.equal((await h.req(c, lockLv(vg, LV1, 'ex'))).opResult, 0);
+    });
+
+    test('stop_vg with an LV lock → -16; with force → 0 and the lockspace goes', async () => {
+      const { h, a, vg } = await started(lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh', 'persistent'))).opResult, 0);
+      const s = await h.req(a, simpleVg('stop_vg', vg));
+      assert.equal(s.opResult, -16);
+      assert.equal(s.text, `response = "OK"\nop = 6\nlock_type = "none"\nop_result = -16\nlm_result = 0\nresult_flags = "none"\n`);
+      assert.equal((await h.req(a, simpleVg('stop_vg', vg, 'force'))).opResult, 0);
+      await h.settle();
+      assert.ok(!h.core.lockspaces.some((l) => l.name === `lvm_${vg}`));
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, -210);
+    });
+
+    test('kill_vg: later locks → -217, unlock still allowed; drop_vg frees the lockspace', async () => {
+      const { h, a, vg } = await started(lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'sh'))).opResult, 0);
+      assert.equal((await h.req(a, simpleVg('kill_vg', vg))).opResult, 0);
+      assert.match(h.info(), new RegExp(`info=ls ls_name=lvm_${vg} [^\\n]* kill_vg=1`));
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, -217);
+      assert.equal((await h.req(a, lockVg(vg, 'sh'))).opResult, -217);
+      assert.equal((await h.req(a, vgUpdate(vg, 9))).opResult, -217);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'un'))).opResult, 0);
+      assert.equal((await h.req(a, simpleVg('drop_vg', vg))).opResult, 0);
+      await h.settle();
+      assert.ok(!h.core.lockspaces.some((l) => l.name === `lvm_${vg}`));
+      assert.equal((await h.req(a, lockVg(vg, 'sh'))).opResult, -210);
+      // The VG can be started again afterwards.
+      assert.equal((await h.req(a, startVg(vg, lm))).opResult, 0);
+    });
+
+    test('set_remote_lv_lock (test mode): remote ex → ex and sh -11; remote sh → sh allowed, ex -11; un clears', async () => {
+      const { h, a, vg } = await started(lm);
+      const setRemote = (mode: string): Fields => [['request', 'set_remote_lv_lock'], ['pid', 1], ['vg_name', vg],
+        ['lv_name', 'lv1'], ['lv_uuid', LV1], ['mode', mode]];
+      const sr = await h.req(a, setRemote('ex'));
+      assert.equal(sr.text, 'response = "OK"\nop = 30\nop_result = 0\n');
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, -11);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, -11);
+      assert.equal((await h.req(a, setRemote('sh'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, -11);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'sh', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, setRemote('un'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+    });
+  });
+}
+
+describe('lock value block versions', () => {
+  test('vg_update + unlock ex raises the VG version (trace 06: 3→4→5); never backwards', async () => {
+    const { h, a, vg } = await started('dlm');
+    const b = h.connect();
+    const vgRes = () => resource(h, `lvm_${vg}`, 'VGLK')!;
+    for (const v of [4, 5]) {
+      assert.equal((await h.req(a, lockVg(vg, 'ex'))).opResult, 0);
+      assert.equal((await h.req(a, vgUpdate(vg, v))).opResult, 0);
+      assert.equal((await h.req(a, lockVg(vg, 'un'))).opResult, 0);
+      assert.equal(vgRes().version, v);
+      assert.match(h.info(), new RegExp(`info=r name=VGLK type=vg mode=un sh_count=0 version=${v}\\n`));
+    }
+    // A smaller version is logged and not written: the LVB never goes back.
+    assert.equal((await h.req(a, lockVg(vg, 'ex'))).opResult, 0);
+    assert.equal((await h.req(a, vgUpdate(vg, 3))).opResult, 0);
+    assert.ok(h.log.some((l) => l.includes('old version 5 new version 3 too small')));
+    assert.equal((await h.req(a, lockVg(vg, 'un'))).opResult, 0);
+    assert.equal(vgRes().version, 5);
+    // Another client sees the version on its next lock.
+    assert.equal((await h.req(b, lockVg(vg, 'sh'))).opResult, 0);
+    assert.equal(vgRes().version, 5);
+    // vg_update needs an ex lock held by the same client.
+    assert.equal((await h.req(b, vgUpdate(vg, 6))).opResult, -22);
+    assert.equal((await h.req(a, vgUpdate(vg, 6))).opResult, -2);
+    assert.equal((await h.req(b, lockVg(vg, 'un'))).opResult, 0);
+    // next_version: one more than the current.
+    assert.equal((await h.req(a, lockVg(vg, 'ex'))).opResult, 0);
+    assert.equal((await h.req(a, [...vgUpdate(vg, 0), ['opts', 'next_version']])).opResult, 0);
+    assert.equal((await h.req(a, lockVg(vg, 'un'))).opResult, 0);
+    assert.equal(vgRes().version, 6);
+  });
+
+  test('GL version increments on every ex unlock and ex→sh convert, not on sh', async () => {
+    const { h, a } = await started('dlm');
+    const gl = () => resource(h, 'lvm_global', 'GLLK');
+    let seen = gl()?.version ?? 0;
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await h.req(a, lockGl('ex'))).opResult, 0);
+      assert.equal((await h.req(a, lockGl('un'))).opResult, 0);
+      assert.equal(gl()!.version, seen + 1);
+      seen++;
+    }
+    assert.equal((await h.req(a, lockGl('sh'))).opResult, 0);
+    assert.equal((await h.req(a, lockGl('un'))).opResult, 0);
+    assert.equal(gl()!.version, seen);
+    assert.equal((await h.req(a, lockGl('ex'))).opResult, 0);
+    assert.equal((await h.req(a, lockGl('sh'))).opResult, 0);
+    assert.equal(gl()!.version, seen + 1);
+    assert.equal((await h.req(a, lockGl('un'))).opResult, 0);
+    assert.equal(gl()!.version, seen + 1);
+  });
+
+  test('a VG lock held ex at stop --force writes its version (clear_locks)', async () => {
+    const { h, a, vg } = await started('dlm');
+    assert.equal((await h.req(a, lockVg(vg, 'ex'))).opResult, 0);
+    assert.equal((await h.req(a, vgUpdate(vg, 7))).opResult, 0);
+    assert.equal((await h.req(a, simpleVg('stop_vg', vg, 'force'))).opResult, 0);
+    await h.settle();
+    assert.ok(h.log.some((l) => l.includes('VGLK clear_locks r_version new 7')), h.log.join('\n'));
+    // Restart: the LVB of the test manager survives in the old lockspace object only, so
+    // a new lockspace starts from zero — what matters is that clear_locks wrote 7.
+  });
+});
+
+describe('global lock, sanlock', () => {
+  test('sanlock VG start enables the GL in that VG; lock_gl goes there', async () => {
+    const { h, a } = await started('sanlock');
+    assert.equal(h.gl.sanlockGlLockspace, 'lvm_vgs');
+    const r = await h.req(a, lockGl('ex'));
+    assert.equal(r.opResult, 0, r.text);
+    assert.equal(r.str('lock_type'), 'sanlock');
+    assert.equal((await h.req(a, lockGl('un'))).opResult, 0);
+    assert.equal(resource(h, 'lvm_vgs', 'GLLK')!.version, 1);
+  });
+
+  test('sanlock start without the lvmlock device → -212; without host id → -213', async () => {
+    const h = new CoreHarness();
+    const a = h.connect();
+    assert.equal((await h.req(a, startVg('vgx', 'sanlock'))).opResult, -212);
+    h.devices.add('/dev/mapper/vgy-lvmlock');
+    const noHostId = startVg('vgy', 'sanlock').filter(([k]) => k !== 'host_id');
+    assert.equal((await h.req(a, noHostId)).opResult, -213);
+  });
+});
+
+describe('input validation', () => {
+  test('over-long and invalid names, missing fields → -22 with a normal reply', async () => {
+    const { h, a, vg } = await started('dlm');
+    const r = await h.req(a, lockVg('x'.repeat(200), 'ex'));
+    assert.equal(r.text, 'response = "OK"\nop = 7\nlock_type = "none"\nop_result = -22\nlm_result = 0\nresult_flags = "none"\n');
+    assert.equal((await h.req(a, lockVg('bad/name', 'ex'))).opResult, -22);
+    assert.equal((await h.req(a, lockVg('bad name', 'ex'))).opResult, -22);
+    assert.equal((await h.req(a, lockLv(vg, 'u"q', 'ex'))).opResult, -22);
+    assert.equal((await h.req(a, lockLv(vg, 'u'.repeat(65), 'ex'))).opResult, -22);
+    assert.equal((await h.req(a, [['request', 'lock_lv'], ['pid', 1], ['vg_name', vg], ['mode', 'ex']])).opResult, -22);
+    assert.equal((await h.req(a, [['request', 'lock_vg'], ['pid', 1], ['mode', 'ex']])).opResult, -22);
+    assert.equal((await h.req(a, [['request', 'start_vg'], ['pid', 1], ['vg_lock_type', 'dlm']])).opResult, -22);
+    // The longest name that fits a lockspace name (64 - "lvm_" - 1) is accepted.
+    assert.equal((await h.req(a, lockVg('v'.repeat(59), 'ex'))).opResult, -210);
+    assert.equal((await h.req(a, lockVg('v'.repeat(60), 'ex'))).opResult, -22);
+  });
+});
