@@ -158,6 +158,8 @@ function maskSelf(raw: string): string {
 
 async function both(ns: Namespace, args: string[]): Promise<[RunOut, RunOut]> {
   const c = await ns.run('lvmlockctl', args);
+  // let the daemon retire the previous client before the next snapshot
+  await new Promise((r) => setTimeout(r, 200));
   const ours = await ns.run(BIN, args);
   return [c, ours];
 }
