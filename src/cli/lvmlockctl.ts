@@ -254,13 +254,17 @@ export class LvmlockdConnection {
   /** Sends one message body (must end in "\n") and waits for the reply. */
   send(body: string): Promise<Reply> {
     return new Promise((resolve) => {
+      if (this.dead && this.queued.length === 0) { resolve({ error: this.dead }); return; }
+      if (!this.dead) {
+        this.sock.write(encodeFrame(body), (err) => {
+          if (err && !this.dead) this.dead = errnoOf(err);
+        });
+      }
+      // Like libdaemon, whatever message arrives next (even one that was sent
+      // unsolicited before this request) is taken as the reply.
       const q = this.queued.shift();
       if (q) { resolve(q); return; }
-      if (this.dead) { resolve({ error: this.dead }); return; }
       this.pending.push(resolve);
-      this.sock.write(encodeFrame(body), (err) => {
-        if (err && !this.dead) this.dead = errnoOf(err);
-      });
     });
   }
 
@@ -753,8 +757,10 @@ class Tool {
   private sysWarn(msg: string): void {
     if (this.o.useStderr) this.env.stderr(msg + '\n'); else this.env.syslog(LOG_WARNING, msg);
   }
+  /** C's log_error (printf to stdout). With --json, stdout carries only the
+   *  document, so these messages go to stderr instead. */
   private log(msg: string): void {
-    this.env.stdout(msg + '\n');
+    if (this.o.json) this.env.stderr(msg + '\n'); else this.env.stdout(msg + '\n');
   }
 
   /** _lvmlockd_send(): config-tree style request with cmd/pid/... keys. */

@@ -211,6 +211,16 @@ test('--dump: prints up to the first NUL plus a newline; negative result is repo
   } finally { await f.close(); }
 });
 
+test('--json keeps stdout a pure document (diagnostics on stderr)', async () => {
+  const f = await fakeDaemon(dumpHandler(INFO, -3));
+  try {
+    const r = await runCli(f, ['--json']);
+    assert.equal(r.rv, 0);
+    assert.equal(r.stderr, 'result -3\n');
+    assert.equal(JSON.parse(r.stdout).lockspaces.length, 1);
+  } finally { await f.close(); }
+});
+
 test('dump_len 0: nothing printed; --json prints an empty document', async () => {
   const f = await fakeDaemon(() => ({ reply: 'response = "OK"\nresult = 0\ndump_len = 0\n' }));
   try {
