@@ -564,9 +564,12 @@ export class LockdCore implements LockspaceHost {
     this.workerScheduled = true;
     this.ports.defer(() => {
       this.workerScheduled = false;
+      const hadDelayed = this.delayed.length > 0;
       for (const act of [...this.delayed]) {
         if (this.delayedDone(act)) this.delayed.splice(this.delayed.indexOf(act), 1);
       }
+      // lvmlockd's worker frees finished lockspaces whenever it runs delayed work.
+      if (hadDelayed) this.forEachLockspace(false, true, false);
       if (this.delayed.some((a) => a.op === 'stop_all')) {
         // lockspaces with locks may be released later: poll as lvmlockd does.
         void this.ports.sleep(1000).then(() => this.scheduleWorker());
