@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian 12 machine
+# with Node 20 (run as root): LVM2 with the C lvmlockd (the reference), sanlock,
+# corosync, namespace tools, then the npm dependencies, then the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(lvm2 lvm2-lockd sanlock corosync iproute2 util-linux procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Installed services must not run on the host itself: tests start their own per namespace.
+for svc in lvmlockd sanlock wdmd corosync lvm2-lvmpolld dlm; do
+  systemctl stop "$svc" >/dev/null 2>&1 || true
+  pkill -x "$svc" >/dev/null 2>&1 || true
+done
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
