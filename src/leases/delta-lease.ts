@@ -432,15 +432,10 @@ export class Lockspace {
       }
       let hs = this.hosts.get(hostId);
       if (!hs) {
+        // Starts zeroed like sanlock's host_status, so the first sight of a
+        // used record counts as a change (last_live = first_check).
         hs = { ownerId: 0, ownerGeneration: 0, timestamp: 0, ioTimeout: 0, firstCheck: now, lastCheck: 0, lastLive: 0 };
         this.hosts.set(hostId, hs);
-        // First sight: remember the triple without calling it a change.
-        hs.ownerId = rec.ownerId;
-        hs.ownerGeneration = rec.ownerGeneration;
-        hs.timestamp = rec.timestamp;
-        hs.ioTimeout = rec.ioTimeout;
-        hs.lastCheck = now;
-        continue;
       }
       if (hs.ownerId !== rec.ownerId || hs.ownerGeneration !== rec.ownerGeneration || hs.timestamp !== rec.timestamp) {
         hs.ownerId = rec.ownerId;
