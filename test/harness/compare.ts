@@ -20,6 +20,12 @@ export interface Step {
   ignore?: Array<'code' | 'stdout' | 'stderr'>;
   /** Per-step timeout (ms). */
   timeoutMs?: number;
+  /**
+   * Sleep this long before the step. E.g. the C daemon lists stopped
+   * lockspaces as `REM:<name>` only until it frees them 1-2 s after the stop,
+   * so an --info right after a stop is racy; wait ~3 s for a stable view.
+   */
+  waitMs?: number;
   /** Sort `LK` lines inside each lockspace block before comparing (lvmlockctl --info). */
   sortInfo?: boolean;
 }
@@ -246,6 +252,7 @@ export async function runScript(
   for (let i = 0; i < steps.length; i++) {
     const step = steps[i]!;
     const argv = expand(step.argv, c, o.spec);
+    if (step.waitMs) await sleep(step.waitMs);
     const r: RunResult = await c.host(step.host).run(argv, { timeoutMs: step.timeoutMs ?? o.stepTimeoutMs ?? 30_000 });
     results.push({ index: i, step, argv, code: r.code, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut });
     if (o.settleMs) await sleep(o.settleMs);

@@ -3,8 +3,9 @@
 // normalization. The scenarios follow the golden traces (shared/spec/traces
 // 02-09) plus two-host use.
 //
-// Until the TS daemon is complete these run as `todo` (reported, not
-// failing the run); COMPAT_STRICT=1 makes every difference a failure.
+// Scenarios listed in KNOWN_DIFFERENT run as `todo` (reported, not failing
+// the run) until the TS daemon matches; COMPAT_STRICT=1 enforces them too.
+// Every other scenario must match exactly.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,10 +16,18 @@ import { tsLvmlockdPath } from '../harness/cluster';
 const STRICT = process.env.COMPAT_STRICT === '1';
 const C: DaemonSpec = { kind: 'c', args: ['-T'] };
 const TS: DaemonSpec = { kind: 'ts', args: ['-T'] };
-const todo = STRICT ? false : 'TS daemon still incomplete (COMPAT_STRICT=1 to enforce)';
 
-const INFO = (host: number): Step => ({ host, argv: ['lvmlockctl', '--info'] });
-const RAW = (host: number): Step => ({ host, argv: ['lvmlockctl', '--info', '--dump'] });
+/** Scenario name → the known difference (remove the entry once fixed). */
+const KNOWN_DIFFERENT: Record<string, string> = {
+  'lvcreate and activation (traces 04, 05)':
+    'C keeps `LK LV un <uuid>` listed after lvchange -an; TS drops the resource',
+};
+
+const INFO = (host: number, waitMs?: number): Step => ({ host, argv: ['lvmlockctl', '--info'], waitMs });
+const RAW = (host: number, waitMs?: number): Step => ({ host, argv: ['lvmlockctl', '--info', '--dump'], waitMs });
+// The C daemon frees stopped lockspaces (listed as REM:<name> meanwhile) 1-2 s
+// after the stop: look at the lock state only once that settled.
+const SETTLE = 3000;
 
 const SCENARIOS: Record<string, Step[]> = {
   'idle daemon and vgcreate (traces 01, 02)': [
@@ -32,7 +41,7 @@ const SCENARIOS: Record<string, Step[]> = {
   'lock stop/start (trace 03)': [
     { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'dlm', 'vg1', '{disk0}'] },
     { host: 1, argv: ['lvm', 'vgchange', '--lock-stop', 'vg1'] },
-    INFO(1),
+    INFO(1, SETTLE),
     { host: 1, argv: ['lvm', 'vgchange', '--lock-start', 'vg1'] },
     INFO(1),
   ],
@@ -64,18 +73,18 @@ const SCENARIOS: Record<string, Step[]> = {
     { host: 1, argv: ['lvm', 'vgchange', '--lock-stop', 'vg1'] },
     { host: 1, argv: ['lvm', 'lvchange', '-an', 'vg1/lv1'] },
     { host: 1, argv: ['lvm', 'vgremove', '-y', 'vg1'] },
-    RAW(1),
+    RAW(1, SETTLE),
     { host: 1, argv: ['lvm', 'pvs'] },
   ],
   'global lockspace lifecycle (trace 09)': [
     { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'dlm', 'vg2', '{disk0}'] },
     { host: 1, argv: ['lvm', 'vgchange', '--lock-stop', 'vg2'] },
-    INFO(1),
+    INFO(1, SETTLE),
     { host: 1, argv: ['lvm', 'lvcreate', '-an', '-L', '8M', '-n', 'lvx', 'vg2'] },
     { host: 1, argv: ['lvm', 'vgs', '-o+lock_type,lock_args'] },
     { host: 1, argv: ['lvm', 'vgchange', '--lock-start', 'vg2'] },
     { host: 1, argv: ['lvmlockctl', '--stop-lockspaces'] },
-    RAW(1),
+    RAW(1, SETTLE),
   ],
   'two hosts, lvmlockctl admin requests': [
     { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'dlm', 'vg1', '{disk0}'] },
@@ -92,13 +101,15 @@ const SCENARIOS: Record<string, Step[]> = {
     { host: 2, argv: ['lvmlockctl', '--stop-lockspaces'] },
     { host: 1, argv: ['lvm', 'lvchange', '-an', 'vg1/lv1'] },
     { host: 1, argv: ['lvm', 'vgchange', '--lock-stop', 'vg1'] },
-    INFO(1),
+    INFO(1, SETTLE),
     { host: 1, argv: ['lvmlockctl', '--quit'] },
   ],
 };
 
 describe('C lvmlockd -T vs TS lvmlockd -T', () => {
   for (const [name, steps] of Object.entries(SCENARIOS)) {
+    const known = KNOWN_DIFFERENT[name];
+    const todo = !STRICT && known ? `known difference: ${known} (COMPAT_STRICT=1 to enforce)` : false;
     test(name, { todo, timeout: 300_000 }, async () => {
       assert.ok(fs.existsSync(tsLvmlockdPath()), `TS daemon binary missing: ${tsLvmlockdPath()}`);
       const cmp = await compareDaemons(steps, C, TS, { stepTimeoutMs: 15_000 });
