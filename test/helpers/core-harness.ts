@@ -3,7 +3,7 @@
 // settle(); `sleep` either resolves at once or waits for release() (a manual
 // scheduler for the lock retry delay and stop_all polling).
 
-import { LockdCore, newGlobalLockState, type CorePorts } from '../../src/core/lockd';
+import { LockdCore, newGlobalLockState } from '../../src/core/lockd';
 import type { LmType } from '../../src/core/constants';
 import type { GlobalLockState, LockManager } from '../../src/lm/types';
 import { TestLockManager } from '../../src/lm/test/test-lm';
@@ -35,7 +35,11 @@ export class CoreHarness {
   readonly unwritable = new Set<number>();
   private deferred: Array<() => void> = [];
   private sleeps: Array<{ ms: number; resolve: () => void }> = [];
+  private readonly manualSleep: boolean;
+  /** Virtual monotonic clock (ms); advanced by the sleeps that end. */
+  now = 1_000_000;
   private nextPid = 1000;
+
 
   constructor(opts: HarnessOptions = {}) {
     this.gl = newGlobalLockState();
@@ -45,26 +49,28 @@ export class CoreHarness {
     for (const t of opts.managers ?? ['dlm', 'sanlock']) {
       managers[t] = new TestLockManager(t, this.gl, hooks, () => opts.hostId ?? 0);
     }
-    const manual = opts.sleep === 'manual';
-    const ports: CorePorts = {
-      send: (id, text) => {
+    this.manualSleep = opts.sleep === 'manual';
+    // Not annotated as CorePorts on purpose: the literal may carry ports that a
+    // newer or older CorePorts does not list (no excess-property error either way).
+    const ports = {
+      send: (id: number, text: string): boolean => {
         if (this.unwritable.has(id)) return false;
         const list = this.replies.get(id) ?? [];
         list.push(text);
         this.replies.set(id, list);
         return true;
       },
-      resume: (id) => { this.resumed.push(id); },
-      sendDump: async (text) => { this.dumps.push(text); return Buffer.byteLength(text); },
-      dumpLog: () => this.log.join('\n') + '\n',
-      debug: (l) => { this.log.push(l); },
-      error: (l) => { this.log.push('ERROR ' + l); },
-      sleep: (ms) => (manual
-        ? new Promise<void>((resolve) => { this.sleeps.push({ ms, resolve }); })
-        : Promise.resolve()),
-      defer: (fn) => { this.deferred.push(fn); },
-      quit: () => { this.quitCalled++; },
-      locksChanged: () => undefined,
+      resume: (id: number): void => { this.resumed.push(id); },
+      sendDump: async (text: string): Promise<number> => { this.dumps.push(text); return Buffer.byteLength(text); },
+      dumpLog: (): string => this.log.join('\n') + '\n',
+      debug: (l: string): void => { this.log.push(l); },
+      error: (l: string): void => { this.log.push('ERROR ' + l); },
+      // Sleeps never resolve synchronously: a retry loop must not spin in microtasks.
+      sleep: (ms: number): Promise<void> => new Promise<void>((resolve) => { this.sleeps.push({ ms, resolve }); }),
+      defer: (fn: () => void): void => { this.deferred.push(fn); },
+      nowMs: (): number => this.now,
+      quit: (): void => { this.quitCalled++; },
+      locksChanged: (): void => undefined,
     };
     this.core = new LockdCore(ports, {
       testMode: true, glType: opts.glType ?? null, managers, gl: this.gl,
@@ -91,19 +97,27 @@ export class CoreHarness {
       await new Promise<void>((r) => setImmediate(r));
       const jobs = this.deferred.splice(0);
       for (const fn of jobs) fn();
-      if (jobs.length === 0 && i >= 2) {
+      const slept = this.manualSleep ? 0 : this.endSleeps();
+      if (jobs.length === 0 && slept === 0 && i >= 2) {
         await new Promise<void>((r) => setImmediate(r));
-        if (this.deferred.length === 0) return;
+        if (this.deferred.length === 0 && (this.manualSleep || this.sleeps.length === 0)) return;
       }
     }
+  }
+
+  /** Ends every pending sleep, advancing the virtual clock; returns how many. */
+  private endSleeps(): number {
+    const s = this.sleeps.splice(0);
+    if (s.length) this.now += Math.max(...s.map((x) => x.ms));
+    for (const x of s) x.resolve();
+    return s.length;
   }
 
   pendingSleeps(): number { return this.sleeps.length; }
 
   /** Manual sleep mode: end every pending sleep, then settle. */
   async releaseSleeps(): Promise<void> {
-    const s = this.sleeps.splice(0);
-    for (const x of s) x.resolve();
+    this.endSleeps();
     await this.settle();
   }
 

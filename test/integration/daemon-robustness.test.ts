@@ -1,0 +1,370 @@
+// Robustness of the real daemon process: `bin/lvmlockd -T -f` on a private
+// socket, hit with malformed, hostile and heavy traffic over raw connections.
+// A persistent LV lock taken at the start must survive all of it, and the
+// daemon must keep answering. Also: pid-file locking, SIGTERM and options.
+//
+// Needs `npm run build` first (it runs dist/ through bin/lvmlockd).
+
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RawClient, TERM, lvmRequest, opResult } from '../helpers/raw-client';
+import { DaemonProcess, makeTempDir, removeDir, runLvmlockd, startTestDaemon } from '../helpers/daemon-process';
+
+const HELLO_REPLY = 'response = "OK"\nresult = 0\nprotocol = "lvmlockd"\nversion = 1\n';
+const VG = 'vg1';
+const LV_PERSIST = 'Pers1s-tent-LVAA-AAAA-AAAA-AAAA-AAAAAA';
+const LV_VANISH = 'Vanish-ingC-lien-tLVx-xxxx-xxxx-xxxxxx';
+const LV_QUEUE = 'Queued-Clie-ntLV-yyyy-yyyy-yyyy-yyyyyy';
+/** How long to wait to conclude that no reply is coming. */
+const NO_REPLY_MS = 400;
+
+function lockLv(uuid: string, mode: string, opts = 'none', lvName = 'lv1'): string {
+  return lvmRequest('lock_lv', [['cmd', 'lvchange'], ['pid', process.pid], ['mode', mode], ['opts', opts],
+    ['vg_name', VG], ['lv_name', lvName], ['lv_uuid', uuid], ['vg_lock_type', 'dlm'],
+    ['vg_lock_args', '1.0.0:test'], ['lv_lock_args', 'dlm']]);
+}
+
+function lockVg(vgName: string, mode: string): string {
+  return lvmRequest('lock_vg', [['cmd', 'vgs'], ['pid', process.pid], ['mode', mode], ['opts', 'none'],
+    ['vg_name', vgName], ['vg_lock_type', 'none'], ['vg_lock_args', 'none']]);
+}
+
+describe('lvmlockd -T robustness over the socket', () => {
+  let dir = '';
+  let d: DaemonProcess | null = null;
+  const clients: RawClient[] = [];
+  const open = async (): Promise<RawClient> => {
+    const c = await RawClient.connect(d!.socketPath);
+    clients.push(c);
+    return c;
+  };
+  /** A fresh connection that must still get the exact hello reply. */
+  const assertAlive = async (what: string): Promise<void> => {
+    assert.ok(d!.alive, `daemon died after ${what}: ${d!.stderr}`);
+    const c = await open();
+    assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, `no hello after ${what}`);
+    c.destroy();
+  };
+
+  before(async () => {
+    dir = makeTempDir();
+    d = await startTestDaemon(dir);
+  });
+
+  after(async () => {
+    for (const c of clients) c.destroy();
+    if (d) await d.kill();
+    if (dir) removeDir(dir);
+  });
+
+  test('setup: start a dlm VG and take a persistent ex LV lock, then disconnect', async () => {
+    const c = await open();
+    assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+    const s = await c.request(lvmRequest('start_vg', [['pid', process.pid], ['vg_name', VG], ['vg_lock_type', 'dlm'],
+      ['vg_lock_args', '1.0.0:test'], ['vg_uuid', 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK'], ['version', 1], ['host_id', 0], ['opts', 'none']]));
+    assert.equal(opResult(s), 0, String(s));
+    assert.equal(opResult(await c.request(lvmRequest('start_wait', [['pid', process.pid]]))), 0);
+    const l = await c.request(lockLv(LV_PERSIST, 'ex', 'persistent'));
+    assert.equal(l, 'response = "OK"\nop = 7\nlock_type = "dlm"\nop_result = 0\nlm_result = 0\nresult_flags = "none"\n');
+    c.destroy();
+  });
+
+  test('malformed frames get no reply and leave the connection usable', async () => {
+    const cases: Array<[string, Buffer]> = [
+      ['garbage text', Buffer.from('this is not a config tree }}}{{{ = = =\n')],
+      ['unterminated string', Buffer.from('request = "hello\n')],
+      ['binary bytes', Buffer.concat([crypto.randomBytes(2048).map((b) => (b === 0x0a ? 0x0b : b)), Buffer.from('\n')])],
+      ['NUL bytes', Buffer.from('request = "hel\0lo"\0\0\n')],
+      ['bad number', Buffer.from('request = "lock_vg"\nversion = 99999999999999999999999\n')],
+      ['empty body', Buffer.from('\n')],
+      ['deep nesting', Buffer.from('a = ' + '['.repeat(100000) + ']'.repeat(100000) + '\n')],
+    ];
+    for (const [what, body] of cases) {
+      const c = await open();
+      await c.write(Buffer.concat([body, Buffer.from(TERM)]));
+      assert.equal(await c.next(NO_REPLY_MS), null, `${what}: unexpected reply`);
+      assert.equal(c.closed, false, `${what}: connection closed`);
+      assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, `${what}: hello afterwards`);
+      c.destroy();
+    }
+    // Bytes without any terminator, then the client goes away.
+    const c = await open();
+    await c.write(crypto.randomBytes(100000));
+    c.destroy();
+    await assertAlive('malformed frames');
+  });
+
+  test('unknown request names get no reply; a following hello on the same connection works', async () => {
+    const c = await open();
+    for (const name of ['frobnicate', '', 'HELLO', 'lock_lv_extra', 'x'.repeat(10000)]) {
+      await c.sendFrame(`request = "${name}"\n`);
+      assert.equal(await c.next(NO_REPLY_MS), null, `reply to bad request name "${name.slice(0, 20)}"`);
+    }
+    await c.sendFrame('no_request_key = 1\n');
+    assert.equal(await c.next(NO_REPLY_MS), null);
+    assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+    assert.equal(c.buffered, 0, 'late extra replies');
+    c.destroy();
+  });
+
+  test('over-long names and invalid characters → clear error reply, op_result -22', async () => {
+    const c = await open();
+    const bad = [
+      lockVg('x'.repeat(300), 'sh'),
+      lockVg('x'.repeat(100000), 'sh'),
+      lockVg('bad name', 'sh'),
+      lockVg('../../etc', 'sh'),
+      lockVg('vg\u00e9', 'sh'),
+      lockVg('vg\\"quote', 'sh'),
+      lockLv('u'.repeat(500), 'ex'),
+      lockLv('uuid with spaces', 'ex'),
+      lockLv(LV_VANISH, 'ex', 'none', 'n'.repeat(1000)),
+      lockLv(LV_VANISH, 'ex', 'none', 'lv/with/slash'),
+      lvmRequest('start_vg', [['pid', 1], ['vg_name', 'y'.repeat(64)], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test']]),
+      lvmRequest('start_vg', [['pid', 1], ['vg_name', 'vg2'], ['vg_lock_type', 'dlm'], ['vg_lock_args', 'a b c']]),
+      lvmRequest('init_vg', [['pid', 1], ['vg_name', 'vg2'], ['vg_lock_type', 'dlm'], ['vg_lock_args', 'z'.repeat(1000)]]),
+    ];
+    for (const req of bad) {
+      const r = await c.request(req);
+      assert.ok(r !== null, `no reply to ${req.slice(0, 60)}`);
+      assert.equal(opResult(r), -22, `${req.slice(0, 60)} → ${r}`);
+      assert.match(r, /^response = "OK"\nop = \d+\n/);
+    }
+    c.destroy();
+  });
+
+  test('missing fields → -22 (or the documented default), never silence', async () => {
+    const c = await open();
+    const cases: Array<[string, number]> = [
+      [lvmRequest('lock_lv', [['pid', 1], ['mode', 'ex'], ['vg_name', VG]]), -22],          // no lv_uuid
+      [lvmRequest('lock_vg', [['pid', 1], ['mode', 'sh']]), -22],                           // no vg_name
+      [lvmRequest('lock_vg', [['pid', 1], ['vg_name', VG]]), -22],                          // no mode → iv
+      [lvmRequest('lock_gl', [['pid', 1]]), -22],                                           // no mode
+      [lvmRequest('start_vg', [['pid', 1], ['vg_name', 'vg3']]), -22],                      // no lock type
+      [lvmRequest('stop_vg', [['pid', 1]]), -22],                                           // no vg_name
+      [lvmRequest('vg_update', [['pid', 1], ['vg_name', VG]]), -2],                         // no lock held
+      [lvmRequest('lock_lv', [['pid', 1], ['mode', 'ex'], ['vg_name', 'nosuchvg'], ['lv_uuid', 'abc']]), -210],
+    ];
+    for (const [req, want] of cases) {
+      const r = await c.request(req);
+      assert.equal(opResult(r), want, `${req.replace(/\n/g, ' ')} → ${r}`);
+    }
+    c.destroy();
+  });
+
+  test('a 17 MiB message closes that connection; the daemon stays alive', async () => {
+    for (const terminated of [false, true]) {
+      const c = await open();
+      const big = Buffer.alloc(17 * 1024 * 1024, 0x61);
+      big.write('request = "hello"\nx = "', 0);
+      const t0 = Date.now();
+      void c.write(terminated ? Buffer.concat([big, Buffer.from('"\n' + TERM)]) : big);
+      assert.ok(await c.waitClosed(15000), 'daemon did not close the connection');
+      assert.equal(c.buffered, 0, 'no reply expected');
+      await assertAlive(`17 MiB message (terminated=${terminated}, ${Date.now() - t0} ms)`);
+    }
+  });
+
+  test('clients vanishing mid-request do not leave locks or queued requests behind', async () => {
+    // Half a frame, then gone.
+    const half = await open();
+    await half.write('request="lock_lv"\ncmd ="lvextend"\npid =1\nmode ="ex"\n');
+    half.destroy();
+    // A whole lock request, gone before the reply can be read.
+    for (let i = 0; i < 20; i++) {
+      const c = await open();
+      void c.write(lockLv(LV_VANISH, 'ex') + '\n##\n');
+      c.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const x = await open();
+    assert.equal(opResult(await x.request(lockLv(LV_VANISH, 'ex'))), 0, 'transient lock of a vanished client still held');
+    assert.equal(opResult(await x.request(lockLv(LV_VANISH, 'un'))), 0);
+    // A queued request whose client vanishes is cancelled.
+    assert.equal(opResult(await x.request(lockLv(LV_QUEUE, 'ex'))), 0);
+    const y = await open();
+    await y.sendFrame(lockLv(LV_QUEUE, 'ex'));
+    assert.equal(await y.next(NO_REPLY_MS), null, 'second ex must wait');
+    y.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(opResult(await x.request(lockLv(LV_QUEUE, 'un'))), 0);
+    const z = await open();
+    assert.equal(opResult(await z.request(lockLv(LV_QUEUE, 'ex'), 2000)), 0, 'queued request of a vanished client was granted');
+    assert.equal(opResult(await z.request(lockLv(LV_QUEUE, 'un'))), 0);
+    x.destroy();
+    z.destroy();
+    await assertAlive('vanishing clients');
+  });
+
+  test('pipelined requests on one connection are answered in order', async () => {
+    const c = await open();
+    const reqs = [
+      'request = "hello"\n',
+      lockVg(VG, 'sh'),
+      'request = "bogus"\n',
+      lockVg(VG, 'un'),
+      'request = "hello"\n',
+      lockLv(LV_PERSIST, 'ex', 'persistent'),
+    ];
+    await c.write(reqs.map((r) => r + '\n##\n').join(''));
+    const got: Array<string | null> = [];
+    for (let i = 0; i < 5; i++) got.push(await c.next(3000));
+    assert.equal(got[0], HELLO_REPLY);
+    assert.equal(opResult(got[1]!), 0);
+    assert.equal(opResult(got[2]!), 0);
+    assert.equal(got[3], HELLO_REPLY);
+    assert.equal(opResult(got[4]!), -114);
+    assert.equal(await c.next(NO_REPLY_MS), null, 'the bogus request must not be answered');
+    c.destroy();
+  });
+
+  test('too many pipelined requests close that connection only', async () => {
+    const c = await open();
+    await c.write(Array.from({ length: 200 }, () => 'request = "hello"\n\n##\n').join(''));
+    const deadline = Date.now() + 5000;
+    while (!c.closed && Date.now() < deadline) await c.next(200);
+    // Either the daemon answered them all or refused the flood by closing; both are bounded.
+    assert.ok(c.closed || c.buffered <= 200);
+    c.destroy();
+    await assertAlive('pipeline flood');
+  });
+
+  test('a bounded flood: 500 concurrent connect/hello/close', async () => {
+    const N = 500;
+    const t0 = Date.now();
+    const one = async (): Promise<boolean> => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        let c: RawClient;
+        try {
+          c = await RawClient.connect(d!.socketPath, 5000);
+        } catch (e) {
+          // A full listen backlog refuses non-blocking connects with EAGAIN; retry.
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 20)); continue; }
+          throw e;
+        }
+        const r = await c.request('request = "hello"\n', 10000);
+        c.destroy();
+        return r === HELLO_REPLY;
+      }
+      return false;
+    };
+    const results = await Promise.all(Array.from({ length: N }, one));
+    const ms = Date.now() - t0;
+    assert.equal(results.filter(Boolean).length, N, `only ${results.filter(Boolean).length}/${N} hellos answered`);
+    assert.ok(ms < 30000, `flood took ${ms} ms`);
+    await assertAlive('connection flood');
+  });
+
+  test('after everything: the persistent LV lock is still held and hello is answered', async () => {
+    const c = await open();
+    // Same persistent mode from any client → EALREADY: the persistent lock exists.
+    assert.equal(opResult(await c.request(lockLv(LV_PERSIST, 'ex', 'persistent'))), -114);
+    // A transient sh under a persistent ex is granted without a record (lvmlockd semantics)
+    // and there is nothing transient to unlock afterwards.
+    assert.equal(opResult(await c.request(lockLv(LV_PERSIST, 'sh'))), 0);
+    assert.equal(opResult(await c.request(lockLv(LV_PERSIST, 'un'))), -2);
+    // stop_vg refuses while the LV lock is held.
+    assert.equal(opResult(await c.request(lvmRequest('stop_vg', [['pid', 1], ['vg_name', VG]]))), -16);
+    assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+    c.destroy();
+    assert.ok(d!.alive);
+    assert.ok(fs.existsSync(d!.pidFile));
+    assert.equal(fs.readFileSync(d!.pidFile, 'utf8').trim(), String(d!.pid));
+  });
+});
+
+describe('lvmlockd process handling', () => {
+  test('a second daemon with the same pid file exits 13 with "Cannot lock lockfile"', async () => {
+    const dir = makeTempDir();
+    let d: DaemonProcess | null = null;
+    try {
+      d = await startTestDaemon(dir);
+      const r = await runLvmlockd(['-T', '-f', '-s', path.join(dir, 'other.sock'), '-p', d.pidFile]);
+      assert.equal(r.code, 13, r.stderr);
+      assert.match(r.stderr, /Cannot lock lockfile \[.*s\.pid\]/);
+      assert.ok(!fs.existsSync(path.join(dir, 'other.sock')));
+      // The first daemon is unaffected.
+      const c = await RawClient.connect(d.socketPath);
+      assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+      c.destroy();
+    } finally {
+      if (d) await d.kill();
+      removeDir(dir);
+    }
+  });
+
+  test('one SIGTERM with no lockspaces: clean exit, socket and pid file removed', async () => {
+    const dir = makeTempDir();
+    let d: DaemonProcess | null = null;
+    try {
+      d = await startTestDaemon(dir);
+      const c = await RawClient.connect(d.socketPath);
+      assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+      process.kill(d.pid, 'SIGTERM');
+      const r = await d.waitExit(10000);
+      assert.ok(r, 'daemon did not exit on SIGTERM');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.signal, null);
+      assert.ok(!fs.existsSync(d.socketPath), 'socket left behind');
+      assert.ok(!fs.existsSync(d.pidFile), 'pid file left behind');
+      assert.ok(await c.waitClosed(2000), 'client connection not closed');
+      c.destroy();
+    } finally {
+      if (d) await d.kill();
+      removeDir(dir);
+    }
+  });
+
+  test('a stale socket file is replaced on start', async () => {
+    const dir = makeTempDir();
+    let d: DaemonProcess | null = null;
+    try {
+      const first = await startTestDaemon(dir);
+      await first.kill(); // SIGKILL: the socket file stays
+      assert.ok(fs.existsSync(first.socketPath));
+      d = await startTestDaemon(dir);
+      const c = await RawClient.connect(d.socketPath);
+      assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
+      c.destroy();
+    } finally {
+      if (d) await d.kill();
+      removeDir(dir);
+    }
+  });
+
+  test('-h prints usage, -V the version, both exit 0', async () => {
+    const h = await runLvmlockd(['-h']);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /^Usage:\n/);
+    assert.match(h.stdout, /--gl-type \| -g <str>/);
+    const long = await runLvmlockd(['--help']);
+    assert.equal(long.stdout, h.stdout);
+    const v = await runLvmlockd(['-V']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, /^lvmlockd version: \d+\.\d+\.\d+/);
+  });
+
+  test('-g idm → "invalid gl-type option", exit 1; -g dlm/sanlock accepted', async () => {
+    const r = await runLvmlockd(['-g', 'idm']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /invalid gl-type option/);
+    const r2 = await runLvmlockd(['--gl-type', 'foo']);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /invalid gl-type option/);
+    // Accepted values get as far as needing a pid file: -V after them proves the parse.
+    assert.equal((await runLvmlockd(['-g', 'dlm', '-V'])).code, 0);
+    assert.equal((await runLvmlockd(['-g', 'sanlock', '-V'])).code, 0);
+  });
+
+  test('a bad option prints usage and exits 1', async () => {
+    for (const args of [['--bogus'], ['-Z'], ['-p']]) {
+      const r = await runLvmlockd(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /^Usage:\n/, args.join(' '));
+      assert.ok(r.stderr.length > 0, `${args.join(' ')}: no error message`);
+    }
+  });
+});
