@@ -453,7 +453,8 @@ async function paxosLeaseAcquire(
           ourMbal += cur.maxHosts;
           continue;
         }
-        throw e;
+        // Our dblock may carry a proposal that another host can still commit.
+        throw markRetract(e, g);
       }
       const nl = cloneLeader(cur);
       nl.lver = ballot.dblock.lver;
@@ -468,13 +469,54 @@ async function paxosLeaseAcquire(
         if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
         else nl.flags &= ~LFL_SHORT_HOLD;
       }
-      await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
+      try {
+        await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
+      } catch (e) {
+        throw markRetract(e, g);
+      }
       encodeLeader(nl); // refresh nl.checksum
       if (nl.ownerId !== host.hostId) {
         throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, 'ballot committed an earlier proposal of another host');
       }
       return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }
+  }
+}
+
+const RETRACT = Symbol('retract');
+
+/** Tag an error thrown after our ballot started (sanlock T_RETRACT_PAXOS). */
+function markRetract(e: unknown, g: LeaseGeometry): unknown {
+  if (e && typeof e === 'object') (e as Record<symbol, unknown>)[RETRACT] = g;
+  return e;
+}
+
+/**
+ * After a failed acquire that got as far as a ballot: make sure we do not
+ * end up owning the lease (sanlock's R_ERASE_ALL on release). Mark our
+ * dblock RELEASED so others may take over even if they commit our proposal,
+ * and clear the leader if it names us and we wrote it. Best effort.
+ */
+async function retract(ref: ResourceRef, host: PaxosHost, e: unknown): Promise<void> {
+  const g = e && typeof e === 'object' ? ((e as Record<symbol, unknown>)[RETRACT] as LeaseGeometry | undefined) : undefined;
+  if (!g) return;
+  const io = host.timeouts.ioTimeout;
+  try {
+    const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+    if (dblockValid(sec, 0)) {
+      const d = decodeDblock(sec, 0);
+      await writeHostBlock(ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, undefined, io, 'retract_dblock');
+    }
+  } catch {
+    /* best effort */
+  }
+  try {
+    const leader = await leaderRead(ref, g, 0, io);
+    if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
+      await paxosLeaseRelease(ref, g, host, leader);
+    }
+  } catch {
+    /* best effort */
   }
 }
 
@@ -565,6 +607,7 @@ export async function acquireResource(host: PaxosHost, ref: ResourceRef, opts: A
           throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
         }
       }
+      await retract(ref, host, e);
       throw e;
     }
   }

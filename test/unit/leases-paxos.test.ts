@@ -191,6 +191,26 @@ describe('paxos lease', () => {
     await stop();
   });
 
+  test('a failed commit is retracted so the lease does not stay stuck on us', async () => {
+    const { clock, disk, px, ref, stop } = await cluster(2);
+    let n = 0;
+    disk.fault = (r) => (r.op === 'write' && r.label === 'paxos_acquire_commit' && n++ === 0 ? { kind: 'eio' } : undefined);
+    await assert.rejects(clock.drive(acquireResource(px[0]!, ref)), /injected I\/O error/);
+    disk.fault = undefined;
+    assert.equal(decodeDblock(disk.data, MiB + 2 * 512).flags, 1, 'our dblock marked RELEASED');
+    // host 2 commits host 1's proposal (ACQUIRE_OTHER) or takes the lease; either way it is not stuck
+    let got;
+    for (let i = 0; i < 3 && !got; i++) {
+      try {
+        got = await clock.drive(acquireResource(px[1]!, ref));
+      } catch (e) {
+        assert.ok(isLeaseError(e, SANLK.ACQUIRE_OTHER), String(e));
+      }
+    }
+    assert.equal(got?.leader.ownerId, 2);
+    await stop();
+  });
+
   test('acquire with a required lver', async () => {
     const { clock, px, ref, stop } = await cluster(1);
     await assert.rejects(clock.drive(acquireResource(px[0]!, ref, { lver: 5 })), isRv(SANLK.ACQUIRE_LVER));
