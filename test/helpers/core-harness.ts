@@ -30,6 +30,8 @@ export class CoreHarness {
   readonly log: string[] = [];
   readonly dumps: string[] = [];
   readonly devices: Set<string>;
+  /** The lock managers the core uses (tests may wrap their lockspaces). */
+  readonly managers: Partial<Record<LmType, LockManager>> = {};
   quitCalled = 0;
   /** Clients whose socket write fails (reply lost, as when the peer vanished). */
   readonly unwritable = new Set<number>();
@@ -45,7 +47,7 @@ export class CoreHarness {
     this.gl = newGlobalLockState();
     this.devices = new Set(opts.devices ?? []);
     const hooks = { deviceExists: (p: string) => this.devices.has(p), log: (l: string) => this.log.push(l) };
-    const managers: Partial<Record<LmType, LockManager>> = {};
+    const managers = this.managers;
     for (const t of opts.managers ?? ['dlm', 'sanlock']) {
       managers[t] = new TestLockManager(t, this.gl, hooks, () => opts.hostId ?? 0);
     }

@@ -414,3 +414,80 @@ describe('input validation', () => {
     assert.equal((await h.req(a, lockVg('v'.repeat(60), 'ex'))).opResult, -22);
   });
 });
+
+describe('lock retries on -EAGAIN (manual scheduler)', () => {
+  /** A dlm harness whose VGLK lock fails with -EAGAIN `fails` times. */
+  async function flaky(fails: number): Promise<{ h: CoreHarness; a: number; attempts: () => number }> {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const m = h.managers.dlm!;
+    const create = m.createLockspace.bind(m);
+    let left = fails;
+    let attempts = 0;
+    m.createLockspace = (view) => {
+      const ls = create(view);
+      const lock = ls.lock.bind(ls);
+      ls.lock = async (res, mode, o) => {
+        if (res.name !== 'VGLK') return lock(res, mode, o);
+        attempts++;
+        if (left > 0) { left--; return { rv: -11 }; }
+        return lock(res, mode, o);
+      };
+      return ls;
+    };
+    const a = h.connect();
+    assert.equal((await h.req(a, startVg('vg1', 'dlm'))).opResult, 0);
+    return { h, a, attempts: () => attempts };
+  }
+
+  test('a VG lock conflict is retried after a delay and then granted', async () => {
+    const { h, a, attempts } = await flaky(3);
+    const b = h.connect();
+    h.send(a, lockVg('vg1', 'ex'));
+    await h.settle();
+    assert.deepEqual(h.take(a), []);
+    assert.equal(h.pendingSleeps(), 1);
+    // While the lockspace waits out the delay, its other requests wait too (as lvmlockd's thread sleeps).
+    h.send(b, lockLv('vg1', LV1, 'ex'));
+    await h.settle();
+    assert.deepEqual(h.take(b), []);
+    for (let i = 0; i < 3; i++) await h.releaseSleeps();
+    const got = h.take(a);
+    assert.equal(got.length, 1);
+    assert.match(got[0]!, /op_result = 0\n/);
+    assert.equal(attempts(), 4);
+    assert.equal(h.take(b).length, 1);
+    assert.equal(h.pendingSleeps(), 0);
+  });
+
+  test('after max_retries (default 4) the conflict is returned as -11', async () => {
+    const { h, a, attempts } = await flaky(100);
+    h.send(a, lockVg('vg1', 'ex'));
+    await h.settle();
+    let sleeps = 0;
+    while (h.pendingSleeps() > 0 && sleeps < 20) { await h.releaseSleeps(); sleeps++; }
+    assert.equal(sleeps, 5);
+    const got = h.take(a);
+    assert.equal(got.length, 1);
+    assert.match(got[0]!, /op_result = -11\n/);
+    assert.equal(attempts(), 6);
+  });
+
+  test('max_retries from the request bounds the retries', async () => {
+    const { h, a, attempts } = await flaky(100);
+    h.send(a, [...lockVg('vg1', 'sh'), ['max_retries', 0]]);
+    await h.settle();
+    assert.equal(h.pendingSleeps(), 1);
+    await h.releaseSleeps();
+    assert.match(h.take(a)[0] ?? '', /op_result = -11\n/);
+    assert.equal(attempts(), 2);
+  });
+
+  test('an LV lock conflict is not retried', async () => {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const a = h.connect();
+    assert.equal((await h.req(a, startVg('vg1', 'dlm'))).opResult, 0);
+    await h.req(a, [['request', 'set_remote_lv_lock'], ['pid', 1], ['vg_name', 'vg1'], ['lv_uuid', LV1], ['mode', 'ex']]);
+    assert.equal((await h.req(a, lockLv('vg1', LV1, 'sh'))).opResult, -11);
+    assert.equal(h.pendingSleeps(), 0);
+  });
+});
