@@ -274,6 +274,19 @@ describe('lvmlockd -T robustness over the socket', () => {
     assert.ok(fs.existsSync(d!.pidFile));
     assert.equal(fs.readFileSync(d!.pidFile, 'utf8').trim(), String(d!.pid));
   });
+
+  test('quit and SIGTERM are refused while an LV lock is held', async () => {
+    const c = await open();
+    const q = await c.request('request = "quit"\n');
+    assert.equal(q, 'response = "OK"\nresult = -16\nprotocol = "lvmlockd"\nversion = 1\n');
+    process.kill(d!.pid, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(d!.alive, 'daemon exited on SIGTERM with an LV lock held');
+    assert.ok(fs.existsSync(d!.socketPath));
+    assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, 'same connection still served');
+    assert.equal(opResult(await c.request(lockLv(LV_PERSIST, 'ex', 'persistent'))), -114);
+    c.destroy();
+  });
 });
 
 describe('lvmlockd process handling', () => {
