@@ -385,8 +385,12 @@ function specName(s: DaemonSpec): string {
   return `${s.kind}${s.args?.length ? ' ' + s.args.join(' ') : ''}`;
 }
 
-/** Human-readable report of a comparison ('' parts omitted when equal). */
-export function formatComparison(cmp: Comparison, opts: { showAll?: boolean } = {}): string {
+/**
+ * Human-readable report of a comparison: each differing step with exit codes
+ * and line diffs. showAll lists equal steps too; withOutput adds their
+ * (normalized) output.
+ */
+export function formatComparison(cmp: Comparison, opts: { showAll?: boolean; withOutput?: boolean } = {}): string {
   const an = `A=${specName(cmp.a.spec)}`;
   const bn = `B=${specName(cmp.b.spec)}`;
   const lines: string[] = [];
@@ -397,6 +401,14 @@ export function formatComparison(cmp: Comparison, opts: { showAll?: boolean } = 
     if (!d && !opts.showAll) return;
     lines.push('');
     lines.push(`${d ? '✗' : '✓'} step ${i + 1} host${r.step.host}${r.step.label ? ` (${r.step.label})` : ''}: $ ${shellQuote(r.argv)}`);
+    if (!d && opts.withOutput) {
+      lines.push(`    exit code: ${r.code}`);
+      for (const [name, text] of [['stdout', r.stdout], ['stderr', r.stderr]] as const) {
+        if (!text) continue;
+        lines.push(`    ${name}:`);
+        for (const l of text.replace(/\n$/, '').split('\n')) lines.push(`      ${l}`);
+      }
+    }
     for (const f of d?.fields ?? []) {
       if (f.field === 'code') lines.push(`    exit code: A ${f.a}  B ${f.b}`);
       else {

@@ -21,6 +21,8 @@ const TS: DaemonSpec = { kind: 'ts', args: ['-T'] };
 const KNOWN_DIFFERENT: Record<string, string> = {
   'lvcreate and activation (traces 04, 05)':
     'C keeps `LK LV un <uuid>` listed after lvchange -an; TS drops the resource',
+  'sanlock test mode with emulated lvmlock LV (trace 10)':
+    'raw info of host 2 (lock-start only): C sanlock_gl_enabled=0 (test mode reads no GL lease), TS 1',
 };
 
 const INFO = (host: number, waitMs?: number): Step => ({ host, argv: ['lvmlockctl', '--info'], waitMs });
@@ -105,6 +107,47 @@ const SCENARIOS: Record<string, Step[]> = {
     { host: 1, argv: ['lvmlockctl', '--quit'] },
   ],
 };
+
+// sanlock in test mode: no sanlock daemon and no lease I/O, but the daemon
+// still stats /dev/mapper/<vg>-lvmlock (start_vg fails -212 without it,
+// trace 10), so the harness emulates that device before vgcreate.
+const SANLOCK_SCENARIOS: Record<string, Step[]> = {
+  'sanlock test mode with emulated lvmlock LV (trace 10)': [
+    { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'sanlock', 'vgs1', '{disk0}'] },
+    INFO(1),
+    { host: 1, argv: ['lvm', 'lvcreate', '-an', '-n', 'lv1', '-L', '8M', 'vgs1'] },
+    { host: 1, argv: ['lvm', 'lvs', '-a', '-o', 'lv_name,lv_lock_args,seg_pe_ranges', 'vgs1'] },
+    { host: 1, argv: ['lvm', 'lvchange', '-aey', 'vgs1/lv1'] },
+    { host: 2, argv: ['lvm', 'vgchange', '--lock-start', 'vgs1'] },
+    { host: 2, argv: ['lvm', 'lvchange', '-asy', 'vgs1/lv1'] },
+    INFO(1),
+    INFO(2),
+    RAW(2),
+    { host: 1, argv: ['lvm', 'lvchange', '-an', 'vgs1/lv1'] },
+    { host: 2, argv: ['lvm', 'lvchange', '-an', 'vgs1/lv1'] },
+    { host: 2, argv: ['lvm', 'vgchange', '--lock-stop', 'vgs1'] },
+    { host: 1, argv: ['lvm', 'vgremove', '-y', 'vgs1'] },
+    RAW(1, SETTLE),
+  ],
+};
+
+describe('C lvmlockd -T vs TS lvmlockd -T, sanlock', () => {
+  for (const [name, steps] of Object.entries(SANLOCK_SCENARIOS)) {
+    const known = KNOWN_DIFFERENT[name];
+    const todo = !STRICT && known ? `known difference: ${known} (COMPAT_STRICT=1 to enforce)` : false;
+    test(name, { todo, timeout: 300_000 }, async () => {
+      assert.ok(fs.existsSync(tsLvmlockdPath()), `TS daemon binary missing: ${tsLvmlockdPath()}`);
+      const cmp = await compareDaemons(steps, C, TS, {
+        disks: [{ sizeMiB: 1024 }],
+        stepTimeoutMs: 30_000,
+        setup: async (c) => {
+          await c.emulateLvmlock('vgs1');
+        },
+      });
+      assert.ok(cmp.same, formatComparison(cmp));
+    });
+  }
+});
 
 describe('C lvmlockd -T vs TS lvmlockd -T', () => {
   for (const [name, steps] of Object.entries(SCENARIOS)) {
