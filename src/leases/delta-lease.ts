@@ -31,6 +31,7 @@ import {
   testIdBit,
   verifyDeltaLeader,
 } from './ondisk';
+import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
 import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize, maxHostsFor } from './sizes';
 import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, calcIdRenewalSeconds, deriveTimeouts } from './timeouts';
@@ -191,6 +192,8 @@ export interface LockspaceOptions {
   alignSize?: number;
   /** Called when renewals have failed for id_renewal_fail_seconds: the host_id is lost. */
   onFail?: (err: Error) => void;
+  /** Simulator self-check only: deliberate bugs (src/leases/hooks.ts). Production passes none. */
+  hooks?: LeaseBugHooks;
 }
 
 export type LockspaceState = 'idle' | 'acquiring' | 'held' | 'failed' | 'released';
@@ -230,6 +233,8 @@ export class Lockspace {
   readonly clock: Clock;
   readonly random: Random;
   readonly timeouts: Timeouts;
+  /** Simulator self-check only (undefined in production). */
+  readonly hooks: LeaseBugHooks | undefined;
   geometry: LeaseGeometry | undefined;
   state: LockspaceState = 'idle';
   /** Generation of our host_id after acquire. */
@@ -263,6 +268,7 @@ export class Lockspace {
     this.hostName = o.hostName ?? randomHostName(o.random);
     this.timeouts = deriveTimeouts(o.ioTimeout ?? DEFAULT_IO_TIMEOUT, o.watchdogFireTimeout);
     this.onFail = o.onFail;
+    this.hooks = o.hooks;
     if (o.sectorSize) this.geometry = geometry(o.sectorSize, o.alignSize);
   }
 
@@ -532,6 +538,10 @@ export class Lockspace {
           await this.renew();
           failing = false;
         } catch (e) {
+          if (this.hooks?.renewWithoutTimeoutCheck && !(e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF))) {
+            this.lastSuccess = this.clock.monotonicSeconds(); // injected bug
+            continue;
+          }
           failing = true;
           const lost = e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF);
           if (lost || this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {

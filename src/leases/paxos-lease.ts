@@ -42,6 +42,7 @@ import {
   requestSector,
   verifyPaxosLeader,
 } from './ondisk';
+import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
 import { LFL_SHORT_HOLD, LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, roundupPow2 } from './sizes';
 import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, deriveTimeouts } from './timeouts';
@@ -75,11 +76,15 @@ export interface PaxosHost {
    * owned by another host fails with SANLK_ACQUIRE_LOCKSPACE.
    */
   lockspace?: Lockspace;
+  /** Simulator self-check only: deliberate bugs (src/leases/hooks.ts). Production passes none. */
+  hooks?: LeaseBugHooks;
 }
 
 /** Build a PaxosHost from a joined Lockspace. */
 export function paxosHostFor(ls: Lockspace): PaxosHost {
-  return { hostId: ls.hostId, generation: ls.generation, clock: ls.clock, random: ls.random, timeouts: ls.timeouts, lockspace: ls };
+  const h: PaxosHost = { hostId: ls.hostId, generation: ls.generation, clock: ls.clock, random: ls.random, timeouts: ls.timeouts, lockspace: ls };
+  if (ls.hooks) h.hooks = ls.hooks;
+  return h;
 }
 
 /** A held resource lease. */
@@ -299,6 +304,7 @@ async function runBallot(
     const mb = decodeModeBlock(r1, off + 128);
     if (mb.flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
     const bk = decodeDblock(r1, off);
+    if (host.hooks?.skipPaxosReadPhase && q + 1 !== host.hostId) continue; // injected bug
     if (bk.lver < nextLver) continue;
     if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 1: host_id ${q + 1} is at lver ${bk.lver}`);
     if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 1: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
@@ -363,6 +369,7 @@ async function paxosLeaseAcquire(
     } else if (cur.timestamp === 0) mayRun = true;
     else if (cur.ownerId === host.hostId && cur.ownerGeneration === host.generation) mayRun = true;
     else if (cur.ownerId === host.hostId && cur.ownerGeneration < host.generation) mayRun = true;
+    else if (host.hooks?.ignoreOwnerLiveness) mayRun = true; // injected bug
 
     if (!mayRun) {
       // Owner liveness through its delta lease.
@@ -417,6 +424,23 @@ async function paxosLeaseAcquire(
 
     // Run the ballot.
     const nextLver = cur.lver + 1;
+    if (host.hooks?.grantWithoutBallot && cur.timestamp === 0) {
+      // injected bug: commit ourselves as owner without Disk Paxos
+      const d: PaxosDblock = { mbal: host.hostId, bal: host.hostId, inp: host.hostId, inp2: host.generation, inp3: host.clock.monotonicSeconds(), lver: nextLver, checksum: 0, flags: 0 };
+      const nl = cloneLeader(cur);
+      nl.lver = nextLver;
+      nl.ownerId = host.hostId;
+      nl.ownerGeneration = host.generation;
+      nl.timestamp = d.inp3;
+      nl.writeId = host.hostId;
+      nl.writeGeneration = host.generation;
+      nl.writeTimestamp = d.inp3;
+      if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
+      else nl.flags &= ~LFL_SHORT_HOLD;
+      await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
+      encodeLeader(nl);
+      return { leader: nl, dblock: d, geometry: g, sharedHosts: [] };
+    }
     let ourMbal =
       rd.maxMbal === 0 ? host.hostId : rd.maxMbal - (rd.maxMbal % cur.maxHosts) + cur.maxHosts + host.hostId;
     for (let tries = 0; ; tries++) {
@@ -619,7 +643,7 @@ export async function acquireResource(host: PaxosHost, ref: ResourceRef, opts: A
     return lease;
   }
   if (opts.directMode) return lease;
-  const others = res.sharedHosts.filter((h) => h !== host.hostId);
+  const others = host.hooks?.ignoreSharedHolders ? [] : res.sharedHosts.filter((h) => h !== host.hostId);
   if (others.length) {
     const live = await clearDeadShared(ref, g, host, others);
     if (live.length) {
@@ -668,7 +692,7 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
   lease.leader = res.leader;
   lease.dblock = res.dblock;
   lease.lver = res.leader.lver;
-  const others = res.sharedHosts.filter((h) => h !== host.hostId);
+  const others = host.hooks?.ignoreSharedHolders ? [] : res.sharedHosts.filter((h) => h !== host.hostId);
   if (others.length) {
     const live = await clearDeadShared(lease.ref, g, host, others);
     if (live.length) {
