@@ -584,10 +584,8 @@ export class Cluster {
     if (r.code !== 0) throw new Error(`losetup failed: ${r.stderr}`);
     const loop = r.stdout.trim();
     this.tracker.addLoop(loop, disk.backingFile);
-    const st = fs.statSync(loop);
-    const major = Math.floor(st.rdev / 256) & 0xfff;
-    const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-    const mk = await runCommand(['mknod', '-m', '660', node, 'b', String(major), String(minor)]);
+    const [major, minor] = fs.readFileSync(`/sys/block/${path.basename(loop)}/dev`, 'utf8').trim().split(':');
+    const mk = await runCommand(['mknod', '-m', '660', node, 'b', major!, minor!]);
     if (mk.code !== 0) throw new Error(`mknod failed: ${mk.stderr}`);
     const m: MapperDevice = { name, path: `/dev/mapper/${name}`, loop, offsetBytes: o.offsetBytes, sizeBytes: o.sizeBytes };
     this.mappers.push(m);
@@ -638,8 +636,11 @@ export class Cluster {
     if (i < 0) return;
     const m = this.mappers[i]!;
     fs.rmSync(path.join(this.mapperDir, name), { force: true });
-    const disk = this.disks.find((d) => this.tracker.loops.some((l) => l.device === m.loop && l.backingFile === d.backingFile));
-    if (disk) detachLoopSync({ device: m.loop, backingFile: disk.backingFile });
+    const tracked = this.tracker.loops.find((l) => l.device === m.loop);
+    if (tracked) {
+      const err = detachLoopSync(tracked);
+      if (err) throw new Error(err);
+    }
     this.tracker.forgetLoop(m.loop);
     this.mappers.splice(i, 1);
   }

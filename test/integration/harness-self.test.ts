@@ -40,6 +40,13 @@ describe('cluster lifecycle', () => {
       const rd = await c.host(2).run(['dd', `if=${c.disks[0]!.path}`, 'bs=4096', 'skip=256', 'count=1', 'iflag=direct', 'status=none']);
       assert.equal(rd.stdout.slice(512, 519), 'HARNESS');
 
+      // removeMapper detaches the loop and removes the node.
+      const tmp = await c.emulateLv('vgy', 'lvz', { disk: 1, offsetBytes: 4096 * 256, sizeBytes: 4096 * 1024 });
+      assert.equal((await c.host(3).run(['blockdev', '--getss', tmp.path])).stdout.trim(), '4096');
+      await c.removeMapper(tmp.name);
+      assert.equal(loopBackingFile(tmp.loop) === c.disks[1]!.backingFile, false);
+      assert.equal((await c.host(3).run(['test', '-e', tmp.path])).code, 1);
+
       pids = [c.host(1).daemon!.pid, c.host(3).daemon!.pid, c.host(2).sanlock!.pid, ...c.hosts.map((h) => h.holderPid), c.switchPid!];
       loops = c.tracker.loops.map((l) => ({ ...l }));
       assert.equal(loops.length, 3);
