@@ -27,6 +27,8 @@ export interface CorePorts {
   sleep(ms: number): Promise<void>;
   /** Run fn soon, after the current work (a macrotask in the shell). */
   defer(fn: () => void): void;
+  /** Monotonic milliseconds; only paces background work. */
+  nowMs(): number;
   quit(): void;
   /** The set of LV locks held changed (adopt file). */
   locksChanged(): void;
@@ -58,7 +60,9 @@ interface Client {
 const SHORT_DELAY_PERIOD_MS = 2000;
 const VG_NAME_RE = /^[A-Za-z0-9+_.-]+$/;
 const UUID_RE = /^[A-Za-z0-9-]+$/;
-const ARGS_RE = /^[\x21-\x7e]*$/;
+// Printable, no space, no double quote or backslash: args are echoed raw in replies (libdaemon does
+// not escape), where a quote would make the reply unparsable for the command.
+const ARGS_RE = /^[\x21\x23-\x5b\x5d-\x7e]*$/;
 
 export class LockdCore implements LockspaceHost {
   readonly gl: GlobalLockState;
@@ -68,8 +72,8 @@ export class LockdCore implements LockspaceHost {
   private readonly clients = new Map<number, Client>();
   private nextClientId = 1;
   private readonly delayed: Action[] = [];
-  private workerScheduled = false;
-  private freeScheduled = false;
+  private passScheduled = false;
+  private lastPassMs = Number.NEGATIVE_INFINITY;
   private readonly glTypeStatic: boolean;
 
   constructor(private readonly ports: CorePorts, private readonly opts: CoreOptions) {
@@ -431,38 +435,55 @@ export class LockdCore implements LockspaceHost {
   }
 
   lockspaceDone(_ls: Lockspace): void {
-    this.scheduleWorker();
-    this.scheduleFree();
+    this.wakeWorker();
   }
 
   /**
-   * Stopped lockspaces stay listed (as REM:<name>) until a background pass frees
-   * them, about SHORT_DELAY_PERIOD later, as with lvmlockd's worker; commands can
-   * observe that window (NO_LOCKSPACES is not reported while one is listed).
+   * lvmlockd's worker runs its "delayed work" (pending start_wait/stop_all, and
+   * freeing stopped lockspaces, listed as REM:<name> until then) when it wakes
+   * and at least SHORT_DELAY_PERIOD has passed since the previous pass, else it
+   * retries a second later. Commands can observe that pacing (a listed REM:
+   * lockspace means no NO_LOCKSPACES flag), so it is kept here.
    */
-  private scheduleFree(): void {
-    if (this.freeScheduled) return;
-    this.freeScheduled = true;
-    void this.ports.sleep(SHORT_DELAY_PERIOD_MS).then(() => {
-      this.freeScheduled = false;
-      this.forEachLockspace(false, true, false);
-      if (this.lockspaces.some((ls) => ls.threadStop)) this.scheduleFree();
-    });
+  private wakeWorker(): void {
+    if (this.passScheduled) return;
+    this.passScheduled = true;
+    this.ports.defer(() => this.workerPass());
+  }
+
+  private workerPass(): void {
+    const now = this.ports.nowMs();
+    if (now - this.lastPassMs < SHORT_DELAY_PERIOD_MS) {
+      void this.ports.sleep(1000).then(() => this.workerPass());
+      return;
+    }
+    this.lastPassMs = now;
+    for (const act of [...this.delayed]) {
+      if (this.delayedDone(act)) this.delayed.splice(this.delayed.indexOf(act), 1);
+    }
+    this.forEachLockspace(false, true, false);
+    if (this.delayed.length) {
+      void this.ports.sleep(1000).then(() => this.workerPass());
+      return;
+    }
+    this.passScheduled = false;
   }
 
   lockspaceChanged(): void {
-    if (this.delayed.length) this.scheduleWorker();
     this.ports.locksChanged();
   }
 
   // ---- worker jobs ----
 
   private addWork(act: Action): void {
-    void this.runWork(act).catch((e: unknown) => {
-      this.error(`work ${act.op} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      act.result = -E.INVAL;
-      this.deliver(act);
-    });
+    void this.runWork(act).then(
+      () => this.wakeWorker(),
+      (e: unknown) => {
+        this.error(`work ${act.op} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+        act.result = -E.INVAL;
+        this.deliver(act);
+      },
+    );
   }
 
   private async runWork(act: Action): Promise<void> {
@@ -557,24 +578,6 @@ export class LockdCore implements LockspaceHost {
     }
     this.debug(`count_lockspace_starting client 0 count ${count} done ${done} fail ${fail}`);
     return count;
-  }
-
-  private scheduleWorker(): void {
-    if (this.workerScheduled) return;
-    this.workerScheduled = true;
-    this.ports.defer(() => {
-      this.workerScheduled = false;
-      const hadDelayed = this.delayed.length > 0;
-      for (const act of [...this.delayed]) {
-        if (this.delayedDone(act)) this.delayed.splice(this.delayed.indexOf(act), 1);
-      }
-      // lvmlockd's worker frees finished lockspaces whenever it runs delayed work.
-      if (hadDelayed) this.forEachLockspace(false, true, false);
-      if (this.delayed.some((a) => a.op === 'stop_all')) {
-        // lockspaces with locks may be released later: poll as lvmlockd does.
-        void this.ports.sleep(1000).then(() => this.scheduleWorker());
-      }
-    });
   }
 
   /** Stop (and/or free finished) lockspaces; returns how many are still in the way. */

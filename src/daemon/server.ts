@@ -67,6 +67,7 @@ export class Daemon {
       const hooks = {
         deviceExists: (p: string) => fs.existsSync(p),
         log: (line: string) => this.log.debug(line),
+        sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
       };
       managers.dlm = new TestLockManager('dlm', gl, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
@@ -80,6 +81,7 @@ export class Daemon {
       error: (l) => this.log.error(l),
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       defer: (fn) => setImmediate(fn),
+      nowMs: () => performance.now(),
       quit: () => this.shutdown(0),
       locksChanged: () => undefined,
     };

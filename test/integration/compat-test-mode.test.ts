@@ -19,6 +19,10 @@ const lvm = (...args: string[]): Step => s(['lvm', ...args]);
 const infoCmd = (ctl: string): Step =>
   s(['sh', '-c', `out=$(${ctl} --info); rc=$?; printf '%s\\n' "$out" | grep -v '^LK LV un '; exit $rc`], { sortInfo: true });
 const info = (): Step => infoCmd('lvmlockctl');
+/** Stopped lockspaces stay listed (REM:) for 1-2 s in both daemons; C's timing is
+ *  racy, so steps whose output depends on it wait for a stable state. */
+const SETTLE = 3500;
+const settled = (step: Step): Step => ({ ...step, waitMs: SETTLE });
 
 async function assertSame(steps: Step[], b: DaemonSpec = TS_SPEC): Promise<void> {
   const cmp = await compareDaemons(steps, C_SPEC, b, { hosts: 1, disks: [{ sizeMiB: 512 }, { sizeMiB: 256 }] });
@@ -45,7 +49,7 @@ describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: false }, () => {
       lvm('lvrename', 'vg1', 'lv2', 'lv3'),
       lvm('lvs', '-o', 'lv_name,lv_size,lock_args', 'vg1'),
       lvm('vgchange', '--lock-stop', 'vg1'),
-      info(),
+      settled(info()),
       lvm('lvcreate', '-an', '-n', 'lv4', '-L', '8M', 'vg1'),
       lvm('vgchange', '--lock-start', 'vg1'),
       lvm('lvremove', '-y', 'vg1/lv1'),
@@ -67,9 +71,9 @@ describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: false }, () => {
       lvm('lvchange', '-asy', 'vga/x'),
       lvm('lvcreate', '-an', '-n', 'y', '-L', '8M', 'vga'),
       s(['lvmlockctl', '--drop', 'vga']),
-      info(),
+      settled(info()),
       s(['lvmlockctl', '--stop-lockspaces']),
-      info(),
+      settled(info()),
       lvm('vgchange', '--lock-start'),
       lvm('vgchange', '--lock-stop'),
     ]);
@@ -78,10 +82,10 @@ describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: false }, () => {
   test('sanlock VG in test mode (no lvmlock device: start fails as with C)', async () => {
     await assertSame([
       lvm('vgcreate', '--shared', '--lock-type', 'sanlock', 'vgs1', '{disk0}'),
-      lvm('vgs', '-o', 'vg_name,lock_type,lock_args'),
+      settled(lvm('vgs', '-o', 'vg_name,lock_type,lock_args')),
       s(['lvmlockctl', '--gl-enable', 'vgs1']),
       lvm('vgchange', '--lock-start', 'vgs1'),
-      lvm('vgchange', '--lock-type', 'none', '--lockopt', 'force', '-y', 'vgs1'),
+      settled(lvm('vgchange', '--lock-type', 'none', '--lockopt', 'force', '-y', 'vgs1')),
       lvm('vgremove', '-y', 'vgs1'),
     ]);
   });

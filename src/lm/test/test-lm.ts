@@ -14,6 +14,9 @@ export interface TestLmHooks {
   /** Existence check of the lvmlock LV device (sanlock start stats it). */
   deviceExists(path: string): boolean;
   log(line: string): void;
+  /** lvmlockd's sanlock test mode waits 1 s before looking for the lvmlock
+   *  device and 2 s in add_lockspace; commands can observe that timing. */
+  sleep?(ms: number): Promise<void>;
 }
 
 export class TestLockManager implements LockManager {
@@ -72,6 +75,7 @@ class TestLockspace implements ManagedLockspace {
     const lockLv = lockLvName(this.view.vgArgs);
     if (lockLv === null) return { rv: -E.ARGS };
     const path = `/dev/mapper/${dmName(this.view.vgName, lockLv)}`;
+    await this.hooks.sleep?.(1000);
     if (!this.hooks.deviceExists(path)) {
       this.hooks.log(`S ${this.view.name} prepare_lockspace_san stat error 2 disk_path ${path}`);
       return { rv: -E.ARGS };
@@ -84,11 +88,14 @@ class TestLockspace implements ManagedLockspace {
       this.gl.sanlockGlLockspace = this.view.name;
       this.hooks.log(`S ${this.view.name} prepare_lockspace_san use global lock`);
     }
-    this.glEnabled = true;
+    // lvmlockd's test mode reads no GL lease at start; only a GL search marks it enabled.
     return { rv: 0 };
   }
 
-  async join(): Promise<number> { return 0; }
+  async join(): Promise<number> {
+    if (this.type === 'sanlock') await this.hooks.sleep?.(2000);
+    return 0;
+  }
   async leave(): Promise<number> {
     if (this.type === 'sanlock' && this.gl.sanlockGlLockspace === this.view.name) {
       this.gl.sanlockGlLockspace = '';
@@ -136,7 +143,8 @@ class TestLockspace implements ManagedLockspace {
     return 0;
   }
   async refreshGlEnabled(): Promise<boolean> {
-    return this.glEnabled;
+    this.glEnabled = true;
+    return true;
   }
   async setGlEnabled(enable: boolean): Promise<number> {
     this.glEnabled = enable;
