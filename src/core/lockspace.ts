@@ -672,7 +672,10 @@ export class Lockspace {
 
   private resCancel(r: Resource, act: Action): number {
     const persistent = (act.flags & AF.PERSISTENT) !== 0;
-    const cact = r.actions.find((a) => (persistent ? (a.flags & AF.PERSISTENT) !== 0 : a.clientId === act.clientId));
+    // Only queued lock requests, never the unlock asking (it is still listed): cancelling
+    // it, or another queued unlock, would answer that request twice.
+    const cact = r.actions.find((a) => a !== act && a.op === 'lock' && a.mode !== 'un' &&
+      (persistent ? (a.flags & AF.PERSISTENT) !== 0 : a.clientId === act.clientId));
     if (!cact) return -E.NOENT;
     this.host.debug(`${this.name}:${r.name} res_cancel cl ${cact.clientId}`);
     r.actions.splice(r.actions.indexOf(cact), 1);

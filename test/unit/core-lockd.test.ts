@@ -409,6 +409,14 @@ describe('input validation', () => {
     assert.equal((await h.req(a, [['request', 'lock_lv'], ['pid', 1], ['vg_name', vg], ['mode', 'ex']])).opResult, -22);
     assert.equal((await h.req(a, [['request', 'lock_vg'], ['pid', 1], ['mode', 'ex']])).opResult, -22);
     assert.equal((await h.req(a, [['request', 'start_vg'], ['pid', 1], ['vg_lock_type', 'dlm']])).opResult, -22);
+    // Lock args are echoed raw in init replies: a quote or backslash would break the reply.
+    for (const args of ['a"b', '"', 'back\\slash']) {
+      const r = await h.req(a, [['request', 'init_vg'], ['pid', 1], ['vg_name', 'vgq'], ['vg_lock_type', 'sanlock'], ['vg_lock_args', args]]);
+      assert.equal(r.opResult, -22, r.text);
+      const l = await h.req(a, [['request', 'init_lv'], ['pid', 1], ['vg_name', vg], ['lv_name', 'lv1'], ['lv_uuid', LV1], ['vg_lock_type', 'dlm'], ['lv_lock_args', args]]);
+      assert.equal(l.opResult, -22, l.text);
+      assert.equal(l.str('lv_lock_args'), 'none');
+    }
     // The longest name that fits a lockspace name (64 - "lvm_" - 1) is accepted.
     assert.equal((await h.req(a, lockVg('v'.repeat(59), 'ex'))).opResult, -210);
     assert.equal((await h.req(a, lockVg('v'.repeat(60), 'ex'))).opResult, -22);
@@ -489,5 +497,38 @@ describe('lock retries on -EAGAIN (manual scheduler)', () => {
     await h.req(a, [['request', 'set_remote_lv_lock'], ['pid', 1], ['vg_name', 'vg1'], ['lv_uuid', LV1], ['mode', 'ex']]);
     assert.equal((await h.req(a, lockLv('vg1', LV1, 'sh'))).opResult, -11);
     assert.equal(h.pendingSleeps(), 0);
+  });
+});
+
+describe('unlock_cancel', () => {
+  test('with nothing held or queued: exactly one reply, -2 (not a second -125)', async () => {
+    const { h, a, vg } = await started('dlm');
+    for (const [req, opts] of [['lock_vg', 'unlock_cancel'], ['lock_lv', 'unlock_cancel'], ['lock_lv', 'persistent,unlock_cancel']] as const) {
+      const fields = req === 'lock_vg'
+        ? [['request', 'lock_vg'], ['pid', 1], ['vg_name', vg], ['mode', 'un'], ['opts', opts]] as const
+        : lockLv(vg, LV1, 'un', opts);
+      h.send(a, fields);
+      await h.settle();
+      const got = h.take(a);
+      assert.equal(got.length, 1, `${req} ${opts}: ${got.length} replies`);
+      assert.match(got[0]!, /op_result = -2\n/);
+    }
+  });
+
+  test('persistent unlock_cancel cancels a queued persistent request of another client', async () => {
+    const { h, a, vg } = await started('dlm');
+    const b = h.connect();
+    const c = h.connect();
+    assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, 0);
+    h.send(b, lockLv(vg, LV1, 'sh', 'persistent'));
+    await h.settle();
+    assert.deepEqual(h.take(b), []);
+    const r = await h.req(c, lockLv(vg, LV1, 'un', 'persistent,unlock_cancel'));
+    assert.equal(r.opResult, -125);
+    const gotB = h.take(b);
+    assert.equal(gotB.length, 1);
+    assert.match(gotB[0]!, /op_result = -125\n/);
+    // a's lock is untouched.
+    assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, -114);
   });
 });
