@@ -18,7 +18,7 @@ import { RealClock } from '../../src/io/clock';
 import { DirectDisk } from '../../src/io/direct-disk';
 import { Lockspace, initLockspace } from '../../src/leases/delta-lease';
 import { directDump } from '../../src/leases/direct';
-import { SANLK, isLeaseError, LeaseError } from '../../src/leases/errors';
+import { SANLK, LeaseError } from '../../src/leases/errors';
 import { acquireResource, initResource, paxosHostFor, readResourceOwners, releaseResource, ResourceRef } from '../../src/leases/paxos-lease';
 import { SeededRandom } from '../../src/leases/random';
 import { MIB } from '../../src/leases/sizes';
@@ -243,40 +243,129 @@ describe('interop with sanlock direct', { skip, concurrency: false, timeout: 240
     }
   });
 
-  test('lease held by sanlock whose delta lease expires is granted to us after host_dead_seconds', { timeout: 120_000 }, async () => {
-    const f = img('expire.img', 4 * MIB);
+  test('expiry both ways, with the real sanlock daemon: leases of a silent host are granted after host_dead_seconds', { timeout: 150_000 }, async () => {
+    // One lockspace, io_timeout 1 everywhere (host_dead = 8 + 60 = 68 s):
+    //   host 1: sanlock daemon (add_lockspace), holds RA through `client command`
+    //   host 2: us, stays alive
+    //   host 3: us, holds RB, then goes silent (stops renewing)
+    //   host 4: `sanlock direct`, holds RC, never renews
+    const f = img('daemon.img', 8 * MIB);
+    const run = path.join(tmp, 'sanlock-run');
+    fs.mkdirSync(run);
+    const env = { ...process.env, SANLOCK_RUN_DIR: run, SANLOCK_PRIVILEGED: '0' };
+    const client = (args: string[], timeoutMs = 150_000) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        execFile('sanlock', ['client', ...args], { env, timeout: timeoutMs }, (err, so, se) => resolve({ code: err ? 1 : 0, out: String(so) + String(se) }));
+      });
+    const { spawn } = await import('node:child_process');
+    const procs: Array<import('node:child_process').ChildProcess> = [];
     const d = await DirectDisk.open(f);
-    const ref: ResourceRef = { disk: d, offset: MIB, lockspace: 'LS', resource: 'R' };
+    const res = (name: string, off: number): ResourceRef => ({ disk: d, offset: off, lockspace: 'LS', resource: name });
+    const spaces: Lockspace[] = [];
     try {
       await initLockspace(d, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
-      await initResource(d, MIB, 'LS', 'R', { sectorSize: 512 });
-      assert.match((await sanlock('acquire_id', '-s', `LS:1:${f}:0`, '-o', '1', '-e', 'sl-host1')).stdout, /done 0/);
-      assert.match((await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '1', '-g', '1', '-o', '1')).stdout, /done 0/);
-      // sanlock's host 1 now stops renewing (as if it crashed)
-      const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
-      await ls.acquire();
-      ls.startRenewal();
+      await initResource(d, 1 * MIB, 'LS', 'RA', { sectorSize: 512 });
+      await initResource(d, 2 * MIB, 'LS', 'RB', { sectorSize: 512 });
+      await initResource(d, 3 * MIB, 'LS', 'RC', { sectorSize: 512 });
+      const daemon = spawn('sanlock', ['daemon', '-D', '-w', '0', '-l', '0', '-U', 'root', '-G', 'root', '-e', 'sl-daemon-host1'], { env, stdio: 'ignore' });
+      procs.push(daemon);
+      let up = false;
+      for (let i = 0; i < 50 && !up; i++) {
+        await clock.sleep(200);
+        up = (await client(['status'], 5000)).code === 0;
+      }
+      assert.ok(up, 'sanlock daemon started');
+      const h2 = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
+      const h3 = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 3, clock, random: new SeededRandom(3), hostName: 'ts-host3', ioTimeout: 1 });
+      spaces.push(h2, h3);
+      const [add] = await Promise.all([client(['add_lockspace', '-s', `LS:1:${f}:0`, '-o', '1']), h2.acquire(), h3.acquire()]);
+      assert.match(add.out, /add_lockspace_timeout done 0/, add.out);
+      h2.startRenewal();
+      h3.startRenewal();
+      assert.match((await sanlock('acquire_id', '-s', `LS:4:${f}:0`, '-o', '1', '-e', 'sl-direct-host4')).stdout, /done 0/);
+      assert.match((await sanlock('acquire', '-r', `LS:RC:${f}:${3 * MIB}`, '-i', '4', '-g', '1', '-o', '1')).stdout, /done 0/);
+      const rb = await acquireResource(paxosHostFor(h3), res('RB', 2 * MIB));
+      const holdA = spawn('sanlock', ['client', 'command', '-r', `LS:RA:${f}:${1 * MIB}`, '-c', '/bin/sleep', '300'], { env, stdio: 'ignore' });
+      procs.push(holdA);
+      for (let i = 0; i < 50; i++) {
+        const o = await readResourceOwners(res('RA', MIB));
+        if (o.exclusive?.hostId === 1) break;
+        await clock.sleep(200);
+      }
+      await clock.sleep(3000); // let everyone's renewals see everyone
+      // live holders are refused in both directions, naming the holder
+      await assert.rejects(acquireResource(paxosHostFor(h2), res('RA', MIB), { ownerNowait: true }), (e: unknown) => {
+        assert.ok(e instanceof LeaseError && (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED_RETRY), String(e));
+        assert.equal(e.holder?.hostId, 1);
+        return true;
+      });
+      const refused = await client(['command', '-r', `LS:RB:${f}:${2 * MIB}`, '-c', '/bin/true'], 30_000);
+      assert.match(refused.out, /-243|acquire.*fail|error/i, `daemon must not get RB while host 3 is live: ${refused.out}`);
+      assert.equal((await readResourceOwners(res('RB', 2 * MIB))).exclusive?.hostId, 3);
+      // host 3 goes silent; the daemon keeps trying RB
+      await h3.stopRenewal();
       const t0 = clock.monotonicSeconds();
-      try {
-        let lease;
-        for (;;) {
+      // the daemon's RA holder exits: RA is released, we get it at once
+      holdA.kill('SIGTERM');
+      let ra;
+      for (let i = 0; i < 40 && !ra; i++) {
+        try {
+          ra = await acquireResource(paxosHostFor(h2), res('RA', MIB), { ownerNowait: true });
+        } catch (e) {
+          if (!(e instanceof LeaseError)) throw e;
+          await clock.sleep(250);
+        }
+      }
+      assert.ok(ra, 'RA granted after the daemon released it');
+      assert.ok(clock.monotonicSeconds() - t0 < 15);
+      // wait for both expiries: RC (sanlock direct host 4 never renewed) for us, RB (our host 3) for the daemon
+      let rc;
+      let rbOwner = 3;
+      while (clock.monotonicSeconds() - t0 < 110 && (!rc || rbOwner !== 1)) {
+        if (!rc) {
           try {
-            lease = await acquireResource(paxosHostFor(ls), ref, { ownerNowait: true });
-            break;
+            rc = await acquireResource(paxosHostFor(h2), res('RC', 3 * MIB), { ownerNowait: true });
+            assert.ok(clock.monotonicSeconds() - t0 >= 55, 'RC not granted before host 4 is dead');
           } catch (e) {
-            if (!(isLeaseError(e, SANLK.ACQUIRE_OWNED_RETRY) || isLeaseError(e, SANLK.ACQUIRE_IDLIVE))) throw e;
-            await clock.sleep(1000);
+            if (!(e instanceof LeaseError)) throw e;
           }
         }
-        const waited = clock.monotonicSeconds() - t0;
-        // host_dead_seconds(io_timeout 1) = 8 + 60 = 68, counted from the last change we saw
-        assert.ok(waited >= 60 && waited <= 75, `granted after ${waited}s`);
-        assert.equal(lease.leader.ownerId, 2);
-        await releaseResource(paxosHostFor(ls), lease);
-      } finally {
-        await ls.stopRenewal();
+        if (rbOwner !== 1) {
+          // the daemon answers IDLIVE while host 3 still looks alive; like lvmlockd, retry
+          const r = await client(['command', '-r', `LS:RB:${f}:${2 * MIB}`, '-c', '/bin/true'], 20_000);
+          const owner = (await readResourceOwners(res('RB', 2 * MIB))).leader;
+          if (r.code === 0 && owner.ownerId === 1) {
+            rbOwner = 1;
+            assert.ok(clock.monotonicSeconds() - t0 >= 60, `daemon got RB after only ${clock.monotonicSeconds() - t0}s`);
+          }
+        }
+        await clock.sleep(1000);
       }
+      assert.ok(rc, 'RC granted to us after sanlock host 4 stopped renewing');
+      assert.equal(rbOwner, 1, 'RB granted to the sanlock daemon after our host 3 stopped renewing');
+      void rb;
     } finally {
+      for (const s of spaces) await s.stopRenewal();
+      await client(['rem_lockspace', '-s', `LS:1:${f}:0`], 10_000);
+      for (const p of procs.reverse()) {
+        if (p.exitCode === null && p.pid) {
+          try {
+            process.kill(p.pid, 'SIGTERM');
+          } catch {
+            /* gone */
+          }
+        }
+      }
+      await clock.sleep(1500);
+      for (const p of procs) {
+        if (p.exitCode === null && p.signalCode === null && p.pid) {
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      }
       await d.close();
     }
   });
