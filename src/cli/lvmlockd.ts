@@ -5,6 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Getopt, cAtoi, type LongOption } from '../util/getopt';
 import { Daemon, type DaemonConfig } from '../daemon/server';
 import { syslogPriority, LOG_WARNING } from '../daemon/log';
@@ -91,6 +92,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv, prog = 'lvmloc
     sanlockTimeout: 0,
     debugToStdout: false,
     syslogPriority: LOG_WARNING,
+    killHelper: env.LVMLOCKD_KILL_HELPER || path.join(__dirname, '..', '..', '..', 'bin', 'lvmlockctl'),
   };
   let foreground = false;
   // -i and -F are listed in lvmlockd's usage; we accept them (C's optstring forgot them).

@@ -32,6 +32,11 @@ export interface CorePorts {
   quit(): void;
   /** The set of LV locks held changed (adopt file). */
   locksChanged(): void;
+  /**
+   * A lockspace's lock manager failed (lease storage lost): start the kill
+   * procedure for the VG (lvmlockctl --kill <vg>, as sanlock's kill helper).
+   */
+  killVg(vgName: string): void;
 }
 
 export interface CoreOptions {
@@ -298,7 +303,10 @@ export class LockdCore implements LockspaceHost {
     }
     const ls = new Lockspace(
       { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0 },
-      (l) => manager.createLockspace({ name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId }),
+      (l) => manager.createLockspace(
+        { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId },
+        { failed: (reason) => this.lockspaceFailed(l, reason) },
+      ),
       this,
     );
     if (act) ls.startClientId = act.clientId;
@@ -423,6 +431,18 @@ export class LockdCore implements LockspaceHost {
       else if (runSanlock) this.gl.useSanlock = true;
       else this.gl.useIdm = true;
     }
+  }
+
+  /**
+   * The manager lost this host's hold on the lockspace. New lock requests are
+   * refused at once (as after kill_vg) and the kill procedure deactivates the
+   * VG's LVs and drops its locks before other hosts can be granted them.
+   */
+  private lockspaceFailed(ls: Lockspace, reason: string): void {
+    if (ls.threadStop || ls.killVg) return;
+    this.error(`S ${ls.name} lock manager failed: ${reason}; killing VG ${ls.vgName}`);
+    ls.killVg = true;
+    this.ports.killVg(ls.vgName);
   }
 
   otherSanlockVgsExist(rem: Lockspace): boolean {

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { FrameDecoder, encodeFrame } from '../protocol/framing';
 import { LockdCore, newGlobalLockState, type CorePorts } from '../core/lockd';
 import type { LmType } from '../core/constants';
@@ -24,6 +25,8 @@ export interface DaemonConfig {
   sanlockTimeout: number;
   debugToStdout: boolean;
   syslogPriority: number;
+  /** Program run with `--kill <vg>` when a lockspace's lease storage fails. */
+  killHelper: string;
 }
 
 export type StartError = { exitCode: number; message: string };
@@ -84,6 +87,7 @@ export class Daemon {
       nowMs: () => performance.now(),
       quit: () => this.shutdown(0),
       locksChanged: () => undefined,
+      killVg: (vg) => this.runKillHelper(vg),
     };
     this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, gl });
   }
@@ -222,6 +226,20 @@ export class Daemon {
     conn.closed = true;
     this.conns.delete(conn.id);
     this.core.removeClient(conn.id);
+  }
+
+  /** Runs `lvmlockctl --kill <vg>` as sanlock runs it for the C daemon. */
+  private runKillHelper(vgName: string): void {
+    const ctl = this.config.killHelper;
+    this.log.error(`running kill helper: ${ctl} --kill ${vgName}`);
+    const child = spawn(ctl, ['--kill', vgName], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('error', (e) => this.log.error(`kill helper for VG ${vgName} failed to start: ${e.message}`));
+    child.on('exit', (code) => {
+      this.log.error(`kill helper for VG ${vgName} exited ${code}${out ? ': ' + out.trim().replace(/\n/g, ' | ') : ''}`);
+    });
   }
 
   private onSigterm(): void {

@@ -102,5 +102,15 @@ export interface LockManager {
   initVg(req: InitVgRequest): Promise<{ rv: number; vgArgs: string }>;
   initLv(req: InitLvRequest): Promise<{ rv: number; lvArgs: string }>;
   renameVg(lsName: string, vgName: string, vgArgs: string): Promise<number>;
-  createLockspace(view: LockspaceView): ManagedLockspace;
+  createLockspace(view: LockspaceView, events: LockspaceEvents): ManagedLockspace;
+}
+
+/** What a manager reports about a joined lockspace on its own initiative. */
+export interface LockspaceEvents {
+  /**
+   * The manager can no longer keep this host's locks valid (sanlock: the delta
+   * lease could not be renewed in time). Other hosts may be granted our leases
+   * once they expire, so the host must stop using the VG now.
+   */
+  failed(reason: string): void;
 }

@@ -43,6 +43,9 @@ export class CoreHarness {
   private nextPid = 1000;
 
 
+  /** VGs whose kill procedure the core started (lease storage failure). */
+  readonly killed: string[] = [];
+
   constructor(opts: HarnessOptions = {}) {
     this.gl = newGlobalLockState();
     this.devices = new Set(opts.devices ?? []);
@@ -73,6 +76,7 @@ export class CoreHarness {
       nowMs: (): number => this.now,
       quit: (): void => { this.quitCalled++; },
       locksChanged: (): void => undefined,
+      killVg: (vg: string): void => { this.killed.push(vg); },
     };
     this.core = new LockdCore(ports, {
       testMode: true, glType: opts.glType ?? null, managers, gl: this.gl,

@@ -431,8 +431,8 @@ describe('lock retries on -EAGAIN (manual scheduler)', () => {
     const create = m.createLockspace.bind(m);
     let left = fails;
     let attempts = 0;
-    m.createLockspace = (view) => {
-      const ls = create(view);
+    m.createLockspace = (view, events) => {
+      const ls = create(view, events);
       const lock = ls.lock.bind(ls);
       ls.lock = async (res, mode, o) => {
         if (res.name !== 'VGLK') return lock(res, mode, o);

@@ -3,7 +3,7 @@
 
 import { E, VAL_BLK_VERSION, type LmType } from '../../core/constants';
 import type {
-  GlobalLockState, InitLvRequest, InitVgRequest, LockManager, LockResult, LockspaceView,
+  GlobalLockState, InitLvRequest, InitVgRequest, LockManager, LockResult, LockspaceEvents, LockspaceView,
   ManagedLockspace, PrepareResult, ResourceView, ValueBlock,
 } from '../types';
 
@@ -48,7 +48,7 @@ export class TestLockManager implements LockManager {
 
   async renameVg(): Promise<number> { return 0; }
 
-  createLockspace(view: LockspaceView): ManagedLockspace {
+  createLockspace(view: LockspaceView, _events: LockspaceEvents): ManagedLockspace {
     return new TestLockspace(this.type, view, this.gl, this.hooks, this.defaultHostId, () => this.testLvCount);
   }
 }
