@@ -1,0 +1,62 @@
+/**
+ * `--inject-bug` names. Each breaks one safety rule on purpose; the quick run
+ * must report a violation for every one of them (proof that the checker can
+ * fail). Lease bugs are passed to the real lease code through the explicit
+ * LeaseBugHooks object (src/leases/hooks.ts); host-model bugs break the
+ * simulated daemon's kill path. Production code never sees any of this.
+ */
+import type { LeaseBugHooks } from '../src/leases/hooks';
+
+export interface BugSpec {
+  name: string;
+  description: string;
+  /** Hooks passed to the real lease code. */
+  hooks?: LeaseBugHooks;
+  /** Host-model bug: the daemon ignores a failed lockspace (no kill path, watchdog not armed). */
+  noKillPath?: boolean;
+  /** Which fault profile finds it fastest (the quick run uses it). */
+  profile: 'contention' | 'storage' | 'mixed';
+}
+
+export const BUGS: readonly BugSpec[] = [
+  {
+    name: 'skip-paxos-read-phase',
+    description: 'ballot phase 1 ignores the other hosts\' dblocks (no mbal abort, no adoption of an accepted value)',
+    hooks: { skipPaxosReadPhase: true },
+    profile: 'contention',
+  },
+  {
+    name: 'ignore-owner-liveness',
+    description: 'acquire treats a lease held by another host as free without checking the owner\'s delta lease',
+    hooks: { ignoreOwnerLiveness: true },
+    profile: 'contention',
+  },
+  {
+    name: 'renew-without-timeout-check',
+    description: 'the delta renewal loop counts a failed or timed-out renewal as a success (no id_renewal_fail expiry)',
+    hooks: { renewWithoutTimeoutCheck: true },
+    profile: 'storage',
+  },
+  {
+    name: 'grant-without-ballot',
+    description: 'acquire of a free lease writes the leader naming us without running Disk Paxos',
+    hooks: { grantWithoutBallot: true },
+    profile: 'contention',
+  },
+  {
+    name: 'ignore-shared-holders',
+    description: 'ex acquire and sh->ex convert ignore live SH holders',
+    hooks: { ignoreSharedHolders: true },
+    profile: 'contention',
+  },
+  {
+    name: 'no-kill-path',
+    description: 'the daemon ignores a failed lockspace: keeps its leases, no kill path, watchdog never armed',
+    noKillPath: true,
+    profile: 'storage',
+  },
+];
+
+export function findBug(name: string): BugSpec | undefined {
+  return BUGS.find((b) => b.name === name);
+}

@@ -1,0 +1,469 @@
+/**
+ * Simulator kernel: a seeded PRNG, virtual time, one event queue, simulated
+ * hosts (pause / crash), per-host clocks and simulated shared storage.
+ *
+ * Everything runs on one thread. Nothing in a simulation reads the real
+ * clock, arms a real timer or calls Math.random: time only moves when the
+ * scheduler pops the next event, and every random choice comes from a
+ * SeededRandom derived from the run's seed. After each event the kernel
+ * lets every promise continuation run (setImmediate drains the microtask
+ * queue) before it pops the next one, so async lease and core code runs
+ * unmodified and a run is reproducible from its seed.
+ */
+import type { Clock } from '../src/io/clock';
+import { DiskError, checkIo, type Disk, type IoOptions } from '../src/io/disk';
+import { SeededRandom } from '../src/leases/random';
+
+// ---------------------------------------------------------------- random
+
+/** Seeded random with helpers; independent streams are forked by label. */
+export class Rng extends SeededRandom {
+  readonly seed: number;
+  constructor(seed: number) {
+    super(seed);
+    this.seed = seed >>> 0;
+  }
+  /** An independent stream: same seed + label always gives the same stream. */
+  fork(label: string): Rng {
+    let h = (this.seed ^ 0x9e3779b9) >>> 0;
+    for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 0x01000193) >>> 0;
+    return new Rng(h ^ (h >>> 16));
+  }
+  chance(p: number): boolean {
+    return p > 0 && this.next() < p;
+  }
+  range(min: number, max: number): number {
+    return min + this.next() * (max - min);
+  }
+  intIn(min: number, maxInclusive: number): number {
+    return min + this.int(maxInclusive - min + 1);
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]!;
+  }
+}
+
+// ---------------------------------------------------------------- scheduler
+
+interface Ev {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** Binary heap of events ordered by (time, insertion order). */
+class EventHeap {
+  private a: Ev[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(e: Ev): void {
+    const a = this.a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (less(a[p]!, e)) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = e;
+  }
+  pop(): Ev | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (!top || !last || a.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= a.length) break;
+      const r = l + 1;
+      const c = r < a.length && less(a[r]!, a[l]!) ? r : l;
+      if (less(last, a[c]!)) break;
+      a[i] = a[c]!;
+      i = c;
+    }
+    a[i] = last;
+    return top;
+  }
+  peek(): Ev | undefined {
+    return this.a[0];
+  }
+}
+function less(x: Ev, y: Ev): boolean {
+  return x.at < y.at || (x.at === y.at && x.seq < y.seq);
+}
+
+export interface TraceLine {
+  t: number;
+  text: string;
+}
+
+/** Virtual time (global ms) and the event queue. */
+export class Scheduler {
+  now = 0;
+  private seq = 0;
+  private readonly q = new EventHeap();
+  steps = 0;
+  /** Ring of recent trace lines (the run's story, printed on a violation). */
+  readonly trace: TraceLine[] = [];
+  traceLimit = 4000;
+  traceAll = false;
+
+  at(t: number, fn: () => void): { cancel(): void } {
+    const e: Ev = { at: Math.max(t, this.now), seq: this.seq++, fn, cancelled: false };
+    this.q.push(e);
+    return { cancel: () => void (e.cancelled = true) };
+  }
+  after(ms: number, fn: () => void): { cancel(): void } {
+    return this.at(this.now + Math.max(0, ms), fn);
+  }
+  log(text: string): void {
+    this.trace.push({ t: this.now, text });
+    if (this.traceAll) process.stdout.write(`${fmtT(this.now)} ${text}\n`);
+    if (this.trace.length > this.traceLimit * 2) this.trace.splice(0, this.trace.length - this.traceLimit);
+  }
+  pending(): number {
+    return this.q.size;
+  }
+  nextAt(): number | undefined {
+    return this.q.peek()?.at;
+  }
+  /**
+   * Run events until `until` (global ms) or until `stop()` returns true.
+   * After each event every promise continuation runs before `check` is
+   * called and the next event is popped.
+   */
+  async run(until: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
+    for (;;) {
+      if (stop()) return;
+      let e = this.q.peek();
+      if (!e) {
+        await drain();
+        if (stop()) return;
+        e = this.q.peek();
+      }
+      if (!e || e.at > until) {
+        this.now = Math.max(this.now, until);
+        return;
+      }
+      this.q.pop();
+      if (e.cancelled) continue;
+      this.now = e.at;
+      this.steps++;
+      e.fn();
+      await drain();
+      check();
+    }
+  }
+}
+
+/** Let every queued promise continuation run (the microtask queue empties before a check-phase callback). */
+export function drain(): Promise<void> {
+  return new Promise<void>((r) => setImmediate(r));
+}
+
+export function fmtT(ms: number): string {
+  return (ms / 1000).toFixed(3).padStart(9);
+}
+
+// ---------------------------------------------------------------- hosts
+
+/**
+ * A simulated machine. Its daemon process can be paused (SIGSTOP, a long GC
+ * stall: its timers and I/O completions are held until it resumes, while the
+ * world and its clock go on) or crash (everything the incarnation was doing
+ * is dropped; in-flight writes land, tear or vanish).
+ */
+export class SimHost {
+  incarnation = 0;
+  paused = false;
+  crashed = false;
+  private held: Array<() => void> = [];
+  /** Monotonic clock of this machine: local = offset + rate * global. */
+  readonly clock: SimClock;
+  /** Per-host storage path failure: every I/O of this host fails (EIO) or hangs. */
+  pathFault: 'none' | 'eio' | 'hang' = 'none';
+  /** In-flight writes of the current incarnation, for crash handling. */
+  readonly inflight = new Set<InflightWrite>();
+  pausedMs = 0;
+  private pausedSince = 0;
+
+  constructor(readonly sim: Scheduler, readonly id: number, offsetMs: number, rate: number) {
+    this.clock = new SimClock(this, offsetMs, rate);
+  }
+
+  /** Run fn at global time t in this incarnation of the process (held while paused, dropped after a crash). */
+  at(t: number, fn: () => void): void {
+    const inc = this.incarnation;
+    this.sim.at(t, () => this.deliver(inc, fn));
+  }
+  deliver(inc: number, fn: () => void): void {
+    if (inc !== this.incarnation || this.crashed) return;
+    if (this.paused) this.held.push(fn);
+    else fn();
+  }
+  pause(): void {
+    if (this.paused || this.crashed) return;
+    this.paused = true;
+    this.pausedSince = this.sim.now;
+  }
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.pausedMs += this.sim.now - this.pausedSince;
+    const h = this.held.splice(0);
+    for (const fn of h) fn();
+  }
+  /** Kill the process: pending work is dropped; in-flight writes are resolved by `resolveWrite`. */
+  crash(resolveWrite: (w: InflightWrite) => void): void {
+    this.incarnation++;
+    this.crashed = true;
+    this.paused = false;
+    this.held = [];
+    for (const w of [...this.inflight]) resolveWrite(w);
+    this.inflight.clear();
+  }
+  restart(): void {
+    this.crashed = false;
+  }
+}
+
+/**
+ * The host's monotonic clock. It never jumps (CLOCK_MONOTONIC does not); it
+ * has an offset (hosts booted at different times) and a small rate error
+ * (crystal drift, |rate - 1| ≤ 1e-4). A pause freezes the process, not the
+ * clock: after a pause the process sees time jump by the pause length.
+ */
+export class SimClock implements Clock {
+  constructor(private readonly host: SimHost, private readonly offsetMs: number, private readonly rate: number) {}
+  nowMs(): number {
+    return this.offsetMs + this.host.sim.now * this.rate;
+  }
+  monotonicSeconds(): number {
+    return Math.floor(this.nowMs() / 1000);
+  }
+  /** Global time at which this clock reads `localMs`. */
+  toGlobal(localMs: number): number {
+    return Math.ceil((localMs - this.offsetMs) / this.rate);
+  }
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const target = this.toGlobal(this.nowMs() + Math.max(0, ms));
+      this.host.at(Math.max(target, this.host.sim.now + (ms > 0 ? 1 : 0)), resolve);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- storage
+
+export interface InflightWrite {
+  host: SimHost;
+  offset: number;
+  data: Buffer;
+  /** Cancel the landing event. */
+  cancel(): void;
+  /** Land now (possibly only a prefix of sectors). */
+  land(sectors?: number): void;
+}
+
+export interface DiskFaultRates {
+  /** Probability that an I/O fails with EIO (a failed write lands a random prefix of its sectors, maybe none or all). */
+  eio: number;
+  /** Probability that an I/O takes longer than io_timeout (it times out; a write still lands later). */
+  slow: number;
+  /** Normal latency range in ms. */
+  latencyMin: number;
+  latencyMax: number;
+  /** Slow latency range in ms (beyond the I/O timeout). */
+  slowMin: number;
+  slowMax: number;
+}
+
+export const NO_DISK_FAULTS: DiskFaultRates = { eio: 0, slow: 0, latencyMin: 0.05, latencyMax: 2, slowMin: 0, slowMax: 0 };
+
+/** Shared storage (one LUN) with global faults. */
+export class SimStorage {
+  readonly data: Buffer;
+  /** Total storage loss: every I/O of every host fails or hangs. */
+  lost: 'none' | 'eio' | 'hang' = 'none';
+  rates: DiskFaultRates = NO_DISK_FAULTS;
+  readonly stats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, eio: 0, slow: 0, tornAtCrash: 0, lostAtCrash: 0, lateLandings: 0 };
+  /** Observers of landed writes (the checker uses them to know when a delta renewal became visible). */
+  onLanded: ((host: SimHost, offset: number, data: Buffer) => void) | undefined;
+
+  constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number) {
+    this.data = Buffer.alloc(size);
+  }
+
+  diskFor(host: SimHost, path = `sim:host${host.id}`): SimDisk {
+    return new SimDisk(this, host, path);
+  }
+}
+
+/**
+ * One host's view of the shared storage (implements the lease code's Disk).
+ * Reads sample the medium when they complete; writes land when they
+ * complete. Both complete through scheduler events, in a seeded order. An
+ * I/O that outlives its timeout fails with ETIMEDOUT, but a write then still
+ * lands later, as with real kernel I/O that cannot be cancelled.
+ */
+export class SimDisk implements Disk {
+  readonly sectorSize: number;
+  private closed = false;
+  constructor(readonly storage: SimStorage, readonly host: SimHost, readonly path: string) {
+    this.sectorSize = storage.sectorSize;
+  }
+  async size(): Promise<number> {
+    return this.storage.data.length;
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private plan(): { kind: 'ok' | 'eio' | 'hang'; latency: number } {
+    const st = this.storage;
+    const r = st.rates;
+    const fault = st.lost !== 'none' ? st.lost : this.host.pathFault;
+    const latency = st.rng.range(r.latencyMin, r.latencyMax);
+    if (fault === 'eio') return { kind: 'eio', latency };
+    if (fault === 'hang') return { kind: 'hang', latency };
+    if (st.rng.chance(r.eio)) {
+      st.stats.eio++;
+      return { kind: 'eio', latency };
+    }
+    if (st.rng.chance(r.slow)) {
+      st.stats.slow++;
+      return { kind: 'ok', latency: st.rng.range(r.slowMin, r.slowMax) };
+    }
+    return { kind: 'ok', latency };
+  }
+
+  read(offset: number, length: number, opts?: IoOptions): Promise<Buffer> {
+    checkIo(this, 'read', offset, length, this.storage.data.length);
+    if (this.closed) return Promise.reject(new DiskError('ECLOSED', `read ${this.path}: closed`));
+    const st = this.storage;
+    const p = this.plan();
+    const where = `read ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    return new Promise<Buffer>((resolve, reject) => {
+      const now = st.sim.now;
+      let done = false;
+      const timeout = opts?.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : 0;
+      if (timeout && (p.kind === 'hang' || p.latency > timeout)) {
+        this.host.at(now + timeout, () => {
+          if (done) return;
+          done = true;
+          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+        });
+      }
+      if (p.kind === 'hang') return;
+      // The medium is sampled at completion; the result reaches the process later if it is paused.
+      st.sim.at(now + p.latency, () => {
+        if (done) return;
+        if (p.kind === 'eio') {
+          this.host.deliver(this.host.incarnation, () => {
+            if (done) return;
+            done = true;
+            reject(new DiskError('EIO', `${where}: I/O error`));
+          });
+          return;
+        }
+        st.stats.reads++;
+        st.stats.bytesRead += length;
+        const buf = Buffer.from(st.data.subarray(offset, offset + length));
+        const inc = this.host.incarnation;
+        this.host.deliver(inc, () => {
+          if (done) return;
+          done = true;
+          resolve(buf);
+        });
+      });
+    });
+  }
+
+  write(offset: number, data: Buffer, opts?: IoOptions): Promise<void> {
+    checkIo(this, 'write', offset, data.length, this.storage.data.length);
+    if (this.closed) return Promise.reject(new DiskError('ECLOSED', `write ${this.path}: closed`));
+    const st = this.storage;
+    const host = this.host;
+    const copy = Buffer.from(data);
+    const p = this.plan();
+    const where = `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    const sectors = copy.length / this.sectorSize;
+    return new Promise<void>((resolve, reject) => {
+      const now = st.sim.now;
+      let done = false;
+      const timeout = opts?.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : 0;
+      if (timeout && (p.kind === 'hang' || p.latency > timeout)) {
+        host.at(now + timeout, () => {
+          if (done) return;
+          done = true;
+          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+        });
+      }
+      if (p.kind === 'hang') return;
+      const applied = (n: number) => {
+        if (n <= 0) return;
+        const bytes = Math.min(copy.length, n * this.sectorSize);
+        copy.copy(st.data, offset, 0, bytes);
+        st.stats.writes++;
+        st.stats.bytesWritten += bytes;
+        st.onLanded?.(host, offset, copy.subarray(0, bytes));
+      };
+      let landed = false;
+      const w: InflightWrite = {
+        host,
+        offset,
+        data: copy,
+        cancel: () => {
+          landed = true;
+          ev.cancel();
+        },
+        land: (n = sectors) => {
+          if (landed) return;
+          landed = true;
+          ev.cancel();
+          applied(n);
+        },
+      };
+      host.inflight.add(w);
+      const ev = st.sim.at(now + p.latency, () => {
+        if (landed) return;
+        landed = true;
+        host.inflight.delete(w);
+        // EIO: a failed multi-sector write may have landed any prefix of its sectors.
+        if (p.kind === 'eio') applied(st.rng.intIn(0, sectors));
+        else applied(sectors);
+        if (done) st.stats.lateLandings++;
+        host.deliver(host.incarnation, () => {
+          if (done) return;
+          done = true;
+          if (p.kind === 'eio') reject(new DiskError('EIO', `${where}: I/O error`));
+          else resolve();
+        });
+      });
+    });
+  }
+}
+
+/**
+ * What happens to a crashed host's in-flight write: it was already in the
+ * storage controller, so it lands at its time, lands torn (a prefix of its
+ * sectors: sectors are atomic, multi-sector writes are not), or never lands.
+ */
+export function crashWriteResolver(rng: Rng, stats: SimStorage['stats'], sectorSize: number): (w: InflightWrite) => void {
+  return (w) => {
+    const x = rng.next();
+    const sectors = w.data.length / sectorSize;
+    if (x < 0.4) return; // lands at its scheduled time
+    if (x < 0.7 && sectors > 1) {
+      stats.tornAtCrash++;
+      w.land(rng.intIn(0, sectors - 1));
+      return;
+    }
+    stats.lostAtCrash++;
+    w.cancel();
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Runs many schedules, collects figures, and shrinks a failing schedule to
+ * a minimal one (fewer planned faults, fault classes switched off, shorter
+ * run) that still breaks the same rule.
+ */
+import { BUGS, type BugSpec } from './bugs';
+import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, makeLeaseSchedule, runLeaseSchedule } from './lease-cluster';
+import { runCoreSchedule, type CoreRunResult } from './core-cluster';
+
+/** Seed of schedule i of a run (a fixed mix, so any schedule replays alone from its own seed). */
+export function scheduleSeed(seed: number, i: number): number {
+  let h = (seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+export interface RunOptions {
+  seed: number;
+  schedules: number;
+  hosts?: number;
+  faults: readonly FaultClass[];
+  bug?: BugSpec;
+  /** Fraction of schedules run at the core level (LockdCore per host); the rest at the lease level. */
+  coreShare: number;
+  progress?: (done: number, total: number) => void;
+  stopOnViolation?: boolean;
+}
+
+export interface Summary {
+  schedules: number;
+  leaseSchedules: number;
+  coreSchedules: number;
+  faultsInjected: number;
+  grants: number;
+  requests: number;
+  steps: number;
+  simSeconds: number;
+  wallMs: number;
+  violations: Array<{ seed: number; level: 'lease' | 'core'; rule: string; message: string }>;
+  firstFailure?: { level: 'lease' | 'core'; seed: number; result: LeaseRunResult | CoreRunResult };
+}
+
+export async function runMany(o: RunOptions): Promise<Summary> {
+  const sum: Summary = {
+    schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, violations: [],
+  };
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < o.schedules; i++) {
+    const seed = scheduleSeed(o.seed, i);
+    const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
+    if (core) {
+      const r = await runCoreSchedule(seed, { hosts: o.hosts });
+      sum.coreSchedules++;
+      sum.faultsInjected += r.stats.faults;
+      sum.requests += r.stats.requests;
+      sum.steps += r.stats.steps;
+      sum.simSeconds += r.stats.simMs / 1000;
+      if (r.violation) {
+        sum.violations.push({ seed, level: 'core', rule: r.violation.rule, message: r.violation.message });
+        if (!sum.firstFailure) sum.firstFailure = { level: 'core', seed, result: r };
+      }
+    } else {
+      const s = makeLeaseSchedule(seed, { ...(o.hosts ? { hosts: o.hosts } : {}), faults: o.faults, ...(o.bug ? { profile: o.bug.profile } : {}) });
+      const r = await runLeaseSchedule(s, o.bug);
+      sum.leaseSchedules++;
+      sum.faultsInjected += r.stats.faults;
+      sum.grants += r.stats.grants;
+      sum.requests += r.stats.ops;
+      sum.steps += r.stats.steps;
+      sum.simSeconds += r.stats.simMs / 1000;
+      if (r.violation) {
+        sum.violations.push({ seed, level: 'lease', rule: r.violation.rule, message: r.violation.message });
+        if (!sum.firstFailure) sum.firstFailure = { level: 'lease', seed, result: r };
+      }
+    }
+    sum.schedules++;
+    o.progress?.(i + 1, o.schedules);
+    if (o.stopOnViolation && sum.violations.length) break;
+  }
+  sum.wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  return sum;
+}
+
+/**
+ * Shrink a failing lease schedule: drop planned faults one by one, switch
+ * off random I/O faults and clock skew, cut the run just after the
+ * violation, and keep every change that still breaks the same rule.
+ */
+export async function shrinkLease(r: LeaseRunResult, bug?: BugSpec, budget = 40): Promise<LeaseRunResult> {
+  const rule = r.violation!.rule;
+  let best = r;
+  let tries = 0;
+  const attempt = async (s: LeaseSchedule): Promise<boolean> => {
+    if (tries++ >= budget) return false;
+    const x = await runLeaseSchedule(s, bug);
+    if (x.violation?.rule === rule) {
+      best = x;
+      return true;
+    }
+    return false;
+  };
+  // Shorter run: stop soon after the violation.
+  {
+    const cut = Math.max(1000, Math.ceil(best.stats.simMs / 1000) * 1000 + 1000);
+    if (cut < best.schedule.durationMs) await attempt({ ...best.schedule, durationMs: cut, plan: best.schedule.plan.filter((f) => f.at < cut) });
+  }
+  for (let i = best.schedule.plan.length - 1; i >= 0; i--) {
+    const plan = best.schedule.plan.filter((_, j) => j !== i);
+    await attempt({ ...best.schedule, plan });
+  }
+  if (best.schedule.rates.eio) await attempt({ ...best.schedule, rates: { ...best.schedule.rates, eio: 0 } });
+  if (best.schedule.rates.slow) await attempt({ ...best.schedule, rates: { ...best.schedule.rates, slow: 0 } });
+  if (best.schedule.skew) await attempt({ ...best.schedule, skew: false });
+  if (best.schedule.hosts > 2) {
+    for (let h = 2; h < best.schedule.hosts; h++) {
+      if (await attempt({ ...best.schedule, hosts: h, plan: best.schedule.plan.filter((f) => f.host <= h) })) break;
+    }
+  }
+  return best;
+}
+
+export { ALL_FAULTS, BUGS };
