@@ -24,7 +24,7 @@ import {
   ResourceArg,
 } from '../leases/direct';
 import { LeaseError, SANLK } from '../leases/errors';
-import { emptyLeader, LeaderRecord } from '../leases/ondisk';
+import { decodeLeader, emptyLeader, LeaderRecord } from '../leases/ondisk';
 import { acquireResource, directHost, initResource, readResourceLeader, releaseResourceDirect } from '../leases/paxos-lease';
 import { systemRandom } from '../leases/random';
 import { SizeError, alignSizeOld, parseAlignSize } from '../leases/sizes';
@@ -122,8 +122,8 @@ function rvOf(e: unknown): number {
   return -1;
 }
 
-async function withDisk<T>(path: string, sectorSize: number | undefined, fn: (d: Disk) => Promise<T>): Promise<T> {
-  const d = await DirectDisk.open(path, sectorSize ? { sectorSize: Math.min(sectorSize, 4096) } : {});
+async function withDisk<T>(path: string, fn: (d: Disk) => Promise<T>): Promise<T> {
+  const d = await DirectDisk.open(path);
   try {
     return await fn(d);
   } finally {
@@ -153,13 +153,13 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
         try {
           if (o.ls) {
             const ls = o.ls;
-            await withDisk(ls.path, undefined, async (d) => {
+            await withDisk(ls.path, async (d) => {
               const sector = o.sectorSize || d.sectorSize;
               await initLockspace(d, ls.offset, ls.name, { sectorSize: sector, alignSize: o.alignSize || alignSizeOld(sector), ioTimeout: o.ioTimeout });
             });
           } else if (o.res) {
             const r = o.res;
-            await withDisk(r.path, undefined, async (d) => {
+            await withDisk(r.path, async (d) => {
               const sector = o.sectorSize || d.sectorSize;
               await initResource(d, r.offset, r.lockspace, r.resource, {
                 sectorSize: sector,
@@ -184,7 +184,7 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
       case 'dump': {
         const dp = parseDumpPath(o.dumpPath!);
         try {
-          await withDisk(dp.path, undefined, async (d) => {
+          await withDisk(dp.path, async (d) => {
             const r = await directDump(d, dp.offset, dp.size, {
               forceMode: o.forceMode,
               ...(o.sectorSize ? { sectorSize: o.sectorSize } : {}),
@@ -208,27 +208,27 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
           if (o.ls) {
             const ls = o.ls;
             if (!ls.hostId) throw new LeaseError(SANLK.EINVAL, 'read_leader -s needs a host_id');
-            await withDisk(ls.path, undefined, async (d) => {
+            await withDisk(ls.path, async (d) => {
               const g = o.sectorSize ? { sectorSize: o.sectorSize } : await readLeaseSizes(d, ls.offset, o.ioTimeout);
               try {
                 leader = (await readDeltaLeader(d, ls.offset, g.sectorSize, ls.name, ls.hostId, o.ioTimeout)).leader;
               } catch (e) {
                 // still print what is on disk, as sanlock does
                 const raw = await d.read(ls.offset + (ls.hostId - 1) * g.sectorSize, g.sectorSize).catch(() => undefined);
-                if (raw) leader = (await import('../leases/ondisk')).decodeLeader(raw);
+                if (raw) leader = decodeLeader(raw);
                 throw e;
               }
             });
           } else if (o.res) {
             const r = o.res;
-            await withDisk(r.path, undefined, async (d) => {
+            await withDisk(r.path, async (d) => {
               const sector = o.sectorSize || 4096;
               const ref = { disk: d, offset: r.offset, lockspace: r.lockspace, resource: r.resource, sectorSize: Math.max(sector, d.sectorSize), alignSize: o.alignSize || alignSizeOld(sector) };
               try {
                 leader = (await readResourceLeader(ref, 0, o.ioTimeout)).leader;
               } catch (e) {
                 const raw = await d.read(r.offset, Math.max(sector, d.sectorSize)).catch(() => undefined);
-                if (raw) leader = (await import('../leases/ondisk')).decodeLeader(raw);
+                if (raw) leader = decodeLeader(raw);
                 throw e;
               }
             });
@@ -249,7 +249,7 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
           const ls = o.ls;
           if (!ls) throw new LeaseError(SANLK.ENODEV, `${o.action} needs -s`);
           if (!ls.hostId) throw new LeaseError(SANLK.EINVAL, `${o.action} needs a host_id`);
-          await withDisk(ls.path, undefined, async (d) => {
+          await withDisk(ls.path, async (d) => {
             const lsp = new Lockspace({
               disk: d,
               offset: ls.offset,
@@ -280,7 +280,7 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
         try {
           const r = o.res;
           if (!r) throw new LeaseError(SANLK.ENODEV, `${o.action} needs -r`);
-          await withDisk(r.path, undefined, async (d) => {
+          await withDisk(r.path, async (d) => {
             const ref = {
               disk: d,
               offset: r.offset,
