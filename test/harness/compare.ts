@@ -28,6 +28,12 @@ export interface Step {
   waitMs?: number;
   /** Sort `LK` lines inside each lockspace block before comparing (lvmlockctl --info). */
   sortInfo?: boolean;
+  /**
+   * Lines of stdout/stderr matching this are dropped before comparing (after
+   * normalization), for deliberate differences, e.g. /^LK LV un / (2.03.16
+   * keeps unlocked LV resources listed; ours frees them like newer lvmlockd).
+   */
+  dropLines?: RegExp;
 }
 
 export interface DaemonSpec {
@@ -265,7 +271,9 @@ export async function runScript(
 export function normalizeResults(results: StepResult[], ctx: NormalizeContext): StepResult[] {
   return results.map((r) => {
     const isInfo = /lvmlockctl$/.test(r.argv[0] ?? '') && r.argv.some((a) => a === '--info' || a === '-i');
-    const f = (s: string) => (isInfo ? normalizeInfo(s, ctx, { sort: r.step.sortInfo }) : normalize(s, ctx));
+    const drop = r.step.dropLines;
+    const filt = (s: string) => (drop ? s.split('\n').filter((l) => !drop.test(l)).join('\n') : s);
+    const f = (s: string) => filt(isInfo ? normalizeInfo(s, ctx, { sort: r.step.sortInfo }) : normalize(s, ctx));
     return { ...r, argv: r.argv.map((a) => normalize(a, ctx)), stdout: f(r.stdout), stderr: f(r.stderr) };
   });
 }
