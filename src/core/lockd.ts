@@ -490,7 +490,7 @@ export class LockdCore implements LockspaceHost {
   }
 
   lockspaceChanged(): void {
-    this.ports.locksChanged();
+    // start_wait and stop_all are re-checked by the paced worker pass.
   }
 
   // ---- worker jobs ----
@@ -699,6 +699,7 @@ export class LockdCore implements LockspaceHost {
     }
     const { text, dump } = this.formatResult(cl, act);
     const ok = this.ports.send(cl.id, text);
+    if (act.flags & AF.LV_LOCK) this.ports.locksChanged();
     if (!ok) { this.failedClient(act); return; }
     if (dump !== null) void this.ports.sendDump(dump);
   }
@@ -778,5 +779,21 @@ export class LockdCore implements LockspaceHost {
 
   info(): string {
     return formatInfo([...this.clients.values()], this.lockspaces);
+  }
+
+  /** The adopt file (lvmlockd's format 1.0): lockspaces and the LV locks held in them. */
+  adoptFileText(pid: number, updates: number, ctime: string): string {
+    let out = `lvmlockd adopt_version 1.0 pid ${pid} updates ${updates} ${ctime}\n`;
+    for (const ls of this.lockspaces) {
+      if (ls.lmType === 'dlm' && ls.name === GL_LOCKSPACE_DLM) continue;
+      out += `VG: ${ls.vgUuid.padStart(38)} ${ls.vgName} ${ls.lmType} ${ls.vgArgs}\n`;
+      for (const r of ls.resources) {
+        if (r.type !== 'lv' || (r.mode !== 'ex' && r.mode !== 'sh')) continue;
+        for (let i = 0; i < r.locks.length; i++) {
+          out += `LV: ${ls.vgUuid.padStart(38)} ${r.name} ${r.lvArgs} ${r.mode} ${r.version}\n`;
+        }
+      }
+    }
+    return out;
   }
 }

@@ -10,6 +10,10 @@ import { LockdCore, newGlobalLockState, type CorePorts } from '../core/lockd';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
+import { SanlockLockManager } from '../lm/sanlock/sanlock-lm';
+import { DirectDisk } from '../io/direct-disk';
+import { RealClock } from '../io/clock';
+import { systemRandom } from '../leases/random';
 import { DaemonLog } from './log';
 import { peerPid, tryLockFd } from './libc';
 
@@ -74,6 +78,20 @@ export class Daemon {
       };
       managers.dlm = new TestLockManager('dlm', gl, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
+    } else {
+      // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
+      managers.sanlock = new SanlockLockManager({
+        gl,
+        ioTimeout: config.sanlockTimeout,
+        defaultHostId: () => this.defaultHostId(),
+        lockspaceCount: () => this.core.lockspaces.length,
+        debug: (l) => this.log.debug(l),
+        error: (l) => this.log.error(l),
+        sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
+        clock: new RealClock(),
+        random: systemRandom(),
+        openDisk: (p) => DirectDisk.open(p),
+      });
     }
     const ports: CorePorts = {
       send: (id, text) => this.sendReply(id, text),
@@ -86,7 +104,7 @@ export class Daemon {
       defer: (fn) => setImmediate(fn),
       nowMs: () => performance.now(),
       quit: () => this.shutdown(0),
-      locksChanged: () => undefined,
+      locksChanged: () => this.writeAdoptFile(),
       killVg: (vg) => this.runKillHelper(vg),
     };
     this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, gl });
@@ -228,6 +246,22 @@ export class Daemon {
     this.core.removeClient(conn.id);
   }
 
+  private adoptUpdates = 0;
+
+  /** With --adopt 1, record held LV locks so a restarted daemon can adopt them. */
+  private writeAdoptFile(): void {
+    if (!this.config.adopt) return;
+    this.adoptUpdates++;
+    const text = this.core.adoptFileText(process.pid, this.adoptUpdates, ctime(new Date()));
+    try {
+      const tmp = this.config.adoptFile + '.tmp';
+      fs.writeFileSync(tmp, text);
+      fs.renameSync(tmp, this.config.adoptFile);
+    } catch (e) {
+      this.log.error(`cannot write adopt file ${this.config.adoptFile}: ${(e as Error).message}`);
+    }
+  }
+
   /** Runs `lvmlockctl --kill <vg>` as sanlock runs it for the C daemon. */
   private runKillHelper(vgName: string): void {
     const ctl = this.config.killHelper;
@@ -260,9 +294,21 @@ export class Daemon {
     this.server?.close();
     try { fs.unlinkSync(this.config.socketPath); } catch { /* already gone */ }
     try { fs.unlinkSync(this.config.pidFile); } catch { /* already gone */ }
+    if (this.config.adopt && this.adoptUpdates) {
+      try { fs.unlinkSync(this.config.adoptFile); } catch { /* already gone */ }
+    }
     if (this.pidFd >= 0) { try { fs.closeSync(this.pidFd); } catch { /* closing */ } }
     this.exitResolve?.(code);
   }
+}
+
+/** C's ctime() text without the newline: "Wed Nov 25 13:41:18 2026". */
+export function ctime(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  return `${days[d.getDay()]} ${months[d.getMonth()]} ${String(d.getDate()).padStart(2)} ` +
+    `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${d.getFullYear()}`;
 }
 
 function answers(sockPath: string): Promise<boolean> {
