@@ -75,5 +75,18 @@ describe('leasectl on a file', () => {
     assert.equal(magic.out, 'acquire done -223\n');
     assert.match((await cli('direct', 'dump', `${file}:3M`)).out, /Cannot find sector_size and align_size/);
     assert.equal((await cli('direct', 'frob')).code, 1);
+    // misaligned offset: clear error, nothing written
+    const before = fs.readFileSync(file);
+    const mis = await cli('direct', 'acquire', '-r', `LS:R:${file}:1048577`, '-i', '1', '-g', '1');
+    assert.equal(mis.out, 'acquire done -22\n');
+    assert.match(mis.err, /not aligned/);
+    // truncated device: the lease area runs past the end of the file
+    const cut = path.join(dir, 'cut.img');
+    fs.writeFileSync(cut, before.subarray(0, (1 << 20) + 65536));
+    const tr = await cli('direct', 'acquire', '-r', `LS:R:${cut}:1M`, '-i', '1', '-g', '1');
+    assert.equal(tr.out, 'acquire done -220\n');
+    assert.match(tr.err, /short read/);
+    assert.ok(fs.readFileSync(cut).equals(before.subarray(0, (1 << 20) + 65536)), 'nothing written to the truncated device');
+    assert.ok(fs.readFileSync(file).equals(before));
   });
 });
