@@ -1,0 +1,811 @@
+// The sanlock lock manager: lvmlockd's sanlock VGs on our own lease engine
+// (src/leases), with no sanlock daemon. The hidden "lvmlock" LV of a VG holds
+//   offset 0               the lockspace (one delta lease per host_id)
+//   align * 65             the global lock lease (GLLK, or _GLLK_disabled)
+//   align * 66             the VG lock lease (VGLK)
+//   align * 67 ...         one lease per LV (named by LV uuid, "#unused" when free)
+// The on-disk format is sanlock's, so hosts running the C lvmlockd with the
+// sanlock daemon can share the same VG with hosts running this daemon.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
+import type {
+  GlobalLockState, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult,
+  LockspaceEvents, LockspaceView, ManagedLockspace, PrepareResult, ResourceView,
+} from '../types';
+import type { Disk } from '../../io/disk';
+import type { Clock } from '../../io/clock';
+import * as L from '../../leases';
+import { decodeLeader, PAXOS_DISK_MAGIC, DELTA_DISK_MAGIC } from '../../leases/ondisk';
+import { dmName, lockLvName } from '../test/test-lm';
+
+export const R_NAME_GL_DISABLED = '_GLLK_disabled';
+export const R_NAME_INVALID_REMOVED = 'invalid_removed';
+export const LV_UNUSED = '#unused';
+export const GL_LOCK_BEGIN = 65;
+export const VG_LOCK_BEGIN = 66;
+export const LV_LOCK_BEGIN = 67;
+const ONE_MB = 1024 * 1024;
+const ARGS_VERSION = '1.0.0';
+const MAX_ARGS = 64;
+
+export interface SanlockLmDeps {
+  gl: GlobalLockState;
+  /** -o: sanlock io_timeout in seconds (0 = 10, sanlock's default). */
+  ioTimeout: number;
+  /** --host-id, else --host-id-file (read when a lockspace starts). */
+  defaultHostId(): number;
+  /** The number of lockspaces the core has (lockspaces_empty() in init_vg). */
+  lockspaceCount(): number;
+  debug(line: string): void;
+  error(line: string): void;
+  sleep(ms: number): Promise<void>;
+  clock: Clock;
+  random: L.Random;
+  openDisk(path: string): Promise<Disk>;
+  /** Directory of the lvmlock LV device nodes (/dev/mapper). */
+  mapperDir?: string;
+  /** Block sizes of a device node (sysfs queue/{physical,logical}_block_size). */
+  blockSizes?(path: string): { physical: number; logical: number };
+  /** This daemon's sanlock host name ("<uuid>.<nodename>"), the same for every lockspace. */
+  hostName?: string;
+}
+
+/** Reads /sys/dev/block/M:m/queue/{physical,logical}_block_size of a device node (0 when unknown). */
+export function sysfsBlockSizes(path: string): { physical: number; logical: number } {
+  const st = fs.statSync(path);
+  const rdev = st.rdev;
+  const major = Math.floor(rdev / 256) & 0xfff | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
+  const read = (name: string): number => {
+    try {
+      const n = parseInt(fs.readFileSync(`/sys/dev/block/${major}:${minor}/queue/${name}`, 'utf8').trim(), 10);
+      return Number.isFinite(n) ? n : 0;
+    } catch {
+      return 0;
+    }
+  };
+  return { physical: read('physical_block_size'), logical: read('logical_block_size') };
+}
+
+/** lvmlockd's get_sizes_device: sector and align size for a new VG from the device's block sizes. */
+export function sizesForDevice(physical: number, logical: number, warn: (s: string) => void): { sectorSize: number; alignSize: number } | null {
+  let p = physical, l = logical;
+  if (p === 512 && l === 512) return { sectorSize: 512, alignSize: ONE_MB };
+  if (p === 4096 && l === 4096) return { sectorSize: 4096, alignSize: 8 * ONE_MB };
+  if (p && p !== 512 && p !== 4096) { warn(`WARNING: invalid block sizes physical ${p} logical ${l}`); p = 0; }
+  if (l && l !== 512 && l !== 4096) { warn(`WARNING: invalid block sizes physical ${p} logical ${l}`); l = 0; }
+  if (!p && !l) return null;
+  if (!p || !l) {
+    warn(`WARNING: incomplete block size information physical ${p} logical ${l}`);
+    if (!p) p = l;
+    if (!l) l = p;
+  }
+  if (l === 4096 || p === 4096) return { sectorSize: 4096, alignSize: 8 * ONE_MB };
+  return { sectorSize: 512, alignSize: ONE_MB };
+}
+
+/** "1.0.0:<offset>" → offset; null when unusable (bad version or number). */
+export function lvOffsetFromArgs(lvArgs: string): number | null {
+  const m = /^(\d+)\.(\d+)\.(\d+):(?:.*:)?(\d+)$/.exec(lvArgs);
+  if (!m || Number(m[1]) > 1) return null;
+  const n = Number(m[4]);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+function argsMajor(args: string): number | null {
+  const m = /^(\d+)\.(\d+)\.(\d+):/.exec(args);
+  return m ? Number(m[1]) : null;
+}
+
+/** Map a lease-engine error of an acquire/convert to lvmlockd's result (2.03.16 commands). */
+export function mapAcquireError(e: unknown, mode: 'sh' | 'ex'): { rv: number; retry: boolean } {
+  if (!(e instanceof L.LeaseError)) return { rv: -E.LMERR, retry: false };
+  switch (e.rv) {
+    case L.SANLK.EAGAIN: // live SH holders block EX
+      return { rv: -E.AGAIN, retry: false };
+    case L.SANLK.ACQUIRE_IDLIVE:
+    case L.SANLK.ACQUIRE_OWNED:
+    case L.SANLK.ACQUIRE_OTHER:
+      return { rv: -E.AGAIN, retry: mode === 'sh' };
+    case L.SANLK.ACQUIRE_SHRETRY:
+      return { rv: -E.AGAIN, retry: true };
+    case L.SANLK.ACQUIRE_OWNED_RETRY:
+    case L.SANLK.DBLOCK_LVER:
+    case L.SANLK.DBLOCK_MBAL:
+      return { rv: -E.AGAIN, retry: false };
+    // lvmlockd 2.03.16 reports a sanlock i/o timeout as -EAGAIN ("locked by other host");
+    // -EIOTIMEOUT exists only in newer lvm, whose commands 2.03.16 cannot decode.
+    case L.SANLK.AIO_TIMEOUT:
+      return { rv: -E.AGAIN, retry: false };
+    case L.SANLK.EIO:
+    case L.SANLK.LEADER_READ:
+    case L.SANLK.LEADER_WRITE:
+    case L.SANLK.DBLOCK_READ:
+    case L.SANLK.DBLOCK_WRITE:
+      return { rv: -E.LOCKIO, retry: false };
+    default:
+      return { rv: -E.LMERR, retry: false };
+  }
+}
+
+export class SanlockLockManager implements LockManager {
+  readonly type = 'sanlock' as const;
+  readonly hostName: string;
+
+  constructor(private readonly d: SanlockLmDeps) {
+    this.hostName = d.hostName ?? `${randomUUID()}.${os.hostname()}`.slice(0, 47);
+  }
+
+  get ioTimeout(): number { return this.d.ioTimeout > 0 ? this.d.ioTimeout : L.DEFAULT_IO_TIMEOUT; }
+  get deps(): SanlockLmDeps { return this.d; }
+
+  /** Our lease engine is part of the daemon: always running. */
+  isRunning(): boolean { return true; }
+
+  devicePath(vgName: string, lockLv: string): string {
+    return `${this.d.mapperDir ?? '/dev/mapper'}/${dmName(vgName, lockLv)}`;
+  }
+
+  async initVg(req: InitVgRequest): Promise<{ rv: number; vgArgs: string }> {
+    const d = this.d;
+    const ls = req.lsName;
+    const lockLv = req.vgArgs;
+    if (!lockLv) {
+      d.error(`S ${ls} init_vg_san vg_args missing`);
+      return { rv: -E.ARGS, vgArgs: '' };
+    }
+    if (lockLv.length + ARGS_VERSION.length + 2 > MAX_ARGS) return { rv: -E.ARGS, vgArgs: '' };
+    const path = this.devicePath(req.vgName, lockLv);
+    d.debug(`S ${ls} init_vg_san path ${path} align ${req.alignMb}`);
+    let sizes: { sectorSize: number; alignSize: number } | null;
+    try {
+      const bs = (d.blockSizes ?? sysfsBlockSizes)(path);
+      sizes = sizesForDevice(bs.physical, bs.logical, (w) => d.debug(`${w} for ${path}`));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      d.error(`Failed to stat device to get block size ${path} ${code ?? ''}`);
+      return { rv: code === 'EACCES' ? -E.DEVOPEN : -E.ARGS, vgArgs: '' };
+    }
+    if (!sizes) {
+      d.error(`S ${ls} init_vg_san error trying to get sector/align size of ${path}`);
+      return { rv: -E.ARGS, vgArgs: '' };
+    }
+    if (sizes.sectorSize === 4096 && req.alignMb && req.alignMb !== 8) {
+      if (![1, 2, 4].includes(req.alignMb)) {
+        d.error(`S ${ls} init_vg_sanlock invalid align input ${req.alignMb}`);
+        return { rv: -E.ARGS, vgArgs: '' };
+      }
+      sizes.alignSize = req.alignMb * ONE_MB;
+    }
+    const { sectorSize, alignSize } = sizes;
+    let disk: Disk;
+    try {
+      disk = await d.openDisk(path);
+    } catch (e) {
+      d.error(`S ${ls} init_vg_san cannot open ${path}: ${(e as Error).message}`);
+      return { rv: -E.DEVOPEN, vgArgs: '' };
+    }
+    try {
+      d.debug(`S ${ls} init_vg_san ${path} sector_size ${sectorSize} align_size ${alignSize}`);
+      try {
+        await L.initLockspace(disk, 0, ls, { sectorSize, alignSize, ioTimeout: this.ioTimeout });
+      } catch (e) {
+        d.error(`S ${ls} init_vg_san write_lockspace error ${(e as Error).message}`);
+        return { rv: leaseRv(e), vgArgs: '' };
+      }
+      let glName: string;
+      if (req.flags & AF.ENABLE) glName = R_NAME_GL;
+      else if (req.flags & AF.DISABLE) glName = R_NAME_GL_DISABLED;
+      else if (!d.gl.useSanlock || d.gl.sanlockGlLockspace || d.lockspaceCount() > 0) glName = R_NAME_GL_DISABLED;
+      else glName = R_NAME_GL;
+      try {
+        await L.initResource(disk, alignSize * GL_LOCK_BEGIN, ls, glName, { sectorSize, alignSize });
+        await L.initResource(disk, alignSize * VG_LOCK_BEGIN, ls, R_NAME_VG, { sectorSize, alignSize });
+      } catch (e) {
+        d.error(`S ${ls} init_vg_san write_resource error ${(e as Error).message}`);
+        return { rv: leaseRv(e), vgArgs: '' };
+      }
+      if (glName === R_NAME_GL) d.gl.sanlockGlLockspace = ls;
+      const vgArgs = `${ARGS_VERSION}:${lockLv}`;
+      d.debug(`S ${ls} init_vg_san done vg_args ${vgArgs}`);
+      d.debug(`S ${ls} init_vg_san clearing lv lease areas`);
+      const size = await disk.size();
+      for (let off = alignSize * LV_LOCK_BEGIN; off + alignSize <= size; off += alignSize) {
+        try {
+          await L.initResource(disk, off, ls, LV_UNUSED, { sectorSize, alignSize });
+        } catch (e) {
+          d.error(`clear lv resource area ${off} error ${(e as Error).message}`);
+          return { rv: leaseRv(e), vgArgs: '' };
+        }
+      }
+      return { rv: 0, vgArgs };
+    } finally {
+      await disk.close().catch(() => undefined);
+    }
+  }
+
+  async initLv(req: InitLvRequest): Promise<{ rv: number; lvArgs: string }> {
+    const d = this.d;
+    const lockLv = lockLvName(req.vgArgs);
+    if (lockLv === null) {
+      d.error(`S ${req.lsName} init_lv_san lock_lv_name_from_args error ${req.vgArgs}`);
+      return { rv: -E.ARGS, lvArgs: '' };
+    }
+    const managed = req.lockspace instanceof SanlockLockspace ? req.lockspace : null;
+    const path = managed?.diskPath ?? this.devicePath(req.vgName, lockLv);
+    let disk: Disk;
+    let own = false;
+    if (managed?.disk) disk = managed.disk;
+    else {
+      try { disk = await d.openDisk(path); own = true; } catch (e) {
+        d.error(`S ${req.lsName} init_lv_san cannot open ${path}: ${(e as Error).message}`);
+        return { rv: -E.DEVOPEN, lvArgs: '' };
+      }
+    }
+    try {
+      let sectorSize = managed?.sectorSize ?? 0;
+      let alignSize = managed?.alignSize ?? 0;
+      if (!sectorSize || !alignSize) {
+        try {
+          const g = await L.readLeaseSizes(disk, 0, this.ioTimeout);
+          sectorSize = g.sectorSize;
+          alignSize = g.alignSize;
+        } catch (e) {
+          d.error(`S ${req.lsName} init_lv_san read_lockspace error ${(e as Error).message}`);
+          return { rv: leaseRv(e), lvArgs: '' };
+        }
+      }
+      const size = await disk.size();
+      let off = managed?.freeLockOffset || alignSize * LV_LOCK_BEGIN;
+      for (;; off += alignSize) {
+        if (off + alignSize > size) {
+          d.debug(`S ${req.lsName} init_lv_san read limit offset ${off}`);
+          return { rv: -E.MSGSIZE, lvArgs: '' };
+        }
+        let slot: SlotState;
+        try {
+          slot = await readSlot(disk, off, sectorSize, this.ioTimeout);
+        } catch (e) {
+          d.error(`S ${req.lsName} init_lv_san read error ${(e as Error).message} offset ${off}`);
+          return { rv: leaseRv(e), lvArgs: '' };
+        }
+        if (slot.kind === 'lease' && slot.name === req.lvUuid) {
+          d.error(`S ${req.lsName} init_lv_san resource name ${req.lvUuid} already exists at ${off}`);
+          return { rv: -E.EXIST, lvArgs: '' };
+        }
+        if (slot.kind === 'empty' || (slot.kind === 'lease' && slot.name === LV_UNUSED)) {
+          d.debug(`S ${req.lsName} init_lv_san ${req.lvUuid} found unused area at ${off}`);
+          try {
+            await L.initResource(disk, off, req.lsName, req.lvUuid, { sectorSize, alignSize });
+          } catch (e) {
+            d.error(`S ${req.lsName} init_lv_san write error ${(e as Error).message} offset ${off}`);
+            return { rv: leaseRv(e), lvArgs: '' };
+          }
+          return { rv: 0, lvArgs: `${ARGS_VERSION}:${off}` };
+        }
+      }
+    } finally {
+      if (own) await disk.close().catch(() => undefined);
+    }
+  }
+
+  async renameVg(lsName: string, vgName: string, vgArgs: string): Promise<number> {
+    const d = this.d;
+    if (!vgArgs) { d.error(`S ${lsName} rename_vg_san vg_args missing`); return -E.INVAL; }
+    const lockLv = lockLvName(vgArgs);
+    if (lockLv === null) return -E.ARGS;
+    const path = this.devicePath(vgName, lockLv);
+    d.debug(`S ${lsName} rename_vg_san path ${path}`);
+    await d.sleep(1000); // as lvmlockd: the renamed device may not be ready at once
+    let disk: Disk;
+    try { disk = await d.openDisk(path); } catch (e) {
+      d.error(`S ${lsName} rename_vg_san cannot open ${path}: ${(e as Error).message}`);
+      return -E.DEVOPEN;
+    }
+    try {
+      let g: { sectorSize: number; alignSize: number };
+      try {
+        g = await L.readLeaseSizes(disk, 0, this.ioTimeout);
+      } catch (e) {
+        d.error(`S ${lsName} rename_vg_san read_lockspace error ${(e as Error).message}`);
+        return leaseRv(e);
+      }
+      const { sectorSize, alignSize } = g;
+      try {
+        await L.initLockspace(disk, 0, lsName, { sectorSize, alignSize, ioTimeout: this.ioTimeout });
+      } catch (e) {
+        d.error(`S ${lsName} rename_vg_san write_lockspace error ${(e as Error).message}`);
+        return leaseRv(e);
+      }
+      const size = await disk.size();
+      for (let off = alignSize * GL_LOCK_BEGIN; off + alignSize <= size; off += alignSize) {
+        let slot: SlotState;
+        try { slot = await readSlot(disk, off, sectorSize, this.ioTimeout); } catch (e) {
+          d.error(`S ${lsName} rename_vg_san read_resource area ${off} error ${(e as Error).message}`);
+          return off < alignSize * LV_LOCK_BEGIN ? leaseRv(e) : 0;
+        }
+        if (slot.kind !== 'lease') {
+          if (off < alignSize * LV_LOCK_BEGIN) return -E.LMERR;
+          break;
+        }
+        try {
+          await L.initResource(disk, off, lsName, slot.name, { sectorSize, alignSize });
+        } catch (e) {
+          d.error(`S ${lsName} rename_vg_san write_resource area ${off} error ${(e as Error).message}`);
+          return off < alignSize * LV_LOCK_BEGIN ? leaseRv(e) : 0;
+        }
+      }
+      return 0;
+    } finally {
+      await disk.close().catch(() => undefined);
+    }
+  }
+
+  createLockspace(view: LockspaceView, events: LockspaceEvents): ManagedLockspace {
+    return new SanlockLockspace(this, view, events);
+  }
+}
+
+type SlotState = { kind: 'empty' } | { kind: 'lease'; name: string; lockspace: string } | { kind: 'other' };
+
+/** The leader sector of a lease slot, unverified (sanlock_read_resource). */
+async function readSlot(disk: Disk, off: number, sectorSize: number, io: number): Promise<SlotState> {
+  let buf: Buffer;
+  try {
+    buf = await disk.read(off, sectorSize, { timeoutMs: io * 1000, label: 'read_resource' });
+  } catch (e) {
+    throw new L.LeaseError(L.SANLK.LEADER_READ, `read_resource at ${off}: ${(e as Error).message}`);
+  }
+  const l = decodeLeader(buf);
+  if (l.magic === PAXOS_DISK_MAGIC) return { kind: 'lease', name: L.nameString(l.resourceName), lockspace: L.nameString(l.spaceName) };
+  if (l.magic === DELTA_DISK_MAGIC) return { kind: 'other' };
+  return { kind: 'empty' };
+}
+
+function leaseRv(e: unknown): number {
+  if (e instanceof L.LeaseError) return e.rv;
+  return -E.LMERR;
+}
+
+function hostState(ls: L.Lockspace, hostId: number): string {
+  const hs = ls.hostStatus(hostId);
+  if (!hs || !hs.lastCheck) return 'UNKNOWN';
+  if (!hs.timestamp) return 'FREE';
+  const now = ls.clock.monotonicSeconds();
+  const since = now - (hs.lastLive || hs.firstCheck);
+  const io = hs.ioTimeout || ls.timeouts.ioTimeout;
+  if (since > L.calcHostDeadSeconds(io, ls.timeouts.watchdogFireTimeout)) return 'DEAD';
+  if (since > L.calcIdRenewalFailSeconds(io)) return 'FAIL';
+  return 'LIVE';
+}
+
+export class SanlockLockspace implements ManagedLockspace {
+  glEnabled = false;
+  hostId: number;
+  diskPath = '';
+  disk: Disk | null = null;
+  sectorSize = 0;
+  alignSize = 0;
+  /** Where find_free_lock found the last free slot (lvmlockd's ls->free_lock_offset). */
+  freeLockOffset = 0;
+  private leases: L.Lockspace | null = null;
+  private readonly held = new Map<string, L.ResourceLease>();
+  private failed = false;
+
+  constructor(
+    private readonly m: SanlockLockManager,
+    private readonly view: LockspaceView,
+    private readonly events: LockspaceEvents,
+  ) {
+    this.hostId = view.hostId;
+  }
+
+  get generation(): number { return this.leases?.generation ?? 0; }
+  private get d(): SanlockLmDeps { return this.m.deps; }
+  private get name(): string { return this.view.name; }
+  private get gl(): GlobalLockState { return this.d.gl; }
+
+  async prepare(_opts: { repair: boolean }): Promise<PrepareResult> {
+    const d = this.d;
+    const major = argsMajor(this.view.vgArgs);
+    if (major === null || major > 1) {
+      d.error(`check_args_version ${this.view.vgArgs} error`);
+      return { rv: -E.ARGS };
+    }
+    const lockLv = lockLvName(this.view.vgArgs);
+    if (lockLv === null) {
+      d.error(`S ${this.name} prepare_lockspace_san lock_lv_name_from_args error ${this.view.vgArgs}`);
+      return { rv: -E.ARGS };
+    }
+    const path = this.m.devicePath(this.view.vgName, lockLv);
+    await d.sleep(1000); // lvmlockd: "device is not always ready for us here"
+    if (!fs.existsSync(path)) {
+      d.error(`S ${this.name} prepare_lockspace_san stat error 2 disk_path ${path}`);
+      return { rv: -E.ARGS };
+    }
+    if (!this.hostId) this.hostId = d.defaultHostId();
+    if (!this.hostId || this.hostId > 2000) {
+      d.error(`S ${this.name} prepare_lockspace_san invalid host_id ${this.hostId}`);
+      return { rv: -E.HOSTID };
+    }
+    this.diskPath = path;
+    try {
+      this.disk = await d.openDisk(path);
+    } catch (e) {
+      d.error(`S ${this.name} prepare_lockspace_san cannot open ${path}: ${(e as Error).message}`);
+      return { rv: -E.MANAGER };
+    }
+    try {
+      const g = await L.readLeaseSizes(this.disk, 0, this.m.ioTimeout);
+      if (g.magic !== DELTA_DISK_MAGIC) throw new L.LeaseError(L.SANLK.LEADER_MAGIC, 'no lockspace at offset 0');
+      this.sectorSize = g.sectorSize;
+      this.alignSize = g.alignSize;
+    } catch (e) {
+      d.error(`S ${this.name} prepare_lockspace_san cannot get sector/align sizes ${(e as Error).message}`);
+      await this.closeDisk();
+      return { rv: -E.MANAGER };
+    }
+    if (this.hostId > L.maxHostsFor(this.sectorSize, this.alignSize)) {
+      d.error(`S ${this.name} prepare_lockspace_san host_id ${this.hostId} above max_hosts`);
+      await this.closeDisk();
+      return { rv: -E.HOSTID };
+    }
+    d.debug(`S ${this.name} prepare_lockspace_san sizes ${this.sectorSize} ${this.alignSize}`);
+    const found = await this.glIsEnabled();
+    if (found < 0) {
+      d.error(`S ${this.name} prepare_lockspace_san gl_enabled error ${found}`);
+      await this.closeDisk();
+      return { rv: -E.ARGS };
+    }
+    this.glEnabled = found === 1;
+    if (this.glEnabled) {
+      if (this.gl.useDlm) d.error(`S ${this.name} prepare_lockspace_san gl_use_dlm is set`);
+      else if (this.gl.sanlockGlLockspace && this.gl.sanlockGlLockspace !== this.name) {
+        d.error(`S ${this.name} prepare_lockspace_san multiple sanlock global locks current ${this.gl.sanlockGlLockspace}`);
+      } else {
+        this.gl.sanlockGlLockspace = this.name;
+        d.debug(`S ${this.name} prepare_lockspace_san use global lock ${this.name}`);
+      }
+    }
+    d.debug(`S ${this.name} prepare_lockspace_san done`);
+    return { rv: 0 };
+  }
+
+  /** 1 when the GL lease at align*65 is named GLLK, 0 for _GLLK_disabled, < 0 on error. */
+  private async glIsEnabled(): Promise<number> {
+    if (!this.disk) return -E.INVAL;
+    let slot: SlotState;
+    try {
+      slot = await readSlot(this.disk, this.alignSize * GL_LOCK_BEGIN, this.sectorSize, this.m.ioTimeout);
+    } catch (e) {
+      this.d.error(`gl_is_enabled read_resource align_size ${this.alignSize} error ${(e as Error).message}`);
+      return leaseRv(e);
+    }
+    if (slot.kind === 'lease' && slot.name === R_NAME_GL_DISABLED) return 0;
+    if (slot.kind === 'lease' && slot.name === R_NAME_GL) return 1;
+    this.d.error(`gl_is_enabled invalid gl name ${slot.kind === 'lease' ? slot.name : '(none)'}`);
+    return -1;
+  }
+
+  async join(opts: JoinOptions): Promise<number> {
+    const d = this.d;
+    if (!this.disk) return -E.MANAGER;
+    if (opts.adoptOnly) {
+      // Nothing survives our daemon: leases are not kept by a separate process.
+      d.debug(`S ${this.name} add_lockspace_san adopt_only: no orphan locks`);
+    }
+    const ls = new L.Lockspace({
+      disk: this.disk, offset: 0, name: this.name, hostId: this.hostId,
+      clock: d.clock, random: d.random, hostName: this.m.hostName, ioTimeout: this.m.ioTimeout,
+      sectorSize: this.sectorSize, alignSize: this.alignSize,
+      onFail: (err) => {
+        this.failed = true;
+        d.error(`S ${this.name} lockspace lease renewal failed: ${err.message}`);
+        this.events.failed(`delta lease for host_id ${this.hostId} lost: ${err.message}`);
+      },
+    });
+    d.debug(`S ${this.name} add_lockspace_san host_id ${this.hostId} io_timeout ${this.m.ioTimeout}${opts.nodelay ? ' nodelay' : ''}`);
+    try {
+      await ls.acquire();
+    } catch (e) {
+      d.error(`S ${this.name} add_lockspace_san add_lockspace error ${(e as Error).message}`);
+      await this.closeDisk();
+      return leaseRv(e);
+    }
+    this.leases = ls;
+    ls.startRenewal();
+    d.debug(`S ${this.name} add_lockspace_san done generation ${ls.generation}`);
+    return 0;
+  }
+
+  async leave(opts: { freeVg: boolean }): Promise<number> {
+    const d = this.d;
+    const ls = this.leases;
+    if (ls) {
+      // Leases the core did not release (it unlocks everything first): release them now.
+      for (const [name, lease] of this.held) {
+        await L.releaseResource(L.paxosHostFor(ls), lease).catch((e: Error) => d.error(`S ${this.name} R ${name} release at leave: ${e.message}`));
+      }
+      this.held.clear();
+      await ls.stopRenewal();
+      if (!this.failed) {
+        try {
+          await ls.release();
+        } catch (e) {
+          d.error(`S ${this.name} rem_lockspace_san error ${(e as Error).message}`);
+        }
+      }
+      this.leases = null;
+    }
+    if (opts.freeVg && this.disk) {
+      // Destroy the delta leases: any host still using them fails at once.
+      try {
+        await L.initLockspace(this.disk, 0, LV_UNUSED, { sectorSize: this.sectorSize, alignSize: this.alignSize, ioTimeout: this.m.ioTimeout });
+      } catch (e) {
+        d.error(`S ${this.name} rem_lockspace free_vg write_lockspace error ${(e as Error).message}`);
+      }
+    }
+    await this.closeDisk();
+    if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    return 0;
+  }
+
+  private async closeDisk(): Promise<void> {
+    const disk = this.disk;
+    this.disk = null;
+    if (disk) await disk.close().catch(() => undefined);
+  }
+
+  private resourceOffset(res: ResourceView): number | { rv: number } {
+    if (res.type === 'gl') return GL_LOCK_BEGIN * this.alignSize;
+    if (res.type === 'vg') return VG_LOCK_BEGIN * this.alignSize;
+    const major = argsMajor(res.lvArgs);
+    if (major === null || major > 1) {
+      this.d.error(`S ${this.name} R ${res.name} lock_san wrong lv_args version ${res.lvArgs}`);
+      return { rv: -E.ARGS };
+    }
+    const off = lvOffsetFromArgs(res.lvArgs);
+    if (off === null) {
+      this.d.error(`S ${this.name} R ${res.name} lock_san lv_offset_from_args error ${res.lvArgs}`);
+      return { rv: -E.ARGS };
+    }
+    return off;
+  }
+
+  private ref(res: ResourceView, offset: number): L.ResourceRef {
+    return { disk: this.disk!, offset, lockspace: this.name, resource: res.name, sectorSize: this.sectorSize, alignSize: this.alignSize };
+  }
+
+  async lock(res: ResourceView, mode: 'sh' | 'ex', opts: { adoptOnly: boolean; adoptOk: boolean; repair: boolean }): Promise<LockResult> {
+    const d = this.d;
+    const ls = this.leases;
+    if (!ls || !this.disk || this.failed) return { rv: -E.LOCKIO };
+    const off = this.resourceOffset(res);
+    if (typeof off !== 'number') return off;
+    d.debug(`S ${this.name} R ${res.name} lock_san ${mode} at ${this.diskPath}:${off}`);
+    if (opts.adoptOnly) return { rv: -E.ADOPT_NONE };
+    if (res.type === 'lv' && off + this.alignSize > await this.disk.size()) {
+      // The lease lies in space the lvmlock LV gained by an extend we have not seen: the command refreshes and retries.
+      d.debug(`S ${this.name} R ${res.name} lock_san acquire offset ${off} rv EMSGSIZE`);
+      return { rv: -E.MSGSIZE };
+    }
+    const prev = this.held.get(res.name);
+    if (prev) {
+      // Should not happen (the core locks only unlocked resources); drop the stale lease.
+      this.held.delete(res.name);
+      await L.releaseResource(L.paxosHostFor(ls), prev).catch(() => undefined);
+    }
+    try {
+      const lease = await L.acquireResource(L.paxosHostFor(ls), this.ref(res, off), { mode, ownerNowait: true });
+      this.held.set(res.name, lease);
+    } catch (e) {
+      const mapped = mapAcquireError(e, mode);
+      if (e instanceof L.LeaseError && e.rv === L.SANLK.LEADER_RESOURCE && res.type === 'gl') {
+        const en = await this.glIsEnabled();
+        if (en === 0) {
+          this.glEnabled = false;
+          d.error(`S ${this.name} R ${res.name} lock_san gl has been disabled`);
+          if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+          return { rv: -E.UNATCH };
+        }
+      }
+      if (mapped.rv === -E.AGAIN) {
+        const result: LockResult = { rv: -E.AGAIN, retry: mapped.retry };
+        const owner = await this.ownerOf(e);
+        if (owner) result.owner = owner;
+        d.debug(`S ${this.name} R ${res.name} lock_san acquire mode ${mode} rv ${(e as L.LeaseError).rv}${owner ? ` owner ${owner.hostId} ${owner.generation} ${owner.timestamp} ${owner.state} ${owner.name}` : ''}`);
+        return result;
+      }
+      d.error(`S ${this.name} R ${res.name} lock_san acquire error ${(e as Error).message}`);
+      return { rv: mapped.rv };
+    }
+    const result: LockResult = { rv: 0 };
+    // lvmlockd does not use sanlock LVBs (LVMLOCKD_USE_SANLOCK_LVB 0): versions read as zero.
+    if (res.useValueBlock) result.vb = { version: 0, flags: 0, rVersion: 0 };
+    return result;
+  }
+
+  private async ownerOf(e: unknown): Promise<LockOwner | null> {
+    const ls = this.leases;
+    if (!(e instanceof L.LeaseError) || !e.holder || !e.holder.hostId || !ls) return null;
+    const h = e.holder;
+    let name = '';
+    let timestamp = h.timestamp;
+    try {
+      const l = await ls.readHostLeader(h.hostId);
+      name = L.nameString(l.resourceName);
+      if (l.ownerGeneration === h.generation) timestamp = l.timestamp;
+    } catch { /* name unknown */ }
+    return { hostId: h.hostId, generation: h.generation, timestamp, state: hostState(ls, h.hostId), name };
+  }
+
+  async convert(res: ResourceView, mode: 'sh' | 'ex', _rVersion: number): Promise<number> {
+    const ls = this.leases;
+    const lease = this.held.get(res.name);
+    this.d.debug(`S ${this.name} R ${res.name} convert_san ${res.mode} to ${mode}`);
+    if (!ls || !lease || this.failed) return -E.LMERR;
+    try {
+      await L.convertResource(L.paxosHostFor(ls), lease, mode, { ownerNowait: true });
+      return 0;
+    } catch (e) {
+      const mapped = mapAcquireError(e, mode);
+      if (mapped.rv === -E.AGAIN) {
+        this.d.debug(`S ${this.name} R ${res.name} convert_san error ${(e as Error).message}`);
+        return -E.AGAIN;
+      }
+      this.d.error(`S ${this.name} R ${res.name} convert_san convert error ${(e as Error).message}`);
+      return -E.LMERR;
+    }
+  }
+
+  async unlock(res: ResourceView, rVersion: number, opts: { freeVg: boolean }): Promise<number> {
+    const ls = this.leases;
+    const lease = this.held.get(res.name);
+    this.d.debug(`S ${this.name} R ${res.name} unlock_san ${res.mode as Mode} r_version ${rVersion} flags ${opts.freeVg ? 1 : 0}`);
+    this.held.delete(res.name);
+    if (!ls || !lease) return 0;
+    if (opts.freeVg && (res.type === 'gl' || res.type === 'vg')) {
+      // vgremove: release-rename GL and VG leases so nobody can take them again.
+      this.d.debug(`S ${this.name} R ${res.name} release rename`);
+      try {
+        await L.releaseResource(L.paxosHostFor(ls), lease, { rename: R_NAME_INVALID_REMOVED });
+        return 0;
+      } catch (e) {
+        this.d.error(`S ${this.name} R ${res.name} unlock_san release rename error ${(e as Error).message}`);
+        return -E.LMERR;
+      }
+    }
+    try {
+      await L.releaseResource(L.paxosHostFor(ls), lease);
+    } catch (e) {
+      // As lvmlockd: never keep the lock in the core because the release i/o failed.
+      this.d.error(`S ${this.name} R ${res.name} unlock_san release error ${(e as Error).message}`);
+    }
+    return 0;
+  }
+
+  forget(_resName: string): void { /* leases are dropped at unlock */ }
+
+  async otherHosts(_notify: boolean): Promise<{ rv: number; hostsUnknown: boolean }> {
+    const ls = this.leases;
+    if (!ls || !this.disk) return { rv: 0, hostsUnknown: false };
+    try {
+      // A fresh look at every delta lease, as a renewal would take.
+      const g = ls.geometry!;
+      const area = await this.disk.read(0, this.alignSize, { timeoutMs: this.m.ioTimeout * 1000, label: 'get_hosts' });
+      ls.observeArea(area, g);
+      let others = 0;
+      for (let id = 1; id <= g.maxHosts; id++) {
+        if (id === this.hostId) continue;
+        const st = hostState(ls, id);
+        if (st === 'LIVE') {
+          this.d.debug(`S ${this.name} hosts_san host_id ${id} gen ${ls.hostStatus(id)!.ownerGeneration} LIVE`);
+          others++;
+        }
+      }
+      return { rv: others, hostsUnknown: false };
+    } catch (e) {
+      this.d.error(`S ${this.name} hosts_san get_hosts error ${(e as Error).message}`);
+      return { rv: 0, hostsUnknown: false };
+    }
+  }
+
+  async freeLv(res: ResourceView): Promise<number> {
+    this.d.debug(`S ${this.name} R ${res.name} free_lv_san`);
+    if (!this.disk) return -E.LMERR;
+    const off = lvOffsetFromArgs(res.lvArgs);
+    if (off === null) return -E.ARGS;
+    try {
+      await L.initResource(this.disk, off, this.name, LV_UNUSED, { sectorSize: this.sectorSize, alignSize: this.alignSize });
+      return 0;
+    } catch (e) {
+      this.d.error(`S ${this.name} R ${res.name} free_lv_san write error ${(e as Error).message}`);
+      return leaseRv(e);
+    }
+  }
+
+  async findFreeLock(_lvSizeBytes: bigint): Promise<number> {
+    const disk = this.disk;
+    if (!disk) return -E.LMERR;
+    const align = this.alignSize;
+    const size = await disk.size();
+    const first = align * LV_LOCK_BEGIN;
+    let off = this.freeLockOffset || first;
+    const start = off;
+    let round = false;
+    for (;;) {
+      if (round && off >= start) {
+        this.d.debug(`S ${this.name} find_free_lock_san read back to start offset ${off}`);
+        return -E.MSGSIZE;
+      }
+      if (off + align > size) {
+        this.d.debug(`S ${this.name} find_free_lock_san read limit offset ${off}`);
+        // The next search (after lvmlock is extended) starts where the space ended.
+        this.freeLockOffset = off;
+        if (round) return -E.MSGSIZE;
+        off = first;
+        round = true;
+        continue;
+      }
+      let slot: SlotState;
+      try {
+        slot = await readSlot(disk, off, this.sectorSize, this.m.ioTimeout);
+      } catch (e) {
+        this.d.error(`S ${this.name} find_free_lock_san read error ${(e as Error).message} offset ${off}`);
+        return leaseRv(e);
+      }
+      if (slot.kind === 'empty' || (slot.kind === 'lease' && slot.name === LV_UNUSED)) {
+        this.d.debug(`S ${this.name} find_free_lock_san found ${slot.kind === 'empty' ? 'empty' : 'unused'} area at ${off}`);
+        this.freeLockOffset = off;
+        return 0;
+      }
+      off += align;
+    }
+  }
+
+  async refreshGlEnabled(): Promise<boolean> {
+    const rv = await this.glIsEnabled();
+    this.glEnabled = rv === 1;
+    return this.glEnabled;
+  }
+
+  async setGlEnabled(enable: boolean): Promise<number> {
+    if (!this.disk) return -E.LMERR;
+    const name = enable ? R_NAME_GL : R_NAME_GL_DISABLED;
+    try {
+      await L.initResource(this.disk, this.alignSize * GL_LOCK_BEGIN, this.name, name, { sectorSize: this.sectorSize, alignSize: this.alignSize });
+    } catch (e) {
+      this.d.error(`S ${this.name} able_gl ${enable ? 1 : 0} write_resource gl error ${(e as Error).message}`);
+      return leaseRv(e);
+    }
+    this.d.debug(`S ${this.name} able_gl ${name}`);
+    this.glEnabled = enable;
+    if (enable) this.gl.sanlockGlLockspace = this.name;
+    else if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    return 0;
+  }
+
+  async exDisableGl(): Promise<number> {
+    const ls = this.leases;
+    if (!ls || !this.disk) return -E.LMERR;
+    const ref: L.ResourceRef = {
+      disk: this.disk, offset: this.alignSize * GL_LOCK_BEGIN, lockspace: this.name, resource: R_NAME_GL,
+      sectorSize: this.sectorSize, alignSize: this.alignSize,
+    };
+    try {
+      const lease = await L.acquireResource(L.paxosHostFor(ls), ref, { mode: 'ex', ownerNowait: true });
+      await L.releaseResource(L.paxosHostFor(ls), lease, { rename: R_NAME_GL_DISABLED });
+    } catch (e) {
+      this.d.error(`S ${this.name} ex_disable_gl_san error ${(e as Error).message}`);
+      return leaseRv(e);
+    }
+    this.glEnabled = false;
+    if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    return 0;
+  }
+}
+
+export const SANLOCK_ONE_MB = ONE_MB;
