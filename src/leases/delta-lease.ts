@@ -16,11 +16,11 @@ import {
   HOSTID_BITMAP_SIZE,
   LEADER_RECORD_SIZE,
   LeaderRecord,
+  PAXOS_DISK_MAGIC,
   cloneLeader,
   decodeLeader,
   emptyLeader,
   encodeLeader,
-  encodeLeaderRaw,
   leaderSector,
   leadersEqual,
   nameField,
@@ -33,7 +33,7 @@ import {
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
-import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize, maxHostsFor } from './sizes';
+import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize } from './sizes';
 import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, calcIdRenewalSeconds, deriveTimeouts } from './timeouts';
 
 /** I/O timeout used by init writes (sanlock: write_init_io_timeout). */
@@ -132,7 +132,7 @@ export async function readLeaseSizes(disk: Disk, offset: number, timeoutS = DEFA
   }
   const buf = await diskRead(disk, offset, len, timeoutS, 'read_sector_size', SANLK.LEADER_READ);
   const rec = decodeLeader(buf);
-  if (rec.magic !== DELTA_DISK_MAGIC && rec.magic !== 0x06152010) {
+  if (rec.magic !== DELTA_DISK_MAGIC && rec.magic !== PAXOS_DISK_MAGIC) {
     throw new LeaseError(SANLK.LEADER_MAGIC, `${disk.path} offset ${offset}: no sanlock lease (magic 0x${rec.magic.toString(16)})`);
   }
   if (!isSectorSize(rec.sectorSize)) {
@@ -245,6 +245,8 @@ export class Lockspace {
   /** Local monotonic seconds of the last successful renewal (or acquire). */
   lastSuccess = 0;
   private readonly hosts = new Map<number, HostStatus>();
+  /** Last bytes seen of each other host's record + bitmap, with what they decoded to (skips re-decoding unchanged records). */
+  private readonly seen = new Map<number, { raw: Buffer; rec: LeaderRecord | undefined; bit: boolean }>();
   /** Bits we set in our bitmap, with the local time they expire. */
   private readonly bitmapUntil = new Map<number, number>();
   private renewLoop: Promise<void> | undefined;
@@ -428,14 +430,26 @@ export class Lockspace {
       if (hostId === this.hostId) continue;
       const off = i * g.sectorSize;
       if (off + g.sectorSize > area.length) break;
-      const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
-      let rec: LeaderRecord;
-      try {
-        rec = decodeLeader(raw);
-        verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
-      } catch {
-        continue;
+      const span = HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE;
+      const cached = this.seen.get(hostId);
+      let rec: LeaderRecord | undefined;
+      let bit: boolean;
+      if (cached && area.compare(cached.raw, 0, span, off, off + span) === 0) {
+        // Same bytes as last time: same decode and verify result.
+        rec = cached.rec;
+        bit = cached.bit;
+      } else {
+        const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+        try {
+          rec = decodeLeader(raw);
+          verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
+        } catch {
+          rec = undefined;
+        }
+        bit = testIdBit(area.subarray(off + HOSTID_BITMAP_OFFSET, off + HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE), this.hostId);
+        this.seen.set(hostId, { raw: Buffer.from(area.subarray(off, off + span)), rec, bit });
       }
+      if (!rec) continue;
       let hs = this.hosts.get(hostId);
       if (!hs) {
         // Starts zeroed like sanlock's host_status, so the first sight of a
@@ -451,10 +465,7 @@ export class Lockspace {
         hs.lastLive = now;
       }
       hs.lastCheck = now;
-      if (this.onBitmapSeen && rec.timestamp !== 0) {
-        const bitmap = area.subarray(off + HOSTID_BITMAP_OFFSET, off + HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE);
-        if (testIdBit(bitmap, this.hostId)) this.onBitmapSeen(hostId, rec);
-      }
+      if (this.onBitmapSeen && rec.timestamp !== 0 && bit) this.onBitmapSeen(hostId, rec);
     }
   }
 
@@ -581,4 +592,3 @@ export class Lockspace {
   }
 }
 
-export { encodeLeaderRaw, maxHostsFor };
