@@ -183,16 +183,7 @@ export class Lockspace {
         }
         if (act.op === 'stop') { this.threadWork = false; break; }
         if (act.op === 'free' && act.rt === 'vg') {
-          h.debug(`S ${this.name} checking for lockspace hosts`);
-          const hosts = await this.lm.otherHosts(true);
-          if (hosts.rv) {
-            h.error(`S ${this.name} lockspace hosts ${hosts.rv}`);
-            this.actions.shift();
-            act.result = hosts.rv < 0 ? hosts.rv : -E.BUSY;
-            if (hosts.hostsUnknown) act.flags |= AF.HOSTS_UNKNOWN;
-            h.deliver(act);
-            continue;
-          }
+          if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
           return { freeVg: true, dropVg: false };
@@ -221,16 +212,7 @@ export class Lockspace {
               continue;
             }
           }
-          h.debug(`S ${this.name} checking for lockspace hosts`);
-          const hosts = await this.lm.otherHosts(true);
-          if (hosts.rv) {
-            h.error(`S ${this.name} lockspace hosts ${hosts.rv}`);
-            this.actions.shift();
-            act.result = hosts.rv < 0 ? hosts.rv : -E.BUSY;
-            if (hosts.hostsUnknown) act.flags |= AF.HOSTS_UNKNOWN;
-            h.deliver(act);
-            continue;
-          }
+          if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
           break;
@@ -309,6 +291,20 @@ export class Lockspace {
       }
       if (this.threadStop && !this.threadWork) return { freeVg: false, dropVg: false };
     }
+  }
+
+  /** vgremove, rename and setlockargs need this host alone in the lockspace. */
+  private async refusedForOtherHosts(act: Action): Promise<boolean> {
+    const h = this.host;
+    h.debug(`S ${this.name} checking for lockspace hosts`);
+    const hosts = await this.lm.otherHosts(true);
+    if (!hosts.rv) return false;
+    h.error(`S ${this.name} lockspace hosts ${hosts.rv}`);
+    this.actions.shift();
+    act.result = hosts.rv < 0 ? hosts.rv : -E.BUSY;
+    if (hosts.hostsUnknown) act.flags |= AF.HOSTS_UNKNOWN;
+    h.deliver(act);
+    return true;
   }
 
   /** Leave the lock manager; false when a stop was refused (EBUSY) and serving resumes. */

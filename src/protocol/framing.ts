@@ -28,12 +28,7 @@ export class FrameDecoder {
       this.chunks.push(data);
       this.length += data.length;
       this.scanFrom = this.length;
-      if (this.length > this.maxBytes) {
-        events.push({ kind: 'overflow', bytes: this.length });
-        this.chunks = [];
-        this.length = 0;
-        this.scanFrom = 0;
-      }
+      this.checkOverflow(events);
       return events;
     }
     this.chunks.push(data);
@@ -49,13 +44,17 @@ export class FrameDecoder {
     this.chunks = buf.length ? [buf] : [];
     this.length = buf.length;
     this.scanFrom = buf.length;
-    if (this.length > this.maxBytes) {
-      events.push({ kind: 'overflow', bytes: this.length });
-      this.chunks = [];
-      this.length = 0;
-      this.scanFrom = 0;
-    }
+    this.checkOverflow(events);
     return events;
+  }
+
+  /** A message beyond the bound is dropped whole; the caller closes the connection. */
+  private checkOverflow(events: DecodeEvent[]): void {
+    if (this.length <= this.maxBytes) return;
+    events.push({ kind: 'overflow', bytes: this.length });
+    this.chunks = [];
+    this.length = 0;
+    this.scanFrom = 0;
   }
 
   /** Whether a terminator may end in `data`, given the bytes already buffered. */
