@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import fc from 'fast-check';
 import { RawClient, TERM, lvmRequest, opResult } from '../helpers/raw-client';
 import { DaemonProcess, makeTempDir, removeDir, runLvmlockd, startTestDaemon } from '../helpers/daemon-process';
 
@@ -379,5 +380,75 @@ describe('lvmlockd process handling', () => {
       assert.match(r.stdout, /^Usage:\n/, args.join(' '));
       assert.ok(r.stderr.length > 0, `${args.join(' ')}: no error message`);
     }
+  });
+});
+
+describe('random and mutated requests over the socket', () => {
+  const NAMES = ['hello', 'info', 'dump', 'init_vg', 'init_lv', 'free_vg', 'busy_vg', 'free_lv', 'start_vg', 'stop_vg',
+    'start_wait', 'vg_status', 'stop_all', 'lock_gl', 'lock_vg', 'lock_lv', 'vg_update', 'enable_gl', 'disable_gl',
+    'rename_vg_before', 'rename_vg_final', 'running_lm', 'query_lock_vg', 'query_lock_lv', 'set_remote_lv_lock',
+    'find_free_lock', 'kill_vg', 'drop_vg', 'refresh_lv', 'setlockargs_vg_before', 'setlockargs_vg_final'];
+  const field = fc.oneof(
+    fc.tuple(fc.constantFrom('vg_name'), fc.constantFrom('vg1', 'vg2', 'x'.repeat(70))),
+    fc.tuple(fc.constantFrom('mode'), fc.constantFrom('ex', 'sh', 'un', 'nl')),
+    fc.tuple(fc.constantFrom('opts'), fc.constantFrom('none', 'persistent', 'force', 'wait', 'unlock_cancel')),
+    fc.tuple(fc.constantFrom('vg_lock_type'), fc.constantFrom('none', 'dlm', 'sanlock', 'idm')),
+    fc.tuple(fc.constantFrom('vg_lock_args', 'lv_lock_args'), fc.constantFrom('1.0.0:test', 'dlm', 'none')),
+    fc.tuple(fc.constantFrom('lv_uuid'), fc.constantFrom('u-1', 'u-2')),
+    fc.tuple(fc.constantFrom('lv_name'), fc.constantFrom('lv1')),
+    fc.tuple(fc.constantFrom('version', 'host_id', 'pid', 'max_retries'), fc.integer({ min: -5, max: 2001 })),
+  );
+  const mutation = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'insert', 'delete')), { maxLength: 4 });
+  const requestArb = fc.tuple(fc.constantFrom(...NAMES), fc.array(field, { maxLength: 8 }), mutation).map(([name, fields, muts]) => {
+    let bytes = [...Buffer.from(lvmRequest(name, fields as Array<[string, string | number]>))];
+    for (const [at, b, how] of muts) {
+      const i = at % (bytes.length + 1);
+      if (how === 'insert') bytes.splice(i, 0, b);
+      else if (how === 'delete') bytes.splice(i, 1);
+      else if (i < bytes.length) bytes[i] = b;
+    }
+    // A byte mutation must not forge a terminator inside the body.
+    const body = Buffer.from(bytes).toString('latin1').split(TERM).join('\n#\n');
+    return Buffer.from(body, 'latin1');
+  });
+
+  let dir = '';
+  let d: DaemonProcess | null = null;
+  before(async () => { dir = makeTempDir(); d = await startTestDaemon(dir); });
+  after(async () => { if (d) await d.kill(); if (dir) removeDir(dir); });
+
+  test('property: after any request the connection (or a new one) still gets hello answered', async () => {
+    let waited = 0;
+    await fc.assert(fc.asyncProperty(fc.array(requestArb, { minLength: 1, maxLength: 4 }), async (reqs) => {
+      const c = await RawClient.connect(d!.socketPath);
+      try {
+        for (const body of reqs) {
+          // The request, then a hello pipelined behind it: the hello reply must come.
+          await c.write(Buffer.concat([body, Buffer.from('\n' + TERM + 'request = "hello"\n' + TERM)]));
+          let seen = 0;
+          let ok = false;
+          for (;;) {
+            const f = await c.next(1500);
+            if (f === null) break;
+            if (f === HELLO_REPLY && (seen === 1 || !/^request="hello"/.test(body.toString('latin1')))) { ok = true; break; }
+            seen++;
+            assert.ok(seen <= 2, 'more replies than requests');
+            assert.match(f, /^response = "OK"\n/);
+          }
+          if (!ok) {
+            // Only a request that legitimately waits (a lock behind another lock, stop_all wait) may hold the line.
+            waited++;
+            break;
+          }
+        }
+      } finally {
+        c.destroy();
+      }
+      assert.ok(d!.alive, `daemon died: ${d!.stderr}`);
+      const p = await RawClient.connect(d!.socketPath);
+      assert.equal(await p.request('request = "hello"\n', 3000), HELLO_REPLY);
+      p.destroy();
+    }), { numRuns: 120 });
+    assert.ok(waited < 30, `${waited} runs never got their hello answered`);
   });
 });
