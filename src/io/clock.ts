@@ -25,10 +25,7 @@ export class RealClock implements Clock {
   }
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, Math.max(0, ms));
-      // Sleeping in the lease code must not by itself keep a CLI alive forever,
-      // but it must keep it alive while an operation is in progress.
-      void t;
+      setTimeout(resolve, Math.max(0, ms));
     });
   }
 }

@@ -688,7 +688,28 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
     lease.mode = 'sh';
     return;
   }
-  const res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
+  let res: PaxosAcquireResult;
+  try {
+    res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
+  } catch (e) {
+    if (e && typeof e === 'object' && (e as Record<symbol, unknown>)[RETRACT]) {
+      // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
+      try {
+        const sec = await diskRead(lease.ref.disk, lease.ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+        if (dblockValid(sec, 0)) {
+          const d = decodeDblock(sec, 0);
+          await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
+        }
+        const leader = await leaderRead(lease.ref, g, 0, io);
+        if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
+          await paxosLeaseRelease(lease.ref, g, host, leader);
+        }
+      } catch {
+        /* best effort */
+      }
+    }
+    throw e;
+  }
   lease.leader = res.leader;
   lease.dblock = res.dblock;
   lease.lver = res.leader.lver;
