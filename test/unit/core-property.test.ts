@@ -17,7 +17,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CoreHarness, Reply, lockLv, startVg } from '../helpers/core-harness';
+import { CoreHarness, Reply, lockGl, lockLv, lockVg, startVg, vgUpdate } from '../helpers/core-harness';
 import type { Resource } from '../../src/core/model';
 
 const LVS = ['lvuuid-0000', 'lvuuid-1111', 'lvuuid-2222'];
@@ -185,3 +185,93 @@ for (const lm of ['dlm', 'sanlock'] as const) {
     }), { numRuns: 200 });
   });
 }
+
+// ---- lock value block versions ----
+
+type VOp =
+  | { t: 'gl' | 'vg'; c: number; mode: 'sh' | 'ex' | 'un' }
+  | { t: 'update'; c: number; version: number }
+  | { t: 'disconnect'; c: number };
+
+const vopArb: fc.Arbitrary<VOp> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ t: fc.constantFrom('gl' as const, 'vg' as const), c: fc.integer({ min: 0, max: 1 }), mode: fc.constantFrom('sh' as const, 'ex' as const, 'un' as const) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('update' as const), c: fc.integer({ min: 0, max: 1 }), version: fc.integer({ min: 0, max: 30 }) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('disconnect' as const), c: fc.integer({ min: 0, max: 1 }) }) },
+);
+
+/** `version=` of a resource's info=r line in the lockspace's section of `info`. */
+function infoVersion(info: string, ls: string, res: string): number | undefined {
+  const sec = info.split('\ninfo=ls ').find((s) => s.startsWith(`ls_name=${ls} `));
+  const m = sec && new RegExp(`\\ninfo=r name=${res} type=\\w+ mode=\\w+ sh_count=\\d+ version=(\\d+)`).exec(sec);
+  return m ? Number(m[1]) : undefined;
+}
+
+test('property: GL version counts ex releases, VG version follows vg_update, neither goes backwards in info', async () => {
+  await fc.assert(fc.asyncProperty(fc.array(vopArb, { minLength: 1, maxLength: 40 }), async (ops) => {
+    const h = new CoreHarness();
+    const admin = h.connect();
+    assert.equal((await h.req(admin, startVg('vg1', 'dlm'))).opResult, 0);
+    await h.req(admin, [['request', 'start_wait'], ['pid', 1]]);
+    // Model: what each client holds, its pending request, and the expected versions.
+    interface C { id: number; gl: 'sh' | 'ex' | null; vg: 'sh' | 'ex' | null; lkVersion: number; pending: VOp | null }
+    const fresh = (): C => ({ id: h.connect(), gl: null, vg: null, lkVersion: 0, pending: null });
+    const cs = [fresh(), fresh()];
+    let glVersion = 0;
+    let vgVersion = 0;
+    let lastGl = 0;
+    let lastVg = 0;
+    const releaseEx = (c: C, res: 'gl' | 'vg'): void => {
+      if (res === 'gl' && c.gl === 'ex') glVersion++;
+      if (res === 'vg' && c.vg === 'ex' && c.lkVersion > vgVersion) vgVersion = c.lkVersion;
+    };
+    const onReply = (c: C, text: string): void => {
+      const op = c.pending!;
+      c.pending = null;
+      const rv = new Reply(text).opResult;
+      if (op.t === 'update') {
+        if (rv === 0) c.lkVersion = op.version;
+        return;
+      }
+      if (op.t !== 'gl' && op.t !== 'vg') return;
+      if (rv !== 0 && rv !== -114) return;
+      if (op.mode === 'un') {
+        releaseEx(c, op.t);
+        c[op.t] = null;
+        if (op.t === 'vg') c.lkVersion = 0;
+      } else {
+        if (op.mode === 'sh' && c[op.t] === 'ex') releaseEx(c, op.t);
+        c[op.t] = op.mode;
+      }
+    };
+    for (const op of ops) {
+      const c = cs[op.c]!;
+      if (op.t === 'disconnect') {
+        releaseEx(c, 'gl');
+        releaseEx(c, 'vg');
+        h.disconnect(c.id);
+        cs[op.c] = fresh();
+      } else {
+        if (c.pending) continue;
+        c.pending = op;
+        if (op.t === 'gl') h.send(c.id, lockGl(op.mode));
+        else if (op.t === 'vg') h.send(c.id, lockVg('vg1', op.mode));
+        else if (op.t === 'update') h.send(c.id, vgUpdate('vg1', op.version));
+      }
+      await h.settle();
+      for (const x of cs) {
+        const got = h.take(x.id);
+        assert.ok(got.length <= 1);
+        if (got.length) onReply(x, got[0]!);
+      }
+      const info = h.info();
+      const gv = infoVersion(info, 'lvm_global', 'GLLK') ?? 0;
+      const vv = infoVersion(info, 'lvm_vg1', 'VGLK') ?? 0;
+      assert.ok(gv >= lastGl, `GL version went back ${lastGl} → ${gv}`);
+      assert.ok(vv >= lastVg, `VG version went back ${lastVg} → ${vv}`);
+      lastGl = gv;
+      lastVg = vv;
+      assert.equal(gv, glVersion, 'GL version vs ex releases');
+      assert.equal(vv, vgVersion, 'VG version vs updates released');
+    }
+  }), { numRuns: 200 });
+});
