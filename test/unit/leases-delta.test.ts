@@ -5,7 +5,7 @@ import { ManualClock } from '../../src/io/clock';
 import { MemoryDisk } from '../../src/io/memory-disk';
 import { Lockspace, initLockspace } from '../../src/leases/delta-lease';
 import { SANLK, isLeaseError } from '../../src/leases/errors';
-import { decodeLeader } from '../../src/leases/ondisk';
+import { decodeLeader, leaderSector } from '../../src/leases/ondisk';
 import { SeededRandom } from '../../src/leases/random';
 
 const MiB = 1 << 20;
@@ -143,6 +143,34 @@ describe('delta lease', () => {
     assert.equal(failed, false, 'still within 8*io');
     await clock.drive(clock.sleep(3000));
     assert.equal(failed, true);
+  });
+
+  test('bad input: corrupt record, wrong magic, unknown version, bad host_id -> clear error, no write', async () => {
+    const { clock, disk, mk } = await setup(1);
+    const check = async (mutate: () => void, re: RegExp, rv: number, hostId = 3) => {
+      const snapshot = Buffer.from(disk.data);
+      mutate();
+      const before = Buffer.from(disk.data);
+      const w = disk.stats.writes;
+      await assert.rejects(clock.drive(mk(hostId).acquire()), (e: unknown) => isLeaseError(e, rv) && re.test((e as Error).message));
+      assert.equal(disk.stats.writes, w);
+      assert.ok(disk.data.equals(before));
+      snapshot.copy(disk.data);
+    };
+    await check(() => (disk.data[2 * 512 + 60] ^= 1), /checksum/, SANLK.LEADER_CHECKSUM);
+    await check(() => disk.data.writeUInt32LE(0x12345678, 2 * 512), /magic 0x12345678/, SANLK.LEADER_MAGIC);
+    await check(() => {
+      const l = decodeLeader(disk.data, 2 * 512);
+      leaderSector({ ...l, version: 0x00040001 }, 512).copy(disk.data, 2 * 512);
+    }, /version 0x40001/, SANLK.LEADER_VERSION);
+    assert.throws(() => mk(2001), /invalid host_id 2001/);
+    // a resource lease where a lockspace is expected
+    const { initResource } = await import('../../src/leases/paxos-lease');
+    await initResource(disk, 2 * MiB, 'LS', 'R', { sectorSize: 512 });
+    const wrong = new Lockspace({ disk, offset: 2 * MiB, name: 'LS', hostId: 1, clock, random: new SeededRandom(1), ioTimeout: 1 });
+    const w = disk.stats.writes;
+    await assert.rejects(clock.drive(wrong.acquire()), /holds a resource lease, not a lockspace/);
+    assert.equal(disk.stats.writes, w);
   });
 
   test('4096-byte sectors with 8 MiB align (2000 hosts)', async () => {
