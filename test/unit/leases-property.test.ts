@@ -35,6 +35,8 @@ interface Params {
   crash: number;
   advance: number;
   seconds: number;
+  /** Crashed hosts come back as a new instance (new generation) after waiting out the old one. */
+  restart?: boolean;
   /** Sanity mode: skip the owner checks (force + direct), which must break the invariant. */
   broken?: boolean;
 }
@@ -43,6 +45,7 @@ interface Stats {
   grantsEx: number;
   grantsSh: number;
   crashes: number;
+  restarts: number;
   steps: number;
 }
 
@@ -54,21 +57,26 @@ export async function simulate(p: Params): Promise<Stats> {
   await initLockspace(setupDisk, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
   await initResource(setupDisk, 2 * MiB, 'LS', 'R', { sectorSize: 512, numHosts: 8 });
 
-  const pending: Array<{ hostId: number; resolve: () => void }> = [];
+  // Every host process ("instance") has its own id; a restarted host is a new
+  // instance with the same host_id and a new host name (hence generation + 1).
+  const pending: Array<{ iid: number; resolve: () => void }> = [];
   const dead = new Set<number>();
-  const holding = new Map<number, LeaseMode>();
+  const holding = new Map<number, { hostId: number; mode: LeaseMode }>();
   let faults = false;
-  const stats: Stats = { grantsEx: 0, grantsSh: 0, crashes: 0, steps: 0 };
+  let nextIid = 1;
+  const stats: Stats = { grantsEx: 0, grantsSh: 0, crashes: 0, restarts: 0, steps: 0 };
+  const spaces: Lockspace[] = [];
+  const end = clock.nowMs() + p.seconds * 1000;
 
-  const hook = (hostId: number) => (req: IoRequest): FaultAction | undefined => {
-    if (dead.has(hostId)) return { kind: 'hang' };
+  const hook = (iid: number) => (req: IoRequest): FaultAction | undefined => {
+    if (dead.has(iid)) return { kind: 'hang' };
     if (!faults) return undefined;
     const x = rnd.next();
     if (x < p.eio) return { kind: 'eio' };
     if (req.op === 'write' && x < p.eio + p.torn) return { kind: 'torn', bytes: rnd.int(req.length) };
     let resolve!: () => void;
     const until = new Promise<void>((r) => (resolve = r));
-    pending.push({ hostId, resolve });
+    pending.push({ iid, resolve });
     return { kind: 'gate', until };
   };
 
@@ -77,9 +85,9 @@ export async function simulate(p: Params): Promise<Stats> {
     if (violation) throw violation;
     let ex = 0;
     let sh = 0;
-    for (const [h, m] of holding) {
-      if (dead.has(h)) continue;
-      if (m === 'ex') ex++;
+    for (const [iid, hm] of holding) {
+      if (dead.has(iid)) continue;
+      if (hm.mode === 'ex') ex++;
       else sh++;
     }
     const at = `t=${clock.nowMs() / 1000}s holders=${JSON.stringify([...holding])} dead=[${[...dead]}] params=${JSON.stringify(p)}`;
@@ -89,88 +97,121 @@ export async function simulate(p: Params): Promise<Stats> {
     if (violation) throw violation;
   };
 
-  const kill = (h: number) => {
-    if (dead.has(h)) return;
-    dead.add(h);
-    holding.delete(h);
-    stats.crashes++;
-    // in-flight I/O of the crashed host: some lands, the rest is lost
-    for (let i = pending.length - 1; i >= 0; i--) {
-      if (pending[i]!.hostId !== h) continue;
-      const [e] = pending.splice(i, 1);
-      if (rnd.next() < 0.5) e!.resolve();
-    }
+  const trace = (iid: number, msg: string) => {
+    if (process.env.LEASES_PROPERTY_TRACE) console.log(`${(clock.nowMs() / 1000).toFixed(3)} i${iid} ${msg}`);
   };
 
-  const spaces: Lockspace[] = [];
-  for (let h = 1; h <= p.hosts; h++) {
-    const disk = new MemoryDisk(backing.length, { backing, clock, fault: hook(h), path: `host${h}` });
-    spaces.push(
-      new Lockspace({ disk, offset: 0, name: 'LS', hostId: h, clock, random: new SeededRandom(p.seed + h), hostName: `host${h}`, ioTimeout: 1, onFail: () => kill(h) }),
-    );
-  }
-  await clock.drive(Promise.all(spaces.map((s) => s.acquire())));
-  for (const s of spaces) s.startRenewal();
-  faults = true;
-
-  const end = clock.nowMs() + p.seconds * 1000;
-  const trace = (h: number, msg: string) => {
-    if (process.env.LEASES_PROPERTY_TRACE) console.log(`${(clock.nowMs() / 1000).toFixed(3)} h${h} ${msg}`);
-  };
-  const actor = async (ls: Lockspace) => {
+  const actor = async (ls: Lockspace, iid: number) => {
     const h = ls.hostId;
     const px = paxosHostFor(ls);
     const ref = { disk: ls.disk, offset: 2 * MiB, lockspace: 'LS', resource: 'R' };
-    while (!dead.has(h) && clock.nowMs() < end) {
+    while (!dead.has(iid) && clock.nowMs() < end) {
       let lease: ResourceLease | undefined;
       try {
         const mode: LeaseMode = p.broken || rnd.next() < 0.5 ? 'ex' : 'sh';
         lease = await acquireResource(px, ref, p.broken ? { mode: 'ex', force: true, directMode: true } : { mode, ownerNowait: rnd.next() < 0.5 });
         if (p.broken) lease.mode = 'ex';
-        if (dead.has(h)) return;
-        holding.set(h, mode);
-        trace(h, `acquired ${mode} lver ${lease.lver}`);
+        if (dead.has(iid)) return;
+        holding.set(iid, { hostId: h, mode });
+        trace(iid, `host ${h} gen ${ls.generation} acquired ${mode} lver ${lease.lver}`);
         if (mode === 'ex') stats.grantsEx++;
         else stats.grantsSh++;
         check();
         await clock.sleep(rnd.int(4000));
-        if (dead.has(h)) return;
+        if (dead.has(iid)) return;
         if (rnd.next() < 0.3) {
           const target: LeaseMode = lease.mode === 'ex' ? 'sh' : 'ex';
-          if (target === 'sh') holding.set(h, 'sh');
+          if (target === 'sh') holding.set(iid, { hostId: h, mode: 'sh' });
           try {
             await convertResource(px, lease, target, { ownerNowait: true });
-            trace(h, `converted to ${target}`);
+            trace(iid, `converted to ${target}`);
           } catch (e) {
-            trace(h, `convert to ${target} failed: ${(e as Error).message}`);
+            trace(iid, `convert to ${target} failed: ${(e as Error).message}`);
           }
-          if (dead.has(h)) return;
-          holding.set(h, lease.mode);
+          if (dead.has(iid)) return;
+          holding.set(iid, { hostId: h, mode: lease.mode });
           check();
           await clock.sleep(rnd.int(2000));
-          if (dead.has(h)) return;
+          if (dead.has(iid)) return;
         }
-        holding.delete(h);
-        trace(h, `releasing ${lease.mode}`);
+        holding.delete(iid);
+        trace(iid, `releasing ${lease.mode}`);
         await releaseResource(px, lease);
-        trace(h, `released`);
+        trace(iid, `released`);
       } catch (e) {
-        trace(h, `error: ${(e as Error).message}`);
-        holding.delete(h);
-        if (dead.has(h)) return;
+        trace(iid, `error: ${(e as Error).message}`);
+        holding.delete(iid);
+        if (dead.has(iid)) return;
         await clock.sleep(rnd.int(3000));
       }
     }
   };
-  const actors = spaces.map((s) => actor(s));
+
+  const start = async (hostId: number, restart: boolean): Promise<void> => {
+    const iid = nextIid++;
+    const disk = new MemoryDisk(backing.length, { backing, clock, fault: hook(iid), path: `host${hostId}.${iid}` });
+    const ls = new Lockspace({
+      disk,
+      offset: 0,
+      name: 'LS',
+      hostId,
+      clock,
+      random: new SeededRandom(p.seed + iid),
+      hostName: `host${hostId}.${iid}`,
+      ioTimeout: 1,
+      onFail: () => kill(iid, hostId),
+    });
+    spaces.push(ls);
+    if (!restart) {
+      await clock.drive(ls.acquire());
+      ls.startRenewal();
+      void actor(ls, iid);
+      return;
+    }
+    try {
+      await ls.acquire(); // waits out the old instance: max(host_dead, ...) = 68 s
+    } catch (e) {
+      trace(iid, `restart of host ${hostId} failed: ${(e as Error).message}`);
+      return;
+    }
+    if (dead.has(iid)) return;
+    stats.restarts++;
+    trace(iid, `host ${hostId} restarted with generation ${ls.generation}`);
+    ls.startRenewal();
+    await actor(ls, iid);
+  };
+
+  const kill = (iid: number, hostId: number) => {
+    if (dead.has(iid)) return;
+    dead.add(iid);
+    holding.delete(iid);
+    stats.crashes++;
+    trace(iid, `crash of host ${hostId}`);
+    // in-flight I/O of the crashed instance: some lands, the rest is lost
+    for (let i = pending.length - 1; i >= 0; i--) {
+      if (pending[i]!.iid !== iid) continue;
+      const [e] = pending.splice(i, 1);
+      if (rnd.next() < 0.5) e!.resolve();
+    }
+    if (p.restart && clock.nowMs() < end - 75_000) {
+      void clock.sleep(rnd.int(5000)).then(() => start(hostId, true));
+    }
+  };
+
+  for (let h = 1; h <= p.hosts; h++) await start(h, false);
+  faults = true;
+  const live = () => spaces.map((s, i) => ({ s, iid: i + 1 })).filter((x) => !dead.has(x.iid));
 
   while (clock.nowMs() < end) {
     stats.steps++;
     await flushAsync(1);
     check();
     if (rnd.next() < p.crash / 100) {
-      const live = spaces.filter((s) => !dead.has(s.hostId));
-      if (live.length > 1) kill(live[rnd.int(live.length)]!.hostId);
+      const l = live();
+      if (l.length > 1) {
+        const v = l[rnd.int(l.length)]!;
+        kill(v.iid, v.s.hostId);
+      }
     }
     if (pending.length && rnd.next() > p.advance) {
       const [e] = pending.splice(rnd.int(pending.length), 1);
@@ -188,7 +229,6 @@ export async function simulate(p: Params): Promise<Stats> {
     for (const e of pending.splice(0)) e.resolve();
     clock.runNext();
   }
-  void actors;
   if (violation) throw violation;
   return stats;
 }
@@ -196,6 +236,7 @@ export async function simulate(p: Params): Promise<Stats> {
 test('random interleavings never grant ex to two live hosts, nor ex with sh', async () => {
   let grants = 0;
   let crashes = 0;
+  let restarts = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.record({
@@ -205,13 +246,15 @@ test('random interleavings never grant ex to two live hosts, nor ex with sh', as
         torn: fc.constantFrom(0, 0.005),
         crash: fc.constantFrom(0, 0.05, 0.2),
         advance: fc.constantFrom(0.02, 0.1, 0.3),
-        seconds: fc.constantFrom(60, 150),
+        seconds: fc.constantFrom(60, 150, 240),
+        restart: fc.boolean(),
       }),
       async (p) => {
         const s = await simulate(p);
         grants += s.grantsEx + s.grantsSh;
         if (process.env.LEASES_PROPERTY_VERBOSE) console.log(JSON.stringify({ ...p, ...s }));
         crashes += s.crashes;
+        restarts += s.restarts;
       },
     ),
     { numRuns: Number(process.env.LEASES_PROPERTY_RUNS ?? 40), seed: Number(process.env.LEASES_PROPERTY_SEED ?? 20261125) },
@@ -219,6 +262,7 @@ test('random interleavings never grant ex to two live hosts, nor ex with sh', as
   // the runs must actually exercise grants and crashes, or the property is vacuous
   assert.ok(grants > 50, `grants ${grants}`);
   assert.ok(crashes > 3, `crashes ${crashes}`);
+  assert.ok(restarts > 0, `restarts ${restarts}`);
 });
 
 test('the checker catches a broken lease algorithm (the property can fail)', async () => {
