@@ -29,6 +29,13 @@ for m in virtio_console virtio_net 9pnet_virtio 9p dm_mod dm_flakey dm_delay dm_
 done
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config 2>/dev/null
 
+# udev: lvm (udev_sync = 1) waits for it to create the /dev/mapper nodes
+if [ -x /lib/systemd/systemd-udevd ]; then
+  /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
+  udevadm trigger --action=add --subsystem-match=block >/dev/null 2>&1
+  udevadm settle -t 20 >/dev/null 2>&1
+fi
+
 ip link set lo up
 if [ -n "$IP" ] && ip link show eth0 >/dev/null 2>&1; then
   ip addr add "$IP" dev eth0

@@ -70,6 +70,28 @@ export async function runUntilOk(steps: Steps, vm: Vm, args: string[], timeoutMs
   }
 }
 
+/**
+ * vgchange --lock-start, retried once per second (up to 5 tries) while it fails
+ * with "invalid parameters for sanlock": lvm activates the lvmlock LV and
+ * sends start_vg before udev has created /dev/mapper/<vg>-lvmlock (lvm syncs
+ * device names only when the command ends), and C lvmlockd's
+ * prepare_lockspace_san fails its stat() with ENOENT (-212). Real lvm 2.03.16
+ * behaviour, frequent on a slow (TCG) VM; a second try finds the node.
+ */
+export async function lockStart(steps: Steps, vm: Vm, vg: string): Promise<RunResult> {
+  for (let i = 1; ; i++) {
+    const r = await lvm(vm, ['vgchange', '--lock-start', vg]);
+    const note = firstLine(r.stderr, /Skipping global lock|^\s*$/);
+    steps.records.push({ vm: vm.name, what: `lvm vgchange --lock-start ${vg}${i > 1 ? ` (try ${i})` : ''}`, code: r.code, ms: r.durationMs, note });
+    steps.log(`${steps.label} ${vm.name}$ lvm vgchange --lock-start ${vg} (try ${i}) → ${r.code} (${r.durationMs} ms) ${note}`);
+    if (r.code === 0) return r;
+    if (i >= 5 || !/invalid parameters for sanlock/.test(r.stderr)) {
+      assert.fail(`${vm.name}: vgchange --lock-start ${vg}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+    }
+    await sleep(1000);
+  }
+}
+
 export const LOCKED_BY_OTHER = /LV locked by other host/;
 
 /**
@@ -82,7 +104,7 @@ export async function activationSequence(c: VmCluster, steps: Steps, o: { lockTy
   const lv = `${vg}-lv1`;
   await steps.run(v1, ['vgcreate', '--shared', '--lock-type', o.lockType, vg, '/dev/vdb']);
   if (o.lockType === 'sanlock') await assertMapper(v1, `${vg}-lvmlock`, true);
-  await steps.run(v2, ['vgchange', '--lock-start', vg]);
+  await lockStart(steps, v2, vg);
   if (o.lockType === 'sanlock') await assertMapper(v2, `${vg}-lvmlock`, true);
 
   // lvcreate activates the new LV exclusively on vm1

@@ -23,7 +23,13 @@ export async function setupLvm(vm: Vm, o: LvmSetup = {}): Promise<void> {
   const devices = o.devices ?? ['/dev/vdb'];
   let extra = o.extra ?? '';
   if (o.killCommand) extra += `\nglobal {\n\tlvmlockctl_kill_command = "${o.killCommand}"\n}\n`;
-  await vm.writeFile('/etc/lvm/lvm.conf', lvmConf({ devices, activation: true, extra }));
+  // real activation with udev managing the /dev/mapper nodes (as on a real
+  // host: without udev, libdm creates the nodes only when the command ends,
+  // after lvmlockd already looked for /dev/mapper/<vg>-lvmlock)
+  const conf = lvmConf({ devices, activation: true, extra })
+    .replace('\tudev_sync = 0', '\tudev_sync = 1')
+    .replace('\tudev_rules = 0', '\tudev_rules = 1');
+  await vm.writeFile('/etc/lvm/lvm.conf', conf);
   await vm.writeFile('/etc/lvm/lvmlocal.conf', `local {\n\thost_id = ${o.hostId ?? vm.index}\n}\n`);
 }
 
