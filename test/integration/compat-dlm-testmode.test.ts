@@ -97,7 +97,7 @@ const SCENARIOS: Record<string, Step[]> = {
     { host: 2, argv: ['lvmlockctl', '--gl-enable', 'vg1'] },
     { host: 2, argv: ['lvmlockctl', '--gl-disable', 'vg1'] },
     { host: 2, argv: ['lvmlockctl', '--drop', 'vg1'] },
-    INFO(2),
+    INFO(2, SETTLE),
     { host: 2, argv: ['lvmlockctl', '--stop-lockspaces'] },
     { host: 1, argv: ['lvm', 'lvchange', '-an', 'vg1/lv1'] },
     { host: 1, argv: ['lvm', 'vgchange', '--lock-stop', 'vg1'] },
