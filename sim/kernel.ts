@@ -263,6 +263,8 @@ export interface InflightWrite {
   host: SimHost;
   offset: number;
   data: Buffer;
+  /** Global time at which it is due to land. */
+  at: number;
   /** Cancel the landing event. */
   cancel(): void;
   /** Land now (possibly only a prefix of sectors). */
@@ -280,7 +282,15 @@ export interface DiskFaultRates {
   /** Slow latency range in ms (beyond the I/O timeout). */
   slowMin: number;
   slowMax: number;
+  /**
+   * Beyond the model: a timed-out write may still land later, after the
+   * host's newer writes to the same sector (reordering across a timeout).
+   * Off by default; see docs/simulator.md for what it does to Disk Paxos.
+   */
+  lateWrites?: boolean;
 }
+
+const REGION = 64 * 1024;
 
 export const NO_DISK_FAULTS: DiskFaultRates = { eio: 0, slow: 0, latencyMin: 0.05, latencyMax: 2, slowMin: 0, slowMax: 0 };
 
@@ -293,9 +303,48 @@ export class SimStorage {
   readonly stats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, eio: 0, slow: 0, tornAtCrash: 0, lostAtCrash: 0, lateLandings: 0 };
   /** Observers of landed writes (the checker uses them to know when a delta renewal became visible). */
   onLanded: ((host: SimHost, offset: number, data: Buffer) => void) | undefined;
+  /** When set, every landed write is traced with this description of its content. */
+  ioTrace: ((offset: number, data: Buffer) => string) | undefined;
+
+  /** Write version of each 64 KiB region, and shared snapshots of large reads (see snapshot()). */
+  private readonly versions: Uint32Array;
+  private readonly snapshots = new Map<number, { len: number; buf: Buffer; stamp: number }>();
+  private stamp = 1;
 
   constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number) {
     this.data = Buffer.alloc(size);
+    this.versions = new Uint32Array(Math.ceil(size / REGION) + 1);
+  }
+
+  /** Record that bytes [offset, offset+len) changed. */
+  touched(offset: number, len: number): void {
+    const s = this.stamp++;
+    for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) this.versions[r] = s;
+  }
+
+  /**
+   * Contents of [offset, offset+len) as a Buffer the caller must not modify.
+   * Large reads (whole lease areas, 1 MiB) of a range that no write touched
+   * since the last read share one snapshot instead of copying the area again:
+   * copying dominated the simulator's profile. The lease code never modifies
+   * a buffer it read (it builds new sectors for writes).
+   */
+  snapshot(offset: number, len: number): Buffer {
+    if (len < REGION) return Buffer.from(this.data.subarray(offset, offset + len));
+    const c = this.snapshots.get(offset);
+    if (c && c.len === len) {
+      let fresh = true;
+      for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) {
+        if (this.versions[r]! > c.stamp) {
+          fresh = false;
+          break;
+        }
+      }
+      if (fresh) return c.buf;
+    }
+    const buf = Buffer.from(this.data.subarray(offset, offset + len));
+    this.snapshots.set(offset, { len, buf, stamp: this.stamp++ });
+    return buf;
   }
 
   diskFor(host: SimHost, path = `sim:host${host.id}`): SimDisk {
@@ -372,7 +421,7 @@ export class SimDisk implements Disk {
         }
         st.stats.reads++;
         st.stats.bytesRead += length;
-        const buf = Buffer.from(st.data.subarray(offset, offset + length));
+        const buf = st.snapshot(offset, length);
         const inc = this.host.incarnation;
         this.host.deliver(inc, () => {
           if (done) return;
@@ -392,11 +441,23 @@ export class SimDisk implements Disk {
     const p = this.plan();
     const where = `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
     const sectors = copy.length / this.sectorSize;
+    const inc0 = host.incarnation;
     return new Promise<void>((resolve, reject) => {
       const now = st.sim.now;
       let done = false;
+      // eslint-disable-next-line prefer-const
+      let w!: InflightWrite;
       const timeout = opts?.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : 0;
       if (timeout && (p.kind === 'hang' || p.latency > timeout)) {
+        if (p.kind !== 'hang' && !st.rates.lateWrites) {
+          // In the model a timed-out write never lands after the host has seen the timeout:
+          // it lands at the deadline (just before the error) or never.
+          st.sim.at(now + timeout, () => {
+            if (st.rng.chance(0.5)) w.land();
+            else w.cancel();
+            host.inflight.delete(w);
+          });
+        }
         host.at(now + timeout, () => {
           if (done) return;
           done = true;
@@ -408,15 +469,17 @@ export class SimDisk implements Disk {
         if (n <= 0) return;
         const bytes = Math.min(copy.length, n * this.sectorSize);
         copy.copy(st.data, offset, 0, bytes);
+        st.touched(offset, bytes);
         st.stats.writes++;
         st.stats.bytesWritten += bytes;
         st.onLanded?.(host, offset, copy.subarray(0, bytes));
       };
       let landed = false;
-      const w: InflightWrite = {
+      w = {
         host,
         offset,
         data: copy,
+        at: now + p.latency,
         cancel: () => {
           landed = true;
           ev.cancel();
@@ -434,9 +497,10 @@ export class SimDisk implements Disk {
         landed = true;
         host.inflight.delete(w);
         // EIO: a failed multi-sector write may have landed any prefix of its sectors.
-        if (p.kind === 'eio') applied(st.rng.intIn(0, sectors));
-        else applied(sectors);
+        const n = p.kind === 'eio' ? st.rng.intIn(0, sectors) : sectors;
+        applied(n);
         if (done) st.stats.lateLandings++;
+        if (st.ioTrace) st.sim.log(`io h${host.id} ${opts?.label ?? 'write'} @${offset} landed ${n}/${sectors}${done ? ' LATE (after timeout)' : ''}${host.incarnation !== inc0 ? ' (after crash)' : ''}${st.ioTrace(offset, copy)}`);
         host.deliver(host.incarnation, () => {
           if (done) return;
           done = true;
@@ -453,11 +517,11 @@ export class SimDisk implements Disk {
  * storage controller, so it lands at its time, lands torn (a prefix of its
  * sectors: sectors are atomic, multi-sector writes are not), or never lands.
  */
-export function crashWriteResolver(rng: Rng, stats: SimStorage['stats'], sectorSize: number): (w: InflightWrite) => void {
+export function crashWriteResolver(rng: Rng, stats: SimStorage['stats'], sectorSize: number, now: () => number, restartAfterMs: () => number): (w: InflightWrite) => void {
   return (w) => {
     const x = rng.next();
     const sectors = w.data.length / sectorSize;
-    if (x < 0.4) return; // lands at its scheduled time
+    if (x < 0.4 && w.at < now() + restartAfterMs()) return; // lands at its scheduled time, before the host is back
     if (x < 0.7 && sectors > 1) {
       stats.tornAtCrash++;
       w.land(rng.intIn(0, sectors - 1));

@@ -19,7 +19,7 @@
  */
 import { Lockspace, initLockspace } from '../src/leases/delta-lease';
 import { LeaseError } from '../src/leases/errors';
-import { decodeLeader } from '../src/leases/ondisk';
+import { decodeDblock, decodeLeader, decodeModeBlock } from '../src/leases/ondisk';
 import {
   type LeaseMode,
   type ResourceLease,
@@ -47,7 +47,8 @@ const SECTOR = 4096;
 const ALIGN = MiB; // 4096/1M: 250 host records per lockspace area
 const LS_NAME = 'lvm_simvg';
 
-export type FaultClass = 'crash' | 'pause' | 'path' | 'storage' | 'eio' | 'slow' | 'skew';
+/** Fault classes; 'late-write' is beyond the model and not part of ALL_FAULTS. */
+export type FaultClass = 'crash' | 'pause' | 'path' | 'storage' | 'eio' | 'slow' | 'skew' | 'late-write';
 export const ALL_FAULTS: readonly FaultClass[] = ['crash', 'pause', 'path', 'storage', 'eio', 'slow', 'skew'];
 
 export interface PlannedFault {
@@ -114,6 +115,7 @@ export function makeLeaseSchedule(seed: number, o: { hosts?: number; faults: rea
     slow: f.has('slow') ? rng.pick([0, 0.002, 0.01]) : 0,
     slowMin: ioTimeout * 1000 + 1,
     slowMax: ioTimeout * 4000,
+    lateWrites: f.has('late-write'),
   };
   const plan: PlannedFault[] = [];
   const kinds = (['crash', 'pause', 'path', 'storage'] as const).filter((k) => f.has(k));
@@ -159,7 +161,7 @@ class Node {
   }
 }
 
-export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { traceAll?: boolean } = {}): Promise<LeaseRunResult> {
+export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { traceAll?: boolean; ioTrace?: boolean } = {}): Promise<LeaseRunResult> {
   const sim = new Scheduler();
   sim.traceAll = !!opts.traceAll;
   const root = new Rng(s.seed);
@@ -186,6 +188,7 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
   await sim.run(60_000, () => undefined, () => formatted);
   if (!formatted) throw new Error('format did not finish');
   storage.rates = s.rates;
+  if (opts.ioTrace) storage.ioTrace = describeWrite;
 
   const nodes: Node[] = [];
   for (let h = 1; h <= s.hosts; h++) {
@@ -248,7 +251,8 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
     if (!stopping || nodes.some((n) => n.watchdogArmed)) sim.after(250, watchdogTick);
   };
 
-  const crashWrite = crashWriteResolver(crashRng, storage.stats, SECTOR);
+  let downFor = 0;
+  const crashWrite = crashWriteResolver(crashRng, storage.stats, SECTOR, () => sim.now, () => downFor);
   const crash = (n: Node, variant: string, downMs: number) => {
     if (n.host.crashed) return;
     log(n, `CRASH (restart in ${(downMs / 1000).toFixed(1)}s, ${variant})`);
@@ -260,6 +264,7 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
     n.epoch++;
     n.watchdogArmed = false;
     for (const p of [...pending]) if (p.node === n) pending.delete(p);
+    downFor = downMs;
     n.host.crash(crashWrite);
     sim.after(downMs, () => {
       n.host.restart();
@@ -498,4 +503,28 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
 function errText(e: unknown): string {
   if (e instanceof LeaseError) return `${e.code ?? e.rv} ${e.message.slice(0, 140)}`;
   return e instanceof Error ? e.message.slice(0, 140) : String(e);
+}
+
+/** One line describing a landed lease write (for I/O traces). */
+export function describeWrite(offset: number, data: Buffer): string {
+  const area = Math.floor(offset / ALIGN);
+  const sector = (offset % ALIGN) / SECTOR;
+  try {
+    if (area === 0) {
+      const l = decodeLeader(data);
+      return ` delta host_id ${sector + 1}: owner ${l.ownerId} gen ${l.ownerGeneration} ts ${l.timestamp}`;
+    }
+    if (sector === 0 && data.length === SECTOR) {
+      const l = decodeLeader(data);
+      return ` R${area - 1} leader: lver ${l.lver} owner ${l.ownerId}/${l.ownerGeneration} ts ${l.timestamp} write_id ${l.writeId}`;
+    }
+    if (sector >= 2 && data.length === SECTOR) {
+      const d = decodeDblock(data, 0);
+      const mb = decodeModeBlock(data, 128);
+      return ` R${area - 1} dblock host_id ${sector - 1}: mbal ${d.mbal} bal ${d.bal} inp ${d.inp}/${d.inp2} lver ${d.lver} flags ${d.flags} mode ${mb.flags ? 'SH' : '-'}`;
+    }
+  } catch {
+    /* fallthrough */
+  }
+  return ` R${area - 1} sector ${sector} (${data.length} bytes)`;
 }

@@ -1,0 +1,258 @@
+/**
+ * npm run sim -- [options]     (node dist/sim/cli.js)
+ *
+ * Runs seeded schedules of the deterministic cluster simulator and prints
+ * what ran, the faults injected and the violations found. A violation
+ * prints its schedule seed, a shrunk schedule and its trace, and the
+ * process exits 1. See docs/simulator.md.
+ */
+import { BUGS, findBug, type BugSpec } from './bugs';
+import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, makeLeaseSchedule, runLeaseSchedule } from './lease-cluster';
+import { runCoreSchedule } from './core-cluster';
+import { runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
+import { runScale } from './scale';
+
+const HELP = `usage: npm run sim -- [options]
+
+Deterministic cluster simulator: N hosts run the real lease code (delta and
+paxos leases from src/leases) and the real daemon core (src/core) over
+simulated disks, clocks and hosts. Every run is reproducible from its seed.
+
+options:
+  --seed S            base seed (default 1)
+  --schedules N       number of schedules (default 200)
+  --hosts H           hosts per schedule (default: 2-6, chosen per schedule)
+  --faults LIST       fault classes, comma separated, or "all" / "none"
+                      (default all: ${ALL_FAULTS.join(',')});
+                      "late-write" (beyond the model, off in "all") lets a
+                      timed-out write land after the host's newer writes
+  --core-share F      fraction of schedules run at the core level (default 0.25)
+  --inject-bug NAME   break one safety rule on purpose; the run must find a
+                      violation (exit 0 when it does, 1 when it does not).
+                      "all" checks every bug. Names:
+${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`).join('\n')}
+  --replay SEED       run one schedule by its own seed (printed on a violation)
+                      and print its whole trace; with --level core for core schedules
+  --keep-faults I,J   with --replay: keep only these planned faults (from a shrunk trace)
+  --no-eio, --no-slow, --no-skew, --duration MS   with --replay: shrunk-schedule switches
+  --trace             print every trace line while running
+  --long              the long run: 1,000,000 schedules (overrides --schedules)
+  --scale             scale mode: one lockspace, up to --hosts hosts (default 2000)
+                      and --lvs LV leases (default 10000); prints per-op costs
+  --lvs N             LV leases for --scale
+  --json              print the summary as JSON
+  --help              this text
+`;
+
+interface Args {
+  [k: string]: string | boolean | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {};
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    if (!x.startsWith('--')) throw new Error(`unexpected argument "${x}"`);
+    const eq = x.indexOf('=');
+    if (eq > 0) {
+      a[x.slice(2, eq)] = x.slice(eq + 1);
+      continue;
+    }
+    const k = x.slice(2);
+    const next = argv[i + 1];
+    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew'].includes(k)) a[k] = true;
+    else if (next === undefined || next.startsWith('--')) throw new Error(`--${k} needs a value`);
+    else {
+      a[k] = next;
+      i++;
+    }
+  }
+  return a;
+}
+
+function num(a: Args, k: string, d: number): number {
+  const v = a[k];
+  if (v === undefined) return d;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${k}: not a number: ${String(v)}`);
+  return n;
+}
+
+function faultList(v: string | boolean | undefined): FaultClass[] {
+  if (v === undefined || v === 'all') return [...ALL_FAULTS];
+  if (v === 'none' || v === '') return [];
+  const out: FaultClass[] = [];
+  for (const f of String(v).split(',')) {
+    const name = f.trim() as FaultClass;
+    if (name === ('all' as FaultClass)) out.push(...ALL_FAULTS);
+    else if (!ALL_FAULTS.includes(name) && name !== 'late-write') throw new Error(`unknown fault class "${name}" (known: ${ALL_FAULTS.join(', ')}, late-write)`);
+    else out.push(name);
+  }
+  return out;
+}
+
+function printSummary(s: Summary, label: string): void {
+  const rate = s.schedules / (s.wallMs / 1000);
+  console.log(`${label}: ${s.schedules} schedules (${s.leaseSchedules} lease-level, ${s.coreSchedules} core-level) in ${(s.wallMs / 1000).toFixed(1)} s (${rate.toFixed(1)} schedules/s)`);
+  console.log(`  faults injected: ${s.faultsInjected}; lease grants: ${s.grants}; requests: ${s.requests}; scheduler steps: ${s.steps}; simulated time: ${(s.simSeconds / 3600).toFixed(2)} h`);
+  console.log(`  violations: ${s.violations.length}`);
+  for (const v of s.violations.slice(0, 10)) console.log(`    schedule seed ${v.seed} (${v.level}): ${v.rule}: ${v.message}`);
+}
+
+export function applyReplaySwitches(s: LeaseSchedule, a: Args): LeaseSchedule {
+  let out = { ...s };
+  if (typeof a['keep-faults'] === 'string') {
+    const keep = new Set(a['keep-faults'] === '' || a['keep-faults'] === 'none' ? [] : a['keep-faults'].split(',').map(Number));
+    out.plan = s.plan.filter((_, i) => keep.has(i));
+  }
+  if (a['no-eio']) out.rates = { ...out.rates, eio: 0 };
+  if (a['no-slow']) out.rates = { ...out.rates, slow: 0 };
+  if (a['no-skew']) out.skew = false;
+  if (a.duration !== undefined) out.durationMs = num(a, 'duration', s.durationMs);
+  if (a.hosts !== undefined) {
+    const h = num(a, 'hosts', s.hosts);
+    out = { ...out, hosts: h, plan: out.plan.filter((f) => f.host <= h) };
+  }
+  return out;
+}
+
+/** The replay command line for a (possibly shrunk) lease schedule. */
+function replayCommand(orig: LeaseSchedule, shrunk: LeaseSchedule, bug: BugSpec | undefined, faults: FaultClass[]): string {
+  const parts = ['npm run sim --', `--replay ${shrunk.seed}`];
+  if (faults.length !== ALL_FAULTS.length || faults.some((f) => !ALL_FAULTS.includes(f))) parts.push(`--faults ${faults.join(',') || 'none'}`);
+  if (bug) parts.push(`--inject-bug ${bug.name}`);
+  const keep = shrunk.plan.map((f) => orig.plan.indexOf(f)).filter((i) => i >= 0);
+  if (keep.length !== orig.plan.length) parts.push(`--keep-faults ${keep.join(',') || 'none'}`);
+  if (!shrunk.rates.eio && orig.rates.eio) parts.push('--no-eio');
+  if (!shrunk.rates.slow && orig.rates.slow) parts.push('--no-slow');
+  if (!shrunk.skew && orig.skew) parts.push('--no-skew');
+  if (shrunk.durationMs !== orig.durationMs) parts.push(`--duration ${shrunk.durationMs}`);
+  if (shrunk.hosts !== orig.hosts) parts.push(`--hosts ${shrunk.hosts}`);
+  return parts.join(' ');
+}
+
+/** The lines of a trace that tell the story of a violation: faults, the hosts and resources involved. */
+export function minimalTrace(r: LeaseRunResult, max = 60): string[] {
+  const v = r.violation;
+  const lines = r.trace;
+  if (!v) return lines.slice(-max);
+  const hosts = new Set((v.message.match(/hosts? ([\d,]+)/g) ?? []).flatMap((m) => m.replace(/hosts? /, '').split(',')));
+  for (const m of v.message.matchAll(/by (?:host )?(\d+)/g)) hosts.add(m[1]!);
+  const res = new Set(v.message.match(/R\d+/g) ?? []);
+  const keep = lines.filter((l) => {
+    if (/VIOLATION|CRASH|PAUSE|STORAGE|resume|restored|restarts|watchdog|lockspace failed|kill path/.test(l)) return true;
+    const h = /\bh(\d+) /.exec(l)?.[1];
+    const rr = l.match(/R\d+/g) ?? [];
+    if (h && !hosts.has(h)) return false;
+    if (rr.length && res.size && !rr.some((x) => res.has(x))) return false;
+    return !/IDLIVE|owner is alive/.test(l);
+  });
+  return keep.slice(-max);
+}
+
+async function checkBug(bug: BugSpec, a: Args, faults: FaultClass[], seed: number, max: number): Promise<boolean> {
+  const t0 = process.hrtime.bigint();
+  const sum = await runMany({ seed, schedules: max, faults, bug, coreShare: 0, stopOnViolation: true, ...(a.hosts ? { hosts: num(a, 'hosts', 3) } : {}) });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const v = sum.violations[0];
+  if (v) console.log(`inject-bug ${bug.name}: CAUGHT after ${sum.schedules} schedule(s), ${(ms / 1000).toFixed(1)} s — ${v.rule}: ${v.message} (schedule seed ${v.seed})`);
+  else console.log(`inject-bug ${bug.name}: NOT caught in ${sum.schedules} schedules`);
+  return !!v;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let a: Args;
+  try {
+    a = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`sim: ${(e as Error).message}\n${HELP}`);
+    return 2;
+  }
+  if (a.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const seed = num(a, 'seed', 1) >>> 0;
+  const faults = faultList(a.faults);
+
+  if (a.scale) {
+    await runScale({ hosts: num(a, 'hosts', 2000), lvs: num(a, 'lvs', 10000), seed, json: !!a.json });
+    return 0;
+  }
+
+  if (a['inject-bug'] !== undefined) {
+    const name = String(a['inject-bug']);
+    const bugs = name === 'all' ? [...BUGS] : [findBug(name)];
+    if (bugs.some((b) => !b)) {
+      process.stderr.write(`sim: unknown bug "${name}"; known: ${BUGS.map((b) => b.name).join(', ')}\n`);
+      return 2;
+    }
+    if (a.replay === undefined) {
+      let all = true;
+      for (const b of bugs) all = (await checkBug(b!, a, faults, seed, num(a, 'schedules', 200))) && all;
+      return all ? 0 : 1;
+    }
+  }
+  const bug = a['inject-bug'] !== undefined ? findBug(String(a['inject-bug'])) : undefined;
+
+  if (a.replay !== undefined) {
+    const s0 = num(a, 'replay', 0) >>> 0;
+    if (a.level === 'core') {
+      const r = await runCoreSchedule(s0, { hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true });
+      if (!a.trace) console.log(r.trace.join('\n'));
+      console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');
+      return r.violation ? 1 : 0;
+    }
+    const s = applyReplaySwitches(makeLeaseSchedule(s0, { faults, ...(bug ? { profile: bug.profile } : {}) }), a);
+    console.log(`schedule ${JSON.stringify(s)}`);
+    const r = await runLeaseSchedule(s, bug, { traceAll: !!a.trace, ioTrace: true });
+    if (!a.trace) console.log(r.trace.join('\n'));
+    console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');
+    return r.violation ? 1 : 0;
+  }
+
+  const schedules = a.long ? 1_000_000 : num(a, 'schedules', 200);
+  const hosts = a.hosts !== undefined ? num(a, 'hosts', 3) : undefined;
+  let lastPrint = process.hrtime.bigint();
+  const sum = await runMany({
+    seed, schedules, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
+    progress: (done, total) => {
+      const now = process.hrtime.bigint();
+      if (now - lastPrint > 30_000_000_000n) {
+        lastPrint = now;
+        process.stderr.write(`sim: ${done}/${total} schedules\n`);
+      }
+    },
+  });
+  if (a.json) console.log(JSON.stringify({ ...sum, firstFailure: undefined }));
+  else printSummary(sum, `sim seed ${seed}`);
+  if (sum.violations.length) {
+    const f = sum.firstFailure!;
+    console.log(`\nVIOLATION in schedule seed ${f.seed} (${f.level} level): ${sum.violations[0]!.rule}: ${sum.violations[0]!.message}`);
+    if (f.level === 'lease') {
+      const r = f.result as LeaseRunResult;
+      const shrunk = await shrinkLease(r);
+      console.log(`shrunk schedule: ${JSON.stringify(shrunk.schedule)}`);
+      console.log(`replay: ${replayCommand(r.schedule, shrunk.schedule, undefined, faults)}`);
+      console.log('trace (faults and the hosts/resources involved):');
+      console.log(minimalTrace(shrunk).join('\n'));
+    } else {
+      console.log(`replay: npm run sim -- --replay ${f.seed} --level core`);
+      console.log(f.result.trace.slice(-60).join('\n'));
+    }
+    return 1;
+  }
+  return 0;
+}
+
+export { scheduleSeed };
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`sim: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.exit(2);
+    },
+  );
+}
