@@ -492,6 +492,18 @@ export class Lockspace {
     return true;
   }
 
+  /**
+   * Summary of another host for status displays: 'free' (host_id not held),
+   * 'live', 'dead' (silent for host_dead_seconds), or 'unknown' (not seen by
+   * a renewal yet).
+   */
+  hostState(hostId: number): { state: 'free' | 'live' | 'dead' | 'unknown'; generation: number; timestamp: number } {
+    const hs = this.hosts.get(hostId);
+    if (!hs || !hs.lastCheck) return { state: 'unknown', generation: 0, timestamp: 0 };
+    if (!hs.timestamp) return { state: 'free', generation: hs.ownerGeneration, timestamp: 0 };
+    return { state: this.hostLive(hostId, hs.ownerGeneration) ? 'live' : 'dead', generation: hs.ownerGeneration, timestamp: hs.timestamp };
+  }
+
   /** Read another host's delta leader (used for paxos owner liveness). */
   async readHostLeader(hostId: number): Promise<LeaderRecord> {
     const g = await this.sizes();

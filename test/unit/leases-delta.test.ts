@@ -99,6 +99,9 @@ describe('delta lease', () => {
     await clock.drive(clock.sleep(15_000));
     assert.equal(a.hostLive(2, b.generation), false, 'dead after host_dead (68 s) without renewal');
     assert.equal(a.hostLive(2, 0), false, 'newer generation = old instance dead');
+    assert.equal(a.hostState(2).state, 'dead');
+    assert.equal(a.hostState(3).state, 'free');
+    assert.equal(mk(9).hostState(2).state, 'unknown');
     await clock.drive(a.stopRenewal());
   });
 
