@@ -119,6 +119,11 @@ export interface DaemonOptions {
   readyTimeoutMs?: number;
   /** Only wait for connect, not for a valid hello reply. Default false. */
   noHello?: boolean;
+  /**
+   * Do not wait for /run/lvmlockd.pid. By default readiness also needs it:
+   * lvm commands access() that compiled-in path before connecting.
+   */
+  noPidFile?: boolean;
 }
 
 export interface ProcHandle {
@@ -313,8 +318,12 @@ export class Host {
       if (exitedEarly) break;
       if (fs.existsSync(sock)) {
         const r = await helloOk(sock, 1000);
-        if (r.ok || (opts.noHello && r.error !== 'ENOENT' && r.error !== 'ECONNREFUSED')) return handle;
-        last = `${r.error ?? ''} ${r.text}`;
+        if (r.ok || (opts.noHello && r.error !== 'ENOENT' && r.error !== 'ECONNREFUSED')) {
+          if (opts.noPidFile || fs.existsSync(this.hostPath('/run/lvmlockd.pid'))) return handle;
+          last = 'socket ready but no /run/lvmlockd.pid (lvm commands check it)';
+        } else {
+          last = `${r.error ?? ''} ${r.text}`;
+        }
       }
       await sleep(50);
     }

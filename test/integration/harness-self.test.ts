@@ -65,6 +65,13 @@ describe('cluster lifecycle', () => {
     try {
       await assert.rejects(c.host(1).startDaemon({ kind: 'c', args: ['--no-such-option'], readyTimeoutMs: 3000 }), /exited early[\s\S]*log tail/);
       await assert.rejects(c.host(1).startDaemon({ kind: 'ts', binary: '/nonexistent/lvmlockd' }), /binary not found/);
+      // A daemon whose pid file is elsewhere is not "ready" for lvm commands.
+      await assert.rejects(c.host(1).startDaemon({ kind: 'c', args: ['-T', '-p', '/run/elsewhere.pid'], readyTimeoutMs: 2000 }), /no \/run\/lvmlockd\.pid/);
+      const other = await c.host(1).startDaemon({ kind: 'c', args: ['-T', '-p', '/run/elsewhere.pid'], noPidFile: true });
+      const warn = await c.host(1).lvm(['vgs']);
+      assert.match(warn.stderr, /lvmlockd process is not running/);
+      await c.host(1).stopDaemon();
+      assert.ok(!pidAlive(other.pid));
       // The host is still usable afterwards.
       const d = await c.host(1).startDaemon({ kind: 'c', args: ['-T'] });
       assert.ok(pidAlive(d.pid));
