@@ -1,0 +1,839 @@
+// lock_lv round-trip benchmark: our lvmlockd (-T) against the C lvmlockd (-T),
+// both driven over the libdaemon stream protocol by the same load generator.
+//
+// Per daemon: start it in test mode with socket, pid file and adopt file in a
+// private temp dir; one client sends start_vg (dlm, "vgb") and start_wait; then
+// for every case N clients (one connection each, one outstanding request per
+// connection) loop lock_lv ex / lock_lv un. Uncontended cases give every client
+// its own LV uuid and require op_result 0 on every reply; the contended case has
+// 8 clients hammering one LV uuid and reports the op_result mix instead.
+//
+// One "op" is one lock_lv request/reply round trip (an ex or an un); latency is
+// measured per round trip on the client side with hrtime.
+//
+// Run it through `npm run bench` (bench/run.ts), or directly:
+//   node dist/bench/lockd.js [--seconds S] [--rounds R] [--max-ops N] [--only ours|c]
+//   node dist/bench/lockd.js --profile [--clients 64] [--seconds S] [--profile-out FILE]
+// --profile runs only our daemon under `node --cpu-prof` for the N-client
+// uncontended case and prints the top self-time functions.
+// LOCKD_BENCH_NODE_FLAGS adds node flags to our daemon (A/B tests of V8 options);
+// LVMLOCKD_C_BIN names the C daemon binary when it is not on PATH or in sbin.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
+import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
+
+// ---------------------------------------------------------------- options
+
+export interface LockdBenchOptions {
+  /** measured seconds per case (after warm-up) */
+  seconds: number;
+  /** warm-up seconds per case, not measured */
+  warmupSeconds: number;
+  /** upper bound on measured round trips per case */
+  maxOps: number;
+  /** rounds per case; the daemons alternate within each round and the median round is reported */
+  rounds: number;
+  /** which daemons to run */
+  only: 'both' | 'ours' | 'c';
+  /** progress lines on stderr */
+  verbose: boolean;
+}
+
+export const DEFAULT_OPTIONS: LockdBenchOptions = {
+  seconds: 3,
+  warmupSeconds: 0.5,
+  maxOps: 1_000_000,
+  rounds: 3,
+  only: 'both',
+  verbose: true,
+};
+
+interface CaseDef {
+  name: string;
+  clients: number;
+  contended: boolean;
+}
+
+const CASES: CaseDef[] = [
+  { name: 'uncontended x1', clients: 1, contended: false },
+  { name: 'uncontended x8', clients: 8, contended: false },
+  { name: 'uncontended x64', clients: 64, contended: false },
+  { name: 'contended x8 (1 LV)', clients: 8, contended: true },
+];
+
+const VG = 'vgb';
+const VG_UUID = 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK';
+const VG_LOCK_ARGS = '1.0.0:test';
+/** hard limit for one request; a daemon that does not answer fails the bench */
+const REQUEST_TIMEOUT_MS = 15_000;
+const START_TIMEOUT_MS = 15_000;
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+// ---------------------------------------------------------------- protocol client
+
+class ProtoClient {
+  private readonly decoder = new FrameDecoder();
+  private waiter: { resolve: (t: string) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setNoDelay?.(true);
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('error', (e) => this.fail(e));
+    sock.on('close', () => this.fail(new Error('daemon closed the connection')));
+  }
+
+  static connect(sockPath: string): Promise<ProtoClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection({ path: sockPath });
+      s.once('connect', () => { s.off('error', reject); resolve(new ProtoClient(s)); });
+      s.once('error', reject);
+    });
+  }
+
+  private onData(d: Buffer): void {
+    for (const ev of this.decoder.push(d)) {
+      if (ev.kind === 'overflow') { this.fail(new Error('reply too large')); return; }
+      const w = this.waiter;
+      this.waiter = null;
+      if (w) w.resolve(ev.text);
+      else this.fail(new Error('unsolicited reply from daemon'));
+    }
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(e);
+  }
+
+  /** One request, one reply. */
+  request(frame: Buffer): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error('request already outstanding'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.sock.write(frame);
+    });
+  }
+
+  destroy(): void {
+    this.failure ??= new Error('closed');
+    this.sock.destroy();
+  }
+}
+
+function parseReply(reply: string, key: string): ConfigMap {
+  const parsed = parseConfigTree(reply);
+  if (!parsed.ok) throw new Error(`unparsable reply to ${key}: ${parsed.error}: ${JSON.stringify(reply)}`);
+  return new ConfigMap(parsed.entries);
+}
+
+/** op_result of a lock reply; throws on a malformed reply. */
+function opResult(reply: string): number {
+  const m = parseReply(reply, 'lock_lv');
+  if (m.str('response') !== 'OK') throw new Error(`bad response: ${JSON.stringify(reply)}`);
+  const r = m.int('op_result');
+  if (r === undefined) throw new Error(`reply without op_result: ${JSON.stringify(reply)}`);
+  return Number(r);
+}
+
+/** exactly what lvm commands send (trace 04): `request = "hello"` */
+const HELLO = encodeFrame('request = "hello"\n');
+
+async function hello(c: ProtoClient): Promise<void> {
+  const m = parseReply(await c.request(HELLO), 'hello');
+  if (m.str('response') !== 'OK') throw new Error('hello refused');
+}
+
+function lvUuid(tag: number, i: number): string {
+  // 38 characters, LVM's 6-4-4-4-4-4-6 layout
+  const s = `B${tag.toString(36).padStart(2, '0')}${i.toString(36).padStart(3, '0')}`.padEnd(6, 'x');
+  return `${s}-Bnch-LvUu-idAa-Bbbb-Cccc-Dd${String(i).padStart(4, '0')}`;
+}
+
+function lockLvFrame(mode: 'ex' | 'un', lvName: string, uuid: string): Buffer {
+  return encodeFrame(formatRequest([
+    ['request', 'lock_lv'],
+    ['cmd', 'bench'],
+    ['pid', process.pid],
+    ['mode', mode],
+    ['opts', 'none'],
+    ['vg_name', VG],
+    ['lv_name', lvName],
+    ['lv_uuid', uuid],
+    ['vg_lock_type', 'dlm'],
+    ['vg_lock_args', VG_LOCK_ARGS],
+    ['lv_lock_args', 'dlm'],
+  ]));
+}
+
+// ---------------------------------------------------------------- daemons
+
+interface DaemonSpec {
+  label: string;
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  sockPath: string;
+  pidPath: string;
+}
+
+interface RunningDaemon {
+  spec: DaemonSpec;
+  child: ChildProcess;
+  pid: number;
+  stderr: () => string;
+  exited: Promise<void>;
+}
+
+const liveChildren = new Set<ChildProcess>();
+const liveTmpDirs = new Set<string>();
+
+function cleanupSync(): void {
+  for (const c of liveChildren) {
+    if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
+      try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+  liveChildren.clear();
+  for (const d of liveTmpDirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
+  liveTmpDirs.clear();
+}
+process.on('exit', cleanupSync);
+
+let signalHandlersInstalled = false;
+function installSignalHandlers(): void {
+  if (signalHandlersInstalled) return;
+  signalHandlersInstalled = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => { cleanupSync(); process.exit(130); });
+  }
+}
+
+function makeTmpDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lvmlockd-bench-'));
+  liveTmpDirs.add(d);
+  return d;
+}
+
+function removeTmpDir(d: string): void {
+  try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+  liveTmpDirs.delete(d);
+}
+
+export function findCDaemon(): string | null {
+  const env = process.env.LVMLOCKD_C_BIN;
+  if (env) return fs.existsSync(env) ? env : null;
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const d of dirs) {
+    const p = path.join(d, 'lvmlockd');
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      // skip our own bin/lvmlockd if it happens to be on PATH
+      if (path.resolve(p) === path.join(REPO_ROOT, 'bin', 'lvmlockd')) continue;
+      return p;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+/** Extra node flags for our daemon, e.g. LOCKD_BENCH_NODE_FLAGS="--max-semi-space-size=16". */
+function extraNodeFlags(): string[] {
+  return (process.env.LOCKD_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+}
+
+function oursSpec(dir: string, nodeFlags: string[] = []): DaemonSpec {
+  nodeFlags = [...extraNodeFlags(), ...nodeFlags];
+  const sockPath = path.join(dir, 'ours.sock');
+  const pidPath = path.join(dir, 'ours.pid');
+  return {
+    label: 'ours',
+    command: process.execPath,
+    args: [...nodeFlags, path.join(REPO_ROOT, 'bin', 'lvmlockd'), '-T', '-f', '-s', sockPath, '-p', pidPath,
+      '--adopt-file', path.join(dir, 'ours.adopt')],
+    env: daemonEnv(),
+    sockPath,
+    pidPath,
+  };
+}
+
+/**
+ * Paths go on the command line only. The C lvmlockd 2.03.16 aborts at start-up
+ * ("munmap_chunk(): invalid pointer") when LVM_LVMLOCKD_SOCKET/PIDFILE are set
+ * *and* -s/-p are given (it frees the getenv() string when the option replaces
+ * it), so the variables are removed from both daemons' environment.
+ */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.LVM_LVMLOCKD_SOCKET;
+  delete env.LVM_LVMLOCKD_PIDFILE;
+  return env;
+}
+
+function cSpec(dir: string, bin: string): DaemonSpec {
+  const sockPath = path.join(dir, 'c.sock');
+  const pidPath = path.join(dir, 'c.pid');
+  return {
+    label: 'C',
+    command: bin,
+    args: ['-T', '-f', '-s', sockPath, '-p', pidPath, '--adopt-file', path.join(dir, 'c.adopt')],
+    env: daemonEnv(),
+    sockPath,
+    pidPath,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
+  const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  let errText = '';
+  const keep = (d: Buffer): void => { errText = (errText + d.toString()).slice(-8192); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { liveChildren.delete(child); resolve(); }));
+  let spawnError: Error | null = null;
+  child.once('error', (e) => { spawnError = e; });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (true) {
+    if (spawnError) throw new Error(`${spec.label}: cannot start ${spec.command}: ${(spawnError as Error).message}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${spec.label} daemon exited during start-up (${child.exitCode ?? child.signalCode}): ${errText.trim()}`);
+    }
+    if (fs.existsSync(spec.sockPath)) {
+      try {
+        const c = await ProtoClient.connect(spec.sockPath);
+        c.destroy();
+        break;
+      } catch { /* not listening yet */ }
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${spec.label} daemon did not open ${path.basename(spec.sockPath)} within ${START_TIMEOUT_MS} ms: ${errText.trim()}`);
+    }
+    await sleep(20);
+  }
+  return { spec, child, pid: child.pid!, stderr: () => errText, exited };
+}
+
+/** SIGTERM, then SIGKILL: both daemons ignore SIGTERM while lockspaces exist. */
+async function stopDaemon(d: RunningDaemon, graceMs = 300): Promise<void> {
+  if (d.child.exitCode !== null || d.child.signalCode !== null) return;
+  try { process.kill(d.pid, 'SIGTERM'); } catch { return; }
+  const done = await Promise.race([d.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  if (!done) {
+    try { process.kill(d.pid, 'SIGKILL'); } catch { /* gone */ }
+    await Promise.race([d.exited, sleep(5000)]);
+  }
+}
+
+/** VmRSS of a process in MiB. */
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime+stime of a process (all threads), in seconds. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields after ")" start at field 3 (state); utime = 14, stime = 15
+    const ticks = Number(rest[14 - 3]) + Number(rest[15 - 3]);
+    return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+async function setupVg(sockPath: string): Promise<void> {
+  const c = await ProtoClient.connect(sockPath);
+  try {
+    await hello(c);
+    const start = parseReply(await c.request(encodeFrame(formatRequest([
+      ['request', 'start_vg'], ['pid', process.pid], ['vg_name', VG], ['vg_lock_type', 'dlm'],
+      ['vg_lock_args', VG_LOCK_ARGS], ['vg_uuid', VG_UUID], ['version', 1], ['host_id', 0], ['opts', 'none'],
+    ]))), 'start_vg');
+    const sr = Number(start.int('op_result') ?? NaN);
+    if (sr !== 0) throw new Error(`start_vg failed: op_result ${sr}`);
+    const wait = parseReply(await c.request(encodeFrame(formatRequest([['request', 'start_wait'], ['pid', process.pid]]))), 'start_wait');
+    const wr = Number(wait.int('op_result') ?? NaN);
+    if (wr !== 0) throw new Error(`start_wait failed: op_result ${wr}`);
+  } finally {
+    c.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- one case
+
+export interface CaseResult {
+  caseName: string;
+  daemon: string;
+  clients: number;
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50us: number;
+  p99us: number;
+  maxUs: number;
+  /** successful ex acquisitions per second (contended case) */
+  acquiredPerSec: number;
+  /** op_result -> count over measured round trips */
+  results: Map<number, number>;
+  daemonCpu: number;
+  benchCpu: number;
+  /** daemon resident set size at the end of the case, MiB */
+  rssMiB: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+async function runCase(d: RunningDaemon, def: CaseDef, tag: number, o: LockdBenchOptions): Promise<CaseResult> {
+  const clients: ProtoClient[] = [];
+  try {
+    for (let i = 0; i < def.clients; i++) {
+      try {
+        const c = await ProtoClient.connect(d.spec.sockPath);
+        clients.push(c);
+        await hello(c);
+      } catch (e) {
+        throw new Error(`connect/hello of client ${i + 1} of ${def.clients}: ${(e as Error).message}`);
+      }
+    }
+    const maxOps = o.maxOps;
+    const lat = new Float64Array(maxOps);
+    let nLat = 0;
+    let measuring = false;
+    let stop = false;
+    let mStart = 0n;
+    let mEnd = 0n;
+    let acquired = 0;
+    const results = new Map<number, number>();
+    let firstError: Error | null = null;
+
+    const endMeasure = (): void => {
+      if (!measuring) return;
+      measuring = false;
+      stop = true;
+      mEnd = process.hrtime.bigint();
+    };
+
+    const loop = async (idx: number): Promise<void> => {
+      const c = clients[idx]!;
+      const lvName = def.contended ? 'lvhot' : `lv${idx}`;
+      const uuid = lvUuid(tag, def.contended ? 999 : idx);
+      const ex = lockLvFrame('ex', lvName, uuid);
+      const un = lockLvFrame('un', lvName, uuid);
+      const one = async (frame: Buffer): Promise<number> => {
+        const t0 = process.hrtime.bigint();
+        const counted = measuring;
+        const rv = opResult(await c.request(frame));
+        const t1 = process.hrtime.bigint();
+        if (counted && measuring) {
+          lat[nLat++] = Number(t1 - t0) / 1000;
+          results.set(rv, (results.get(rv) ?? 0) + 1);
+          if (nLat >= maxOps) endMeasure();
+        }
+        return rv;
+      };
+      while (!stop) {
+        const counted = measuring;
+        const r1 = await one(ex);
+        if (r1 !== 0) {
+          if (!def.contended) throw new Error(`${d.spec.label}: lock_lv ex ${lvName} returned op_result ${r1}`);
+          continue; // contended: someone else holds it; try again
+        }
+        if (counted && measuring) acquired++;
+        const r2 = await one(un);
+        if (r2 !== 0) throw new Error(`${d.spec.label}: lock_lv un ${lvName} returned op_result ${r2}`);
+      }
+    };
+
+    const cpu0 = { d: 0, b: process.cpuUsage() };
+    const watchdog = setTimeout(() => {
+      firstError ??= new Error(`${d.spec.label}: ${def.name} did not finish (daemon stopped answering?)`);
+      for (const c of clients) c.destroy();
+    }, (o.warmupSeconds + o.seconds) * 1000 + REQUEST_TIMEOUT_MS);
+    const warm = setTimeout(() => {
+      measuring = true;
+      mStart = process.hrtime.bigint();
+      cpu0.d = cpuSeconds(d.pid);
+      cpu0.b = process.cpuUsage();
+    }, o.warmupSeconds * 1000);
+    const end = setTimeout(endMeasure, (o.warmupSeconds + o.seconds) * 1000);
+    const loops = clients.map((_, i) => loop(i).catch((e: unknown) => {
+      firstError ??= new Error(`client ${i + 1} of ${def.clients} (${measuring ? 'measuring' : stop ? 'stopping' : 'warm-up'}): ${(e as Error).message}`);
+      stop = true;
+      for (const c of clients) c.destroy();
+    }));
+    await Promise.all(loops);
+    clearTimeout(watchdog);
+    clearTimeout(warm);
+    clearTimeout(end);
+    if (firstError) throw firstError;
+    if (mEnd === 0n) throw new Error(`${d.spec.label}: ${def.name}: measurement window never closed`);
+    const dCpu = cpuSeconds(d.pid) - cpu0.d;
+    const bUse = process.cpuUsage(cpu0.b);
+    const secs = Number(mEnd - mStart) / 1e9;
+    const sorted = lat.subarray(0, nLat).sort();
+    return {
+      caseName: def.name,
+      daemon: d.spec.label,
+      clients: def.clients,
+      ops: nLat,
+      seconds: secs,
+      opsPerSec: nLat / secs,
+      p50us: percentile(sorted, 0.5),
+      p99us: percentile(sorted, 0.99),
+      maxUs: sorted.length ? sorted[sorted.length - 1]! : NaN,
+      acquiredPerSec: acquired / secs,
+      results,
+      daemonCpu: dCpu / secs,
+      benchCpu: (bUse.user + bUse.system) / 1e6 / secs,
+      rssMiB: rssMiB(d.pid),
+    };
+  } finally {
+    for (const c of clients) c.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- whole bench
+
+async function startAndSetUp(spec: DaemonSpec): Promise<RunningDaemon> {
+  const d = await startDaemon(spec);
+  try {
+    await setupVg(spec.sockPath);
+    return d;
+  } catch (e) {
+    await stopDaemon(d);
+    throw withDaemonOutput(e, d);
+  }
+}
+
+function withDaemonOutput(e: unknown, d: RunningDaemon): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const c = d.child;
+  const state = c.exitCode !== null ? `exited with status ${c.exitCode}`
+    : c.signalCode !== null ? `killed by ${c.signalCode}` : 'still running';
+  if (!err.message.includes('daemon state:')) err.message += ` (${d.spec.label} daemon state: ${state})`;
+  const tail = d.stderr().trim();
+  if (tail && !err.message.includes('daemon output')) err.message += `\n${d.spec.label} daemon output (tail):\n${tail.slice(-2000)}`;
+  return err;
+}
+
+/** The round with the median throughput stands for the case; all rounds' ops/s are kept. */
+interface Aggregate extends CaseResult {
+  roundOps: number[];
+}
+
+function median(rs: CaseResult[]): Aggregate {
+  const sorted = [...rs].sort((a, b) => a.opsPerSec - b.opsPerSec);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return { ...mid, roundOps: rs.map((r) => r.opsPerSec) };
+}
+
+function fmtUs(us: number): string {
+  if (!Number.isFinite(us)) return '-';
+  if (us >= 10_000) return `${(us / 1000).toFixed(1)} ms`;
+  if (us >= 1000) return `${(us / 1000).toFixed(2)} ms`;
+  return `${us.toFixed(0)} us`;
+}
+
+function fmtRatio(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+function resultMix(r: CaseResult): string {
+  return [...r.results.entries()].sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k}:${(100 * v / Math.max(1, r.ops)).toFixed(1)}%`).join(' ');
+}
+
+export function formatReport(results: Aggregate[], o: LockdBenchOptions, notes: string[]): string {
+  const lines: string[] = [];
+  lines.push('lvmlockd lock_lv benchmark (test mode -T, dlm VG, one outstanding request per connection)');
+  lines.push(`op = one lock_lv round trip (ex or un); ${o.seconds} s measured per case and round after ${o.warmupSeconds} s warm-up, max ${o.maxOps} ops; ` +
+    `${os.cpus().length} CPUs, node ${process.version}, ${new Date().toISOString()}`);
+  lines.push('');
+  const hdr = [pad('case', 22), pad('daemon', 7), pad('ops/s', 9, true), pad('p50', 10, true), pad('p99', 10, true),
+    pad('max', 10, true), pad('daemon cpu', 11, true), pad('cpu/op', 8, true), pad('bench cpu', 10, true),
+    pad('rss', 8, true), '  ops/s per round'].join(' ');
+  lines.push(hdr);
+  lines.push('-'.repeat(hdr.length));
+  const byCase = new Map<string, Aggregate[]>();
+  for (const r of results) {
+    const l = byCase.get(r.caseName) ?? [];
+    l.push(r);
+    byCase.set(r.caseName, l);
+  }
+  for (const [name, rs] of byCase) {
+    let first = true;
+    for (const r of rs) {
+      lines.push([pad(first ? name : '', 22), pad(r.daemon, 7), pad(Math.round(r.opsPerSec).toString(), 9, true),
+        pad(fmtUs(r.p50us), 10, true), pad(fmtUs(r.p99us), 10, true), pad(fmtUs(r.maxUs), 10, true),
+        pad(`${(100 * r.daemonCpu).toFixed(0)}%`, 11, true), pad(fmtUs(1e6 * r.daemonCpu / r.opsPerSec), 8, true),
+        pad(`${(100 * r.benchCpu).toFixed(0)}%`, 10, true), pad(`${r.rssMiB.toFixed(0)}M`, 8, true),
+        '  ' + r.roundOps.map((x) => Math.round(x)).join(' / ')].join(' '));
+      first = false;
+    }
+    const ours = rs.find((r) => r.daemon === 'ours');
+    const c = rs.find((r) => r.daemon === 'C');
+    if (ours && c) {
+      const tOk = ours.opsPerSec >= c.opsPerSec;
+      const lOk = ours.p50us <= c.p50us;
+      lines.push([pad('', 22), pad('ours/C', 7), pad(fmtRatio(ours.opsPerSec / c.opsPerSec), 9, true),
+        pad(fmtRatio(ours.p50us / c.p50us), 10, true), pad(fmtRatio(ours.p99us / c.p99us), 10, true), pad('', 10), pad('', 11),
+        pad(fmtRatio((ours.daemonCpu / ours.opsPerSec) / (c.daemonCpu / c.opsPerSec)), 8, true),
+        `  target ops/s >= 1.0x: ${tOk ? 'met' : 'MISSED'}, p50 <= 1.0x: ${lOk ? 'met' : 'MISSED'}`].join(' '));
+    }
+  }
+  const contended = results.filter((r) => CASES.some((c) => c.contended && c.name === r.caseName));
+  if (contended.length) {
+    lines.push('');
+    lines.push('contended case, op_result mix over measured round trips and successful ex acquisitions:');
+    for (const r of contended) {
+      lines.push(`  ${pad(r.daemon, 5)} ${resultMix(r)}  acquired ex ${Math.round(r.acquiredPerSec)}/s`);
+    }
+  }
+  if (notes.length) {
+    lines.push('');
+    for (const n of notes) lines.push(n);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function runLockdBench(opts: Partial<LockdBenchOptions> = {}): Promise<string> {
+  const o: LockdBenchOptions = { ...DEFAULT_OPTIONS, ...opts };
+  installSignalHandlers();
+  const notes: string[] = [];
+  const daemons: RunningDaemon[] = [];
+  const dir = makeTmpDir();
+  const load0 = os.loadavg();
+  const perCase = new Map<string, CaseResult[]>();
+  const failures: string[] = [];
+  try {
+    if (o.only !== 'c') {
+      if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli', 'lvmlockd.js'))) {
+        throw new Error('dist/src/cli/lvmlockd.js missing: run `npm run build` first');
+      }
+      daemons.push(await startAndSetUp(oursSpec(dir)));
+    }
+    if (o.only !== 'ours') {
+      const bin = findCDaemon();
+      if (!bin) notes.push('C lvmlockd not found (install lvm2-lockd or set LVMLOCKD_C_BIN): C rows skipped.');
+      else daemons.push(await startAndSetUp(cSpec(dir, bin)));
+    }
+    for (let ci = 0; ci < CASES.length; ci++) {
+      const def = CASES[ci]!;
+      for (let round = 0; round < o.rounds; round++) {
+        // alternate which daemon goes first so drift and background load hit both alike
+        const order = round % 2 === 0 ? daemons : [...daemons].reverse();
+        for (const d of order) {
+          if (!alive(d)) continue;
+          if (o.verbose) process.stderr.write(`  ${def.name} round ${round + 1}/${o.rounds} ${d.spec.label}: `);
+          let r: CaseResult;
+          try {
+            r = await runCase(d, def, ci * o.rounds + round, o);
+          } catch (e) {
+            // Recorded and reported loudly (the bench then fails); the other rounds still run.
+            const msg = withDaemonOutput(e, d).message;
+            failures.push(`${def.name}, round ${round + 1}, ${d.spec.label}: ${msg}`);
+            if (o.verbose) process.stderr.write(`FAILED: ${msg}\n`);
+            await sleep(100);
+            continue;
+          }
+          if (o.verbose) process.stderr.write(`${Math.round(r.opsPerSec)} ops/s, p50 ${fmtUs(r.p50us)}, p99 ${fmtUs(r.p99us)}\n`);
+          const key = `${def.name}\0${d.spec.label}`;
+          perCase.set(key, [...(perCase.get(key) ?? []), r]);
+          await sleep(100); // let the closed connections' cleanup settle
+        }
+      }
+    }
+  } finally {
+    await Promise.all(daemons.map((d) => stopDaemon(d)));
+    removeTmpDir(dir);
+  }
+  const load1 = os.loadavg();
+  const results = [...perCase.values()].map(median);
+  notes.push(`Median of ${o.rounds} rounds per case (ops/s of every round in the last column); the two daemons run`);
+  notes.push('side by side but take turns, alternating which goes first. The load generator is one Node process');
+  notes.push('sharing the CPUs with the daemon ("bench cpu" near 100% would mean the client side is the limit).');
+  notes.push('"cpu/op" = daemon CPU time (all threads, /proc) per round trip: less sensitive to background load than');
+  notes.push('ops/s. "rss" = daemon VmRSS at the end of the reported round (the runs accumulate in one daemon).');
+  notes.push(`Load average before/after: ${load0[0]!.toFixed(2)} / ${load1[0]!.toFixed(2)} (other work on the machine skews figures).`);
+  let report = formatReport(results, o, notes);
+  if (failures.length) {
+    report += `\nFAILED (${failures.length} case round${failures.length > 1 ? 's' : ''}; figures above exclude them):\n` +
+      failures.map((f) => `  - ${f}`).join('\n') + '\n';
+    throw new LockdBenchFailure(report);
+  }
+  return report;
+}
+
+/** Thrown when any case round failed; `report` holds the whole report including the failures. */
+export class LockdBenchFailure extends Error {
+  constructor(readonly report: string) {
+    super(report);
+    this.name = 'LockdBenchFailure';
+  }
+}
+
+/** Message (which this file extends with context after construction) plus the stack frames. */
+export function describeError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+  return [e.message, ...frames].join('\n');
+}
+
+function alive(d: RunningDaemon): boolean {
+  return d.child.exitCode === null && d.child.signalCode === null;
+}
+
+// ---------------------------------------------------------------- profiling
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  children?: number[];
+}
+interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+
+export function summarizeProfile(prof: CpuProfile, top = 25): string {
+  const byId = new Map<number, ProfileNode>();
+  for (const n of prof.nodes) byId.set(n.id, n);
+  const self = new Map<number, number>();
+  for (let i = 0; i < prof.samples.length; i++) {
+    const dt = prof.timeDeltas[i] ?? 0;
+    self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + dt);
+  }
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  let total = 0;
+  for (const v of self.values()) total += v;
+  const rel = (url: string): string => {
+    if (!url) return '';
+    const u = url.replace(/^file:\/\//, '');
+    const i = u.indexOf('/dist/');
+    if (i >= 0) return u.slice(i + 1);
+    if (u.startsWith('node:')) return u;
+    return path.basename(u);
+  };
+  const key = (n: ProfileNode): string => {
+    const f = n.callFrame;
+    const name = f.functionName || '(anonymous)';
+    const where = rel(f.url);
+    return where ? `${name}  ${where}:${f.lineNumber + 1}` : name;
+  };
+  const selfBy = new Map<string, number>();
+  const inclBy = new Map<string, number>();
+  for (const [id, t] of self) {
+    const n = byId.get(id)!;
+    selfBy.set(key(n), (selfBy.get(key(n)) ?? 0) + t);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = key(byId.get(cur)!);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclBy.set(k, (inclBy.get(k) ?? 0) + t);
+    }
+  }
+  const fileBy = new Map<string, number>();
+  for (const [id, t] of self) {
+    const n = byId.get(id)!;
+    const f = rel(n.callFrame.url) || `(${n.callFrame.functionName || 'native'})`;
+    fileBy.set(f, (fileBy.get(f) ?? 0) + t);
+  }
+  const pct = (v: number): string => `${(100 * v / total).toFixed(1).padStart(5)}%`;
+  const out: string[] = [];
+  out.push(`total sampled ${(total / 1e6).toFixed(2)} s`);
+  out.push('', `top ${top} by self time:`);
+  for (const [k, v] of [...selfBy].sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(v)}  ${k}`);
+  out.push('', 'top by inclusive time (project code only):');
+  for (const [k, v] of [...inclBy].filter(([k]) => k.includes('dist/')).sort((a, b) => b[1] - a[1]).slice(0, top)) out.push(`  ${pct(v)}  ${k}`);
+  out.push('', 'self time by script:');
+  for (const [k, v] of [...fileBy].sort((a, b) => b[1] - a[1]).slice(0, 15)) out.push(`  ${pct(v)}  ${k}`);
+  return out.join('\n') + '\n';
+}
+
+export async function runProfile(clients: number, seconds: number, outFile: string | null): Promise<string> {
+  installSignalHandlers();
+  const dir = makeTmpDir();
+  try {
+    const profDir = path.join(dir, 'prof');
+    fs.mkdirSync(profDir);
+    // The preload (this file) makes SIGUSR2 a clean exit so --cpu-prof writes its profile.
+    const spec = oursSpec(dir, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--require', __filename]);
+    spec.env = { ...spec.env, LOCKD_BENCH_PRELOAD: '1' };
+    const o: LockdBenchOptions = { ...DEFAULT_OPTIONS, seconds, only: 'ours' };
+    const d = await startDaemon(spec);
+    let result: CaseResult;
+    try {
+      await setupVg(spec.sockPath);
+      result = await runCase(d, { name: `uncontended x${clients}`, clients, contended: false }, 0, o);
+      process.kill(d.pid, 'SIGUSR2');
+      await Promise.race([d.exited, sleep(10_000)]);
+    } finally {
+      await stopDaemon(d);
+    }
+    const files = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+    if (!files.length) throw new Error('daemon wrote no .cpuprofile');
+    const text = fs.readFileSync(path.join(profDir, files[0]!), 'utf8');
+    if (outFile) fs.writeFileSync(outFile, text);
+    const head = `profile of our lvmlockd -T, uncontended x${clients}, ${seconds} s (+warm-up): ` +
+      `${Math.round(result.opsPerSec)} ops/s (under the profiler), p50 ${fmtUs(result.p50us)}, daemon cpu ${(100 * result.daemonCpu).toFixed(0)}%\n`;
+    return head + summarizeProfile(JSON.parse(text) as CpuProfile);
+  } finally {
+    removeTmpDir(dir);
+  }
+}
+
+// ---------------------------------------------------------------- entry points
+
+if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
+  // loaded with --require into the profiled daemon
+  delete process.env.LOCKD_BENCH_PRELOAD;
+  process.on('SIGUSR2', () => process.exit(0));
+}
+
+function argValue(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+if (require.main === module) {
+  const argv = process.argv.slice(2);
+  const seconds = Number(argValue(argv, '--seconds') ?? NaN);
+  const run = argv.includes('--profile')
+    ? runProfile(Number(argValue(argv, '--clients') ?? 64), Number.isFinite(seconds) ? seconds : 5, argValue(argv, '--profile-out') ?? null)
+    : runLockdBench({
+      ...(Number.isFinite(seconds) ? { seconds } : {}),
+      ...(argValue(argv, '--max-ops') ? { maxOps: Number(argValue(argv, '--max-ops')) } : {}),
+      ...(argValue(argv, '--only') ? { only: argValue(argv, '--only') as LockdBenchOptions['only'] } : {}),
+      ...(argValue(argv, '--rounds') ? { rounds: Math.max(1, Number(argValue(argv, '--rounds'))) } : {}),
+    });
+  run.then((text) => { process.stdout.write(text); }, (e: unknown) => {
+    if (e instanceof LockdBenchFailure) process.stdout.write(e.report);
+    else process.stderr.write(`lockd bench failed: ${describeError(e)}\n`);
+    process.exitCode = 1;
+  });
+}

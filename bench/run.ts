@@ -1,0 +1,46 @@
+// `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C) and then the leases
+// benchmark from bench/leases.ts when that module is present in this build.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
+
+type LeasesModule = { runLeasesBench?: () => Promise<string> };
+
+async function runLeases(): Promise<string> {
+  // Looked up at run time so this file compiles whether or not bench/leases.ts exists.
+  const file = path.join(__dirname, 'leases.js');
+  const source = path.resolve(__dirname, '..', '..', 'bench', 'leases.ts');
+  if (!fs.existsSync(file) || !fs.existsSync(source)) {
+    return 'leases bench: skipped, bench/leases.ts is not in this tree yet.\n';
+  }
+  const mod = require(file) as LeasesModule;
+  if (typeof mod.runLeasesBench !== 'function') {
+    return 'leases bench: skipped, bench/leases.ts does not export runLeasesBench().\n';
+  }
+  return mod.runLeasesBench();
+}
+
+async function main(): Promise<number> {
+  let code = 0;
+  const sections: Array<[string, () => Promise<string>]> = [
+    ['lvmlockd lock_lv (bench/lockd.ts)', () => runLockdBench()],
+    ['leases (bench/leases.ts)', runLeases],
+  ];
+  for (const [title, fn] of sections) {
+    process.stdout.write(`\n=== ${title} ===\n`);
+    try {
+      process.stdout.write(await fn());
+    } catch (e) {
+      if (e instanceof LockdBenchFailure) process.stdout.write(e.report);
+      else process.stdout.write(`FAILED: ${describeError(e)}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  process.stderr.write(`bench: ${describeError(e)}\n`);
+  process.exitCode = 1;
+});
