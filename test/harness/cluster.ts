@@ -605,13 +605,17 @@ export class Cluster {
    * /dev/mapper/<vg>-lvmlock for a sanlock VG, made before `vgcreate` (the
    * daemon writes the leases during vgcreate): the lvmlock LV is the first
    * LV of a new VG, so it starts at the PV's pe_start (default 1 MiB) and is
-   * 256 MiB for 512-byte sectors.
+   * 256 MiB for 512-byte sectors, 1024 MiB for 4K sectors with the default
+   * sanlock_align_size 8 (pass sizeBytes for other settings). Not emulated:
+   * a later automatic extension of lvmlock (sanlock_lv_extend) by lvm.
    */
   emulateLvmlock(vg: string, o: { disk?: number; offsetBytes?: number; sizeBytes?: number } = {}): Promise<MapperDevice> {
+    const disk = this.disks[o.disk ?? 0];
+    const defSize = (disk?.sectorSize === 4096 ? 1024 : 256) * 1024 * 1024;
     return this.emulateLv(vg, 'lvmlock', {
       disk: o.disk,
       offsetBytes: o.offsetBytes ?? 1024 * 1024,
-      sizeBytes: o.sizeBytes ?? 256 * 1024 * 1024,
+      sizeBytes: o.sizeBytes ?? defSize,
     });
   }
 
