@@ -472,7 +472,10 @@ async function paxosLeaseAcquire(
       try {
         ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
       } catch (e) {
-        if (e instanceof BallotAbort) {
+        // Only a higher mbal is worth another ballot (sanlock retries SANLK_DBLOCK_MBAL only).
+        // A dblock at a higher lver means the leader we read is stale: retrying the same
+        // lver would abort forever, so fail (lvmlockd maps SANLK_DBLOCK_LVER to -EAGAIN).
+        if (e instanceof BallotAbort && e.rv === SANLK.DBLOCK_MBAL) {
           await host.clock.sleep(Math.floor(host.random.next() * 1000));
           ourMbal += cur.maxHosts;
           continue;
@@ -683,9 +686,13 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
   const g = lease.geometry;
   if (mode === lease.mode) return;
   if (mode === 'sh') {
+    // From here on we may only rely on SH: once our SHARED mode block and
+    // RELEASED dblock are on disk (one sector, written atomically), other
+    // hosts may take SH; if the write did not land we still own EX, which
+    // covers SH. So the lease counts as SH even if a step below fails.
+    lease.mode = 'sh';
     await writeHostBlock(lease.ref, g, host.hostId, { ...lease.dblock, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'ex2sh');
     lease.leader = await paxosLeaseRelease(lease.ref, g, host, lease.leader);
-    lease.mode = 'sh';
     return;
   }
   let res: PaxosAcquireResult;
@@ -726,7 +733,9 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
       });
     }
   }
-  await writeHostBlock(lease.ref, g, host.hostId, res.dblock, undefined, io, 'sh2ex_clear_mode');
+  // Clear our SHARED mode block. Like sanlock, a failure here is ignored: a
+  // stale SH block of ours only makes EX acquirers of other hosts wait.
+  await writeHostBlock(lease.ref, g, host.hostId, res.dblock, undefined, io, 'sh2ex_clear_mode').catch(() => undefined);
   lease.mode = 'ex';
 }
 

@@ -73,7 +73,10 @@ export async function simulate(p: Params): Promise<Stats> {
     if (!faults) return undefined;
     const x = rnd.next();
     if (x < p.eio) return { kind: 'eio' };
-    if (req.op === 'write' && x < p.eio + p.torn) return { kind: 'torn', bytes: rnd.int(req.length) };
+    // Sector writes are atomic (sanlock assumes it, disks guarantee it): a
+    // "torn" write lands a whole number of sectors, then reports EIO. For a
+    // one-sector lease write that is "landed, but the writer saw an error".
+    if (req.op === 'write' && x < p.eio + p.torn) return { kind: 'torn', bytes: rnd.int(req.length / 512 + 1) * 512 };
     let resolve!: () => void;
     const until = new Promise<void>((r) => (resolve = r));
     pending.push({ iid, resolve });
