@@ -348,7 +348,10 @@ export class Lockspace {
       }
       this.last = check;
       this.generation = check.ownerGeneration;
-      this.lastSuccess = this.clock.monotonicSeconds();
+      // As sanlock: the last success is the timestamp we wrote, not the end of the
+      // 2*io wait. Other hosts count host_dead from the write; counting from the end of
+      // the wait would let our kill path and watchdog fire 2*io_timeout too late.
+      this.lastSuccess = rec.timestamp;
       this.lastRenewOk = true;
       this.state = 'held';
       return this.generation;
