@@ -98,6 +98,11 @@ export interface ResourceLease {
   dblock: PaxosDblock;
   /** Lease version (for EX: the lver we own). */
   lver: number;
+  /**
+   * Set when a convert failed half way: release must also clear a leader
+   * that still names us (sanlock's R_ERASE_ALL).
+   */
+  eraseAll?: boolean;
 }
 
 export interface AcquireOptions {
@@ -676,7 +681,20 @@ export async function releaseResource(host: PaxosHost, lease: ResourceLease, opt
     if (lease.mode === 'sh') throw e;
     // EX: sanlock ignores this failure and still clears the leader.
   }
-  if (lease.mode === 'sh') return;
+  if (lease.mode === 'sh') {
+    if (lease.eraseAll) {
+      // A half-done convert may have left the leader naming us.
+      try {
+        const leader = await leaderRead(lease.ref, g, 0, io);
+        if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
+          lease.leader = await paxosLeaseRelease(lease.ref, g, host, leader);
+        }
+      } catch {
+        /* best effort, as sanlock */
+      }
+    }
+    return;
+  }
   lease.leader = await paxosLeaseRelease(lease.ref, g, host, lease.leader, opts.rename);
 }
 
@@ -691,8 +709,10 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
     // hosts may take SH; if the write did not land we still own EX, which
     // covers SH. So the lease counts as SH even if a step below fails.
     lease.mode = 'sh';
+    lease.eraseAll = true;
     await writeHostBlock(lease.ref, g, host.hostId, { ...lease.dblock, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'ex2sh');
     lease.leader = await paxosLeaseRelease(lease.ref, g, host, lease.leader);
+    lease.eraseAll = false;
     return;
   }
   let res: PaxosAcquireResult;

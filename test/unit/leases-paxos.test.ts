@@ -175,6 +175,22 @@ describe('paxos lease', () => {
     await stop();
   });
 
+  test('a failed ex->sh convert leaves the lease as sh, never as ex', async () => {
+    const { clock, disk, px, ref, stop } = await cluster(3);
+    const lease = await clock.drive(acquireResource(px[0]!, ref));
+    // the mode-block write lands, the leader release fails
+    disk.fault = (r) => (r.op === 'write' && r.label === 'paxos_release' ? { kind: 'eio' } : undefined);
+    await assert.rejects(clock.drive(convertResource(px[0]!, lease, 'sh')), /injected I\/O error/);
+    disk.fault = undefined;
+    assert.equal(lease.mode, 'sh');
+    // ex stays refused to others (our SH mode block, or our leader)
+    await assert.rejects(clock.drive(acquireResource(px[2]!, ref, { ownerNowait: true })), (e: unknown) => isLeaseError(e));
+    await clock.drive(releaseResource(px[0]!, lease));
+    const ex = await clock.drive(acquireResource(px[2]!, ref));
+    assert.equal(ex.mode, 'ex');
+    await stop();
+  });
+
   test('request record and bitmap notification reach the owner', async () => {
     const { clock, px, hosts, ref, stop } = await cluster(2);
     const lease = await clock.drive(acquireResource(px[0]!, ref));
