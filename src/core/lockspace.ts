@@ -282,6 +282,7 @@ export class Lockspace {
 
       let retry = false;
       for (const r of [...this.resources]) {
+        if (r.actions.length === 0 && closes.length === 0) continue;  // nothing can change
         if (await this.processResource(r, closes)) retry = true;
       }
       h.lockspaceChanged();
@@ -508,6 +509,9 @@ export class Lockspace {
       h.debug(`${this.name}:${r.name} will dispose for ${unlockByClientId}`);
       this.resources.splice(this.resources.indexOf(r), 1);
       r.disposeClientId = unlockByClientId;
+      // free_lv takes the newest record; an older one for the same LV and client is dead weight.
+      const stale = this.dispose.findIndex((d) => d.name === r.name && d.disposeClientId === unlockByClientId);
+      if (stale >= 0) this.dispose.splice(stale, 1);
       this.dispose.unshift(r);
     }
     return retry;

@@ -18,9 +18,54 @@ export function syslogPriority(name: string): number {
 
 export const LOG_DUMP_SIZE = 4 * 1024 * 1024;
 
+/**
+ * A byte ring of LOG_DUMP_SIZE: the newest lines overwrite the oldest, as
+ * lvmlockd's log_dump buffer. Writing a line is a copy into a preallocated
+ * buffer, so logging stays cheap on the lock path however long the daemon runs.
+ */
+export class LogRing {
+  private readonly buf: Buffer;
+  private end = 0;          // next write position
+  private wrapped = false;
+
+  constructor(readonly capacity = LOG_DUMP_SIZE) {
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  append(text: string): void {
+    let data = Buffer.from(text);
+    if (data.length > this.capacity) {
+      data = data.subarray(data.length - this.capacity);
+      data.copy(this.buf, 0);
+      this.end = this.capacity;
+      this.wrapped = true;
+      return;
+    }
+    const room = this.capacity - this.end;
+    if (data.length <= room) {
+      data.copy(this.buf, this.end);
+      this.end += data.length;
+      return;
+    }
+    data.copy(this.buf, this.end, 0, room);
+    data.copy(this.buf, 0, room);
+    this.end = data.length - room;
+    this.wrapped = true;
+  }
+
+  /** Oldest first; the line cut by the wrap point is dropped. */
+  text(): string {
+    if (!this.wrapped) return this.buf.toString('utf8', 0, this.end);
+    const all = Buffer.concat([this.buf.subarray(this.end), this.buf.subarray(0, this.end)]);
+    const firstNewline = all.indexOf(0x0a);
+    return firstNewline < 0 ? '' : all.subarray(firstNewline + 1).toString('utf8');
+  }
+}
+
 export class DaemonLog {
-  private readonly chunks: string[] = [];
-  private size = 0;
+  private readonly ring = new LogRing();
+  private prefixSecond = -1;
+  private prefix = '';
 
   constructor(
     private readonly opts: { debugToStdout: boolean; syslogPriority: number; nowSeconds: () => number; useSyslog: boolean },
@@ -31,10 +76,10 @@ export class DaemonLog {
   warn(msg: string): void { this.line(LOG_WARNING, msg); }
 
   private line(priority: number, msg: string): void {
-    const text = `${this.opts.nowSeconds()} ${msg}\n`;
-    this.chunks.push(text);
-    this.size += text.length;
-    while (this.size > LOG_DUMP_SIZE && this.chunks.length > 1) this.size -= this.chunks.shift()!.length;
+    const now = this.opts.nowSeconds();
+    if (now !== this.prefixSecond) { this.prefixSecond = now; this.prefix = `${now} `; }
+    const text = this.prefix + msg + '\n';
+    this.ring.append(text);
     if (this.opts.debugToStdout) process.stdout.write(text);
     if (this.opts.useSyslog && priority <= this.opts.syslogPriority) {
       try { syslog(priority, msg); } catch { /* syslog is best effort */ }
@@ -42,6 +87,6 @@ export class DaemonLog {
   }
 
   dump(): string {
-    return this.chunks.join('');
+    return this.ring.text();
   }
 }

@@ -228,7 +228,7 @@ export class Daemon {
     if (!conn || conn.closed || conn.socket.destroyed || !conn.socket.writable) return false;
     conn.socket.write(encodeFrame(text));
     conn.busy = false;
-    setImmediate(() => this.pump(conn));
+    if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;
   }
 
@@ -236,7 +236,7 @@ export class Daemon {
     const conn = this.conns.get(id);
     if (!conn) return;
     conn.busy = false;
-    setImmediate(() => this.pump(conn));
+    if (conn.queue.length) setImmediate(() => this.pump(conn));
   }
 
   private onClose(conn: Conn): void {
