@@ -33,7 +33,7 @@ describe('vm tier: C lvmlockd + sanlock, 2 VMs', { skip, timeout: 15 * 60_000 },
       await activationSequence(c, steps, { lockType: 'sanlock', vg: 'vgs1' });
     } finally {
       steps.save();
-      t.diagnostic(`c-sanlock sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}`);
+      for (const l of `c-sanlock sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}`.split("\n")) t.diagnostic(l);
     }
   });
 });

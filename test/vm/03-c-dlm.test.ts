@@ -35,7 +35,7 @@ describe('vm tier: C lvmlockd + corosync + dlm_controld + kernel DLM, 2 VMs', { 
     } finally {
       steps.save();
       const ls = await c.vm(1).sh('dlm_tool ls; dlm_tool status');
-      t.diagnostic(`c-dlm sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}\n${ls.stdout}`);
+      for (const l of `c-dlm sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}\n${ls.stdout}`.split("\n")) t.diagnostic(l);
     }
   });
 });

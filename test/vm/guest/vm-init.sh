@@ -24,17 +24,16 @@ NAME=$(arg vm.name); IP=$(arg vm.ip)
 hostname "${NAME:-vm}"
 echo "${NAME:-vm}" > /etc/hostname
 
+# udev: lvm (udev_sync = 1) waits for it to create the /dev/mapper nodes;
+# dlm_controld and libdlm want /dev/misc/dlm-* (51-dlm.rules)
+[ -x /lib/systemd/systemd-udevd ] && /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
+
 for m in virtio_console virtio_net 9pnet_virtio 9p dm_mod dm_flakey dm_delay dm_snapshot dlm configfs; do
   modprobe "$m" 2>/dev/null
 done
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config 2>/dev/null
-
-# udev: lvm (udev_sync = 1) waits for it to create the /dev/mapper nodes
-if [ -x /lib/systemd/systemd-udevd ]; then
-  /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
-  udevadm trigger --action=add --subsystem-match=block >/dev/null 2>&1
-  udevadm settle -t 20 >/dev/null 2>&1
-fi
+udevadm trigger --action=add --subsystem-match=block --subsystem-match=misc >/dev/null 2>&1
+udevadm settle -t 20 >/dev/null 2>&1
 
 ip link set lo up
 if [ -n "$IP" ] && ip link show eth0 >/dev/null 2>&1; then

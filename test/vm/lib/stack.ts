@@ -82,7 +82,7 @@ export async function stopLvmlockd(vm: Vm): Promise<void> {
   await vm.sh('p=$(cat /run/lvmlockd.pid 2>/dev/null); [ -n "$p" ] && kill -9 $p; rm -f /run/lvmlockd.pid /run/lvm/lvmlockd.socket; true');
 }
 
-/** corosync.conf for the VMs of a cluster (knet over the hub, two_node for 2 VMs, no crypto). */
+/** corosync.conf for the VMs of a cluster (udpu over the hub, two_node for 2 VMs, no crypto). */
 export function corosyncConf(c: VmCluster): string {
   const nodes = c.vms.map((v) => `\tnode {\n\t\tring0_addr: ${v.address}\n\t\tnodeid: ${v.index}\n\t\tname: ${v.name}\n\t}`).join('\n');
   return `totem {
@@ -119,9 +119,13 @@ export async function startDlmStack(c: VmCluster): Promise<void> {
   }));
   await Promise.all(c.vms.map((vm) => waitFor(vm, 'corosync-quorumtool -s 2>/dev/null | grep -q "Quorate: *Yes"', 90_000, 'corosync quorum')));
   await Promise.all(c.vms.map(async (vm) => {
-    await spawnDetached(vm, ['dlm_controld', '-D', '--enable_fencing', '0', '--enable_quorum_fencing', '0'], 'dlm_controld.log');
+    await spawnDetached(vm, ['dlm_controld', '-D', '--enable_fencing', '0', '--enable_startup_fencing', '0', '--enable_quorum_fencing', '0'], 'dlm_controld.log');
   }));
-  await Promise.all(c.vms.map((vm) => waitFor(vm, 'dlm_tool status >/dev/null 2>&1', 60_000, 'dlm_controld')));
+  // ready for lvmlockd: dlm_controld sees quorum, is past fence_init, and has
+  // written the cluster name to configfs (lvmlockd's read_cluster_name)
+  await Promise.all(c.vms.map((vm) => waitFor(vm,
+    'dlm_tool status 2>/dev/null | grep -q "quorate 1" && ! dlm_tool status | grep -q fence_init && test -s /sys/kernel/config/dlm/cluster/cluster_name',
+    120_000, 'dlm_controld quorate')));
 }
 
 /** lvm command in the guest (no shell). */
