@@ -13,6 +13,12 @@ export const LVMLOCKD_BIN = path.join(REPO_ROOT, 'bin', 'lvmlockd');
 
 export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
+/** Daemons still running; killed if the test process exits without cleaning up. */
+const live = new Set<number>();
+process.on('exit', () => {
+  for (const pid of live) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+});
+
 export class DaemonProcess {
   stdout = '';
   stderr = '';
@@ -23,7 +29,9 @@ export class DaemonProcess {
     proc.stdout?.on('data', (d: Buffer) => { this.stdout += d.toString(); });
     proc.stderr?.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.exited = new Promise((resolve) => {
+      if (proc.pid !== undefined) live.add(proc.pid);
       proc.on('exit', (code, signal) => {
+        if (proc.pid !== undefined) live.delete(proc.pid);
         this.exitedFlag = true;
         resolve({ code, signal, stdout: this.stdout, stderr: this.stderr });
       });
