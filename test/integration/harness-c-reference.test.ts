@@ -165,7 +165,10 @@ describe('harness with the C lvmlockd -T (dlm test mode)', () => {
   });
 
   test('lvmlockctl --info normalization keeps structure, hides run specifics', async () => {
-    const raw = await c.host(1).lvmlockctl(['--info', '--dump']);
+    // Host 2 started vg1 above and never stopped it (host 1's stopped
+    // lockspaces are freed by the C daemon 1-2 s after the stop).
+    await c.host(2).lvm(['vgchange', '--lock-start', 'vg1']);
+    const raw = await c.host(2).lvmlockctl(['--info', '--dump']);
     const n = normalizeInfo(raw.stdout);
     assert.match(n, /^info=structs$/m);
     assert.match(n, /^info=client pid=PID fd=N pi=N id=N name=\.$/m);
