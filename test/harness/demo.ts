@@ -146,6 +146,13 @@ async function main(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
+// `node --test dist/test/` also executes every .js under a test/ folder,
+// this file included: do not run the demo as a side effect of the test suite.
+if (process.env.NODE_TEST_CONTEXT) {
+  process.stdout.write('demo: not run under the node test runner\n');
+  process.exit(0);
+}
+
 main().then(
   (code) => process.exit(code),
   (e) => {
