@@ -11,6 +11,8 @@ import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, m
 import { runCoreSchedule } from './core-cluster';
 import { runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
 import { runScale } from './scale';
+import { runParallel } from './parallel';
+import { availableParallelism } from 'node:os';
 
 const HELP = `usage: npm run sim -- [options]
 
@@ -40,6 +42,7 @@ ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`
   --scale             scale mode: one lockspace, up to --hosts hosts (default 2000)
                       and --lvs LV leases (default 10000); prints per-op costs
   --lvs N             LV leases for --scale
+  --jobs J            worker processes (default 1; --long: one per core)
   --json              print the summary as JSON
   --help              this text
 `;
@@ -214,8 +217,9 @@ export async function main(argv: string[]): Promise<number> {
   const schedules = a.long ? 1_000_000 : num(a, 'schedules', 200);
   const hosts = a.hosts !== undefined ? num(a, 'hosts', 3) : undefined;
   let lastPrint = process.hrtime.bigint();
-  const sum = await runMany({
+  const sum = await runParallel({
     seed, schedules, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
+    jobs: num(a, 'jobs', a.long ? availableParallelism() : 1),
     progress: (done, total) => {
       const now = process.hrtime.bigint();
       if (now - lastPrint > 30_000_000_000n) {
@@ -227,7 +231,12 @@ export async function main(argv: string[]): Promise<number> {
   if (a.json) console.log(JSON.stringify({ ...sum, firstFailure: undefined }));
   else printSummary(sum, `sim seed ${seed}`);
   if (sum.violations.length) {
-    const f = sum.firstFailure!;
+    const v0 = sum.violations[0]!;
+    const f = sum.firstFailure ?? {
+      level: v0.level,
+      seed: v0.seed,
+      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
+    };
     console.log(`\nVIOLATION in schedule seed ${f.seed} (${f.level} level): ${sum.violations[0]!.rule}: ${sum.violations[0]!.message}`);
     if (f.level === 'lease') {
       const r = f.result as LeaseRunResult;

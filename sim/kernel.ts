@@ -292,11 +292,18 @@ export interface DiskFaultRates {
 
 const REGION = 64 * 1024;
 
+const ZERO = Buffer.alloc(64 * 1024);
+function isZero(b: Buffer, start: number, end: number): boolean {
+  return b.compare(ZERO, 0, end - start, start, end) === 0;
+}
+
 export const NO_DISK_FAULTS: DiskFaultRates = { eio: 0, slow: 0, latencyMin: 0.05, latencyMax: 2, slowMin: 0, slowMax: 0 };
 
 /** Shared storage (one LUN) with global faults. */
 export class SimStorage {
-  readonly data: Buffer;
+  /** The medium, sparse: 64 KiB chunks allocated on the first non-zero write (10,000 LV leases = 10 GiB). */
+  private readonly chunks = new Map<number, Buffer>();
+  readonly size: number;
   /** Total storage loss: every I/O of every host fails or hangs. */
   lost: 'none' | 'eio' | 'hang' = 'none';
   rates: DiskFaultRates = NO_DISK_FAULTS;
@@ -312,8 +319,53 @@ export class SimStorage {
   private stamp = 1;
 
   constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number) {
-    this.data = Buffer.alloc(size);
+    this.size = size;
     this.versions = new Uint32Array(Math.ceil(size / REGION) + 1);
+  }
+
+  /** A copy of [offset, offset+len). */
+  readBytes(offset: number, len: number): Buffer {
+    const out = Buffer.allocUnsafe(len);
+    let pos = 0;
+    while (pos < len) {
+      const at = offset + pos;
+      const ci = Math.floor(at / REGION);
+      const co = at - ci * REGION;
+      const n = Math.min(REGION - co, len - pos);
+      const c = this.chunks.get(ci);
+      if (c) c.copy(out, pos, co, co + n);
+      else out.fill(0, pos, pos + n);
+      pos += n;
+    }
+    return out;
+  }
+
+  /** Land bytes [0, bytes) of src at offset. */
+  writeBytes(offset: number, src: Buffer, bytes: number): void {
+    let pos = 0;
+    while (pos < bytes) {
+      const at = offset + pos;
+      const ci = Math.floor(at / REGION);
+      const co = at - ci * REGION;
+      const n = Math.min(REGION - co, bytes - pos);
+      let c = this.chunks.get(ci);
+      if (!c) {
+        if (isZero(src, pos, pos + n)) {
+          pos += n;
+          continue;
+        }
+        c = Buffer.alloc(REGION);
+        this.chunks.set(ci, c);
+      }
+      src.copy(c, co, pos, pos + n);
+      pos += n;
+    }
+    this.touched(offset, bytes);
+  }
+
+  /** Bytes allocated for the medium. */
+  allocatedBytes(): number {
+    return this.chunks.size * REGION;
   }
 
   /** Record that bytes [offset, offset+len) changed. */
@@ -330,7 +382,7 @@ export class SimStorage {
    * a buffer it read (it builds new sectors for writes).
    */
   snapshot(offset: number, len: number): Buffer {
-    if (len < REGION) return Buffer.from(this.data.subarray(offset, offset + len));
+    if (len < REGION) return this.readBytes(offset, len);
     const c = this.snapshots.get(offset);
     if (c && c.len === len) {
       let fresh = true;
@@ -342,7 +394,7 @@ export class SimStorage {
       }
       if (fresh) return c.buf;
     }
-    const buf = Buffer.from(this.data.subarray(offset, offset + len));
+    const buf = this.readBytes(offset, len);
     this.snapshots.set(offset, { len, buf, stamp: this.stamp++ });
     return buf;
   }
@@ -366,7 +418,7 @@ export class SimDisk implements Disk {
     this.sectorSize = storage.sectorSize;
   }
   async size(): Promise<number> {
-    return this.storage.data.length;
+    return this.storage.size;
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -391,7 +443,7 @@ export class SimDisk implements Disk {
   }
 
   read(offset: number, length: number, opts?: IoOptions): Promise<Buffer> {
-    checkIo(this, 'read', offset, length, this.storage.data.length);
+    checkIo(this, 'read', offset, length, this.storage.size);
     if (this.closed) return Promise.reject(new DiskError('ECLOSED', `read ${this.path}: closed`));
     const st = this.storage;
     const p = this.plan();
@@ -433,7 +485,7 @@ export class SimDisk implements Disk {
   }
 
   write(offset: number, data: Buffer, opts?: IoOptions): Promise<void> {
-    checkIo(this, 'write', offset, data.length, this.storage.data.length);
+    checkIo(this, 'write', offset, data.length, this.storage.size);
     if (this.closed) return Promise.reject(new DiskError('ECLOSED', `write ${this.path}: closed`));
     const st = this.storage;
     const host = this.host;
@@ -468,8 +520,7 @@ export class SimDisk implements Disk {
       const applied = (n: number) => {
         if (n <= 0) return;
         const bytes = Math.min(copy.length, n * this.sectorSize);
-        copy.copy(st.data, offset, 0, bytes);
-        st.touched(offset, bytes);
+        st.writeBytes(offset, copy, bytes);
         st.stats.writes++;
         st.stats.bytesWritten += bytes;
         st.onLanded?.(host, offset, copy.subarray(0, bytes));

@@ -99,7 +99,8 @@ export interface LeaseRunResult {
 /** Derive a schedule from a seed (all choices seeded). */
 export function makeLeaseSchedule(seed: number, o: { hosts?: number; faults: readonly FaultClass[]; profile?: BugSpec['profile']; durationMs?: number }): LeaseSchedule {
   const rng = new Rng(seed).fork('schedule');
-  const profile = o.profile ?? 'mixed';
+  // Without a requested profile, schedules mix all three (so correct code runs what the bug hunts run).
+  const profile = o.profile ?? rng.pick(['mixed', 'mixed', 'contention', 'storage'] as const);
   const hosts = o.hosts ?? (profile === 'contention' ? rng.intIn(3, 6) : rng.intIn(2, 5));
   const resources = profile === 'contention' ? 1 : rng.intIn(1, 3);
   const thinkMs = profile === 'contention' ? rng.pick([200, 1000]) : rng.pick([500, 3000]);

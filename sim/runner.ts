@@ -25,6 +25,9 @@ export interface RunOptions {
   coreShare: number;
   progress?: (done: number, total: number) => void;
   stopOnViolation?: boolean;
+  /** Run schedules first, first+stride, … (parallel workers); default 0 and 1. */
+  first?: number;
+  stride?: number;
 }
 
 export interface Summary {
@@ -46,7 +49,8 @@ export async function runMany(o: RunOptions): Promise<Summary> {
     schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, violations: [],
   };
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < o.schedules; i++) {
+  let n = 0;
+  for (let i = o.first ?? 0; i < o.schedules; i += o.stride ?? 1) {
     const seed = scheduleSeed(o.seed, i);
     const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
     if (core) {
@@ -75,7 +79,7 @@ export async function runMany(o: RunOptions): Promise<Summary> {
       }
     }
     sum.schedules++;
-    o.progress?.(i + 1, o.schedules);
+    o.progress?.(++n, o.schedules);
     if (o.stopOnViolation && sum.violations.length) break;
   }
   sum.wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
