@@ -103,11 +103,11 @@ export function makeLeaseSchedule(seed: number, o: { hosts?: number; faults: rea
   const profile = o.profile ?? rng.pick(['mixed', 'mixed', 'contention', 'storage'] as const);
   const hosts = o.hosts ?? (profile === 'contention' ? rng.intIn(3, 6) : rng.intIn(2, 5));
   const resources = profile === 'contention' ? 1 : rng.intIn(1, 3);
-  const thinkMs = profile === 'contention' ? rng.pick([200, 1000]) : rng.pick([500, 3000]);
+  const thinkMs = profile === 'contention' ? rng.pick([300, 1500]) : rng.pick([1500, 5000]);
   const ioTimeout = rng.pick([1, 1, 2]);
   const watchdogFire = rng.pick([10, 10, 20]);
   const hostDeadMs = calcHostDeadSeconds(ioTimeout, watchdogFire) * 1000;
-  const durationMs = o.durationMs ?? Math.round(rng.range(4, 8) * hostDeadMs);
+  const durationMs = o.durationMs ?? Math.round(rng.range(3, 5) * hostDeadMs);
   const f = new Set(o.faults);
   const rates: DiskFaultRates = {
     ...NO_DISK_FAULTS,
