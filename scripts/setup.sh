@@ -4,7 +4,7 @@
 # corosync, namespace tools, then the npm dependencies, then the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(lvm2 lvm2-lockd sanlock corosync iproute2 util-linux procps)
+PKGS=(lvm2 lvm2-lockd sanlock corosync iproute2 util-linux mount coreutils procps)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
