@@ -723,7 +723,9 @@ export class LockdCore implements LockspaceHost {
     if (act.result === -E.NOLS) {
       if (this.lockspaces.length === 0) flags += 'NO_LOCKSPACES,';
       if (this.gl.useSanlock) { if (!this.gl.sanlockGlLockspace) flags += 'NO_GL_LS,'; }
-      else if (this.gl.useDlm || this.gl.useIdm) { if (!this.lockspaces.some((l) => l.name === GL_LOCKSPACE_DLM)) flags += 'NO_GL_LS,'; }
+      else if (this.gl.useDlm || this.gl.useIdm) {
+        // lvmlockd tests its dlm/idm global lockspace *name*, set once at start: never NO_GL_LS.
+      }
       else {
         const found = (['dlm', 'sanlock', 'idm'] as const).some((t) => this.opts.managers[t]?.isRunning());
         flags += found ? 'NO_GL_LS' : 'NO_GL_LS,NO_LM';

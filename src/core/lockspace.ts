@@ -218,9 +218,11 @@ export class Lockspace {
           break;
         }
         if (act.op === 'query_lock') {
+          // lvmlockd creates the resource to answer (and frees it in the same pass): an LV
+          // nobody locks is reported as mode "un" with result 0, not -ENOENT.
           const r = this.findResource(act, true);
-          if (!r) act.result = -E.NOENT;
-          else { act.result = 0; act.mode = r.mode; }
+          act.result = 0;
+          act.mode = r ? r.mode : 'un';
           this.actions.shift();
           h.deliver(act);
           continue;
@@ -672,12 +674,14 @@ export class Lockspace {
 
   private resCancel(r: Resource, act: Action): number {
     const persistent = (act.flags & AF.PERSISTENT) !== 0;
-    // Only queued lock requests, never the unlock asking (it is still listed): cancelling
-    // it, or another queued unlock, would answer that request twice.
-    const cact = r.actions.find((a) => a !== act && a.op === 'lock' && a.mode !== 'un' &&
-      (persistent ? (a.flags & AF.PERSISTENT) !== 0 : a.clientId === act.clientId));
+    // As lvmlockd, the first matching action in list order, which may be the unlock asking
+    // (it is still listed): then it only takes the -ECANCELED result, answered once by the
+    // caller. Other queued unlocks are never cancelled (they would be answered twice).
+    const cact = r.actions.find((a) => a === act || (a.op === 'lock' && a.mode !== 'un' &&
+      (persistent ? (a.flags & AF.PERSISTENT) !== 0 : a.clientId === act.clientId)));
     if (!cact) return -E.NOENT;
     this.host.debug(`${this.name}:${r.name} res_cancel cl ${cact.clientId}`);
+    if (cact === act) return -E.CANCELED;
     r.actions.splice(r.actions.indexOf(cact), 1);
     cact.result = -E.CANCELED;
     this.host.deliver(cact);

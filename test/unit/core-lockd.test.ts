@@ -501,18 +501,28 @@ describe('lock retries on -EAGAIN (manual scheduler)', () => {
 });
 
 describe('unlock_cancel', () => {
-  test('with nothing held or queued: exactly one reply, -2 (not a second -125)', async () => {
+  test('with nothing held or queued: exactly one reply (VG: -125 as lvmlockd; unknown LV: -2 as HEAD)', async () => {
     const { h, a, vg } = await started('dlm');
-    for (const [req, opts] of [['lock_vg', 'unlock_cancel'], ['lock_lv', 'unlock_cancel'], ['lock_lv', 'persistent,unlock_cancel']] as const) {
-      const fields = req === 'lock_vg'
-        ? [['request', 'lock_vg'], ['pid', 1], ['vg_name', vg], ['mode', 'un'], ['opts', opts]] as const
-        : lockLv(vg, LV1, 'un', opts);
-      h.send(a, fields);
+    // The VG resource exists: the unlock finds itself first and takes -ECANCELED (lvmlockd
+    // 2.03.16 and HEAD answer the same, once).
+    h.send(a, [['request', 'lock_vg'], ['pid', 1], ['vg_name', vg], ['mode', 'un'], ['opts', 'unlock_cancel']]);
+    await h.settle();
+    const got = h.take(a);
+    assert.equal(got.length, 1, `lock_vg: ${got.length} replies`);
+    assert.match(got[0]!, /op_result = -125\n/);
+    // No LV resource: HEAD does not create one for an unlock (-ENOENT); 2.03.16 did (-125).
+    for (const opts of ['unlock_cancel', 'persistent,unlock_cancel']) {
+      h.send(a, lockLv(vg, LV1, 'un', opts));
       await h.settle();
-      const got = h.take(a);
-      assert.equal(got.length, 1, `${req} ${opts}: ${got.length} replies`);
-      assert.match(got[0]!, /op_result = -2\n/);
+      const g = h.take(a);
+      assert.equal(g.length, 1, `lock_lv ${opts}: ${g.length} replies`);
+      assert.match(g[0]!, /op_result = -2\n/);
     }
+    // An LV resource that exists (another client holds it): the unlock cancels itself.
+    const b = h.connect();
+    assert.equal((await h.req(b, lockLv(vg, LV1, 'sh'))).opResult, 0);
+    assert.equal((await h.req(a, lockLv(vg, LV1, 'un', 'unlock_cancel'))).opResult, -125);
+    assert.equal((await h.req(b, lockLv(vg, LV1, 'un'))).opResult, 0);
   });
 
   test('persistent unlock_cancel cancels a queued persistent request of another client', async () => {
@@ -530,5 +540,43 @@ describe('unlock_cancel', () => {
     assert.match(gotB[0]!, /op_result = -125\n/);
     // a's lock is untouched.
     assert.equal((await h.req(a, lockLv(vg, LV1, 'ex'))).opResult, -114);
+  });
+});
+
+describe('differences found against lvmlockd 2.03.16 (same request sequences)', () => {
+  const query = (vg: string, uuid: string): Fields => [['request', 'query_lock_lv'], ['pid', 1], ['opts', 'none'], ['vg_name', vg],
+    ['lv_name', 'lv1'], ['lv_uuid', uuid], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test'], ['lv_lock_args', 'dlm']];
+
+  test('query_lock_lv of an LV nobody locks → 0, mode "un" (not -2)', async () => {
+    const { h, a, vg } = await started('dlm');
+    const q = await h.req(a, query(vg, LV1));
+    assert.equal(q.text, 'response = "OK"\nop = 23\nop_result = 0\nlock_type = "dlm"\nmode = "un"\n');
+    assert.equal(resource(h, `lvm_${vg}`, LV1), undefined, 'no resource left behind');
+    assert.equal((await h.req(a, lockLv(vg, LV1, 'sh'))).opResult, 0);
+    assert.equal((await h.req(a, query(vg, LV1))).str('mode'), 'sh');
+    const other = await h.req(a, query('vgx', LV1).filter(([k]) => k !== 'vg_lock_type'));
+    assert.equal(other.text, 'response = "OK"\nop = 23\nop_result = -210\nlock_type = "none"\nmode = "iv"\n');
+  });
+
+  test('-210 with dlm as GL type never carries NO_GL_LS (lvmlockd\'s dlm GL name is fixed)', async () => {
+    // Right after stop_all, the stopped lockspaces are still listed (REM:) until the worker's
+    // delayed pass frees them: no lvm_global, yet lockspaces exist.
+    const h = new CoreHarness({ sleep: 'manual' });
+    const a = h.connect();
+    assert.equal((await h.req(a, startVg('vg1', 'dlm'))).opResult, 0);
+    // start_wait runs a worker pass now, so the free pass after stop_all waits (paced).
+    assert.equal((await h.req(a, [['request', 'start_wait'], ['pid', 1]])).opResult, 0);
+    h.send(a, [['request', 'stop_all'], ['pid', 1], ['opts', 'none']]);
+    await h.settle();
+    assert.match(h.take(a)[0] ?? '', /op_result = 2\n/);
+    assert.ok(h.core.lockspaces.length > 0 && !h.core.lockspaces.some((l) => l.name === 'lvm_global'));
+    const r = await h.req(a, simpleVg('stop_vg', 'vg1'));
+    assert.equal(r.text, 'response = "OK"\nop = 6\nlock_type = "none"\nop_result = -210\nlm_result = 0\nresult_flags = "none"\n');
+    // With -g dlm and no lockspace at all: only NO_LOCKSPACES.
+    const g = new CoreHarness({ glType: 'dlm' });
+    const c = g.connect();
+    const r3 = await g.req(c, lockVg('vgx', 'sh'));
+    assert.equal(r3.opResult, -210);
+    assert.equal(r3.flags, 'NO_LOCKSPACES,');
   });
 });
