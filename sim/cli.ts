@@ -30,8 +30,9 @@ options:
                       timed-out write land after the host's newer writes
   --core-share F      fraction of schedules run at the core level (default 0.25)
   --inject-bug NAME   break one safety rule on purpose; the run must find a
-                      violation (exit 0 when it does, 1 when it does not).
-                      "all" checks every bug. Names:
+                      violation: it prints it like any violation and exits 1
+                      (exit 3: not caught). "all" is the self-check: exit 0
+                      when every bug is caught. Names:
 ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`).join('\n')}
   --replay SEED       run one schedule by its own seed (printed on a violation)
                       and print its whole trace; with --level core for core schedules
@@ -153,13 +154,21 @@ export function minimalTrace(r: LeaseRunResult, max = 60): string[] {
   return keep.slice(-max);
 }
 
-async function checkBug(bug: BugSpec, a: Args, faults: FaultClass[], seed: number, max: number): Promise<boolean> {
+async function checkBug(bug: BugSpec, a: Args, faults: FaultClass[], seed: number, max: number, details: boolean): Promise<boolean> {
   const t0 = process.hrtime.bigint();
   const sum = await runMany({ seed, schedules: max, faults, bug, coreShare: 0, stopOnViolation: true, ...(a.hosts ? { hosts: num(a, 'hosts', 3) } : {}) });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const v = sum.violations[0];
   if (v) console.log(`inject-bug ${bug.name}: CAUGHT after ${sum.schedules} schedule(s), ${(ms / 1000).toFixed(1)} s — ${v.rule}: ${v.message} (schedule seed ${v.seed})`);
   else console.log(`inject-bug ${bug.name}: NOT caught in ${sum.schedules} schedules`);
+  if (v && details && sum.firstFailure?.level === 'lease') {
+    const r = sum.firstFailure.result as LeaseRunResult;
+    const shrunk = await shrinkLease(r, bug);
+    console.log(`\nVIOLATION in schedule seed ${v.seed} (lease level, bug ${bug.name}): ${v.rule}: ${v.message}`);
+    console.log(`replay: ${replayCommand(r.schedule, shrunk.schedule, bug, faults)}`);
+    console.log('trace (faults and the hosts/resources involved):');
+    console.log(minimalTrace(shrunk).join('\n'));
+  }
   return !!v;
 }
 
@@ -191,9 +200,12 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (a.replay === undefined) {
+      // One bug: a normal run that must find a violation (printed with its seed and trace; exit 1),
+      // exit 3 when it is not caught. "all": the self-check, exit 0 only when every bug is caught.
       let all = true;
-      for (const b of bugs) all = (await checkBug(b!, a, faults, seed, num(a, 'schedules', 200))) && all;
-      return all ? 0 : 1;
+      for (const b of bugs) all = (await checkBug(b!, a, faults, seed, num(a, 'schedules', 200), name !== 'all')) && all;
+      if (name === 'all') return all ? 0 : 1;
+      return all ? 1 : 3;
     }
   }
   const bug = a['inject-bug'] !== undefined ? findBug(String(a['inject-bug'])) : undefined;
