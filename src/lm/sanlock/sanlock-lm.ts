@@ -49,6 +49,8 @@ export interface SanlockLmDeps {
   mapperDir?: string;
   /** Block sizes of a device node (sysfs queue/{physical,logical}_block_size). */
   blockSizes?(path: string): { physical: number; logical: number };
+  /** stat() of the lvmlock device before a lockspace starts (default: the file exists). */
+  deviceExists?(path: string): boolean;
   /** This daemon's sanlock host name ("<uuid>.<nodename>"), the same for every lockspace. */
   hostName?: string;
 }
@@ -422,7 +424,7 @@ export class SanlockLockspace implements ManagedLockspace {
     }
     const path = this.m.devicePath(this.view.vgName, lockLv);
     await d.sleep(1000); // lvmlockd: "device is not always ready for us here"
-    if (!fs.existsSync(path)) {
+    if (!(d.deviceExists ?? fs.existsSync)(path)) {
       d.error(`S ${this.name} prepare_lockspace_san stat error 2 disk_path ${path}`);
       return { rv: -E.ARGS };
     }
