@@ -25,7 +25,7 @@ describe('vm tier: storage loss under C lvmlockd + sanlock (2 VMs)', { skip, tim
   it('vm1 loses its PV: kill command deactivates, then vm2 takes the lock', async (t) => {
     const steps = new Steps(c, 'c-loss', vmLog);
     try {
-      const r = await storageLoss(c, steps, { daemon: 'c', ioTimeout: 2, log: vmLog });
+      const r = await storageLoss(c, steps, { daemons: ['c', 'c'], ioTimeout: 2, log: vmLog });
       for (const l of [
         `io_timeout ${r.ioTimeout} s: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s,`,
         `lockspace gone on vm1 +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,

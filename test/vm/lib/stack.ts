@@ -78,6 +78,15 @@ export async function startLvmlockd(vm: Vm, o: LvmlockdStart): Promise<void> {
   await waitFor(vm, 'test -S /run/lvm/lvmlockd.socket && lvmlockctl --info >/dev/null 2>&1', 60_000, `${o.kind} lvmlockd`);
 }
 
+/**
+ * A sanlock host: the C lvmlockd needs the sanlock daemon; ours writes the
+ * sanlock-format leases itself (no sanlock daemon).
+ */
+export async function startHost(vm: Vm, kind: DaemonKind, args: string[] = []): Promise<void> {
+  if (kind === 'c') await startSanlock(vm);
+  await startLvmlockd(vm, { kind, args });
+}
+
 export async function stopLvmlockd(vm: Vm): Promise<void> {
   await vm.sh('p=$(cat /run/lvmlockd.pid 2>/dev/null); [ -n "$p" ] && kill -9 $p; rm -f /run/lvmlockd.pid /run/lvm/lvmlockd.socket; true');
 }

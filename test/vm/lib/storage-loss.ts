@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { sleep } from '../../harness/exec';
 import { VmCluster } from './vm';
-import { DaemonKind, lvm, setupLvm, startLvmlockd, startSanlock } from './stack';
+import { DaemonKind, lvm, setupLvm, startHost } from './stack';
 import { Steps, lockStart, firstLine } from './scenarios';
 
 export const KILL_SCRIPT = `#!/bin/sh
@@ -45,7 +45,8 @@ export interface StorageLossResult {
 }
 
 export interface StorageLossOptions {
-  daemon: DaemonKind;
+  /** lvmlockd of vm1 (the one that loses its PV) and of vm2; a C host also runs the sanlock daemon. */
+  daemons: [DaemonKind, DaemonKind];
   /** sanlock io_timeout given to lvmlockd with -o (seconds). */
   ioTimeout: number;
   /** Give up waiting for vm2 after this long (ms). */
@@ -61,9 +62,9 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   await v1.shOk('chmod 0755 /usr/local/sbin/vm-kill-vg');
   await setupLvm(v1, { devices: ['/dev/mapper/pv0'], killCommand: '/usr/local/sbin/vm-kill-vg' });
   await setupLvm(v2, { devices: ['/dev/vdb'] });
-  await Promise.all([v1, v2].map(async (vm) => {
-    await startSanlock(vm);
-    await startLvmlockd(vm, { kind: o.daemon, args: ['-o', String(o.ioTimeout)] });
+  await Promise.all([v1, v2].map(async (vm, i) => {
+    const kind = o.daemons[i]!;
+    await startHost(vm, kind, ['-o', String(o.ioTimeout)]);
   }));
   await steps.run(v1, ['vgcreate', '--shared', '--lock-type', 'sanlock', vg, '/dev/mapper/pv0']);
   await steps.run(v1, ['lvcreate', '-n', 'lv1', '-L', '64M', vg]);
@@ -76,7 +77,7 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   const t0 = Date.now();
   const up0 = Number(fail.stdout.trim());
   steps.note(v1, 'pv0 switched to the error target (all I/O fails)');
-  o.log(`storage-loss(${o.daemon}): pv0 failed on vm1 (io_timeout ${o.ioTimeout})`);
+  o.log(`storage-loss(${o.daemons.join('/')}): pv0 failed on vm1 (io_timeout ${o.ioTimeout})`);
 
   const maxWait = o.maxWaitMs ?? 240_000;
   let lockspaceGoneS: number | null = null;
@@ -126,7 +127,7 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
     vm1LvmlockdLog: (await v1.sh('grep -i -E "kill|drop|renew|error|fail" /out/lvmlockd.log | tail -40')).stdout,
     vm2Attempts: attempts,
   };
-  o.log(`storage-loss(${o.daemon}) result: ${JSON.stringify({ ...res, killLog: undefined, vm1Info: undefined, vm1LvsAfter: undefined, vm1SanlockLog: undefined, vm1LvmlockdLog: undefined })}`);
+  o.log(`storage-loss(${o.daemons.join('/')}) result: ${JSON.stringify({ ...res, killLog: undefined, vm1Info: undefined, vm1LvsAfter: undefined, vm1SanlockLog: undefined, vm1LvmlockdLog: undefined })}`);
   return res;
 }
 

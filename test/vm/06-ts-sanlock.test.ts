@@ -1,0 +1,62 @@
+// VM tier, scenarios 1 and 2 with OUR daemon managing sanlock VGs (no -T, no
+// sanlock daemon: our leases on the real lvmlock LV), two VMs:
+//  - real activation and ex/sh exclusion across VMs (the same sequence as the
+//    C reference in 02-c-sanlock);
+//  - storage loss under vm1's PV: our daemon must stop using the VG and run
+//    the kill command before vm2 can take the lock (as 05-c-storage-loss).
+// Skipped with a message until the daemon has the sanlock lock manager.
+
+import { describe, it, after } from 'node:test';
+import { VmCluster } from './lib/vm';
+import { tsSanlockSkipReason, vmLog } from './lib/gate';
+import { setupLvm, startHost } from './lib/stack';
+import { Steps, activationSequence } from './lib/scenarios';
+import { storageLoss, assertSafeTakeover } from './lib/storage-loss';
+
+const skip = tsSanlockSkipReason();
+
+describe('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
+  const clusters: VmCluster[] = [];
+
+  after(async () => {
+    for (const c of clusters) await c.destroy();
+  });
+
+  it('activation, ex/sh exclusion across VMs, teardown', async (t) => {
+    const c = await VmCluster.create({ vms: 2, disks: [{ sizeMiB: 1024 }], name: 'ts-sanlock', log: vmLog });
+    clusters.push(c);
+    await Promise.all(c.vms.map(async (vm) => {
+      await setupLvm(vm);
+      await startHost(vm, 'ts', ['-o', '2']);
+    }));
+    const steps = new Steps(c, 'ts-sanlock', vmLog);
+    const t0 = Date.now();
+    try {
+      await activationSequence(c, steps, { lockType: 'sanlock', vg: 'vgs1' });
+    } finally {
+      steps.save();
+      for (const l of `ts-sanlock sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}`.split('\n')) t.diagnostic(l);
+    }
+    await c.destroy();
+  });
+
+  it('storage loss: vm1 stops using the VG and runs the kill command before vm2 gets the lock', async (t) => {
+    const c = await VmCluster.create({ vms: 2, disks: [{ sizeMiB: 1024 }], name: 'ts-loss', log: vmLog });
+    clusters.push(c);
+    const steps = new Steps(c, 'ts-loss', vmLog);
+    try {
+      const r = await storageLoss(c, steps, { daemons: ['ts', 'ts'], ioTimeout: 2, log: vmLog });
+      for (const l of [
+        `io_timeout ${r.ioTimeout} s: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s,`,
+        `vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
+        '--- vm1 kill.log', ...r.killLog.split('\n'),
+        '--- vm1 lvmlockctl --info', ...r.vm1Info.split('\n'),
+        '--- vm1 lvmlockd log (kill/drop/errors)', ...r.vm1LvmlockdLog.split('\n'),
+      ]) t.diagnostic(l);
+      assertSafeTakeover(r);
+    } finally {
+      steps.save();
+    }
+    await c.destroy();
+  });
+});
