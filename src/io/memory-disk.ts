@@ -31,7 +31,12 @@ export type FaultAction =
   | { kind: 'delay'; ms: number }
   /** Write is silently dropped but reported as successful. */
   | { kind: 'lose' }
-  /** Only the first `bytes` of the write land, then EIO is reported. */
+  /**
+   * Only the first `bytes` of the write land, then EIO is reported. Real
+   * disks write a sector atomically; use a multiple of the sector size to
+   * stay within that model (sub-sector tearing is available for tests that
+   * want to go beyond it).
+   */
   | { kind: 'torn'; bytes: number }
   /** Complete (normally) when `until` resolves; data is sampled/applied at that moment. */
   | { kind: 'gate'; until: Promise<void> };
