@@ -6,12 +6,24 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, type Host } from '../harness/cluster';
-import { sleep } from '../harness/exec';
+import { runCommand, sleep } from '../harness/exec';
 
 const IO = '1'; // io_timeout: joining a free host_id takes 2 s
 
 function lvLine(mode: string): RegExp {
   return new RegExp(`^LK LV ${mode} \\S+$`, 'm');
+}
+
+/**
+ * A removed VG's lockspace stays listed as REM:lvm_<vg> until the daemon's
+ * worker frees it (1-2 s, as in C); until then lvm will not enable a new GL.
+ */
+async function waitNoLockspaces(h: Host): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    if (!/^LS /m.test((await h.lvmlockctl(['--info'])).stdout)) return;
+    await sleep(500);
+  }
+  assert.fail(`${h.name}: lockspaces still listed`);
 }
 
 describe('sanlock VGs with our daemon only (3 hosts)', () => {
@@ -143,6 +155,7 @@ describe('sanlock VGs with our daemon only (3 hosts)', () => {
 
   test('host_id out of range is refused with the lvm message', { timeout: 120_000 }, async () => {
     await c.emulateLvmlock('vgs2');
+    await waitNoLockspaces(h1);
     const vg = await h1.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgs2', c.disks[0]!.path]);
     assert.equal(vg.code, 0, vg.stderr);
     const bad = await h2.lvm(['vgchange', '--lock-start', '--config', 'local/host_id=2001', 'vgs2']);
@@ -152,5 +165,41 @@ describe('sanlock VGs with our daemon only (3 hosts)', () => {
     assert.doesNotMatch((await h2.lvmlockctl(['--info'])).stdout, /^LS sanlock lvm_vgs2$/m);
     const rm = await h1.lvm(['vgremove', '-y', 'vgs2']);
     assert.equal(rm.code, 0, rm.stderr);
+  });
+
+  test('dlm VGs are refused without a dlm manager', async () => {
+    const r = await h1.lvm(['vgcreate', '--shared', '--lock-type', 'dlm', 'vgd', c.disks[1]!.path]);
+    assert.equal(r.code, 5);
+    assert.match(r.stderr, /VG create failed: lock manager dlm is not supported by lvmlockd/);
+  });
+
+  test('lost delta lease: the VG is killed (lvmlockctl --kill), new locks refused, drop', { timeout: 120_000 }, async () => {
+    const m = await c.emulateLvmlock('vgs3');
+    for (const h of [h1, h2, h3]) await waitNoLockspaces(h);
+    const vg = await h1.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgs3', c.disks[0]!.path]);
+    assert.equal(vg.code, 0, vg.stderr);
+    assert.equal((await h1.lvm(['lvcreate', '-an', '-n', 'lv1', '-L', '8M', 'vgs3'])).code, 0);
+    assert.equal((await h1.lvm(['lvchange', '-aey', 'vgs3/lv1'])).code, 0);
+    // Someone re-initializes the lockspace under us (as a vgremove elsewhere would).
+    const init = await runCommand(['sanlock', 'direct', 'init', '-s', `lvm_vgs3:0:${m.loop}:0`, '-o', IO]);
+    assert.equal(init.code, 0, init.stderr);
+    let log = '';
+    for (let i = 0; i < 20 && !/kill_vg_vg rv 0/.test(log); i++) {
+      await sleep(500);
+      log = h1.daemonLog();
+    }
+    assert.match(log, /S lvm_vgs3 lock manager failed: delta lease for host_id 1 lost/);
+    assert.match(log, /running kill helper: \S*lvmlockctl --kill vgs3/);
+    const lc = await h1.lvm(['lvcreate', '-an', '-n', 'lv2', '-L', '8M', 'vgs3']);
+    assert.equal(lc.code, 5);
+    assert.match(lc.stderr, /VG vgs3 lock failed: storage failed for sanlock leases/);
+    assert.equal((await h1.lvmlockctl(['--drop', 'vgs3'])).code, 0);
+    let info = '';
+    for (let i = 0; i < 10; i++) {
+      info = (await h1.lvmlockctl(['--info'])).stdout;
+      if (!/lvm_vgs3/.test(info)) break;
+      await sleep(500);
+    }
+    assert.doesNotMatch(info, /^LS sanlock lvm_vgs3$/m);
   });
 });
