@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ManualClock } from '../../src/io/clock';
 import { MemoryDisk } from '../../src/io/memory-disk';
-import type { Disk } from '../../src/io/disk';
+import { DiskError, type Disk } from '../../src/io/disk';
 import { SeededRandom } from '../../src/leases/random';
 import { decodeLeader } from '../../src/leases/ondisk';
 import * as L from '../../src/leases';
@@ -52,18 +52,28 @@ function goldenBlocks(caseName: string): Map<number, Buffer> {
   return out;
 }
 
-/** A disk whose close() does nothing, so several managers can share one medium. */
-function shared(disk: MemoryDisk): Disk {
+/**
+ * A disk whose close() does nothing, so several managers can share one medium.
+ * With `deviceSize`, each open sees the device size of that moment (a real
+ * handle caches it) and I/O past it fails, as on a block device.
+ */
+function shared(disk: MemoryDisk, deviceSize?: () => number): Disk {
+  const size = deviceSize ? deviceSize() : disk.data.length;
+  const check = (o: number, l: number) => {
+    if (o + l > size) throw new DiskError('ERANGE', `${o}+${l} past the end (${size})`);
+  };
   return {
     path: disk.path, sectorSize: disk.sectorSize,
-    size: () => disk.size(), read: (o, l, opts) => disk.read(o, l, opts), write: (o, d, opts) => disk.write(o, d, opts),
+    size: async () => size,
+    read: async (o, l, opts) => { check(o, l); return disk.read(o, l, opts); },
+    write: async (o, d, opts) => { check(o, d.length); return disk.write(o, d, opts); },
     close: async () => undefined,
   };
 }
 
 interface Host { m: SanlockLockManager; gl: GlobalLockState; failures: string[]; logs: string[] }
 
-function host(disk: MemoryDisk, clock: ManualClock, n: number, opts: { lockspaces?: () => number; block?: [number, number]; io?: number } = {}): Host {
+function host(disk: MemoryDisk, clock: ManualClock, n: number, opts: { lockspaces?: () => number; block?: [number, number]; io?: number; deviceSize?: () => number } = {}): Host {
   const gl = newGlobalLockState();
   gl.useSanlock = true;
   const logs: string[] = [];
@@ -71,7 +81,7 @@ function host(disk: MemoryDisk, clock: ManualClock, n: number, opts: { lockspace
     gl, ioTimeout: opts.io ?? 1, defaultHostId: () => n, lockspaceCount: opts.lockspaces ?? (() => 0),
     debug: (l) => logs.push(l), error: (l) => logs.push('ERROR ' + l),
     sleep: (ms) => clock.sleep(ms), clock, random: new SeededRandom(n),
-    openDisk: async () => shared(disk), mapperDir: '/dev/mapper',
+    openDisk: async () => shared(disk, opts.deviceSize), mapperDir: '/dev/mapper',
     blockSizes: () => ({ physical: opts.block?.[0] ?? disk.sectorSize, logical: opts.block?.[1] ?? disk.sectorSize }),
     deviceExists: () => true, hostName: `host${n}`,
   });
@@ -186,8 +196,9 @@ describe('sanlock manager: lvmlock layout', () => {
 
   test('full lvmlock: find_free_lock and init_lv answer -EMSGSIZE (the command extends lvmlock)', async () => {
     const clock = new ManualClock();
-    const disk = new MemoryDisk(70 * MiB, { clock });
-    const h = host(disk, clock, 1);
+    const disk = new MemoryDisk(72 * MiB, { clock });
+    let deviceSize = 70 * MiB;
+    const h = host(disk, clock, 1, { deviceSize: () => deviceSize });
     assert.equal((await h.m.initVg({ lsName: 'lvm_vg1', vgName: 'vg1', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' })).rv, 0);
     const ls = await start(h, clock, 'vg1');
     const args: string[] = [];
@@ -208,6 +219,15 @@ describe('sanlock manager: lvmlock layout', () => {
     assert.equal(await ls.findFreeLock(8n * BigInt(MiB)), 0);
     const again = await h.m.initLv({ lsName: 'lvm_vg1', vgName: 'vg1', lvUuid: 'lv4', vgArgs: '1.0.0:lvmlock', prevArgs: '', lockspace: ls });
     assert.equal(again.lvArgs, `1.0.0:${68 * MiB}`);
+    // lvm extends lvmlock (the device grows under the open lockspace): the new, never
+    // initialized space is found free, and its leases are reachable from this and other hosts
+    assert.equal(await ls.findFreeLock(8n * BigInt(MiB)), -E.MSGSIZE);
+    deviceSize = 72 * MiB;
+    assert.equal(await ls.findFreeLock(8n * BigInt(MiB)), 0);
+    const grown = await h.m.initLv({ lsName: 'lvm_vg1', vgName: 'vg1', lvUuid: 'lv5', vgArgs: '1.0.0:lvmlock', prevArgs: '', lockspace: ls });
+    assert.equal(grown.lvArgs, `1.0.0:${70 * MiB}`);
+    assert.equal((await clock.drive(ls.lock(lv('lv5', grown.lvArgs), 'ex', NOOPT))).rv, 0);
+    assert.equal(await clock.drive(ls.unlock(lv('lv5', grown.lvArgs, 'ex'), 0, { freeVg: false })), 0);
     await clock.drive(ls.leave({ freeVg: false }));
   });
 });

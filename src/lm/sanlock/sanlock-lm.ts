@@ -240,7 +240,7 @@ export class SanlockLockManager implements LockManager {
     const path = managed?.diskPath ?? this.devicePath(req.vgName, lockLv);
     let disk: Disk;
     let own = false;
-    if (managed?.disk) disk = managed.disk;
+    if (managed?.disk) disk = await managed.refreshDisk();
     else {
       try { disk = await d.openDisk(path); own = true; } catch (e) {
         d.error(`S ${req.lsName} init_lv_san cannot open ${path}: ${(e as Error).message}`);
@@ -394,6 +394,13 @@ export class SanlockLockspace implements ManagedLockspace {
   /** Where find_free_lock found the last free slot (lvmlockd's ls->free_lock_offset). */
   freeLockOffset = 0;
   private leases: L.Lockspace | null = null;
+  /**
+   * The device reopened after lvm extended the lvmlock LV (a Disk caches its
+   * size): LV leases in the new space are reached through it. Older handles
+   * stay open until leave, held leases may still use them.
+   */
+  private grown: Disk | null = null;
+  private readonly extraDisks: Disk[] = [];
   private readonly held = new Map<string, L.ResourceLease>();
   private failed = false;
 
@@ -556,9 +563,34 @@ export class SanlockLockspace implements ManagedLockspace {
   }
 
   private async closeDisk(): Promise<void> {
-    const disk = this.disk;
+    const disks = [this.disk, ...this.extraDisks.splice(0)];
     this.disk = null;
-    if (disk) await disk.close().catch(() => undefined);
+    this.grown = null;
+    for (const disk of disks) if (disk) await disk.close().catch(() => undefined);
+  }
+
+  /** The newest handle on the lvmlock device (for resource leases). */
+  private resDisk(): Disk {
+    return this.grown ?? this.disk!;
+  }
+
+  /** Reopen the device when it may have grown (lvextend of lvmlock); returns the newest handle. */
+  async refreshDisk(): Promise<Disk> {
+    const cur = this.resDisk();
+    let nd: Disk;
+    try {
+      nd = await this.d.openDisk(this.diskPath);
+    } catch {
+      return cur;
+    }
+    if ((await nd.size()) > (await cur.size())) {
+      this.d.debug(`S ${this.name} lvmlock device grew to ${await nd.size()} bytes`);
+      this.extraDisks.push(nd);
+      this.grown = nd;
+      return nd;
+    }
+    await nd.close().catch(() => undefined);
+    return cur;
   }
 
   private resourceOffset(res: ResourceView): number | { rv: number } {
@@ -578,7 +610,7 @@ export class SanlockLockspace implements ManagedLockspace {
   }
 
   private ref(res: ResourceView, offset: number): L.ResourceRef {
-    return { disk: this.disk!, offset, lockspace: this.name, resource: res.name, sectorSize: this.sectorSize, alignSize: this.alignSize };
+    return { disk: this.resDisk(), offset, lockspace: this.name, resource: res.name, sectorSize: this.sectorSize, alignSize: this.alignSize };
   }
 
   async lock(res: ResourceView, mode: 'sh' | 'ex', opts: { adoptOnly: boolean; adoptOk: boolean; repair: boolean }): Promise<LockResult> {
@@ -589,7 +621,7 @@ export class SanlockLockspace implements ManagedLockspace {
     if (typeof off !== 'number') return off;
     d.debug(`S ${this.name} R ${res.name} lock_san ${mode} at ${this.diskPath}:${off}`);
     if (opts.adoptOnly) return { rv: -E.ADOPT_NONE };
-    if (res.type === 'lv' && off + this.alignSize > await this.disk.size()) {
+    if (res.type === 'lv' && off + this.alignSize > await this.resDisk().size() && off + this.alignSize > await (await this.refreshDisk()).size()) {
       // The lease lies in space the lvmlock LV gained by an extend we have not seen: the command refreshes and retries.
       d.debug(`S ${this.name} R ${res.name} lock_san acquire offset ${off} rv EMSGSIZE`);
       return { rv: -E.MSGSIZE };
@@ -721,7 +753,7 @@ export class SanlockLockspace implements ManagedLockspace {
     const off = lvOffsetFromArgs(res.lvArgs);
     if (off === null) return -E.ARGS;
     try {
-      await L.initResource(this.disk, off, this.name, LV_UNUSED, { sectorSize: this.sectorSize, alignSize: this.alignSize });
+      await L.initResource(this.resDisk(), off, this.name, LV_UNUSED, { sectorSize: this.sectorSize, alignSize: this.alignSize });
       return 0;
     } catch (e) {
       this.d.error(`S ${this.name} R ${res.name} free_lv_san write error ${(e as Error).message}`);
@@ -730,8 +762,8 @@ export class SanlockLockspace implements ManagedLockspace {
   }
 
   async findFreeLock(_lvSizeBytes: bigint): Promise<number> {
-    const disk = this.disk;
-    if (!disk) return -E.LMERR;
+    if (!this.disk) return -E.LMERR;
+    const disk = await this.refreshDisk();
     const align = this.alignSize;
     const size = await disk.size();
     const first = align * LV_LOCK_BEGIN;
