@@ -28,7 +28,7 @@ describe('vm tier: storage loss under C lvmlockd + sanlock (2 VMs)', { skip, tim
       const r = await storageLoss(c, steps, { daemons: ['c', 'c'], ioTimeout: 2, log: vmLog });
       for (const l of [
         `io_timeout ${r.ioTimeout} s: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s,`,
-        `lockspace gone on vm1 +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
+        `lockspace dropped by vm1 lvmlockd +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
         '--- vm1 kill.log', ...r.killLog.split('\n'),
         '--- vm1 lvmlockctl --info', ...r.vm1Info.split('\n'),
         '--- vm1 lvs + dmsetup table after', ...r.vm1LvsAfter.split('\n'),

@@ -48,7 +48,7 @@ describe('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 * 
       const r = await storageLoss(c, steps, { daemons: ['ts', 'ts'], ioTimeout: 2, log: vmLog });
       for (const l of [
         `io_timeout ${r.ioTimeout} s: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s,`,
-        `vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
+        `lockspace dropped by vm1 lvmlockd +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
         '--- vm1 kill.log', ...r.killLog.split('\n'),
         '--- vm1 lvmlockctl --info', ...r.vm1Info.split('\n'),
         '--- vm1 lvmlockd log (kill/drop/errors)', ...r.vm1LvmlockdLog.split('\n'),

@@ -85,10 +85,11 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   let attempts = 0;
   const watchVm1 = (async () => {
     while (Date.now() - t0 < maxWait && lockspaceGoneS === null) {
-      const r = await v1.sh(`sanlock client status 2>/dev/null | grep -c "^s lvm_${vg}:" || true`, { timeoutMs: 20_000 });
+      // daemon-neutral: the VG's lockspace is gone from lvmlockd's list (dropped)
+      const r = await v1.sh(`lvmlockctl --info 2>/dev/null | grep -c "^VG ${vg} " || true`, { timeoutMs: 20_000 });
       if (r.stdout.trim() === '0') {
         lockspaceGoneS = (Date.now() - t0) / 1000;
-        steps.note(v1, `sanlock lockspace lvm_${vg} gone at +${lockspaceGoneS.toFixed(1)} s`);
+        steps.note(v1, `lockspace of ${vg} gone from vm1's lvmlockd at +${lockspaceGoneS.toFixed(1)} s`);
       }
       await sleep(1000);
     }
