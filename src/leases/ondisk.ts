@@ -133,15 +133,25 @@ export function snprintfName(old: Buffer, name: string): Buffer {
 // ---- u64 helpers ---------------------------------------------------------
 
 function readU64(b: Buffer, off: number): number {
-  const v = b.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new LeaseError(SANLK.ERROR, `on-disk 64-bit value ${v} at byte ${off} is out of range`);
+  const lo = b.readUInt32LE(off);
+  const hi = b.readUInt32LE(off + 4);
+  if (hi > 0x1fffff) {
+    throw new LeaseError(SANLK.ERROR, `on-disk 64-bit value ${b.readBigUInt64LE(off)} at byte ${off} is out of range`);
   }
-  return Number(v);
+  return hi * 0x100000000 + lo;
 }
 
 function writeU64(b: Buffer, off: number, v: number): void {
-  b.writeBigUInt64LE(BigInt(v), off);
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`64-bit field value ${v} out of range`);
+  b.writeUInt32LE(v % 0x100000000, off);
+  b.writeUInt32LE(Math.floor(v / 0x100000000), off + 4);
+}
+
+const ZERO_DBLOCK = Buffer.alloc(56);
+
+/** True when the 56 dblock bytes at `off` are all zero (never written): one native compare. */
+export function dblockIsZero(buf: Buffer, off = 0): boolean {
+  return buf.compare(ZERO_DBLOCK, 0, 56, off, off + 56) === 0;
 }
 
 // ---- leader ----------------------------------------------------------------
@@ -283,6 +293,7 @@ export function dblockChecksumOf(buf: Buffer, off = 0): number {
 
 /** sanlock's verify_dblock: an all-zero (never written) dblock is valid; otherwise the CRC must match. */
 export function dblockValid(buf: Buffer, off = 0): boolean {
+  if (dblockIsZero(buf, off)) return true;
   const d = decodeDblock(buf, off);
   if (!d.checksum && !d.mbal && !d.bal && !d.inp && !d.lver) return true;
   return dblockChecksumOf(buf, off) === d.checksum;

@@ -28,6 +28,7 @@ import {
   cloneLeader,
   dblockSector,
   hostBlockSector,
+  dblockIsZero,
   dblockValid,
   decodeDblock,
   decodeLeader,
@@ -239,6 +240,7 @@ async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number
     for (let q = 0; q < leader.numHosts; q++) {
       const off = (2 + q) * g.sectorSize;
       if (off + g.sectorSize > area.length) break;
+      if (dblockIsZero(area, off)) continue;
       if (!dblockValid(area, off)) {
         throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
       }
@@ -305,9 +307,13 @@ async function runBallot(
   for (let q = 0; q < numHosts; q++) {
     const off = (2 + q) * g.sectorSize;
     if (off + g.sectorSize > r1.length) break;
+    if (dblockIsZero(r1, off)) {
+      // a never-written dblock (lver 0) can still sit next to a mode block
+      if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
+      continue;
+    }
     if (!dblockValid(r1, off)) continue;
-    const mb = decodeModeBlock(r1, off + 128);
-    if (mb.flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
+    if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
     const bk = decodeDblock(r1, off);
     if (host.hooks?.skipPaxosReadPhase && q + 1 !== host.hostId) continue; // injected bug
     if (bk.lver < nextLver) continue;
@@ -332,7 +338,7 @@ async function runBallot(
   for (let q = 0; q < numHosts; q++) {
     const off = (2 + q) * g.sectorSize;
     if (off + g.sectorSize > r2.length) break;
-    if (!dblockValid(r2, off)) continue;
+    if (dblockIsZero(r2, off) || !dblockValid(r2, off)) continue;
     const bk = decodeDblock(r2, off);
     if (bk.lver < nextLver) continue;
     if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 2: host_id ${q + 1} is at lver ${bk.lver}`);

@@ -187,6 +187,20 @@ describe('crc32c', () => {
   });
 });
 
+describe('records', () => {
+  test('64-bit fields round-trip above 2^32 and reject values beyond 2^53', () => {
+    const d = { mbal: 2 ** 40 + 7, bal: 2 ** 32, inp: 1, inp2: 2 ** 53 - 1, inp3: 0xffffffff, lver: 3, checksum: 0, flags: 1 };
+    const b = encodeDblock({ ...d });
+    const back = decodeDblock(b);
+    assert.deepEqual({ ...back, checksum: 0 }, d);
+    assert.equal(b.readBigUInt64LE(0), BigInt(2 ** 40 + 7));
+    const bad = Buffer.from(b);
+    bad.writeBigUInt64LE(2n ** 60n, 8);
+    assert.throws(() => decodeDblock(bad), /out of range/);
+    assert.throws(() => encodeDblock({ ...d, mbal: -1 }), /out of range/);
+  });
+});
+
 describe('sizes', () => {
   test('max_hosts table', () => {
     assert.equal(maxHostsFor(512, 1 << 20), 2000);
