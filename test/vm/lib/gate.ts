@@ -28,20 +28,25 @@ export function vmLog(s: string): void {
 }
 
 /**
- * Scenarios with OUR daemon managing sanlock VGs (no -T) run once the daemon
- * has the sanlock lock manager (dist/src/daemon/server.js wires
- * lm/sanlock/sanlock-lm). LVMLOCKD_VM_TS_SANLOCK=1 forces them, =0 skips them.
+ * Scenarios with OUR daemon running a real lock manager (no -T) run once the
+ * daemon has it: dist/src/daemon/server.js requires ../lm/<lm>/... (sanlock:
+ * lm/sanlock/sanlock-lm). LVMLOCKD_VM_TS_SANLOCK / LVMLOCKD_VM_TS_DLM =1
+ * forces them, =0 skips them.
  */
-export function tsSanlockSkipReason(): string | false {
+export function tsLmSkipReason(lm: 'sanlock' | 'dlm'): string | false {
   const base = vmSkipReason();
   if (base) return base;
-  const env = process.env.LVMLOCKD_VM_TS_SANLOCK;
+  const envName = `LVMLOCKD_VM_TS_${lm.toUpperCase()}`;
+  const env = process.env[envName];
   if (env === '1') return false;
-  if (env === '0') return 'LVMLOCKD_VM_TS_SANLOCK=0';
+  if (env === '0') return `${envName}=0`;
   const server = path.join(repoRoot(), 'dist', 'src', 'daemon', 'server.js');
-  const lm = path.join(repoRoot(), 'dist', 'src', 'lm', 'sanlock', 'sanlock-lm.js');
   try {
-    if (fs.existsSync(lm) && fs.readFileSync(server, 'utf8').includes('sanlock-lm')) return false;
+    if (fs.readFileSync(server, 'utf8').includes(`"../lm/${lm}/`)) return false;
   } catch { /* not built */ }
-  return 'our lvmlockd has no sanlock lock manager in this build yet (dist/src/lm/sanlock/sanlock-lm.js not wired into the daemon); LVMLOCKD_VM_TS_SANLOCK=1 forces';
+  return `our lvmlockd has no ${lm} lock manager in this build yet (dist/src/daemon/server.js does not load lm/${lm}/); ${envName}=1 forces`;
+}
+
+export function tsSanlockSkipReason(): string | false {
+  return tsLmSkipReason('sanlock');
 }
