@@ -87,6 +87,25 @@ export class DirectDisk implements Disk {
   private readonly defaultTimeoutMs: number | undefined;
   private cachedSize: number | undefined;
   private inflight = 0;
+  /** Aligned buffers not in use, by size (reused: no mmap/munmap and page faults per I/O). */
+  private readonly pool = new Map<number, Array<{ buf: Buffer; ptr: unknown }>>();
+
+  private take(size: number): { buf: Buffer; ptr: unknown } {
+    const free = this.pool.get(size);
+    const got = free?.pop();
+    return got ?? loadNative().alloc(size);
+  }
+
+  private give(b: { buf: Buffer; ptr: unknown }): void {
+    const size = b.buf.length;
+    const free = this.pool.get(size) ?? [];
+    if (this.fd === undefined || free.length >= 4) {
+      loadNative().free(b.ptr);
+      return;
+    }
+    free.push(b);
+    this.pool.set(size, free);
+  }
 
   private constructor(path: string, fd: number, sectorSize: number, defaultTimeoutMs?: number) {
     this.path = path;
@@ -151,8 +170,8 @@ export class DirectDisk implements Disk {
   async read(offset: number, length: number, opts?: IoOptions): Promise<Buffer> {
     const fd = this.getFd('read');
     checkIo(this, 'read', offset, length, undefined);
-    const n = loadNative();
-    const { buf, ptr } = n.alloc(length);
+    const mem = this.take(length);
+    const buf = mem.buf;
     this.inflight++;
     const io = fsRead(fd, buf, 0, length, offset)
       .then((r) => {
@@ -169,9 +188,9 @@ export class DirectDisk implements Disk {
         throw new DiskError('EIO', `read ${this.path} offset ${offset} length ${length}: ${(e as Error).message}`);
       })
       .finally(() => {
-        // The aligned memory is freed only when the kernel is done with it,
-        // even if the caller already gave up on a timeout.
-        n.free(ptr);
+        // The aligned memory is reused or freed only when the kernel is done
+        // with it, even if the caller already gave up on a timeout.
+        this.give(mem);
         this.inflight--;
       });
     return this.withTimeout(io, 'read', offset, opts);
@@ -180,8 +199,8 @@ export class DirectDisk implements Disk {
   async write(offset: number, data: Buffer, opts?: IoOptions): Promise<void> {
     const fd = this.getFd('write');
     checkIo(this, 'write', offset, data.length, undefined);
-    const n = loadNative();
-    const { buf, ptr } = n.alloc(data.length);
+    const mem = this.take(data.length);
+    const buf = mem.buf;
     data.copy(buf);
     this.inflight++;
     const io = fsWrite(fd, buf, 0, data.length, offset)
@@ -198,7 +217,7 @@ export class DirectDisk implements Disk {
         throw new DiskError('EIO', `write ${this.path} offset ${offset} length ${data.length}: ${(e as Error).message}`);
       })
       .finally(() => {
-        n.free(ptr);
+        this.give(mem);
         this.inflight--;
       });
     return this.withTimeout(io, 'write', offset, opts);
@@ -208,6 +227,8 @@ export class DirectDisk implements Disk {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
+    for (const free of this.pool.values()) for (const b of free) loadNative().free(b.ptr);
+    this.pool.clear();
     await fsClose(fd);
   }
 }
