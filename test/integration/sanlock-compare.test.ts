@@ -59,12 +59,43 @@ const SCRIPT: Step[] = [
   INFO(1, 3000),
 ];
 
+// vgrename: refused while another host has the VG started, then the leases
+// are rewritten under the new lockspace name (rename_vg_final). Without
+// device-mapper the renamed lvmlock device is emulated up front.
+const RENAME: Step[] = [
+  { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'sanlock', 'vgc', '{disk0}'] },
+  { host: 1, argv: ['lvm', 'lvcreate', '-an', '-n', 'lv1', '-L', '8M', 'vgc'] },
+  { host: 2, argv: ['lvm', 'vgchange', '--lock-start', 'vgc'], timeoutMs: 120_000 },
+  { host: 1, argv: ['lvm', 'vgrename', 'vgc', 'vgr'] },
+  { host: 2, argv: ['lvm', 'vgchange', '--lock-stop', 'vgc'] },
+  { host: 1, argv: ['lvm', 'vgrename', 'vgc', 'vgr'], waitMs: 6000 },
+  { host: 1, argv: ['lvm', 'vgchange', '--lock-start', 'vgr'], timeoutMs: 120_000 },
+  { host: 2, argv: ['lvm', 'vgchange', '--lock-start', 'vgr'], timeoutMs: 120_000 },
+  { host: 2, argv: ['lvm', 'lvchange', '-aey', 'vgr/lv1'] },
+  { host: 1, argv: ['lvm', 'lvchange', '-aey', 'vgr/lv1'] },
+  INFO(2),
+  { host: 1, argv: ['sh', '-c', "sanlock direct dump /dev/mapper/vgr-lvmlock:65M:3M | awk '{print $1, $2, $3}'"], label: 'lease names' },
+  { host: 2, argv: ['lvm', 'lvchange', '-an', 'vgr/lv1'] },
+];
+
 describe('sanlock: all-C cluster vs all-ours cluster', () => {
   test('same command sequence, same output', { timeout: 300_000 }, async () => {
     const cmp = await compareDaemons(SCRIPT, C, TS, {
       disks: [{ sizeMiB: 512 }],
       stepTimeoutMs: 60_000,
       setup: async (c) => { await c.emulateLvmlock('vgc'); },
+    });
+    assert.ok(cmp.same, formatComparison(cmp, { withOutput: true }));
+  });
+
+  test('vgrename', { timeout: 300_000 }, async () => {
+    const cmp = await compareDaemons(RENAME, C, TS, {
+      disks: [{ sizeMiB: 512 }],
+      stepTimeoutMs: 60_000,
+      setup: async (c) => {
+        await c.emulateLvmlock('vgc');
+        await c.emulateLvmlock('vgr');
+      },
     });
     assert.ok(cmp.same, formatComparison(cmp, { withOutput: true }));
   });
