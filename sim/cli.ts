@@ -36,6 +36,9 @@ options:
 ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`).join('\n')}
   --replay SEED       run one schedule by its own seed (printed on a violation)
                       and print its whole trace; with --level core for core schedules
+  --lm test|sanlock   with --replay --level core: the lock manager (sanlock: the real
+                      src/lm/sanlock manager on a shared simulated LUN)
+  --stop-race         with --lm sanlock: let stop_vg race with in-flight lock requests
   --keep-faults I,J   with --replay: keep only these planned faults (from a shrunk trace)
   --no-eio, --no-slow, --no-skew, --duration MS   with --replay: shrunk-schedule switches
   --trace             print every trace line while running
@@ -64,7 +67,7 @@ function parseArgs(argv: string[]): Args {
     }
     const k = x.slice(2);
     const next = argv[i + 1];
-    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew'].includes(k)) a[k] = true;
+    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew', 'stop-race'].includes(k)) a[k] = true;
     else if (next === undefined || next.startsWith('--')) throw new Error(`--${k} needs a value`);
     else {
       a[k] = next;
@@ -213,7 +216,10 @@ export async function main(argv: string[]): Promise<number> {
   if (a.replay !== undefined) {
     const s0 = num(a, 'replay', 0) >>> 0;
     if (a.level === 'core') {
-      const r = await runCoreSchedule(s0, { hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true });
+      const r = await runCoreSchedule(s0, {
+        hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true,
+        lm: a.lm === 'sanlock' ? 'sanlock' : 'test', allowStopRace: !!a['stop-race'],
+      });
       if (!a.trace) console.log(r.trace.join('\n'));
       console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');
       return r.violation ? 1 : 0;
@@ -258,7 +264,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log('trace (faults and the hosts/resources involved):');
       console.log(minimalTrace(shrunk).join('\n'));
     } else {
-      console.log(`replay: npm run sim -- --replay ${f.seed} --level core`);
+      console.log(`replay: npm run sim -- --replay ${f.seed} --level core${f.result.trace.some((l) => l.includes('init_vg')) ? ' --lm sanlock' : ''}`);
       console.log(f.result.trace.slice(-60).join('\n'));
     }
     return 1;
@@ -270,7 +276,10 @@ export { scheduleSeed };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => {
+      // Let stdout drain (a replay prints long traces into pipes) before exiting.
+      process.exitCode = code;
+    },
     (e: unknown) => {
       process.stderr.write(`sim: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
       process.exit(2);

@@ -24,7 +24,8 @@ import type { LmType } from '../src/core/constants';
 import type { GlobalLockState, LockManager, LockspaceView, ManagedLockspace, ResourceView } from '../src/lm/types';
 import { TestLockManager } from '../src/lm/test/test-lm';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
-import { Rng, Scheduler, SimHost, drain, fmtT } from './kernel';
+import { SanlockLockManager } from '../src/lm/sanlock/sanlock-lm';
+import { NO_DISK_FAULTS, Rng, Scheduler, SimHost, SimStorage, crashWriteResolver, drain, fmtT } from './kernel';
 import type { Violation } from './lease-cluster';
 
 export interface CoreRunResult {
@@ -53,6 +54,36 @@ export const testLmFactory: CoreLmFactory = (ctx) => {
     dlm: new TestLockManager('dlm', ctx.gl, hooks, () => ctx.hostId),
   };
 };
+
+/** Size of the simulated lvmlock LV: lockspace, GL, VG and 8 LV lease slots (1 MiB align, 512-byte sectors). */
+const LVMLOCK_BYTES = (67 + 8) * 1024 * 1024;
+
+/**
+ * The real sanlock lock manager (src/lm/sanlock) of one host, on the shared
+ * simulated LUN: every host opens the same SimStorage through its own SimDisk,
+ * with its own clock and seeded random source. The dlm VG keeps the test manager.
+ */
+export function sanlockLmFactory(storage: SimStorage, rng: Rng, ioTimeout: number): CoreLmFactory {
+  return (ctx) => {
+    const hooks = { deviceExists: () => true, log: (l: string) => ctx.log(l), sleep: (ms: number) => ctx.host.clock.sleep(ms) };
+    const sanlock = new SanlockLockManager({
+      gl: ctx.gl,
+      ioTimeout,
+      defaultHostId: () => ctx.hostId,
+      lockspaceCount: () => 0,
+      debug: (l) => ctx.log(l),
+      error: (l) => ctx.log(`ERROR ${l}`),
+      sleep: (ms) => ctx.host.clock.sleep(ms),
+      clock: ctx.host.clock,
+      random: rng.fork(`lm-h${ctx.hostId}-${ctx.host.incarnation}`),
+      openDisk: async () => storage.diskFor(ctx.host),
+      blockSizes: () => ({ physical: 512, logical: 512 }),
+      deviceExists: () => true,
+      hostName: `simhost${ctx.hostId}.inc${ctx.host.incarnation}`,
+    });
+    return { sanlock, dlm: new TestLockManager('dlm', ctx.gl, hooks, () => ctx.hostId) };
+  };
+}
 
 type Fields = Array<readonly [string, WireValue]>;
 
@@ -126,16 +157,27 @@ class CoreHost {
 
 export async function runCoreSchedule(
   seed: number,
-  o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean } = {},
+  o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock'; allowStopRace?: boolean } = {},
 ): Promise<CoreRunResult> {
+  const allowStopRace = !!o.allowStopRace;
   const coreDebug = !!o.coreDebug;
   const sim = new Scheduler();
   sim.traceAll = !!o.traceAll;
   const root = new Rng(seed);
   const rng = root.fork('core-workload');
-  const nHosts = o.hosts ?? rng.intIn(1, 3);
-  const factory = o.factory ?? testLmFactory;
-  const durationMs = Math.round(rng.range(60_000, 180_000));
+  const sanlockMode = o.lm === 'sanlock';
+  const nHosts = o.hosts ?? (sanlockMode ? rng.intIn(2, 3) : rng.intIn(1, 3));
+  const ioTimeout = 1;
+  const storage = sanlockMode ? new SimStorage(sim, root.fork('disk'), LVMLOCK_BYTES, 512) : undefined;
+  if (storage) storage.rates = { ...NO_DISK_FAULTS, latencyMax: rng.pick([0.5, 5, 50]) };
+  const factory = o.factory ?? (storage ? sanlockLmFactory(storage, root.fork('lm'), ioTimeout) : testLmFactory);
+  // host_dead with io_timeout 1 and sanlock's watchdog_fire_timeout 60: 68 s.
+  const hostDeadMs = (8 * ioTimeout + 60) * 1000;
+  const durationMs = Math.round(sanlockMode ? rng.range(2, 3) * hostDeadMs : rng.range(60_000, 180_000));
+  /** sanlock mode: lv_lock_args of each LV from init_lv; what each host uses (told by replies). */
+  const lvArgs = new Map<string, string>();
+  const uses = new Map<number, Map<string, 'sh' | 'ex'>>();
+  const killed = new Map<number, Set<string>>();
   const vgs: VgDef[] = [
     { name: 'vga', lockType: 'sanlock', lvs: ['lvuuid-a0', 'lvuuid-a1'], tlvs: ['lvuuid-a2', 'lvuuid-a3'] },
     { name: 'vgb', lockType: 'dlm', lvs: ['lvuuid-b0'], tlvs: ['lvuuid-b1'] },
@@ -205,7 +247,14 @@ export async function runCoreSchedule(
       nowMs: (): number => ch.host.clock.nowMs(),
       quit: (): void => undefined,
       locksChanged: (): void => undefined,
-      killVg: (_vg: string): void => undefined,
+      killVg: (vg: string): void => {
+        sim.log(`h${ch.id} KILL PATH: lock manager failed, VG ${vg} killed (its LVs are deactivated)`);
+        const k = killed.get(ch.id) ?? new Set<string>();
+        k.add(vg);
+        killed.set(ch.id, k);
+        const u = uses.get(ch.id);
+        if (u) for (const key of [...u.keys()]) if (key.startsWith(`${vg}/`)) u.delete(key);
+      },
     };
     ch.core = new LockdCore(ports, { testMode: true, glType: null, managers, gl: ch.gl });
     ch.started.clear();
@@ -229,6 +278,8 @@ export async function runCoreSchedule(
     }
     if (!c.host.host.crashed) c.host.core.removeClient(c.id);
     c.host.clients.delete(c.id);
+    const u = uses.get(c.host.id);
+    if (u) for (const key of [...u.keys()]) if (key.endsWith(`|c${c.id}`)) u.delete(key);
   };
 
   /** Send one request; resolves with the reply, or null (no reply by design, client gone, daemon crashed). */
@@ -260,8 +311,16 @@ export async function runCoreSchedule(
   ];
   const lockLv = (vg: VgDef, lv: string, mode: string, opts = 'none'): Fields => [
     ['request', 'lock_lv'], ['cmd', 'lvm'], ['pid', 1], ['vg_name', vg.name], ['lv_name', `lv${lv.slice(-2)}`], ['lv_uuid', lv],
-    ['mode', mode], ['opts', opts], ['lv_lock_args', vg.lockType === 'sanlock' ? '1.0.0:70254592' : 'none'],
+    ['mode', mode], ['opts', opts], ['lv_lock_args', vg.lockType === 'sanlock' ? lvArgs.get(lv) ?? '1.0.0:70254592' : 'none'],
   ];
+  /** sanlock mode: record what a host uses after a reply, and drop it when an unlock is sent. */
+  const use = (c: Client, key: string, mode: 'sh' | 'ex' | 'un') => {
+    if (!sanlockMode) return;
+    const u = uses.get(c.host.id) ?? new Map<string, 'sh' | 'ex'>();
+    uses.set(c.host.id, u);
+    if (mode === 'un') u.delete(key);
+    else if (!killed.get(c.host.id)?.has(key.split('/')[0]!)) u.set(key, mode);
+  };
 
   const expectOne = (c: Client, r: ConfigMap | null, what: string, ok: number[]) => {
     const rv = result(r);
@@ -289,11 +348,13 @@ export async function runCoreSchedule(
       await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
       await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
       const r = await rpc(c, lockLv(vg, lv, mode, 'persistent'), `lock_lv ${mode}`);
-      expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
+      const arv = expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
+      if (arv === 0 && vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, mode as 'sh' | 'ex');
       await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
       await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
     } else if (x < 0.55) {
       const lv = rng.pick(vg.lvs);
+      if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, 'un'); // deactivated before the unlock is sent
       const r = await rpc(c, lockLv(vg, lv, 'un', 'persistent'), 'lock_lv un');
       expectOne(c, r, `lvchange -an ${vg.name}/${lv}`, [0]);
     } else if (x < 0.7) {
@@ -302,10 +363,14 @@ export async function runCoreSchedule(
       const mode = rng.chance(0.5) ? 'ex' : 'sh';
       const r = await rpc(c, lockLv(vg, lv, mode), `lock_lv ${mode} transient`);
       const rv = expectOne(c, r, `transient lock_lv ${mode} ${vg.name}/${lv}`, [0]);
-      if (rv === 0 && !c.gone) c.told.set(lv, mode);
+      if (rv === 0 && !c.gone) {
+        c.told.set(lv, mode);
+        if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}|c${c.id}`, mode);
+      }
       checkTold(ch);
       await ch.host.clock.sleep(rng.range(0, 5000));
       if (c.gone) return;
+      if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}|c${c.id}`, 'un');
       const u = await rpc(c, lockLv(vg, lv, 'un'), 'lock_lv un transient');
       if (result(u) === 0 || result(u) === -2) c.told.delete(lv);
     } else if (x < 0.8) {
@@ -314,7 +379,7 @@ export async function runCoreSchedule(
       const r = await rpc(c, base('lock_vg', vg, [['mode', 'ex']]), 'lock_vg ex');
       const rv = expectOne(c, r, `lock_vg ex ${vg.name}`, [0]);
       if (rv === 0) {
-        const kind = rng.pick(['lvcreate', 'lvremove', 'vgremove-probe']);
+        const kind = sanlockMode ? 'vgremove-probe' : rng.pick(['lvcreate', 'lvremove', 'vgremove-probe']);
         const lv = rng.pick(vg.lvs);
         if (kind === 'lvcreate') {
           await rpc(c, base('init_lv', vg, [['lv_name', `lv${lv.slice(-2)}`], ['lv_uuid', lv], ['vg_lock_type', vg.lockType], ['vg_lock_args', '1.0.0:lvmlock']]), 'init_lv');
@@ -340,6 +405,10 @@ export async function runCoreSchedule(
       await ch.host.clock.sleep(rng.range(0, 1000));
       await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
     } else if (x < 0.9) {
+      // Known race (docs/simulator.md, "What it found"): a lock request retrying in the lockspace
+      // when stop_vg is accepted can still be granted and answered 0, then cleared by the stop.
+      // With a lock manager that retries (sanlock), only stop a VG when no other command is in flight.
+      if (sanlockMode && !allowStopRace && [...ch.clients.values()].some((x) => x !== c && x.pending)) return;
       const r = await rpc(c, base('stop_vg', vg), `stop_vg ${vg.name}`);
       expectOne(c, r, `vgchange --lock-stop ${vg.name}`, [0]);
     } else if (x < 0.95) {
@@ -373,7 +442,27 @@ export async function runCoreSchedule(
     }
   };
 
+  const crossHostCheck = () => {
+    const per = new Map<string, Array<[number, 'sh' | 'ex']>>();
+    for (const ch of hosts) {
+      if (ch.host.crashed) continue;
+      // One entry per host and LV: the strongest mode any of its users holds (persistent or transient).
+      const mine = new Map<string, 'sh' | 'ex'>();
+      for (const [k, m] of uses.get(ch.id) ?? []) {
+        const key = k.split('|')[0]!;
+        if (m === 'ex' || !mine.has(key)) mine.set(key, m);
+      }
+      for (const [key, m] of mine) per.set(key, [...(per.get(key) ?? []), [ch.id, m]]);
+    }
+    for (const [key, hs] of per) {
+      const ex = hs.filter(([, m]) => m === 'ex');
+      if (ex.length > 1) return fail('two-ex', `${key} active ex on hosts ${ex.map(([h]) => h).join(',')}`);
+      if (ex.length && hs.length > 1) return fail('ex-with-sh', `${key} active ex on host ${ex[0]![0]} and sh on ${hs.filter(([, m]) => m === 'sh').map(([h]) => h).join(',')}`);
+    }
+  };
   const check = () => {
+    if (violation) return;
+    if (sanlockMode) crossHostCheck();
     if (violation) return;
     for (const ch of hosts) {
       if (ch.host.crashed) continue;
@@ -383,6 +472,9 @@ export async function runCoreSchedule(
           const sh = r.locks.filter((l) => l.mode === 'sh').length;
           if (ex > 1) return fail('two-ex', `host ${ch.id} ${ls.name} ${r.name}: ${ex} ex locks`);
           if (ex && sh) return fail('ex-with-sh', `host ${ch.id} ${ls.name} ${r.name}: ex with ${sh} sh`);
+          // r.mode and r.locks are updated on both sides of an awaited lock-manager call, so with a
+          // manager that takes time (sanlock on a disk) they may differ while the call is in flight.
+          if (sanlockMode) continue;
           if (r.locks.length === 0 && r.mode !== 'un') return fail('records', `host ${ch.id} ${r.name}: mode ${r.mode} without locks`);
           if (r.locks.length && r.mode !== (ex ? 'ex' : 'sh')) return fail('records', `host ${ch.id} ${r.name}: mode ${r.mode} vs locks`);
         }
@@ -396,6 +488,25 @@ export async function runCoreSchedule(
   };
 
   let stopping = false;
+  const crashWrite = storage ? crashWriteResolver(root.fork('crash'), storage.stats, 512, () => sim.now, () => 1000) : () => undefined;
+  function crashHost(ch: CoreHost, downMs: number): void {
+    if (ch.host.crashed) return;
+    for (const c of [...ch.clients.values()]) {
+      c.gone = true;
+      if (c.pending) {
+        pendingAll.delete(c.pending);
+        c.pending.resolve(null);
+      }
+    }
+    ch.clients.clear();
+    uses.delete(ch.id);
+    ch.host.crash(crashWrite);
+    sim.after(downMs, () => {
+      ch.host.restart();
+      sim.log(`h${ch.id} daemon restarts`);
+      startHost(ch);
+    });
+  }
   let activeLoops = 0;
   const clientLoop = async (ch: CoreHost, inc: number) => {
     activeLoops++;
@@ -416,20 +527,85 @@ export async function runCoreSchedule(
         disconnect(c);
         c = connect(ch);
       }
-      await ch.host.clock.sleep(rng.range(0, 2000));
+      await ch.host.clock.sleep(rng.range(0, sanlockMode ? 6000 : 2000));
     }
     disconnect(c);
   };
 
   const startHost = (ch: CoreHost) => {
     boot(ch);
+    killed.delete(ch.id);
+    uses.delete(ch.id);
     const inc = ch.host.incarnation;
     const n = rng.intIn(2, 4);
     for (let i = 0; i < n; i++) ch.host.at(sim.now + rng.range(0, 500), () => void clientLoop(ch, inc));
   };
-  for (const ch of hosts) startHost(ch);
+  if (sanlockMode) {
+    // vgcreate --shared on host 1: init_vg, then start it there and create the LV leases (init_lv).
+    vgs.splice(1);
+    const ch = hosts[0]!;
+    boot(ch);
+    let ready = false;
+    void (async () => {
+      const c = connect(ch);
+      const vg = vgs[0]!;
+      const r = await rpc(c, [['request', 'init_vg'], ['pid', 1], ['vg_name', vg.name], ['vg_lock_type', 'sanlock'], ['vg_lock_args', 'lvmlock'], ['opts', 'none']], 'init_vg');
+      if (result(r) !== 0) fail('setup', `init_vg failed: ${result(r)}`);
+      await rpc(c, startVg(vg, ch.id), 'start_vg');
+      await rpc(c, [['request', 'start_wait'], ['pid', 1]], 'start_wait');
+      for (const lv of [...vg.lvs, ...vg.tlvs]) {
+        const l = await rpc(c, base('init_lv', vg, [['lv_name', `lv${lv.slice(-2)}`], ['lv_uuid', lv], ['vg_lock_type', 'sanlock'], ['vg_lock_args', '1.0.0:lvmlock']]), 'init_lv');
+        const args = l?.str('lv_lock_args');
+        if (result(l) !== 0 || !args) fail('setup', `init_lv ${lv} failed: ${result(l)}`);
+        else lvArgs.set(lv, args);
+      }
+      disconnect(c);
+      ready = true;
+    })();
+    await sim.run(600_000, () => undefined, () => ready || violation !== undefined);
+    if (!ready) fail('setup', 'setup did not finish');
+    // Every host's daemon gets an external watchdog, as sanlock's wdmd: it resets the host
+    // watchdog_fire_timeout after the delta lease stopped being renewed (the daemon must arm one).
+    const watchdog = () => {
+      for (const h of hosts) {
+        if (h.host.crashed) continue;
+        for (const ls of h.core.lockspaces) {
+          const leases = (ls.managed as unknown as { leases?: { lastSuccess: number; state: string } | null }).leases;
+          if (!leases || leases.state !== 'held' || ls.killVg) continue;
+          if (h.host.clock.nowMs() >= (leases.lastSuccess + 8 * ioTimeout + 60 - 1) * 1000) {
+            sim.log(`h${h.id} watchdog fires (${ls.name} last renewal at local ${leases.lastSuccess}s)`);
+            crashHost(h, rng.range(5000, 30_000));
+            break;
+          }
+        }
+      }
+      if (!stopping) sim.after(250, watchdog);
+    };
+    sim.after(250, watchdog);
+  }
+  for (const ch of hosts) {
+    if (sanlockMode && ch === hosts[0]) {
+      const inc = ch.host.incarnation;
+      for (let i = 0; i < rng.intIn(2, 3); i++) ch.host.at(sim.now + rng.range(0, 500), () => void clientLoop(ch, inc));
+    } else startHost(ch);
+  }
 
-  // Faults: daemon pause, daemon crash + restart.
+  // Faults: daemon pause, daemon crash + restart (sanlock mode: also storage path failures).
+  if (sanlockMode && rng.chance(0.5)) {
+    const ch = rng.pick(hosts);
+    const at = rng.range(0.2, 0.6) * durationMs;
+    const dur = rng.range(0.2, 2) * hostDeadMs;
+    const kind = rng.pick(['eio', 'hang'] as const);
+    sim.at(at, () => {
+      stats.faults++;
+      sim.log(`h${ch.id} STORAGE PATH FAULT ${kind} for ${(dur / 1000).toFixed(1)}s`);
+      ch.host.pathFault = kind;
+      sim.after(dur, () => {
+        ch.host.pathFault = 'none';
+        sim.log(`h${ch.id} storage path restored`);
+      });
+    });
+  }
   const nFaults = rng.intIn(0, 3);
   for (let i = 0; i < nFaults; i++) {
     const ch = rng.pick(hosts);
@@ -444,20 +620,7 @@ export async function runCoreSchedule(
         sim.after(dur, () => ch.host.resume());
       } else if (!ch.host.crashed) {
         sim.log(`h${ch.id} CRASH daemon, restart in ${(dur / 1000).toFixed(1)}s`);
-        for (const c of [...ch.clients.values()]) {
-          c.gone = true;
-          if (c.pending) {
-            pendingAll.delete(c.pending);
-            c.pending.resolve(null);
-          }
-        }
-        ch.clients.clear();
-        ch.host.crash(() => undefined);
-        sim.after(dur, () => {
-          ch.host.restart();
-          sim.log(`h${ch.id} daemon restarts`);
-          startHost(ch);
-        });
+        crashHost(ch, dur);
       }
     });
   }

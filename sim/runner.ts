@@ -23,6 +23,8 @@ export interface RunOptions {
   bug?: BugSpec;
   /** Fraction of schedules run at the core level (LockdCore per host); the rest at the lease level. */
   coreShare: number;
+  /** Of the core-level schedules, the fraction run with the real sanlock lock manager on a shared simulated LUN. */
+  sanlockShare?: number;
   progress?: (done: number, total: number) => void;
   stopOnViolation?: boolean;
   /** Run schedules first, first+stride, … (parallel workers); default 0 and 1. */
@@ -54,7 +56,8 @@ export async function runMany(o: RunOptions): Promise<Summary> {
     const seed = scheduleSeed(o.seed, i);
     const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
     if (core) {
-      const r = await runCoreSchedule(seed, { hosts: o.hosts });
+      const sanlock = ((seed >>> 10) % 1000) / 1000 < (o.sanlockShare ?? 0.1);
+      const r = await runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' });
       sum.coreSchedules++;
       sum.faultsInjected += r.stats.faults;
       sum.requests += r.stats.requests;
