@@ -483,9 +483,11 @@ async function paxosLeaseAcquire(
       try {
         ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
       } catch (e) {
-        // Only a higher mbal is worth another ballot (sanlock retries SANLK_DBLOCK_MBAL only).
-        // A dblock at a higher lver means the leader we read is stale: retrying the same
-        // lver would abort forever, so fail (lvmlockd maps SANLK_DBLOCK_LVER to -EAGAIN).
+        // Only a higher mbal is worth another ballot. Deliberate deviation: sanlock 3.8.5
+        // also retries after SANLK_DBLOCK_LVER, but a dblock at a higher lver means the
+        // leader we read is stale (e.g. an old commit landed late), and retrying the same
+        // lver aborts forever; we fail instead (lvmlockd maps SANLK_DBLOCK_LVER to -EAGAIN,
+        // and the caller's next attempt re-reads everything). Found by the simulator.
         if (e instanceof BallotAbort && e.rv === SANLK.DBLOCK_MBAL) {
           await host.clock.sleep(Math.floor(host.random.next() * 1000));
           ourMbal += cur.maxHosts;
