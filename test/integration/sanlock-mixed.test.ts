@@ -85,7 +85,7 @@ describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', () => {
   let hc: Host, hts: Host;
 
   before(async () => {
-    c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }], name: 'san-mixed' });
+    c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }, { sizeMiB: 2048, sectorSize: 4096 }], name: 'san-mixed' });
     [hc, hts] = [c.host(1), c.host(2)];
     await hc.startSanlock();
     await hc.startDaemon({ kind: 'c', args: ['-o', IO] });
@@ -122,5 +122,26 @@ describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', () => {
     assert.match(status.stdout, /^s lvm_vgm2:1:\/dev\/mapper\/vgm2-lvmlock:0/m);
     await exercise('vgm2', hts, hc);
     await removeVg('vgm2', hts, hc);
+  });
+
+  test('4K-sector storage: VG created by ours (4096/8M layout), used by C', { timeout: 180_000 }, async () => {
+    await c.emulateLvmlock('vgm4', { disk: 2 });
+    const vg = await hts.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm4', c.disks[2]!.path]);
+    assert.equal(vg.code, 0, vg.stderr);
+    const dump = await hts.run(['sanlock', 'direct', 'dump', '/dev/mapper/vgm4-lvmlock:0:600M']);
+    assert.match(dump.stdout, /^\s*545259520\s+lvm_vgm4\s+GLLK\b/m, dump.stdout); // no other sanlock VG left: it gets the GL
+    assert.match(dump.stdout, /^\s*553648128\s+lvm_vgm4\s+VGLK/m);
+    assert.match(dump.stdout, /^\s*562036736\s+lvm_vgm4\s+#unused/m);
+    await ok(hc, ['vgchange', '--lock-start', 'vgm4']);
+    await ok(hc, ['lvcreate', '-an', '-n', 'l4', '-L', '8M', 'vgm4']);
+    const lvs = await hts.lvm(['lvs', '--noheadings', '-o', 'lv_name,lock_args', 'vgm4']);
+    assert.match(lvs.stdout, /l4\s+1\.0\.0:562036736/);
+    await ok(hc, ['lvchange', '-aey', 'vgm4/l4']);
+    await refused(hts, ['lvchange', '-aey', 'vgm4/l4'], 'vgm4/l4');
+    await ok(hc, ['lvchange', '-an', 'vgm4/l4']);
+    await ok(hts, ['lvchange', '-aey', 'vgm4/l4']);
+    await refused(hc, ['lvchange', '-asy', 'vgm4/l4'], 'vgm4/l4');
+    await ok(hts, ['lvchange', '-an', 'vgm4/l4']);
+    await removeVg('vgm4', hts, hc);
   });
 });
