@@ -126,7 +126,7 @@ export class LockdCore implements LockspaceHost {
   request(clientId: number, text: string): void {
     const cl = this.clients.get(clientId);
     if (!cl) return;
-    const parsed = parseConfigTree(text);
+    const parsed = parseConfigTree(text, { libdmOpenQuotes: true });
     if (!parsed.ok) {
       this.error(`client recv ${clientId} config_from_string error: ${parsed.error}`);
       this.ports.resume(clientId);

@@ -203,7 +203,9 @@ export class Daemon {
         conn.socket.destroy();
         return;
       }
-      conn.queue.push(ev.text);
+      // The body without the terminator's "\n", exactly what lvmlockd parses (this matters
+      // for an unclosed quote, which libdm ends at the last character of the text).
+      conn.queue.push(ev.body);
     }
     this.pump(conn);
   }

@@ -15,122 +15,194 @@ export type ParseResult =
 
 const MAX_DEPTH = 32;
 
-class Cursor {
-  pos = 0;
-  constructor(readonly text: string) {}
-  get done(): boolean { return this.pos >= this.text.length; }
-  peek(): string { return this.text[this.pos] ?? ''; }
-  skipSpaceAndComments(): void {
-    while (this.pos < this.text.length) {
-      const c = this.text[this.pos];
-      if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-        this.pos++;
-      } else if (c === '#') {
-        while (this.pos < this.text.length && this.text[this.pos] !== '\n') this.pos++;
-      } else {
-        return;
-      }
-    }
-  }
-}
+// Tokens of libdm's config lexer. What counts as a token, and when a word is a
+// value rather than a key, follows libdm (libdm-config.c, _get_token/_type),
+// since lvmlockd parses requests with it:
+// - a value may be "double quoted" (\" and \\ unescaped, other backslashes kept),
+//   'single quoted' (raw), a number, or a bare word up to space, '#', '=', '{', '}';
+// - a quoted string left open runs to the end of the text and loses its last
+//   character (libdm strips the "closing quote" it assumes is there);
+// - numbers are [+-.0-9] then digits with at most one '.', read like strtoll
+//   base 0 (a leading 0 means octal) or strtod; an out-of-range integer fails;
+// - array items are plain values, commas between them optional after an item;
+// - the text ends at the first NUL (libdaemon hands the parser a C string).
+type Tok = 'int' | 'float' | 'sq' | 'dq' | 'bare' | 'eq' | 'secb' | 'sece' | 'arrb' | 'arre' | 'ident' | 'comma' | 'eof';
 
 class SyntaxError_ {
   constructor(readonly message: string) {}
 }
 
-function fail(cur: Cursor, what: string): never {
-  throw new SyntaxError_(`${what} at offset ${cur.pos}`);
-}
-
-const IDENT = /[A-Za-z0-9_\-.+/@[\]]/;
-
-function parseIdentifier(cur: Cursor): string {
-  const start = cur.pos;
-  while (!cur.done && IDENT.test(cur.peek())) cur.pos++;
-  if (cur.pos === start) fail(cur, 'expected a key');
-  return cur.text.slice(start, cur.pos);
-}
-
-function parseString(cur: Cursor): string {
-  cur.pos++; // opening quote
-  let out = '';
-  while (true) {
-    if (cur.done) fail(cur, 'unterminated string');
-    const c = cur.text[cur.pos++]!;
-    if (c === '"') return out;
-    if (c === '\\' && !cur.done) {
-      out += cur.text[cur.pos++];
-    } else {
-      out += c;
+class Lexer {
+  t: Tok = 'eof';
+  tb = 0;
+  te = 0;
+  private readonly end: number;
+  constructor(readonly text: string, private readonly openQuoteOk: boolean) {
+    const nul = text.indexOf('\0');
+    this.end = nul < 0 ? text.length : nul;
+    this.next('eof');
+  }
+  fail(what: string): never {
+    throw new SyntaxError_(`${what} at offset ${this.tb}`);
+  }
+  get tok(): string { return this.text.slice(this.tb, this.te); }
+  /** The current token type (a call, so type narrowing does not outlive next()). */
+  cur(): Tok { return this.t; }
+  /** The token's text without its quotes (libdm's _dup_string_tok). */
+  unquoted(): string {
+    if (this.te - 1 < this.tb + 1) this.fail('expected a string token');
+    return this.text.slice(this.tb + 1, this.te - 1);
+  }
+  expect(t: Tok, what: string): void {
+    if (this.t !== t) this.fail(what);
+    this.next(t);
+  }
+  next(prev: Tok): void {
+    const s = this.text;
+    const end = this.end;
+    let i = this.te;
+    // spaces and comments
+    for (;;) {
+      while (i < end && isSpace(s.charCodeAt(i))) i++;
+      if (i < end && s[i] === '#') { while (i < end && s[i] !== '\n') i++; continue; }
+      break;
     }
+    this.tb = i;
+    if (i >= end) { this.t = 'eof'; this.te = i; return; }
+    const valuesAllowed = prev === 'eq' || prev === 'arrb' || prev === 'comma';
+    const c = s[i]!;
+    let t: Tok = 'int';
+    switch (c) {
+      case '{': t = 'secb'; i++; break;
+      case '}': t = 'sece'; i++; break;
+      case '[': t = 'arrb'; i++; break;
+      case ']': t = 'arre'; i++; break;
+      case ',': t = 'comma'; i++; break;
+      case '=': t = 'eq'; i++; break;
+      case '"':
+        t = 'dq'; i++;
+        while (i < end && s[i] !== '"') { if (s[i] === '\\' && i + 1 < end) i++; i++; }
+        if (i < end) i++;
+        else if (!this.openQuoteOk) { this.tb = i; this.fail('unterminated string'); }
+        break;
+      case "'":
+        t = 'sq'; i++;
+        while (i < end && s[i] !== "'") i++;
+        if (i < end) i++;
+        else if (!this.openQuoteOk) { this.tb = i; this.fail('unterminated string'); }
+        break;
+      default:
+        if (valuesAllowed && /[.0-9+-]/.test(c)) {
+          if (c === '.') t = 'float';
+          while (++i < end) {
+            const d = s[i]!;
+            if (d >= '0' && d <= '9') continue;
+            if (d === '.' && t !== 'float') { t = 'float'; continue; }
+            break;
+          }
+          break;
+        }
+        t = valuesAllowed ? 'bare' : 'ident';
+        while (i < end && !isSpace(s.charCodeAt(i)) && !'#={}'.includes(s[i]!)) i++;
+    }
+    this.t = t;
+    this.te = i;
   }
 }
 
-function parseNumber(cur: Cursor): bigint | number {
-  const m = /^[-+]?[0-9]+(\.[0-9]+)?/.exec(cur.text.slice(cur.pos, cur.pos + 64));
-  if (!m) fail(cur, 'expected a value');
-  cur.pos += m[0].length;
-  if (m[1] !== undefined) return Number(m[0]);
-  const n = BigInt(m[0]);
-  if (n > 0x7fffffffffffffffn || n < -0x8000000000000000n) fail(cur, 'integer out of range');
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+
+/** libdm's dm_unescape_double_quotes: \" → ", \\ → \, other backslashes stay. */
+function unescapeDq(str: string): string {
+  return str.replace(/\\(["\\])/g, '$1');
+}
+
+/** strtoll(str, NULL, 0) on a numeric token: sign, then octal after a leading 0. */
+function parseInt64(lx: Lexer, tok: string): bigint {
+  const m = /^([+-]?)([0-9]*)/.exec(tok)!;
+  let digits = m[2]!;
+  let n = 0n;
+  if (digits.length > 1 && digits[0] === '0') {
+    digits = /^[0-7]*/.exec(digits)![0];
+    for (const d of digits) n = n * 8n + BigInt(d);
+  } else if (digits) {
+    n = BigInt(digits);
+  }
+  if (m[1] === '-') n = -n;
+  if (n > 0x7fffffffffffffffn || n < -0x8000000000000000n) lx.fail('integer out of range');
   return n;
 }
 
-function parseValue(cur: Cursor, depth: number): ConfigValue {
-  cur.skipSpaceAndComments();
-  const c = cur.peek();
-  if (c === '"') return parseString(cur);
-  if (c === '[') {
-    cur.pos++;
-    const items: ConfigValue[] = [];
-    while (true) {
-      cur.skipSpaceAndComments();
-      if (cur.done) fail(cur, 'unterminated array');
-      if (cur.peek() === ']') { cur.pos++; return items; }
-      if (items.length > 0) {
-        if (cur.peek() !== ',') fail(cur, "expected ',' in array");
-        cur.pos++;
-        cur.skipSpaceAndComments();
-      }
-      if (depth >= MAX_DEPTH) fail(cur, 'nesting too deep');
-      items.push(parseValue(cur, depth + 1));
-    }
+function parseType(lx: Lexer): ConfigValue {
+  let v: ConfigValue;
+  switch (lx.cur()) {
+    case 'int': v = parseInt64(lx, lx.tok); break;
+    case 'float': { const f = Number.parseFloat(lx.tok); v = Number.isNaN(f) ? 0 : f; break; }
+    case 'sq': v = lx.unquoted(); break;
+    case 'dq': v = unescapeDq(lx.unquoted()); break;
+    case 'bare': v = lx.tok; break;
+    default: lx.fail('expected a value');
   }
-  return parseNumber(cur);
+  lx.next(lx.cur());
+  return v;
 }
 
-function parseEntries(cur: Cursor, depth: number, closing: boolean): Array<[string, ConfigValue]> {
-  const entries: Array<[string, ConfigValue]> = [];
-  while (true) {
-    cur.skipSpaceAndComments();
-    if (cur.done) {
-      if (closing) fail(cur, "missing '}'");
-      return entries;
-    }
-    if (cur.peek() === '}') {
-      if (!closing) fail(cur, "unexpected '}'");
-      cur.pos++;
-      return entries;
-    }
-    const key = parseIdentifier(cur);
-    cur.skipSpaceAndComments();
-    if (cur.peek() === '{') {
-      cur.pos++;
-      if (depth >= MAX_DEPTH) fail(cur, 'nesting too deep');
-      entries.push([key, { kind: 'section', entries: parseEntries(cur, depth + 1, true) }]);
-    } else if (cur.peek() === '=') {
-      cur.pos++;
-      entries.push([key, parseValue(cur, depth)]);
-    } else {
-      fail(cur, `expected '=' after key '${key}'`);
-    }
+function parseValue(lx: Lexer): ConfigValue {
+  if (lx.cur() !== 'arrb') return parseType(lx);
+  lx.next('arrb');
+  const items: ConfigValue[] = [];
+  while (lx.cur() !== 'arre') {
+    items.push(parseType(lx));
+    if (lx.cur() === 'comma') lx.next('comma');
   }
+  lx.next('arre');
+  return items;
+}
+
+function parseSection(lx: Lexer, depth: number, into: Array<[string, ConfigValue]>): void {
+  let key: string;
+  if (lx.cur() === 'dq') key = unescapeDq(lx.unquoted());
+  else if (lx.cur() === 'sq') key = lx.unquoted();
+  else if (lx.cur() === 'ident') key = lx.tok;
+  else lx.fail('expected a key');
+  if (!key) lx.fail('empty section identifier');
+  lx.next(lx.cur());
+  if (lx.cur() === 'secb') {
+    if (depth >= MAX_DEPTH) lx.fail('nesting too deep');
+    lx.next('secb');
+    const entries: Array<[string, ConfigValue]> = [];
+    while (lx.cur() !== 'sece') {
+      if (lx.cur() === 'eof') lx.fail("missing '}'");
+      parseSection(lx, depth + 1, entries);
+    }
+    lx.next('sece');
+    into.push([key, { kind: 'section', entries }]);
+    return;
+  }
+  if (lx.cur() !== 'eq') lx.fail(`expected '=' after key '${key.slice(0, 40)}'`);
+  lx.next('eq');
+  into.push([key, parseValue(lx)]);
+}
+
+export interface ParseOptions {
+  /**
+   * Accept a quote left open, ended at the text's last character, as libdm does
+   * (lvmlockd answers `request = "hello` + newline). The daemon sets this; by
+   * default an open quote is a syntax error, so a client can fall back to its
+   * own line-by-line reading of a damaged reply.
+   */
+  libdmOpenQuotes?: boolean;
 }
 
 /** Parses a message body. Never throws: syntax problems come back as `ok: false`. */
-export function parseConfigTree(text: string): ParseResult {
+export function parseConfigTree(text: string, opts: ParseOptions = {}): ParseResult {
   try {
-    return { ok: true, entries: parseEntries(new Cursor(text), 0, false) };
+    const lx = new Lexer(text, opts.libdmOpenQuotes === true);
+    const entries: Array<[string, ConfigValue]> = [];
+    while (lx.cur() !== 'eof') parseSection(lx, 0, entries);
+    return { ok: true, entries };
   } catch (e) {
     if (e instanceof SyntaxError_) return { ok: false, error: e.message };
     throw e;
@@ -147,17 +219,20 @@ export class ConfigMap {
   raw(key: string): ConfigValue | undefined { return this.first.get(key); }
   /** A string value, or undefined when absent or not a string. */
   str(key: string): string | undefined {
-    const v = this.first.get(key);
+    const v = head(this.first.get(key));
     return typeof v === 'string' ? v : undefined;
   }
-  /** An integer value; strings of digits are accepted as libdm does for int lookups. */
+  /** An integer value (libdm's find_int: integers only, not floats or strings). */
   int(key: string): bigint | undefined {
-    const v = this.first.get(key);
-    if (typeof v === 'bigint') return v;
-    if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v);
-    return undefined;
+    const v = head(this.first.get(key));
+    return typeof v === 'bigint' ? v : undefined;
   }
   keys(): string[] { return [...this.first.keys()]; }
+}
+
+/** libdm lookups read an array's first item as the value. */
+function head(v: ConfigValue | undefined): ConfigValue | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 export type WireValue = string | number | bigint;

@@ -7,7 +7,9 @@ const TERMINATOR_BYTES = Buffer.from(TERMINATOR, 'latin1');
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 export type DecodeEvent =
-  | { kind: 'message'; text: string }
+  /** text: the message up to and including the terminator's first "\n" (so text + "##\n"
+   *  is the wire bytes); body: without the terminator, as libdaemon's buffer_read gives it. */
+  | { kind: 'message'; text: string; body: string }
   | { kind: 'overflow'; bytes: number };
 
 export class FrameDecoder {
@@ -37,7 +39,8 @@ export class FrameDecoder {
     while (true) {
       const at = buf.indexOf(TERMINATOR_BYTES, Math.max(0, this.scanFrom - 3));
       if (at < 0) break;
-      events.push({ kind: 'message', text: buf.subarray(0, at + 1).toString('utf8') });
+      const text = buf.subarray(0, at + 1).toString('utf8');
+      events.push({ kind: 'message', text, body: text.slice(0, -1) });
       buf = buf.subarray(at + TERMINATOR_BYTES.length);
       this.scanFrom = 0;
     }

@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { RawClient, TERM, lvmRequest, opResult } from '../helpers/raw-client';
-import { DaemonProcess, makeTempDir, removeDir, runLvmlockd, startTestDaemon } from '../helpers/daemon-process';
+import { spawn } from 'node:child_process';
+import { DaemonProcess, LVMLOCKD_BIN, makeTempDir, removeDir, runLvmlockd, startTestDaemon } from '../helpers/daemon-process';
 
 const HELLO_REPLY = 'response = "OK"\nresult = 0\nprotocol = "lvmlockd"\nversion = 1\n';
 const VG = 'vg1';
@@ -76,7 +77,8 @@ describe('lvmlockd -T robustness over the socket', () => {
   test('malformed frames get no reply and leave the connection usable', async () => {
     const cases: Array<[string, Buffer]> = [
       ['garbage text', Buffer.from('this is not a config tree }}}{{{ = = =\n')],
-      ['unterminated string', Buffer.from('request = "hello\n')],
+      ['unterminated string', Buffer.from('request = "frobnicate\n')],
+      ['unterminated array', Buffer.from('request = ["hello", \n')],
       ['binary bytes', Buffer.concat([crypto.randomBytes(2048).map((b) => (b === 0x0a ? 0x0b : b)), Buffer.from('\n')])],
       ['NUL bytes', Buffer.from('request = "hel\0lo"\0\0\n')],
       ['bad number', Buffer.from('request = "lock_vg"\nversion = 99999999999999999999999\n')],
@@ -91,6 +93,12 @@ describe('lvmlockd -T robustness over the socket', () => {
       assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, `${what}: hello afterwards`);
       c.destroy();
     }
+    // libdm ends an unclosed quote at the text's last character: lvmlockd answers this one.
+    const u = await open();
+    assert.equal(await u.request('request = "hello\n'), HELLO_REPLY);
+    assert.equal(await u.request("request = 'hello\n"), HELLO_REPLY);
+    assert.equal(await u.request('request = hello\n'), HELLO_REPLY);
+    u.destroy();
     // Bytes without any terminator, then the client goes away.
     const c = await open();
     await c.write(crypto.randomBytes(100000));
@@ -457,4 +465,107 @@ describe('random and mutated requests over the socket', () => {
     }), { numRuns: 120 });
     assert.ok(waited < 30, `${waited} runs never got their hello answered`);
   });
+});
+
+// ---- same request sequences against the C lvmlockd (-T), when installed ----
+
+const C_LVMLOCKD = '/usr/sbin/lvmlockd';
+
+type Step = [who: string, what: string, waitMs?: number];
+
+/** Runs the steps on a fresh daemon; returns one line per step (reply text, "(none)", "closed"). */
+async function replay(cmd: string, args: string[], steps: Step[]): Promise<string[]> {
+  const dir = makeTempDir('lvmlockd-test-replay-');
+  const sock = path.join(dir, 's.sock');
+  const proc = spawn(cmd, [...args, '-T', '-f', '-s', sock, '-p', path.join(dir, 's.pid'), '--adopt-file', path.join(dir, 'adopt')],
+    { stdio: ['ignore', 'ignore', 'ignore'] });
+  const clients = new Map<string, RawClient>();
+  const out: string[] = [];
+  try {
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    for (const [who, what, waitMs = 400] of steps) {
+      if (what === 'CLOSE') {
+        clients.get(who)?.destroy();
+        clients.delete(who);
+        await new Promise((r) => setTimeout(r, 200));
+        out.push(`${who} closed`);
+        continue;
+      }
+      let c = clients.get(who);
+      if (!c) { c = await RawClient.connect(sock); clients.set(who, c); }
+      const r = what === 'READ' ? await c.next(waitMs) : await c.request(what, waitMs);
+      out.push(`${who} ${what.split('\n')[0]} ${what.match(/(mode|opts|lv_uuid) ="[^"]*"/g)?.join(' ') ?? ''} -> ${r ?? '(none)'}`);
+    }
+  } finally {
+    for (const c of clients.values()) c.destroy();
+    try { process.kill(proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+    await new Promise((r) => proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r));
+    removeDir(dir);
+  }
+  return out;
+}
+
+describe('same request sequences as lvmlockd 2.03.16 -T', { skip: !fs.existsSync(C_LVMLOCKD) && 'C lvmlockd not installed' }, () => {
+  const R = lvmRequest;
+  const lv = (uuid: string, mode: string, opts = 'none'): string => R('lock_lv', [['cmd', 'lvchange'], ['pid', 1], ['mode', mode], ['opts', opts],
+    ['vg_name', 'vg1'], ['lv_name', 'lv1'], ['lv_uuid', uuid], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test'], ['lv_lock_args', 'dlm']]);
+  const vg = (mode: string, opts = 'none'): string => R('lock_vg', [['cmd', 'vgs'], ['pid', 1], ['mode', mode], ['opts', opts],
+    ['vg_name', 'vg1'], ['vg_lock_type', 'none'], ['vg_lock_args', 'none']]);
+  const gl = (mode: string): string => R('lock_gl', [['cmd', 'vgs'], ['pid', 1], ['mode', mode], ['opts', 'none'], ['vg_lock_type', 'none']]);
+  const start: Step[] = [
+    ['A', gl('ex')],
+    ['A', R('init_vg', [['pid', 1], ['vg_name', 'vg1'], ['vg_lock_type', 'dlm']])],
+    ['A', R('start_vg', [['pid', 1], ['vg_name', 'vg1'], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test'],
+      ['vg_uuid', 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK'], ['version', 1], ['host_id', 0], ['opts', 'start_init']])],
+    ['A', R('start_wait', [['pid', 1]]), 3000],
+  ];
+  const query = (uuid: string): string => R('query_lock_lv', [['pid', 1], ['opts', 'none'], ['vg_name', 'vg1'], ['lv_name', 'lv1'],
+    ['lv_uuid', uuid], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test'], ['lv_lock_args', 'dlm']]);
+
+  const scripts: Record<string, Step[]> = {
+    'transient/persistent rules, conversion, queueing, disconnect': [
+      ...start,
+      ['A', lv('u-1', 'ex')], ['A', lv('u-1', 'ex')], ['A', lv('u-1', 'un')], ['A', lv('u-1', 'un')],
+      ['A', lv('u-2', 'ex', 'persistent')], ['B', lv('u-2', 'ex', 'persistent')], ['B', lv('u-2', 'ex')], ['B', lv('u-2', 'sh')], ['B', lv('u-2', 'un')],
+      ['A', lv('u-3', 'sh', 'persistent')], ['B', lv('u-3', 'sh')], ['B', lv('u-3', 'ex')],
+      ['A', lv('u-4', 'sh')], ['A', lv('u-4', 'sh', 'persistent')], ['A', lv('u-5', 'sh')], ['A', lv('u-5', 'ex', 'persistent')],
+      ['A', lv('u-6', 'sh')], ['A', lv('u-6', 'ex')], ['A', lv('u-6', 'sh')], ['B', lv('u-6', 'sh')], ['A', lv('u-6', 'ex')],
+      ['C', lv('u-8', 'ex')], ['D', lv('u-8', 'ex')], ['C', lv('u-8', 'un')], ['D', 'READ'],
+      ['C', lv('u-9', 'ex')], ['D', lv('u-9', 'sh')], ['C', 'CLOSE'], ['D', 'READ'], ['D', lv('u-9', 'ex')],
+      ['E', lv('u-10', 'ex', 'persistent')], ['F', lv('u-10', 'sh', 'persistent')], ['F', lv('u-10', 'ex')],
+      ['A', R('stop_vg', [['pid', 1], ['vg_name', 'vg1']])],
+      ['A', 'request = "quit"\n'],
+    ],
+    'versions, GL conflicts, query, unlock_cancel, kill/drop': [
+      ...start,
+      ['A', gl('un')],
+      ['A', vg('ex')], ['A', R('vg_update', [['pid', 1], ['vg_name', 'vg1'], ['version', 5]])], ['A', vg('un')],
+      ['A', R('vg_update', [['pid', 1], ['vg_name', 'vg1'], ['version', 6]])],
+      ['B', vg('sh')], ['B', R('vg_update', [['pid', 1], ['vg_name', 'vg1'], ['version', 7]])], ['B', vg('un')],
+      ['A', gl('ex')], ['B', gl('sh')], ['A', gl('sh')], ['B', 'READ'], ['A', gl('ex')], ['B', gl('un')], ['A', gl('ex')], ['A', gl('un')], ['A', gl('un')],
+      ['A', lv('u-9', 'nl')], ['A', lv('u-9', 'xx')],
+      ['A', query('u-1')], ['A', lv('u-1', 'sh')], ['A', query('u-1')],
+      ['A', vg('un', 'unlock_cancel')], ['B', lv('u-1', 'un', 'unlock_cancel')], ['A', 'request = "hello"\n'],
+      ['A', R('kill_vg', [['pid', 1], ['vg_name', 'vg1']])], ['A', lv('u-2', 'ex')], ['A', lv('u-1', 'un')], ['A', vg('sh')],
+      ['A', R('vg_update', [['pid', 1], ['vg_name', 'vg1'], ['version', 9]])],
+      ['A', R('drop_vg', [['pid', 1], ['vg_name', 'vg1']])], ['A', vg('sh')],
+    ],
+    'malformed and unknown requests': [
+      ['A', 'garbage }}} = =\n'], ['A', 'request = "hello\n'], ['A', 'request = "frobnicate"\n'], ['A', 'request = "hello"\n'],
+      ['B', '\n'], ['B', 'request = "hello"\n'],
+      ['C', 'request = hello\n'], ['C', "request = 'hello'\n"], ['C', '"request" = "hello"\n'], ['C', 'request = "hello"\n\0garbage }}}\n'],
+      ['C', 'request = "hello" garbage\n'], ['C', 'request = "hello"\npid = 99999999999999999999\n'], ['C', 'request = "hel\\lo"\n'],
+      ['C', 'request = "hello"\nx = [1 2 3]\n'], ['C', 'request = "hello"\nx = -\n'], ['C', 'request = "hello"\nx = 1.2.3\n'],
+      ['C', 'request = "hello"\nsec { a = 1 }\n'], ['C', "request = 'hello\n"], ['C', 'request = ["hello"]\n'], ['C', 'request = [hello, 1]\n'],
+      ['C', 'request = "bogus"\nrequest = "hello"\n'], ['C', 'request = "hello"\nrequest = "bogus"\n'],
+    ],
+  };
+
+  for (const [name, steps] of Object.entries(scripts)) {
+    test(name, async () => {
+      const c = await replay(C_LVMLOCKD, [], steps);
+      const ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
+      assert.deepEqual(ours, c);
+    });
+  }
 });

@@ -33,7 +33,8 @@ function normalize(v: WireValue): ConfigValue {
 // identifier characters libdm allows ([A-Za-z0-9_-.+/@[]]).
 const keyArb = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_\-.+/@[\]]{0,20}$/);
 const intArb = fc.bigInt({ min: I64_MIN, max: I64_MAX });
-const anyStringArb = fc.string({ unit: 'binary', maxLength: 40 });
+// No NUL: libdaemon hands the parser a C string, so text ends at the first NUL.
+const anyStringArb = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\0'));
 const plainStringArb = anyStringArb.filter((s) => !s.includes('"') && !s.includes('\\'));
 
 describe('formatRequest / formatReply / parseConfigTree round trip', () => {
@@ -86,7 +87,8 @@ describe('formatRequest / formatReply / parseConfigTree round trip', () => {
   test('escaping: formatRequest escapes " and \\ ; formatReply writes raw as libdaemon does', () => {
     assert.equal(formatRequest([['request', 'a"b\\c']]), 'request="a\\"b\\\\c"\n');
     assert.equal(formatReply([['response', 'OK'], ['v', 'x']]), 'response = "OK"\nv = "x"\n');
-    assert.equal(parseMap('s = "a\\"b\\\\c\\n"\n').str('s'), 'a"b\\cn');
+    // libdm's unescape: only \" and \\ ; any other backslash stays.
+    assert.equal(parseMap('s = "a\\"b\\\\c\\n"\n').str('s'), 'a"b\\c\\n');
   });
 });
 
@@ -151,16 +153,23 @@ describe('grammar beyond flat keys', () => {
     assert.deepEqual(m.keys(), ['a', 'b', 'c']);
   });
 
-  test('sections, nested sections and arrays', () => {
-    const entries = parseOk('top { a = 1 inner { b = "x" } }\nlist = [ "a", 2, [3] ]\nempty = []\nf = 1.5\n');
+  test('sections, nested sections and arrays (flat, commas optional after an item)', () => {
+    const entries = parseOk('top { a = 1 inner { b = "x" } }\nlist = [ "a", 2, 3 ]\nempty = []\nf = 1.5\ntrail = [1,]\n');
     assert.deepEqual(entries[0], ['top', { kind: 'section', entries: [['a', 1n], ['inner', { kind: 'section', entries: [['b', 'x']] }]] }]);
-    assert.deepEqual(entries[1], ['list', ['a', 2n, [3n]]]);
+    assert.deepEqual(entries[1], ['list', ['a', 2n, 3n]]);
     assert.deepEqual(entries[2], ['empty', []]);
     assert.deepEqual(entries[3], ['f', 1.5]);
+    assert.deepEqual(entries[4], ['trail', [1n]]);
     const m = new ConfigMap(entries);
     assert.equal(m.str('top'), undefined);
-    assert.equal(m.int('f'), undefined);
-    assert.equal(m.str('list'), undefined);
+    assert.equal(m.int('f'), undefined, 'a float is not an int for libdm lookups');
+    // libdm lookups read an array's first item.
+    assert.equal(m.str('list'), 'a');
+    assert.equal(m.int('trail'), 1n);
+    assert.equal(m.str('empty'), undefined);
+    // Arrays do not nest; two items need a comma between them.
+    assert.equal(parseConfigTree('a = [[1]]\n').ok, false);
+    assert.equal(parseConfigTree('a = [1 2]\n').ok, false);
   });
 
   test('idm PV list keys path[0] are identifiers', () => {
@@ -185,18 +194,21 @@ describe('grammar beyond flat keys', () => {
 
   test('malformed text comes back as an error value, never an exception', () => {
     const bad = [
-      'request = "unterminated\n',
       'request\n',
       'request = \n',
-      'request = hello\n',
       '= "x"\n',
       'a = [1 2]\n',
+      '"" = 1\n',
+      'a = "\n'.slice(0, 5),
+      'request = "unterminated\n',
+      'a = 1.2.3\n',
+      'a = 0x10\n',
       'a = [1,\n',
       'a { b = 1\n',
       '}\n',
       'a = 1 }\n',
       'a = "x" b\n',
-      '\0\x01\x02\xff',
+      '\x01\x02\xff = \0',
       'a'.repeat(10) + ' = ' + '['.repeat(100) + ']'.repeat(100),
       'x { '.repeat(100) + '}'.repeat(100),
       'a = 99999999999999999999999\n',
@@ -218,6 +230,65 @@ describe('grammar beyond flat keys', () => {
   });
 });
 
+describe('libdm lexer compatibility (as lvmlockd 2.03.16 parses requests)', () => {
+  // Each case was checked against the C daemon: it answers hello exactly when the
+  // parse gives request = "hello".
+  const req = (text: string): string | undefined => {
+    const r = parseConfigTree(text, { libdmOpenQuotes: true });
+    return r.ok ? new ConfigMap(r.entries).str('request') : undefined;
+  };
+  test('accepted spellings of request = "hello"', () => {
+    for (const text of [
+      'request = "hello"\n', 'request="hello"\n', 'request = hello\n', 'request=hello\n', "request = 'hello'\n",
+      '"request" = "hello"\n', "'request' = hello\n", 'request = ["hello"]\n', 'request = [hello , 1]\n',
+      'request = "hello"\n\0garbage }}}\n', 'request = "hello"\nsec { a = 1 }\n', 'request = "hello"\nx = -\n',
+      'request = "hello # not a comment"'.replace(' # not a comment', ''), 'request = hello#comment\n',
+      'request = "hello"\nrequest = "bogus"\n',
+    ]) {
+      assert.equal(req(text), 'hello', JSON.stringify(text));
+    }
+  });
+  test('an unclosed quote runs to the end of the text and loses its last character', () => {
+    assert.equal(req('request = "hello\n'), 'hello');
+    assert.equal(req("request = 'hello\n"), 'hello');
+    assert.equal(req('request = "hellox'), 'hello');
+    assert.equal(parseConfigTree('request = "', { libdmOpenQuotes: true }).ok, false);
+    // Without the option (replies read by lvmlockctl) an open quote is an error.
+    assert.equal(parseConfigTree('request = "hello\n').ok, false);
+    assert.equal(parseConfigTree("request = 'hello\n").ok, false);
+  });
+  test('rejected or not hello', () => {
+    for (const text of [
+      'request = "hello" garbage\n', 'request = "hello"\npid = 99999999999999999999\n', 'request = "hello"\nx = [1 2 3]\n',
+      'request = "hello"\nx = 1.2.3\n', 'request = "hello"\nx = 0x10\n', 'request = "hello"\nsec { a = 1 \n',
+      'request = "hello"\n"" = 1\n', 'request = "hello"\n= 1\n',
+      // A bare word runs up to a space, '#', '=', '{' or '}': "hello," swallows the comma.
+      'request = [hello, 1]\n',
+    ]) {
+      assert.equal(parseConfigTree(text).ok, false, JSON.stringify(text));
+    }
+    assert.equal(req('request = "hel\\lo"\n'), 'hel\\lo');
+    assert.equal(req('request = "bogus"\nrequest = "hello"\n'), 'bogus');
+  });
+  test('numbers as strtoll/strtod read them', () => {
+    const m = parseMap('a = 010\nb = -010\nc = 09\nd = +\ne = .5\nf = 5.\ng = -0\n');
+    assert.equal(m.int('a'), 8n);
+    assert.equal(m.int('b'), -8n);
+    assert.equal(m.int('c'), 0n);
+    assert.equal(m.int('d'), 0n);
+    assert.equal(m.raw('e'), 0.5);
+    assert.equal(m.raw('f'), 5);
+    assert.equal(m.int('g'), 0n);
+    // A word starting with a digit is a value only after '=', '[' or ','.
+    assert.equal(parseConfigTree('9key = 1\n').ok, true);
+    assert.equal(parseMap('9key = 1\n').int('9key'), 1n);
+  });
+  test('strings: only \\" and \\\\ are unescaped; single quotes are raw', () => {
+    assert.equal(parseMap('s = "a\\"b\\\\c\\td"\n').str('s'), 'a"b\\c\\td');
+    assert.equal(parseMap("s = 'a\\\"b'\n").str('s'), 'a\\\"b');
+  });
+});
+
 describe('FrameDecoder / encodeFrame', () => {
   const msgs = (evs: ReturnType<FrameDecoder['push']>): string[] =>
     evs.map((e) => (e.kind === 'message' ? e.text : `<overflow ${e.bytes}>`));
@@ -228,9 +299,10 @@ describe('FrameDecoder / encodeFrame', () => {
     assert.equal(TERMINATOR, '\n##\n');
   });
 
-  test('one whole message: text keeps the final newline of the body', () => {
+  test('one whole message: text keeps the terminator\'s first newline, body is without the terminator', () => {
     const d = new FrameDecoder();
-    assert.deepEqual(msgs(d.push(encodeFrame('request = "hello"\n'))), ['request = "hello"\n\n']);
+    const ev = d.push(encodeFrame('request = "hello"\n'));
+    assert.deepEqual(ev, [{ kind: 'message', text: 'request = "hello"\n\n', body: 'request = "hello"\n' }]);
     assert.equal(d.pendingBytes, 0);
   });
 
