@@ -282,6 +282,7 @@ export class Lockspace {
         h.debug(`${this.name}:${r.name} action ${act.op} ${act.mode}`);
       }
 
+      if (this.threadStop) this.refuseLockRequests();
       let retry = false;
       for (const r of [...this.resources]) {
         if (r.actions.length === 0 && closes.length === 0) continue;  // nothing can change
@@ -293,6 +294,24 @@ export class Lockspace {
         await h.sleep(LOCK_RETRY_MS);
       }
       if (this.threadStop && !this.threadWork) return { freeVg: false, dropVg: false };
+    }
+  }
+
+  /**
+   * Once a stop is accepted, queued lock requests (e.g. one waiting to retry
+   * after -EAGAIN) must not be granted: the lock would be cleared by the stop
+   * right after the command was told it holds it, and another host could take
+   * it while this one uses the LV. (lvmlockd 2.03.16 grants it, then clears it.)
+   */
+  private refuseLockRequests(): void {
+    for (const r of this.resources) {
+      for (const act of [...r.actions]) {
+        if (act.op !== 'lock' || (act.mode !== 'sh' && act.mode !== 'ex')) continue;
+        this.host.debug(`${this.name}:${r.name} refuse lock ${act.mode} cl ${act.clientId}: lockspace stopping`);
+        r.actions.splice(r.actions.indexOf(act), 1);
+        act.result = -E.STALE;
+        this.host.deliver(act);
+      }
     }
   }
 

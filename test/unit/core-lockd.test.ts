@@ -580,3 +580,38 @@ describe('differences found against lvmlockd 2.03.16 (same request sequences)', 
     assert.equal(r3.flags, 'NO_LOCKSPACES,');
   });
 });
+
+describe('stop_vg while a lock request waits to retry (found by the simulator, seed 5002)', () => {
+  test('the waiting request is refused (-116), never granted and then cleared by the stop', async () => {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const m = h.managers.dlm!;
+    const create = m.createLockspace.bind(m);
+    m.createLockspace = (view, events) => {
+      const ls = create(view, events);
+      const lock = ls.lock.bind(ls);
+      let first = true;
+      ls.lock = async (res, mode, o) => {
+        // The LV is held elsewhere on the first try; the manager says a retry may succeed.
+        if (res.type === 'lv' && first) { first = false; return { rv: -11, retry: true }; }
+        return lock(res, mode, o);
+      };
+      return ls;
+    };
+    const a = h.connect();
+    const b = h.connect();
+    assert.equal((await h.req(a, startVg('vg1', 'dlm'))).opResult, 0);
+    h.send(a, lockLv('vg1', LV1, 'sh', 'persistent'));
+    await h.settle();
+    assert.deepEqual(h.take(a), [], 'the lock request waits for its retry');
+    assert.equal(h.pendingSleeps(), 1);
+    h.send(b, simpleVg('stop_vg', 'vg1'));
+    await h.settle();
+    await h.releaseSleeps();
+    const lockReply = h.take(a);
+    assert.equal(lockReply.length, 1);
+    assert.match(lockReply[0]!, /op_result = -116\n/, 'never "granted" to a lockspace that is being stopped');
+    const stopReply = h.take(b);
+    assert.equal(stopReply.length, 1);
+    assert.match(stopReply[0]!, /op_result = 0\n/);
+  });
+});
