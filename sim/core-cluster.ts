@@ -157,7 +157,7 @@ class CoreHost {
 
 export async function runCoreSchedule(
   seed: number,
-  o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock'; allowStopRace?: boolean } = {},
+  o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock'; allowStopRace?: boolean; noWatchdog?: boolean } = {},
 ): Promise<CoreRunResult> {
   const allowStopRace = !!o.allowStopRace;
   const coreDebug = !!o.coreDebug;
@@ -581,7 +581,7 @@ export async function runCoreSchedule(
       }
       if (!stopping) sim.after(250, watchdog);
     };
-    sim.after(250, watchdog);
+    if (!o.noWatchdog) sim.after(250, watchdog);
   }
   for (const ch of hosts) {
     if (sanlockMode && ch === hosts[0]) {
@@ -611,7 +611,7 @@ export async function runCoreSchedule(
     const ch = rng.pick(hosts);
     const at = rng.range(0.1, 0.8) * durationMs;
     const kind = rng.pick(['pause', 'crash']);
-    const dur = rng.range(1000, 60_000);
+    const dur = rng.range(1000, sanlockMode ? 2 * hostDeadMs : 60_000);
     sim.at(at, () => {
       stats.faults++;
       if (kind === 'pause') {
