@@ -78,6 +78,22 @@ const RENAME: Step[] = [
   { host: 2, argv: ['lvm', 'lvchange', '-an', 'vgr/lv1'] },
 ];
 
+// Two VGs created by hosts that did not know each other's: both GLs enabled.
+// Commands warn about the duplicate until one is disabled with lvmlockctl.
+const DUP_GL: Step[] = [
+  { host: 1, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'sanlock', 'vga', '{disk0}'] },
+  { host: 2, argv: ['lvm', 'vgcreate', '--shared', '--lock-type', 'sanlock', 'vgb', '{disk1}'] },
+  { host: 1, argv: ['lvm', 'vgchange', '--lock-start', 'vgb'], timeoutMs: 120_000 },
+  { host: 2, argv: ['lvm', 'vgchange', '--lock-start', 'vga'], timeoutMs: 120_000 },
+  { host: 1, argv: ['lvm', 'pvs'] },
+  { host: 2, argv: ['lvm', 'vgs'] },
+  { host: 1, argv: ['lvmlockctl', '--gl-disable', 'vgb'] },
+  { host: 1, argv: ['lvm', 'pvs'] },
+  { host: 2, argv: ['lvm', 'pvs'] },
+  { host: 2, argv: ['lvm', 'pvs'] },
+  { host: 1, argv: ['sh', '-c', "sanlock direct dump /dev/mapper/vgb-lvmlock:65M:1M | awk '{print $1, $2, $3}'"], label: 'lease names' },
+];
+
 describe('sanlock: all-C cluster vs all-ours cluster', () => {
   test('same command sequence, same output', { timeout: 300_000 }, async () => {
     const cmp = await compareDaemons(SCRIPT, C, TS, {
@@ -95,6 +111,18 @@ describe('sanlock: all-C cluster vs all-ours cluster', () => {
       setup: async (c) => {
         await c.emulateLvmlock('vgc');
         await c.emulateLvmlock('vgr');
+      },
+    });
+    assert.ok(cmp.same, formatComparison(cmp, { withOutput: true }));
+  });
+
+  test('duplicate global locks', { timeout: 300_000 }, async () => {
+    const cmp = await compareDaemons(DUP_GL, C, TS, {
+      disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }],
+      stepTimeoutMs: 60_000,
+      setup: async (c) => {
+        await c.emulateLvmlock('vga', { disk: 0 });
+        await c.emulateLvmlock('vgb', { disk: 1 });
       },
     });
     assert.ok(cmp.same, formatComparison(cmp, { withOutput: true }));

@@ -626,6 +626,11 @@ export class SanlockLockspace implements ManagedLockspace {
       d.debug(`S ${this.name} R ${res.name} lock_san acquire offset ${off} rv EMSGSIZE`);
       return { rv: -E.MSGSIZE };
     }
+    // While another lockspace also claims the GL (duplicate GLs), re-check whether
+    // ours was disabled meanwhile (lvmlockd does this while sanlock_gl_dup is set).
+    if ((res.type === 'gl' || res.type === 'vg') && this.glEnabled && this.gl.sanlockGlLockspace && this.gl.sanlockGlLockspace !== this.name) {
+      this.glEnabled = (await this.glIsEnabled()) === 1;
+    }
     const prev = this.held.get(res.name);
     if (prev) {
       // Should not happen (the core locks only unlocked resources); drop the stale lease.
