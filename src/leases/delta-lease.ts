@@ -28,7 +28,6 @@ import {
   namesEqual,
   setIdBit,
   snprintfName,
-  testIdBit,
   verifyDeltaLeader,
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
@@ -245,8 +244,8 @@ export class Lockspace {
   /** Local monotonic seconds of the last successful renewal (or acquire). */
   lastSuccess = 0;
   private readonly hosts = new Map<number, HostStatus>();
-  /** Last bytes seen of each other host's record + bitmap, with what they decoded to (skips re-decoding unchanged records). */
-  private readonly seen = new Map<number, { raw: Buffer; rec: LeaderRecord | undefined; bit: boolean }>();
+  /** Last leader bytes seen of each other host, with what they decoded to (skips re-decoding unchanged records). */
+  private readonly seen = new Map<number, { raw: Buffer; rec: LeaderRecord | undefined }>();
   /** Bits we set in our bitmap, with the local time they expire. */
   private readonly bitmapUntil = new Map<number, number>();
   private renewLoop: Promise<void> | undefined;
@@ -433,14 +432,11 @@ export class Lockspace {
       if (hostId === this.hostId) continue;
       const off = i * g.sectorSize;
       if (off + g.sectorSize > area.length) break;
-      const span = HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE;
       const cached = this.seen.get(hostId);
       let rec: LeaderRecord | undefined;
-      let bit: boolean;
-      if (cached && area.compare(cached.raw, 0, span, off, off + span) === 0) {
-        // Same bytes as last time: same decode and verify result.
+      if (cached && area.compare(cached.raw, 0, LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE) === 0) {
+        // Same leader bytes as last time: same decode and verify result.
         rec = cached.rec;
-        bit = cached.bit;
       } else {
         const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
         try {
@@ -449,10 +445,11 @@ export class Lockspace {
         } catch {
           rec = undefined;
         }
-        bit = testIdBit(area.subarray(off + HOSTID_BITMAP_OFFSET, off + HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE), this.hostId);
-        this.seen.set(hostId, { raw: Buffer.from(area.subarray(off, off + span)), rec, bit });
+        this.seen.set(hostId, { raw: Buffer.from(raw), rec });
       }
       if (!rec) continue;
+      const me = this.hostId - 1;
+      const bit = ((area[off + HOSTID_BITMAP_OFFSET + (me >> 3)] ?? 0) & (1 << (me & 7))) !== 0;
       let hs = this.hosts.get(hostId);
       if (!hs) {
         // Starts zeroed like sanlock's host_status, so the first sight of a
