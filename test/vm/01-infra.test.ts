@@ -61,6 +61,14 @@ describe('vm tier: infrastructure', { skip, timeout: 15 * 60_000 }, () => {
     await c.vm(1).execOk(['ping', '-c', '1', '-W', '5', c.vm(2).address], { timeoutMs: 20_000 });
   });
 
+  it('guest clocks run at the host\'s rate (leases depend on it)', async (t) => {
+    const rates = await Promise.all(c.vms.map((vm) => vm.clockRate(10_000)));
+    t.diagnostic(`guest/host clock rates: ${rates.map((r) => r.toFixed(3)).join(', ')}`);
+    const cs = await c.vm(1).execOk(['cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource']);
+    t.diagnostic(`clocksource: ${cs.stdout.trim()}`);
+    for (const r of rates) assert.ok(r > 0.9 && r < 1.1, `guest clock rate ${r}`);
+  });
+
   it('runs Node and our lvmlockd from the repo share', async () => {
     const n = await c.vm(1).execOk(['node', '--version']);
     assert.equal(n.stdout.trim(), process.version);

@@ -1,14 +1,17 @@
 // VM tier, scenario 4: a C host (C lvmlockd + sanlock daemon) and a host
 // running OUR lvmlockd on the same sanlock VG, real activation: the same
 // exclusion sequence as 02-c-sanlock, once with the C host creating the VG
-// and once with ours creating it. Skipped with a message until our daemon
-// has the sanlock lock manager.
+// and once with ours creating it. Then storage loss under OUR host with a C
+// host (sanlock daemon) waiting for the lock: C's sanlock must judge our
+// host dead from our delta lease only after our kill command has run.
+// Skipped with a message until our daemon has the sanlock lock manager.
 
 import { describe, it, after } from 'node:test';
 import { VmCluster } from './lib/vm';
 import { tsSanlockSkipReason, vmLog } from './lib/gate';
-import { DaemonKind, setupLvm, startHost, stopLvmlockd } from './lib/stack';
+import { DaemonKind, resetVm, setupLvm, startHost } from './lib/stack';
 import { Steps, activationSequence } from './lib/scenarios';
+import { storageLoss, assertSafeTakeover } from './lib/storage-loss';
 
 const skip = tsSanlockSkipReason();
 
@@ -24,8 +27,7 @@ describe('vm tier: mixed C and our lvmlockd on one sanlock VG, 2 VMs', { skip, t
       if (!c) c = await VmCluster.create({ vms: 2, disks: [{ sizeMiB: 1024 }], name: 'mixed', log: vmLog });
       const kinds = [first, second];
       await Promise.all(c.vms.map(async (vm, i) => {
-        await stopLvmlockd(vm);
-        await vm.sh('p=$(pidof sanlock); [ -n "$p" ] && kill -9 $p; dmsetup remove_all; dd if=/dev/zero of=/dev/vdb bs=1M count=4 oflag=direct status=none; true');
+        await resetVm(vm);
         await setupLvm(vm);
         await startHost(vm, kinds[i]!, ['-o', '2']);
       }));
@@ -40,4 +42,23 @@ describe('vm tier: mixed C and our lvmlockd on one sanlock VG, 2 VMs', { skip, t
       }
     });
   }
+
+  it('storage loss under our host (vm1), C host (vm2) takes over after our kill command', async (t) => {
+    if (c) await Promise.all(c.vms.map((vm) => resetVm(vm)));
+    else c = await VmCluster.create({ vms: 2, disks: [{ sizeMiB: 1024 }], name: 'mixed', log: vmLog });
+    const steps = new Steps(c, 'mixed-loss', vmLog);
+    try {
+      const r = await storageLoss(c, steps, { daemons: ['ts', 'c'], ioTimeout: 2, log: vmLog });
+      for (const l of [
+        `io_timeout ${r.ioTimeout} s: guest clock: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s;`,
+        `host clock: LV seen offline +${r.wipedHostS} s,`,
+        `lockspace dropped by vm1 lvmlockd +${r.lockspaceGoneS} s, vm2 (C) got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
+        '--- vm1 kill.log', ...r.killLog.split('\n'),
+        '--- vm1 lvmlockd log (kill/drop/errors)', ...r.vm1LvmlockdLog.split('\n'),
+      ]) t.diagnostic(l);
+      assertSafeTakeover(r);
+    } finally {
+      steps.save();
+    }
+  });
 });

@@ -19,6 +19,8 @@ mkdir -p /run/lvm /run/lock/lvm /run/sanlock /run/dlm_controld /var/log/cluster
 mount -t configfs none /sys/kernel/config 2>/dev/null
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 
+stage() { echo "vm-init: +$(cut -d' ' -f1 /proc/uptime)s $*" > /dev/console; }
+stage start
 arg() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline; }
 NAME=$(arg vm.name); IP=$(arg vm.ip)
 hostname "${NAME:-vm}"
@@ -32,9 +34,11 @@ for m in virtio_console virtio_net 9pnet_virtio 9p dm_mod dm_flakey dm_delay dm_
   modprobe "$m" 2>/dev/null
 done
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config 2>/dev/null
+stage modules loaded
 udevadm trigger --action=add --subsystem-match=block --subsystem-match=misc >/dev/null 2>&1
 udevadm settle -t 20 >/dev/null 2>&1
 
+stage udev settled
 ip link set lo up
 if [ -n "$IP" ] && ip link show eth0 >/dev/null 2>&1; then
   ip addr add "$IP" dev eth0

@@ -91,6 +91,24 @@ export async function stopLvmlockd(vm: Vm): Promise<void> {
   await vm.sh('p=$(cat /run/lvmlockd.pid 2>/dev/null); [ -n "$p" ] && kill -9 $p; rm -f /run/lvmlockd.pid /run/lvm/lvmlockd.socket; true');
 }
 
+/**
+ * Make a used VM fresh again for the next scenario (instead of booting a new
+ * one): kill lvmlockd and sanlock by pid, remove every dm device, wipe the
+ * start of the shared disks, forget /out/kill.log.
+ */
+export async function resetVm(vm: Vm): Promise<void> {
+  await vm.sh([
+    'p=$(cat /run/lvmlockd.pid 2>/dev/null); [ -n "$p" ] && kill -9 $p',
+    'for p in $(pidof sanlock); do kill -9 $p; done',
+    'sleep 1',
+    'rm -f /run/lvmlockd.pid /run/lvm/lvmlockd.socket /out/kill.log',
+    'dmsetup remove_all --force >/dev/null 2>&1',
+    'udevadm settle -t 10',
+    'for d in /dev/vd[b-z]; do [ -b "$d" ] && dd if=/dev/zero of="$d" bs=1M count=8 oflag=direct status=none; done',
+    'true',
+  ].join('; '), { timeoutMs: 60_000 });
+}
+
 /** corosync.conf for the VMs of a cluster (udpu over the hub, two_node for 2 VMs, no crypto). */
 export function corosyncConf(c: VmCluster): string {
   const nodes = c.vms.map((v) => `\tnode {\n\t\tring0_addr: ${v.address}\n\t\tnodeid: ${v.index}\n\t\tname: ${v.name}\n\t}`).join('\n');

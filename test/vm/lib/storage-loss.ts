@@ -35,6 +35,8 @@ export interface StorageLossResult {
   killDoneS: number | null;
   wipedS: number | null;
   lockspaceGoneS: number | null;
+  /** host clock: first poll that saw vm1's LV no longer a linear mapping */
+  wipedHostS: number | null;
   otherAcquiredS: number | null;
   killLog: string;
   vm1Info: string;
@@ -81,15 +83,26 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
 
   const maxWait = o.maxWaitMs ?? 240_000;
   let lockspaceGoneS: number | null = null;
+  let wipedHostS: number | null = null;
   let otherAcquiredS: number | null = null;
   let attempts = 0;
   const watchVm1 = (async () => {
-    while (Date.now() - t0 < maxWait && lockspaceGoneS === null) {
-      // daemon-neutral: the VG's lockspace is gone from lvmlockd's list (dropped)
-      const r = await v1.sh(`lvmlockctl --info 2>/dev/null | grep -c "^VG ${vg} " || true`, { timeoutMs: 20_000 });
-      if (r.stdout.trim() === '0') {
-        lockspaceGoneS = (Date.now() - t0) / 1000;
-        steps.note(v1, `lockspace of ${vg} gone from vm1's lvmlockd at +${lockspaceGoneS.toFixed(1)} s`);
+    while (Date.now() - t0 < maxWait && (lockspaceGoneS === null || wipedHostS === null)) {
+      // host-clock times (guest clocks are not trusted for the comparison):
+      // the LV's table is gone or `error` (kill command ran), and the VG's
+      // lockspace is gone from lvmlockd's list (dropped; daemon-neutral)
+      const r = await v1.sh(
+        `t=$(dmsetup table ${vg}-lv1 2>/dev/null); case "$t" in *linear*) echo lv=up;; *) echo lv=off;; esac; ` +
+        `i=$(lvmlockctl --info 2>/dev/null) && { echo "$i" | grep -q "^VG ${vg} " && echo ls=up || echo ls=gone; }`,
+        { timeoutMs: 20_000 });
+      const at = (Date.now() - t0) / 1000;
+      if (wipedHostS === null && /lv=off/.test(r.stdout)) {
+        wipedHostS = at;
+        steps.note(v1, `${vg}/lv1 offline on vm1 (table not linear) at +${at.toFixed(1)} s`);
+      }
+      if (lockspaceGoneS === null && /ls=gone/.test(r.stdout)) {
+        lockspaceGoneS = at;
+        steps.note(v1, `lockspace of ${vg} gone from vm1's lvmlockd at +${at.toFixed(1)} s`);
       }
       await sleep(1000);
     }
@@ -120,6 +133,7 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
     wipedS: parseAt(/^(\S+) wiped/m),
     killDoneS: parseAt(/^(\S+) done/m),
     lockspaceGoneS,
+    wipedHostS,
     otherAcquiredS,
     killLog: kl.stdout,
     vm1Info: (await v1.sh('lvmlockctl --info 2>&1')).stdout,
@@ -132,10 +146,15 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   return res;
 }
 
-/** The safety property: vm1 stopped using the VG before vm2 got its lock. */
+/**
+ * The safety property: vm1 stopped using the VG before vm2 got its lock.
+ * Both times are host-clock times of polls (vm1 once a second, vm2 every ~2 s
+ * plus the lvm command), so "offline" is seen at most ~1 s late.
+ */
 export function assertSafeTakeover(r: StorageLossResult): void {
   assert.notEqual(r.otherAcquiredS, null, 'vm2 never got the lock');
   assert.notEqual(r.killStartS, null, `vm1's kill command never ran:\n${r.killLog}\n${r.vm1LvmlockdLog}\n${r.vm1SanlockLog}`);
   assert.notEqual(r.wipedS, null, `vm1's kill command did not wipe the LV:\n${r.killLog}`);
-  assert.ok(r.wipedS! < r.otherAcquiredS!, `vm2 got the lock (+${r.otherAcquiredS} s) before vm1's LV was offline (+${r.wipedS} s)`);
+  assert.notEqual(r.wipedHostS, null, 'vm1\'s LV was never seen offline');
+  assert.ok(r.wipedHostS! < r.otherAcquiredS!, `vm2 got the lock (+${r.otherAcquiredS} s) before vm1's LV was offline (+${r.wipedHostS} s)`);
 }

@@ -134,7 +134,11 @@ export class Vm {
     const mac = `52:54:00:d7:00:${this.index.toString(16).padStart(2, '0')}`;
     const append = [
       'console=ttyS0', 'root=/dev/vda', 'rw', 'rootfstype=ext4', 'init=/sbin/vm-init', 'panic=-1',
-      'loglevel=4', 'net.ifnames=0', 'mitigations=off', 'tsc=reliable', 'no_timer_check',
+      // clocksource=hpet: under TCG the kernel calibrates the TSC against the
+      // PIT at boot; on a loaded host the calibration can be off by a factor
+      // (a guest clock seen running 6x fast), and leases are all about time.
+      // qemu's HPET runs at its advertised rate from the host clock.
+      'loglevel=4', 'net.ifnames=0', 'mitigations=off', 'clocksource=hpet',
       `vm.name=${this.name}`, `vm.ip=${this.address}/24`,
     ].join(' ');
     const args = [
@@ -307,6 +311,34 @@ export class Vm {
     return this.execOk(['sh', '-c', script], opts);
   }
 
+  /** [host ms, guest uptime ms], sampled together (midpoint of the round trip). */
+  async clockMark(): Promise<[number, number] | null> {
+    try {
+      const h0 = Date.now();
+      const r = await this.exec(['cut', '-d', ' ', '-f1', '/proc/uptime'], { timeoutMs: 10_000 });
+      if (r.code !== 0) return null;
+      return [(h0 + Date.now()) / 2, Number(r.stdout.trim()) * 1000];
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Rate of the guest's monotonic clock against the host's over `ms`
+   * (1.0 = same speed). Lease timing in the guest is only meaningful near 1.
+   */
+  async clockRate(ms = 10_000): Promise<number> {
+    const up = async (): Promise<[number, number]> => {
+      const h0 = Date.now();
+      const r = await this.execOk(['cut', '-d', ' ', '-f1', '/proc/uptime']);
+      return [(h0 + Date.now()) / 2, Number(r.stdout.trim()) * 1000];
+    };
+    const [h1, g1] = await up();
+    await sleep(ms);
+    const [h2, g2] = await up();
+    return (g2 - g1) / (h2 - h1);
+  }
+
   /** Write a file in the guest. */
   async writeFile(guestPath: string, content: string): Promise<void> {
     await this.execOk(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1"', 'sh', guestPath], { input: content });
@@ -355,6 +387,8 @@ export class VmCluster {
   image!: GuestImage;
   accel: Accel = 'tcg';
   bootMs: number[] = [];
+  /** [host ms, guest uptime ms] per VM right after boot, for the clock check at destroy */
+  clockMarks: Array<[number, number] | null> = [];
   private cmdLog: fs.WriteStream | null = null;
   private destroyed = false;
 
@@ -399,6 +433,7 @@ export class VmCluster {
       }
       const timeout = opts.bootTimeoutMs ?? (c.accel === 'kvm' ? 60_000 : 180_000);
       c.bootMs = await Promise.all(c.vms.map((vm) => vm.waitReady(timeout)));
+      c.clockMarks = await Promise.all(c.vms.map((vm) => vm.clockMark()));
       log(`${n} VM(s) up (${c.accel}) in ${c.bootMs.map((b) => (b / 1000).toFixed(1) + 's').join(', ')}; dir ${dir}`);
       return c;
     } catch (e) {
@@ -436,9 +471,28 @@ export class VmCluster {
     ).catch(() => undefined)));
   }
 
+  /**
+   * Guest clock rates over the cluster's life (1.0 = the host's). Logged at
+   * destroy; a rate far from 1 makes every lease timing of that VM suspect.
+   */
+  async clockRates(): Promise<Array<number | null>> {
+    return Promise.all(this.vms.map(async (vm, i) => {
+      const m0 = this.clockMarks[i];
+      if (!m0 || !vm.alive()) return null;
+      const m1 = await vm.clockMark();
+      return m1 ? (m1[1] - m0[1]) / (m1[0] - m0[0]) : null;
+    }));
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    try {
+      const rates = await this.clockRates();
+      const text = rates.map((r, i) => `vm${i + 1} ${r === null ? '?' : r.toFixed(3)}`).join(', ');
+      fs.writeFileSync(path.join(this.dir, 'clock-rates.txt'), text + '\n');
+      if (rates.some((r) => r !== null && (r < 0.9 || r > 1.1))) this.opts.log?.(`WARNING: guest clock rate off: ${text}`);
+    } catch { /* best effort */ }
     try { await this.collectLogs(); } catch { /* best effort */ }
     await Promise.all(this.vms.map((v) => v.stop().catch(() => undefined)));
     await this.hub.close().catch(() => undefined);
