@@ -46,6 +46,32 @@ export interface Summary {
   firstFailure?: { level: 'lease' | 'core'; seed: number; result: LeaseRunResult | CoreRunResult };
 }
 
+/**
+ * Run fn with the real clock and Math.random poisoned: a schedule that reads
+ * them would not replay from its seed. (Only in the simulator's process.)
+ */
+export async function deterministic<T>(fn: () => Promise<T>): Promise<T> {
+  const saved = { random: Math.random, now: Date.now, setTimeout: globalThis.setTimeout };
+  let called = '';
+  const poison = (what: string) => () => {
+    called ||= what;
+    throw new Error(`${what} called during a simulation run (not reproducible from the seed)`);
+  };
+  Math.random = poison('Math.random');
+  Date.now = poison('Date.now');
+  globalThis.setTimeout = poison('setTimeout') as unknown as typeof setTimeout;
+  try {
+    const r = await fn();
+    // Loud even when the lease or core code caught the exception.
+    if (called) throw new Error(`${called} was called during a simulation run: it would not replay from its seed`);
+    return r;
+  } finally {
+    Math.random = saved.random;
+    Date.now = saved.now;
+    globalThis.setTimeout = saved.setTimeout;
+  }
+}
+
 export async function runMany(o: RunOptions): Promise<Summary> {
   const sum: Summary = {
     schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, violations: [],
@@ -57,7 +83,7 @@ export async function runMany(o: RunOptions): Promise<Summary> {
     const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
     if (core) {
       const sanlock = ((seed >>> 10) % 1000) / 1000 < (o.sanlockShare ?? 0.1);
-      const r = await runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' });
+      const r = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' }));
       sum.coreSchedules++;
       sum.faultsInjected += r.stats.faults;
       sum.requests += r.stats.requests;
@@ -69,7 +95,7 @@ export async function runMany(o: RunOptions): Promise<Summary> {
       }
     } else {
       const s = makeLeaseSchedule(seed, { ...(o.hosts ? { hosts: o.hosts } : {}), faults: o.faults, ...(o.bug ? { profile: o.bug.profile } : {}) });
-      const r = await runLeaseSchedule(s, o.bug);
+      const r = await deterministic(() => runLeaseSchedule(s, o.bug));
       sum.leaseSchedules++;
       sum.faultsInjected += r.stats.faults;
       sum.grants += r.stats.grants;
