@@ -235,6 +235,10 @@ export async function main(argv: string[]): Promise<number> {
 
   const schedules = a.long ? 1_000_000 : num(a, 'schedules', 200);
   const hosts = a.hosts !== undefined ? num(a, 'hosts', 3) : undefined;
+  if (hosts !== undefined && (!Number.isInteger(hosts) || hosts < 1 || hosts > 250)) {
+    process.stderr.write('sim: --hosts must be 1..250 for schedules (the 4096/1M lockspace layout); use --scale for up to 2000\n');
+    return 2;
+  }
   let lastPrint = process.hrtime.bigint();
   const sum = await runParallel({
     seed, schedules, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
