@@ -45,7 +45,6 @@ describe('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 * 
       steps.save();
       for (const l of `ts-sanlock sequence ${((Date.now() - t0) / 1000).toFixed(1)} s\n${steps.table()}`.split('\n')) t.diagnostic(l);
     }
-    await c.destroy();
   });
 
   it('storage loss: vm1 stops using the VG and runs the kill command before vm2 gets the lock', async (t) => {
