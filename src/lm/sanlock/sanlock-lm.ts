@@ -847,4 +847,3 @@ export class SanlockLockspace implements ManagedLockspace {
   }
 }
 
-export const SANLOCK_ONE_MB = ONE_MB;
