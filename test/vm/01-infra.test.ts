@@ -4,14 +4,14 @@
 // works (ping) and a cut cable cuts it. Also: Node and our daemon run in the
 // guest from the repo share.
 
-import { describe, it, before, after } from 'node:test';
+import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmCluster } from './lib/vm';
-import { vmSkipReason, vmLog } from './lib/gate';
+import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 
 const skip = vmSkipReason();
 
-describe('vm tier: infrastructure', { skip, timeout: 15 * 60_000 }, () => {
+describeVm('vm tier: infrastructure', { skip, timeout: 15 * 60_000 }, () => {
   let c: VmCluster;
 
   before(async () => {

@@ -6,16 +6,16 @@
 // lock (see docs/vm-tier.md), and checks that vm1's LV is offline before
 // vm2 has the lock.
 
-import { describe, it, before, after } from 'node:test';
+import { it, before, after } from 'node:test';
 import { VmCluster } from './lib/vm';
-import { vmSkipReason, vmLog } from './lib/gate';
+import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { resetVm, setupLvm, startLvmlockd, startSanlock } from './lib/stack';
 import { storageLoss, assertSafeTakeover } from './lib/storage-loss';
 import { Steps, activationSequence } from './lib/scenarios';
 
 const skip = vmSkipReason();
 
-describe('vm tier: C lvmlockd + sanlock (activation, storage loss), 2 VMs', { skip, timeout: 15 * 60_000 }, () => {
+describeVm('vm tier: C lvmlockd + sanlock (activation, storage loss), 2 VMs', { skip, timeout: 15 * 60_000 }, () => {
   let c: VmCluster;
 
   before(async () => {

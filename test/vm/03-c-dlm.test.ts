@@ -3,15 +3,15 @@
 // lvmlockd on two VMs, the same command sequence as with sanlock. This is
 // the reference the dlm lock manager will be measured against.
 
-import { describe, it, before, after } from 'node:test';
+import { it, before, after } from 'node:test';
 import { VmCluster } from './lib/vm';
-import { vmSkipReason, vmLog } from './lib/gate';
+import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { setupLvm, startDlmStack, startLvmlockd } from './lib/stack';
 import { Steps, activationSequence } from './lib/scenarios';
 
 const skip = vmSkipReason();
 
-describe('vm tier: C lvmlockd + corosync + dlm_controld + kernel DLM, 2 VMs', { skip, timeout: 15 * 60_000 }, () => {
+describeVm('vm tier: C lvmlockd + corosync + dlm_controld + kernel DLM, 2 VMs', { skip, timeout: 15 * 60_000 }, () => {
   let c: VmCluster;
 
   before(async () => {

@@ -4,10 +4,10 @@
 // VG gets a real, active lvmlock LV). The same sequence runs first against C
 // `lvmlockd -T` on the same VM; exit codes and normalized output must match.
 
-import { describe, it, before, after } from 'node:test';
+import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { VmCluster, Vm } from './lib/vm';
-import { vmSkipReason, vmLog } from './lib/gate';
+import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { DaemonKind, mapperExists, setupLvm, startLvmlockd, stopLvmlockd } from './lib/stack';
 import { normalize, normalizeInfo, newNormalizeContext, lineDiff } from '../harness/compare';
 
@@ -71,7 +71,7 @@ async function runSequence(vm: Vm, kind: DaemonKind, steps: Step[]): Promise<Res
   return results;
 }
 
-describe('vm tier: our lvmlockd -T with real device-mapper (1 VM), same as C -T', { skip, timeout: 15 * 60_000 }, () => {
+describeVm('vm tier: our lvmlockd -T with real device-mapper (1 VM), same as C -T', { skip, timeout: 15 * 60_000 }, () => {
   let c: VmCluster;
 
   before(async () => {

@@ -6,16 +6,16 @@
 //    the kill command before vm2 can take the lock (as 05-c-storage-loss).
 // Skipped with a message until the daemon has the sanlock lock manager.
 
-import { describe, it, after } from 'node:test';
+import { it, after } from 'node:test';
 import { VmCluster } from './lib/vm';
-import { tsSanlockSkipReason, vmLog } from './lib/gate';
+import { tsSanlockSkipReason, vmLog, describeVm } from './lib/gate';
 import { resetVm, setupLvm, startHost } from './lib/stack';
 import { Steps, activationSequence } from './lib/scenarios';
 import { storageLoss, assertSafeTakeover } from './lib/storage-loss';
 
 const skip = tsSanlockSkipReason();
 
-describe('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
+describeVm('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
   // one cluster for both scenarios (reset in between): saves a boot
   let shared: VmCluster | null = null;
   const cluster = async (): Promise<VmCluster> => {

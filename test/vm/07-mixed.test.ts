@@ -6,16 +6,16 @@
 // host dead from our delta lease only after our kill command has run.
 // Skipped with a message until our daemon has the sanlock lock manager.
 
-import { describe, it, after } from 'node:test';
+import { it, after } from 'node:test';
 import { VmCluster } from './lib/vm';
-import { tsSanlockSkipReason, vmLog } from './lib/gate';
+import { tsSanlockSkipReason, vmLog, describeVm } from './lib/gate';
 import { DaemonKind, resetVm, setupLvm, startHost } from './lib/stack';
 import { Steps, activationSequence } from './lib/scenarios';
 import { storageLoss, assertSafeTakeover } from './lib/storage-loss';
 
 const skip = tsSanlockSkipReason();
 
-describe('vm tier: mixed C and our lvmlockd on one sanlock VG, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
+describeVm('vm tier: mixed C and our lvmlockd on one sanlock VG, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
   let c: VmCluster | null = null;
 
   after(async () => {

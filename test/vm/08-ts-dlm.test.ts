@@ -4,15 +4,15 @@
 // vm2 (the kernel DLM arbitrates between them). Skipped with a message until
 // the daemon has the dlm lock manager.
 
-import { describe, it, before, after } from 'node:test';
+import { it, before, after } from 'node:test';
 import { VmCluster } from './lib/vm';
-import { tsLmSkipReason, vmLog } from './lib/gate';
+import { tsLmSkipReason, vmLog, describeVm } from './lib/gate';
 import { DaemonKind, setupLvm, startDlmStack, startLvmlockd, stopLvmlockd } from './lib/stack';
 import { Steps, activationSequence } from './lib/scenarios';
 
 const skip = tsLmSkipReason('dlm');
 
-describe('vm tier: our lvmlockd with dlm VGs on the kernel DLM, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
+describeVm('vm tier: our lvmlockd with dlm VGs on the kernel DLM, 2 VMs', { skip, timeout: 20 * 60_000 }, () => {
   let c: VmCluster;
 
   before(async () => {

@@ -3,6 +3,7 @@
 // VMs), and only where qemu can start. A skip always says why.
 
 import * as fs from 'node:fs';
+import { describe, test } from 'node:test';
 import * as path from 'node:path';
 import { qemuUnavailable } from './vm';
 import { repoRoot } from '../../harness/cluster';
@@ -49,4 +50,17 @@ export function tsLmSkipReason(lm: 'sanlock' | 'dlm'): string | false {
 
 export function tsSanlockSkipReason(): string | false {
   return tsLmSkipReason('sanlock');
+}
+
+/**
+ * describe() for a VM scenario file. When skipped, it registers one skipped
+ * test carrying the reason, so the runner counts "skipped 1" (a skipped
+ * describe() alone would close with "tests 0").
+ */
+export function describeVm(name: string, opts: { skip: string | false; timeout: number }, fn: () => void): void {
+  if (opts.skip) {
+    test(name, { skip: opts.skip }, () => {});
+    return;
+  }
+  describe(name, { timeout: opts.timeout }, fn);
 }
