@@ -473,7 +473,14 @@ async function paxosLeaseAcquire(
             if (decodeModeBlock(area, (2 + q) * g.sectorSize + 128).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
           }
           const own = (2 + host.hostId - 1) * g.sectorSize;
-          return { leader: tmp, dblock: decodeDblock(area, own), geometry: g, sharedHosts };
+          const ownDblock = decodeDblock(area, own);
+          if (ownDblock.flags & DBLOCK_FL_RELEASED) {
+            // The committed proposal is one we retracted after an earlier failed acquire:
+            // other hosts see our dblock RELEASED and may take the lease over, so it is not
+            // ours to claim. Start again: the leader names us, so a new ballot runs.
+            continue restart;
+          }
+          return { leader: tmp, dblock: ownDblock, geometry: g, sharedHosts };
         }
         throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
       }
