@@ -191,6 +191,8 @@ export async function runCoreSchedule(
   };
   const pendingAll = new Set<Pending>();
   const vgVersion = new Map<string, number>();
+  /** host/vg/lv of activations in progress (see command()). */
+  const activating = new Set<string>();
 
   const hosts: CoreHost[] = [];
   for (let h = 1; h <= nHosts; h++) hosts.push(new CoreHost(h, new SimHost(sim, h, rng.range(0, 1e8), 1)));
@@ -344,6 +346,13 @@ export async function runCoreSchedule(
     } else if (x < 0.42) {
       // lvchange -a{e,s}y: GL sh, VG sh, LV lock (persistent), VG un, GL un
       const lv = rng.pick(vg.lvs);
+      // Activation state is host-wide: lvm does not serialize two lvchange of one LV on one
+      // host, and racing -an with -ay leaves an active LV unlocked whatever the daemon does.
+      // The workload, like an admin, does not race them.
+      const busyKey = `${ch.id}/${vg.name}/${lv}`;
+      if (activating.has(busyKey)) return;
+      activating.add(busyKey);
+      try {
       const mode = rng.chance(0.6) ? 'ex' : 'sh';
       await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
       await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
@@ -352,11 +361,21 @@ export async function runCoreSchedule(
       if (arv === 0 && vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, mode as 'sh' | 'ex');
       await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
       await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
+      } finally {
+        activating.delete(busyKey);
+      }
     } else if (x < 0.55) {
       const lv = rng.pick(vg.lvs);
-      if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, 'un'); // deactivated before the unlock is sent
-      const r = await rpc(c, lockLv(vg, lv, 'un', 'persistent'), 'lock_lv un');
-      expectOne(c, r, `lvchange -an ${vg.name}/${lv}`, [0]);
+      const busyKey = `${ch.id}/${vg.name}/${lv}`;
+      if (activating.has(busyKey)) return;
+      activating.add(busyKey);
+      try {
+        if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, 'un'); // deactivated before the unlock is sent
+        const r = await rpc(c, lockLv(vg, lv, 'un', 'persistent'), 'lock_lv un');
+        expectOne(c, r, `lvchange -an ${vg.name}/${lv}`, [0]);
+      } finally {
+        activating.delete(busyKey);
+      }
     } else if (x < 0.7) {
       // a transient LV lock held for a while by a running command (told state is checked)
       const lv = rng.pick(vg.tlvs);
