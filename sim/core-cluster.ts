@@ -353,14 +353,14 @@ export async function runCoreSchedule(
       if (activating.has(busyKey)) return;
       activating.add(busyKey);
       try {
-      const mode = rng.chance(0.6) ? 'ex' : 'sh';
-      await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
-      await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
-      const r = await rpc(c, lockLv(vg, lv, mode, 'persistent'), `lock_lv ${mode}`);
-      const arv = expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
-      if (arv === 0 && vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, mode as 'sh' | 'ex');
-      await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
-      await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
+        const mode = rng.chance(0.6) ? 'ex' : 'sh';
+        await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
+        await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
+        const r = await rpc(c, lockLv(vg, lv, mode, 'persistent'), `lock_lv ${mode}`);
+        const arv = expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
+        if (arv === 0 && vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, mode as 'sh' | 'ex');
+        await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
+        await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
       } finally {
         activating.delete(busyKey);
       }
