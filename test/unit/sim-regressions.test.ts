@@ -13,6 +13,7 @@ import { decodeLeader, encodeLeader, leaderSector } from '../../src/leases/ondis
 import { acquireResource, initResource, paxosHostFor, releaseResource, type ResourceRef } from '../../src/leases/paxos-lease';
 import { SeededRandom } from '../../src/leases/random';
 import { runCoreSchedule } from '../../sim/core-cluster';
+import { ALL_FAULTS, makeLeaseSchedule, runLeaseSchedule } from '../../sim/lease-cluster';
 
 const MiB = 1 << 20;
 
@@ -51,4 +52,12 @@ test('core level with the sanlock lock manager: one clean schedule', async () =>
   const r = await runCoreSchedule(7001, { lm: 'sanlock' });
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
   assert.ok(r.stats.requests > 50);
+});
+
+test('a retracted proposal committed by another host is not claimed by a later acquire (two-ex, seed 4171688295)', async () => {
+  // Found by `npm run sim -- --seed 777 --schedules 4000`; shrunk: one crash with adopt, 72 s.
+  const s0 = makeLeaseSchedule(4171688295, { faults: ALL_FAULTS });
+  const s = { ...s0, plan: s0.plan.slice(0, 1), durationMs: 72000 };
+  const r = await runLeaseSchedule(s);
+  assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
 });
