@@ -69,6 +69,11 @@ export async function runParallel(o: ParallelOptions): Promise<Summary> {
 }
 
 if (require.main === module && process.argv.includes('--sim-worker')) {
+  // The parent went away (killed, interrupted): stop instead of running on as an orphan.
+  let finished = false;
+  process.once('disconnect', () => {
+    if (!finished) process.exit(1);
+  });
   process.once('message', (t: WorkerTask) => {
     void (async () => {
       const bug = t.bug ? findBug(t.bug) : undefined;
@@ -83,6 +88,7 @@ if (require.main === module && process.argv.includes('--sim-worker')) {
           }
         },
       });
+      finished = true;
       process.send?.({ progress: sum.schedules - last, summary: { ...sum, firstFailure: undefined } });
       process.disconnect?.();
     })();
