@@ -38,7 +38,7 @@ ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`
                       and print its whole trace; with --level core for core schedules
   --lm test|sanlock   with --replay --level core: the lock manager (sanlock: the real
                       src/lm/sanlock manager on a shared simulated LUN)
-  --stop-race         with --lm sanlock: let stop_vg race with in-flight lock requests
+  --no-stop-race      with --lm sanlock: keep stop_vg away from in-flight lock requests
   --no-watchdog       with --lm sanlock: no external watchdog (the daemon has none yet)
   --keep-faults I,J   with --replay: keep only these planned faults (from a shrunk trace)
   --no-eio, --no-slow, --no-skew, --duration MS   with --replay: shrunk-schedule switches
@@ -68,7 +68,7 @@ function parseArgs(argv: string[]): Args {
     }
     const k = x.slice(2);
     const next = argv[i + 1];
-    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew', 'stop-race', 'no-watchdog'].includes(k)) a[k] = true;
+    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew', 'no-stop-race', 'no-watchdog'].includes(k)) a[k] = true;
     else if (next === undefined || next.startsWith('--')) throw new Error(`--${k} needs a value`);
     else {
       a[k] = next;
@@ -219,7 +219,7 @@ export async function main(argv: string[]): Promise<number> {
     if (a.level === 'core') {
       const r = await runCoreSchedule(s0, {
         hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true,
-        lm: a.lm === 'sanlock' ? 'sanlock' : 'test', allowStopRace: !!a['stop-race'], noWatchdog: !!a['no-watchdog'],
+        lm: a.lm === 'sanlock' ? 'sanlock' : 'test', allowStopRace: !a['no-stop-race'], noWatchdog: !!a['no-watchdog'],
       });
       if (!a.trace) console.log(r.trace.join('\n'));
       console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');

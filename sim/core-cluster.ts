@@ -159,7 +159,8 @@ export async function runCoreSchedule(
   seed: number,
   o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock'; allowStopRace?: boolean; noWatchdog?: boolean } = {},
 ): Promise<CoreRunResult> {
-  const allowStopRace = !!o.allowStopRace;
+  // The stop_vg race (docs/simulator.md, finding 5) is fixed in the core: race freely unless told not to.
+  const allowStopRace = o.allowStopRace ?? true;
   const coreDebug = !!o.coreDebug;
   const sim = new Scheduler();
   sim.traceAll = !!o.traceAll;
@@ -424,9 +425,9 @@ export async function runCoreSchedule(
       await ch.host.clock.sleep(rng.range(0, 1000));
       await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
     } else if (x < 0.9) {
-      // Known race (docs/simulator.md, "What it found"): a lock request retrying in the lockspace
-      // when stop_vg is accepted can still be granted and answered 0, then cleared by the stop.
-      // With a lock manager that retries (sanlock), only stop a VG when no other command is in flight.
+      // The race of docs/simulator.md finding 5: a lock request retrying in the lockspace when
+      // stop_vg is accepted was granted, answered 0, then cleared by the stop (fixed in the core).
+      // allowStopRace: false keeps stop_vg away from in-flight commands.
       if (sanlockMode && !allowStopRace && [...ch.clients.values()].some((x) => x !== c && x.pending)) return;
       const r = await rpc(c, base('stop_vg', vg), `stop_vg ${vg.name}`);
       expectOne(c, r, `vgchange --lock-stop ${vg.name}`, [0]);
