@@ -7,11 +7,12 @@
  * frames). Faults: daemon pause, daemon crash and restart, client
  * disconnects mid-command.
  *
- * The lock manager is pluggable (CoreLmFactory): today the test-mode
- * managers (src/lm/test), tomorrow the sanlock manager's ManagedLockspace
- * over SimDisk from the lease-level cluster. Every ManagedLockspace the
- * core creates is wrapped by a watcher that checks the value blocks (LVB)
- * a holder sees never go backwards.
+ * The lock manager is pluggable (CoreLmFactory): the test-mode managers
+ * (src/lm/test), or with `lm: 'sanlock'` the real sanlock manager
+ * (src/lm/sanlock) of every host on one shared simulated LUN, where what the
+ * hosts were told they hold is also checked across hosts. Every
+ * ManagedLockspace the core creates is wrapped by a watcher that checks the
+ * value blocks (LVB) a holder sees never go backwards.
  *
  * Invariants after every step, per host: the core's lock records are
  * consistent (never two ex, never ex with sh, counts agree), no two
