@@ -14,6 +14,17 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# VM tier (npm run test:vm): qemu + debootstrap, without recommends (no GUI)
+VM_PKGS=(qemu-system-x86 debootstrap e2fsprogs)
+vm_missing=()
+for p in "${VM_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || vm_missing+=("$p")
+done
+if ((${#vm_missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
+fi
 # Installed services must not run on the host itself: tests start their own per namespace.
 for svc in lvmlockd sanlock wdmd corosync lvm2-lvmpolld dlm; do
   systemctl stop "$svc" >/dev/null 2>&1 || true
