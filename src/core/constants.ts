@@ -8,6 +8,7 @@ export const Op = {
   drop_vg: 21, busy: 22, query_lock: 23, refresh_lv: 24, vg_status: 25, fence: 26,
   fence_result: 27, setlockargs_before: 28, setlockargs_final: 29, set_remote_lv_lock: 30,
 } as const;
+// The op names are lvmlockd's own (op_str): the debug log and `info` print them as they are.
 export type OpName = keyof typeof Op;
 
 export type ResourceType = 'gl' | 'vg' | 'lv';
@@ -49,18 +50,6 @@ export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
   refresh_lv: { op: 'refresh_lv', rt: 'lv' },
   setlockargs_vg_before: { op: 'setlockargs_before', rt: 'vg' },
   setlockargs_vg_final: { op: 'setlockargs_final', rt: 'vg' },
-};
-
-/** Names used in the debug log and `info` output (lvmlockd's op_str). */
-export const OP_LOG_NAME: Record<OpName, string> = {
-  hello: 'hello', quit: 'quit', init: 'init', free: 'free', start: 'start', stop: 'stop',
-  lock: 'lock', update: 'update', close: 'close', enable: 'enable', disable: 'disable',
-  start_wait: 'start_wait', stop_all: 'stop_all', dump_info: 'dump_info', dump_log: 'dump_log',
-  rename_before: 'rename_before', rename_final: 'rename_final', running_lm: 'running_lm',
-  find_free_lock: 'find_free_lock', kill_vg: 'kill_vg', drop_vg: 'drop_vg', busy: 'busy',
-  query_lock: 'query_lock', refresh_lv: 'refresh_lv', vg_status: 'vg_status', fence: 'fence',
-  fence_result: 'fence_result', setlockargs_before: 'setlockargs_before',
-  setlockargs_final: 'setlockargs_final', set_remote_lv_lock: 'set_remote_lv_lock',
 };
 
 /** Linux errno values and lvmlockd's own codes; replies carry them negated. */

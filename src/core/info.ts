@@ -1,7 +1,6 @@
 // The `info` text that lvmlockctl --info parses. Lines follow lvmlockd 2.03.16
 // (the version Debian ships), so that release's lvmlockctl formats them right.
 
-import { OP_LOG_NAME } from './constants';
 import type { Lockspace } from './lockspace';
 import type { Action } from './model';
 
@@ -10,7 +9,7 @@ interface ClientInfo { pid: number; fd: number; pi: number; id: number; name: st
 function actionLine(prefix: string, a: Action): string {
   const o = a.owner;
   return `info=${prefix} client_id=${a.clientId} flags=0x${a.flags.toString(16)} version=${a.version} ` +
-    `op=${OP_LOG_NAME[a.op]} rt=${a.rt ?? '.'} mode=${a.mode} lm_type=${a.lmType} result=${a.result} ` +
+    `op=${a.op} rt=${a.rt ?? '.'} mode=${a.mode} lm_type=${a.lmType} result=${a.result} ` +
     `lm_rv=${a.lmResult} owner_host_id=${o?.hostId ?? 0} owner_generation=${o?.generation ?? 0}\n`;
 }
 

@@ -5,7 +5,7 @@
 import { ConfigMap, formatReply, parseConfigTree, type WireValue } from '../protocol/config-tree';
 import {
   AF, DEFAULT_MAX_RETRIES, E, GL_LOCKSPACE_DLM, INTERNAL_CLIENT_ID, LM_NUMBER, LS_PREFIX,
-  MAX_ARGS, MAX_NAME, Op, OP_LOG_NAME, REQUESTS, errnoName, parseLmType, parseMode, parseOpts,
+  MAX_ARGS, MAX_NAME, Op, REQUESTS, errnoName, parseLmType, parseMode, parseOpts,
   type LmType, type Mode,
 } from './constants';
 import { Lockspace, type LockspaceHost } from './lockspace';
@@ -196,7 +196,7 @@ export class LockdCore implements LockspaceHost {
 
     const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
     const lvPart = act.lvName || act.lvUuid ? ` lv=${act.lvName}${act.lvUuid ? ':' + act.lvUuid : ''}` : '';
-    this.debug(`recv ${who} ${OP_LOG_NAME[op]}${rt ? '_' + rt : ''}${op === 'lock' ? ' ' + act.mode : ''}${act.vgName ? ' vg=' + act.vgName : ''}${lvPart} opts=0x${act.flags.toString(16)}`);
+    this.debug(`recv ${who} ${op}${rt ? '_' + rt : ''}${op === 'lock' ? ' ' + act.mode : ''}${act.vgName ? ' vg=' + act.vgName : ''}${lvPart} opts=0x${act.flags.toString(16)}`);
 
     if (lm === null) {
       this.error(`recv ${who} unknown vg_lock_type "${req.str('vg_lock_type')}"`);
@@ -748,7 +748,7 @@ export class LockdCore implements LockspaceHost {
     if (act.op === 'init' || act.op === 'setlockargs_final') {
       const vgArgs = act.vgArgs || 'none';
       const lvArgs = act.lvArgs || 'none';
-      this.debug(`send ${who} ${OP_LOG_NAME[act.op]}${rtPart} result ${act.result} vg_args ${vgArgs} lv_args ${lvArgs}`);
+      this.debug(`send ${who} ${act.op}${rtPart} result ${act.result} vg_args ${vgArgs} lv_args ${lvArgs}`);
       fields = [['op', opNum], ['op_result', act.result], ['lm_result', act.lmResult],
         ['vg_lock_args', vgArgs], ['lv_lock_args', lvArgs], ['result_flags', flags]];
     } else if (act.op === 'query_lock') {
@@ -773,7 +773,7 @@ export class LockdCore implements LockspaceHost {
         ['prev_generation', act.prevGeneration], ['result_flags', flags]];
     } else {
       const modePart = act.op === 'lock' ? ` ${act.mode}` : '';
-      this.debug(`send ${who} ${OP_LOG_NAME[act.op]}${rtPart}${modePart} rv ${act.result} ${act.result === -E.NOLS ? 'ENOLS ' : act.result < 0 ? errnoName(act.result) + ' ' : ''}${flags === 'none' ? '' : flags}`);
+      this.debug(`send ${who} ${act.op}${rtPart}${modePart} rv ${act.result} ${act.result === -E.NOLS ? 'ENOLS ' : act.result < 0 ? errnoName(act.result) + ' ' : ''}${flags === 'none' ? '' : flags}`);
       fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult], ['result_flags', flags]];
     }
     return { text: formatReply([['response', 'OK'], ...fields]), dump };
