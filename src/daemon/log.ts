@@ -1,7 +1,7 @@
 // Daemon logging: every debug line goes to a 4 MiB in-memory ring (lvmlockctl
 // --dump), to stdout with -D, and lines at or above the -S level to syslog.
 
-import { syslog } from './libc';
+import { sysLog, LOG_DAEMON } from '../util/libc';
 
 export const LOG_ERR = 3;
 export const LOG_WARNING = 4;
@@ -82,7 +82,7 @@ export class DaemonLog {
     this.ring.append(text);
     if (this.opts.debugToStdout) process.stdout.write(text);
     if (this.opts.useSyslog && priority <= this.opts.syslogPriority) {
-      try { syslog(priority, msg); } catch { /* syslog is best effort */ }
+      sysLog('lvmlockd', priority, msg, LOG_DAEMON);
     }
   }
 

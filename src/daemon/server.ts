@@ -15,7 +15,7 @@ import { DirectDisk } from '../io/direct-disk';
 import { RealClock } from '../io/clock';
 import { systemRandom } from '../leases/random';
 import { DaemonLog } from './log';
-import { peerPid, tryLockFd } from './libc';
+import { peerPid, tryLockFd } from '../util/libc';
 
 export interface DaemonConfig {
   testMode: boolean;

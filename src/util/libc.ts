@@ -1,5 +1,6 @@
 // Thin koffi bindings to the few libc calls Node does not expose: AF_UNIX
-// datagram sockets (socket/bind/sendto/recvfrom/poll/close) and syslog(3).
+// datagram sockets (socket/bind/sendto/recvfrom/poll/close), syslog(3),
+// lockf(3) on the pid file, SO_PEERCRED and umask(2).
 // The library is loaded lazily, on first use, so that importing this module
 // costs nothing for code paths that never need it.
 //
@@ -27,6 +28,7 @@ export const LOG_EMERG = 0;
 export const LOG_WARNING = 4;
 export const LOG_INFO = 6;
 export const LOG_USER = 1 << 3;
+export const LOG_DAEMON = 3 << 3;
 
 export interface SysResult {
   /** The C return value. */
@@ -46,6 +48,9 @@ interface Native {
   openlog: any;
   syslog: any;
   strerror: any;
+  lockf: any;
+  getsockopt: any;
+  umask: any;
 }
 
 let native: Native | undefined;
@@ -66,6 +71,9 @@ function lib(): Native {
     openlog: c.func('void openlog(const void *ident, int option, int facility)'),
     syslog: c.func('void syslog(int priority, const char *format, ...)'),
     strerror: c.func('const char *strerror(int errnum)'),
+    lockf: c.func('int lockf(int fd, int cmd, long len)'),
+    getsockopt: c.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint8_t *len)'),
+    umask: c.func('uint32_t umask(uint32_t mask)'),
   };
   return native;
 }
@@ -114,13 +122,14 @@ export function pollInAsync(fd: number, timeoutMs: number): Promise<number> {
 // openlog() keeps the ident pointer, so the bytes must outlive the call.
 let syslogIdent: Buffer | undefined;
 
-/** syslog(3) with an explicit ident (C tools get their program name by default). */
-export function sysLog(ident: string, priority: number, message: string): void {
+/** syslog(3) with an explicit ident (C tools get their program name by default).
+ *  The first call's ident and facility stay for the life of the process. */
+export function sysLog(ident: string, priority: number, message: string, facility = LOG_USER): void {
   try {
     const n = lib();
     if (!syslogIdent) {
       syslogIdent = Buffer.from(ident + '\0', 'utf8');
-      n.openlog(syslogIdent, 0, LOG_USER);
+      n.openlog(syslogIdent, 0, facility);
     }
     n.syslog(priority, '%s', 'str', message);
   } catch {
@@ -135,4 +144,27 @@ export function sysStrerror(errnum: number): string {
   } catch {
     return `Unknown error ${errnum}`;
   }
+}
+
+const F_TLOCK = 2;
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/** Takes a non-blocking exclusive lockf lock; false when another process holds it. */
+export function tryLockFd(fd: number): boolean {
+  return lib().lockf(fd, F_TLOCK, 0) === 0;
+}
+
+/** The pid of the process at the other end of a connected unix socket, or 0. */
+export function peerPid(fd: number): number {
+  if (fd < 0) return 0;
+  const cred = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(12);
+  if (lib().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) return 0;
+  return cred.readInt32LE(0);
+}
+
+export function setUmask(mask: number): number {
+  return lib().umask(mask);
 }
