@@ -15,10 +15,18 @@ import { Disk, DiskError, IoOptions, checkIo } from './disk';
 
 const fsRead = promisify(fs.read);
 const fsWrite = promisify(fs.write);
-const fsClose = promisify(fs.close);
 const fsOpen = promisify(fs.open);
 
 const ALIGN = 4096;
+
+/**
+ * I/Os that timed out but are still held by the device, per disk, beyond
+ * which new I/O is refused at once. Each such I/O pins one libuv thread
+ * until the device answers; without a bound, a device that hangs (a dead
+ * path without a SCSI timeout) would take every thread of the pool, and with
+ * them the I/O of healthy lockspaces and the close() that ends this one.
+ */
+export const MAX_STUCK_IOS = 2;
 
 interface Native {
   alloc(size: number): { buf: Buffer; ptr: unknown };
@@ -87,6 +95,8 @@ export class DirectDisk implements Disk {
   private readonly defaultTimeoutMs: number | undefined;
   private cachedSize: number | undefined;
   private inflight = 0;
+  /** I/Os whose caller got ETIMEDOUT and that the device has not completed yet. */
+  private stuck = 0;
   /** Aligned buffers not in use, by size (reused: no mmap/munmap and page faults per I/O). */
   private readonly pool = new Map<number, Array<{ buf: Buffer; ptr: unknown }>>();
 
@@ -147,20 +157,39 @@ export class DirectDisk implements Disk {
     return this.cachedSize;
   }
 
+  /** I/Os that timed out and are still outstanding on the device. */
+  get stuckIos(): number {
+    return this.stuck;
+  }
+
+  /** Refuses new I/O while the device still holds MAX_STUCK_IOS timed-out ones. */
+  private checkNotStuck(op: string, offset: number, opts?: IoOptions): void {
+    if (this.stuck < MAX_STUCK_IOS) return;
+    throw new DiskError('ETIMEDOUT', `${op} ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''} not issued: ` +
+      `${this.stuck} earlier I/Os timed out and the device has not completed them`);
+  }
+
   private withTimeout<T>(p: Promise<T>, op: string, offset: number, opts?: IoOptions): Promise<T> {
     const ms = opts?.timeoutMs ?? this.defaultTimeoutMs;
     if (!ms || ms <= 0) return p;
     return new Promise<T>((resolve, reject) => {
+      let timedOut = false;
       const t = setTimeout(() => {
+        timedOut = true;
+        this.stuck++;
         reject(new DiskError('ETIMEDOUT', `${op} ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''} timed out after ${ms} ms`));
       }, ms);
+      const settle = (): void => {
+        clearTimeout(t);
+        if (timedOut) this.stuck--;
+      };
       p.then(
         (v) => {
-          clearTimeout(t);
+          settle();
           resolve(v);
         },
         (e) => {
-          clearTimeout(t);
+          settle();
           reject(e);
         },
       );
@@ -170,6 +199,7 @@ export class DirectDisk implements Disk {
   async read(offset: number, length: number, opts?: IoOptions): Promise<Buffer> {
     const fd = this.getFd('read');
     checkIo(this, 'read', offset, length, undefined);
+    this.checkNotStuck('read', offset, opts);
     const mem = this.take(length);
     const buf = mem.buf;
     this.inflight++;
@@ -199,6 +229,7 @@ export class DirectDisk implements Disk {
   async write(offset: number, data: Buffer, opts?: IoOptions): Promise<void> {
     const fd = this.getFd('write');
     checkIo(this, 'write', offset, data.length, undefined);
+    this.checkNotStuck('write', offset, opts);
     const mem = this.take(data.length);
     const buf = mem.buf;
     data.copy(buf);
@@ -229,6 +260,8 @@ export class DirectDisk implements Disk {
     this.fd = undefined;
     for (const free of this.pool.values()) for (const b of free) loadNative().free(b.ptr);
     this.pool.clear();
-    await fsClose(fd);
+    // close(2) directly, not on the thread pool: threads may all be held by
+    // I/O the device never completes, and close does not wait for it.
+    fs.closeSync(fd);
   }
 }

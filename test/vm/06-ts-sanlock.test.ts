@@ -2,10 +2,12 @@
 // sanlock daemon: our leases on the real lvmlock LV), two VMs:
 //  - real activation and ex/sh exclusion across VMs (the same sequence as the
 //    C reference in 02-c-sanlock);
-//  - storage loss under vm1's PV: our daemon must stop using the VG and run
-//    the kill command before vm2 can take the lock (as 05-c-storage-loss).
+//  - storage loss under vm1's PV, by I/O errors and by I/O that hangs beyond
+//    io_timeout: our daemon must stop using the VG and run the kill command
+//    before vm2 can take the lock (as the C reference in 02-c-sanlock).
 // Skipped with a message until the daemon has the sanlock lock manager.
 
+import assert from 'node:assert/strict';
 import { it, after } from 'node:test';
 import { VmCluster } from './lib/vm';
 import { tsSanlockSkipReason, vmLog, describeVm } from './lib/gate';
@@ -47,22 +49,26 @@ describeVm('vm tier: our lvmlockd with sanlock VGs, 2 VMs', { skip, timeout: 20 
     }
   });
 
-  it('storage loss: vm1 stops using the VG and runs the kill command before vm2 gets the lock', async (t) => {
-    const c = await cluster();
-    const steps = new Steps(c, 'ts-loss', vmLog);
-    try {
-      const r = await storageLoss(c, steps, { daemons: ['ts', 'ts'], ioTimeout: 2, log: vmLog });
-      for (const l of [
-        `io_timeout ${r.ioTimeout} s: guest clock: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s;`,
-        `host clock: LV seen offline +${r.wipedHostS} s,`,
-        `lockspace dropped by vm1 lvmlockd +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
-        '--- vm1 kill.log', ...r.killLog.split('\n'),
-        '--- vm1 lvmlockctl --info', ...r.vm1Info.split('\n'),
-        '--- vm1 lvmlockd log (kill/drop/errors)', ...r.vm1LvmlockdLog.split('\n'),
-      ]) t.diagnostic(l);
-      assertSafeTakeover(r);
-    } finally {
-      steps.save();
-    }
-  });
+  for (const fault of ['error', 'hang'] as const) {
+    it(`storage loss (${fault === 'error' ? 'I/O errors' : 'I/O hangs beyond io_timeout'}): vm1 stops using the VG and runs the kill command before vm2 gets the lock`, async (t) => {
+      const c = await cluster();
+      const steps = new Steps(c, `ts-loss-${fault}`, vmLog);
+      try {
+        const r = await storageLoss(c, steps, { daemons: ['ts', 'ts'], ioTimeout: 2, fault, log: vmLog });
+        for (const l of [
+          `${r.fault}, io_timeout ${r.ioTimeout} s: guest clock: kill command start +${r.killStartS} s, LV wiped +${r.wipedS} s, done +${r.killDoneS} s;`,
+          `host clock: LV seen offline +${r.wipedHostS} s,`,
+          `lockspace dropped by vm1 lvmlockd +${r.lockspaceGoneS} s, vm2 got the lock +${r.otherAcquiredS} s after ${r.vm2Attempts} tries`,
+          '--- vm1 kill.log', ...r.killLog.split('\n'),
+          '--- vm1 lvmlockctl --info', ...r.vm1Info.split('\n'),
+          '--- vm1 lvmlockd log (kill/drop/errors)', ...r.vm1LvmlockdLog.split('\n'),
+        ]) t.diagnostic(l);
+        assertSafeTakeover(r);
+        // and our daemon finished with the VG (the drop completed, even with I/O still hung)
+        assert.notEqual(r.lockspaceGoneS, null, `vm1's lvmlockd never dropped the lockspace:\n${r.vm1LvmlockdLog}`);
+      } finally {
+        steps.save();
+      }
+    });
+  }
 });

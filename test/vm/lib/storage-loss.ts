@@ -1,7 +1,8 @@
 // Scenario 2, storage loss: vm1 reaches the PV through a device-mapper layer
 // (/dev/mapper/pv0, linear over /dev/vdb); vm2 uses /dev/vdb directly. With
 // an LV active exclusively on vm1, pv0's table is switched to `error` (every
-// I/O fails, as when a SAN path dies). vm1's lease renewals fail; sanlock runs
+// I/O fails, as when a SAN path dies) or to `delay` with a 10-minute hold
+// (every I/O hangs far beyond io_timeout, as a path that stops answering). vm1's lease renewals fail; sanlock runs
 // the killpath lvmlockd registered (`lvmlockctl --kill <vg>`), which runs the
 // configured lvmlockctl_kill_command (a script that wipes the VG's LV tables
 // and logs when) and drops the VG's locks. vm2 retries `lvchange -aey` until
@@ -29,8 +30,12 @@ echo "$(now) done" >> /out/kill.log
 exit 0
 `;
 
+/** dm-delay's hold time for the `hang` fault: far longer than any scenario. */
+const HANG_MS = 600_000;
+
 export interface StorageLossResult {
   ioTimeout: number;
+  fault: 'error' | 'hang';
   killStartS: number | null;
   killDoneS: number | null;
   wipedS: number | null;
@@ -53,6 +58,9 @@ export interface StorageLossOptions {
   ioTimeout: number;
   /** Give up waiting for vm2 after this long (ms). */
   maxWaitMs?: number;
+  /** How pv0 fails: `error` (every I/O fails at once, as a dead SAN path) or
+   *  `hang` (dm-delay holds every I/O for 10 minutes, far beyond io_timeout). */
+  fault?: 'error' | 'hang';
   log: (s: string) => void;
 }
 
@@ -74,12 +82,14 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   await steps.run(v2, ['lvchange', '-aey', `${vg}/lv1`], 5);
 
   // the failure
+  const fault = o.fault ?? 'error';
+  const table = fault === 'error' ? 'error' : `delay /dev/vdb 0 ${HANG_MS}`;
   const fail = await v1.shOk(
-    'dmsetup suspend --noflush pv0 && dmsetup load pv0 --table "0 $(blockdev --getsz /dev/vdb) error" && dmsetup resume pv0 && cut -d" " -f1 /proc/uptime');
+    `dmsetup suspend --noflush pv0 && dmsetup load pv0 --table "0 $(blockdev --getsz /dev/vdb) ${table}" && dmsetup resume pv0 && cut -d" " -f1 /proc/uptime`);
   const t0 = Date.now();
   const up0 = Number(fail.stdout.trim());
-  steps.note(v1, 'pv0 switched to the error target (all I/O fails)');
-  o.log(`storage-loss(${o.daemons.join('/')}): pv0 failed on vm1 (io_timeout ${o.ioTimeout})`);
+  steps.note(v1, fault === 'error' ? 'pv0 switched to the error target (all I/O fails)' : `pv0 switched to dm-delay ${HANG_MS} ms (all I/O hangs)`);
+  o.log(`storage-loss(${o.daemons.join('/')}): pv0 ${fault === 'error' ? 'failed' : 'hung'} on vm1 (io_timeout ${o.ioTimeout})`);
 
   const maxWait = o.maxWaitMs ?? 240_000;
   let lockspaceGoneS: number | null = null;
@@ -129,6 +139,7 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   };
   const res: StorageLossResult = {
     ioTimeout: o.ioTimeout,
+    fault,
     killStartS: parseAt(/^(\S+) start/m),
     wipedS: parseAt(/^(\S+) wiped/m),
     killDoneS: parseAt(/^(\S+) done/m),
@@ -136,10 +147,11 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
     wipedHostS,
     otherAcquiredS,
     killLog: kl.stdout,
-    vm1Info: (await v1.sh('lvmlockctl --info 2>&1')).stdout,
-    vm1LvsAfter: ((r) => `exit ${r.code}\n${r.stdout}${r.stderr}`)(await v1.sh(`lvm lvs ${vg} 2>&1; dmsetup table`)),
+    vm1Info: (await v1.sh('timeout 20 lvmlockctl --info 2>&1', { timeoutMs: 30_000 })).stdout,
+    // lvm would scan the hung pv0 and hang with it: only dmsetup then
+    vm1LvsAfter: ((r) => `exit ${r.code}\n${r.stdout}${r.stderr}`)(await v1.sh(fault === 'hang' ? 'dmsetup table' : `lvm lvs ${vg} 2>&1; dmsetup table`, { timeoutMs: 30_000 })),
     vm1SanlockLog: (await v1.sh('grep -v "^$" /out/sanlock.log | tail -40')).stdout,
-    vm1LvmlockdLog: (await v1.sh('grep -i -E "kill|drop|renew|error|fail" /out/lvmlockd.log | tail -40')).stdout,
+    vm1LvmlockdLog: (await v1.sh('grep -i -E "kill|drop|renew|error|fail|rem_lockspace|free" /out/lvmlockd.log | tail -60', { timeoutMs: 30_000 })).stdout,
     vm2Attempts: attempts,
   };
   o.log(`storage-loss(${o.daemons.join('/')}) result: ${JSON.stringify({ ...res, killLog: undefined, vm1Info: undefined, vm1LvsAfter: undefined, vm1SanlockLog: undefined, vm1LvmlockdLog: undefined })}`);
