@@ -14,7 +14,7 @@ import * as L from '../../src/leases';
 import { E } from '../../src/core/constants';
 import { newGlobalLockState } from '../../src/core/lockd';
 import type { ManagedLockspace, ResourceView } from '../../src/lm/types';
-import { SanlockLockManager, type AdoptNameStore } from '../../src/lm/sanlock/sanlock-lm';
+import { SanlockLockManager, type AdoptName, type AdoptNameStore } from '../../src/lm/sanlock/sanlock-lm';
 
 const MiB = 1 << 20;
 const IO = 1;
@@ -31,8 +31,8 @@ function view(disk: MemoryDisk, clock: ManualClock): { disk: Disk; kill(): void 
   return { disk: shared, kill: () => { dead = true; } };
 }
 
-function names(): AdoptNameStore & { map: Map<string, string> } {
-  const map = new Map<string, string>();
+function names(): AdoptNameStore & { map: Map<string, AdoptName> } {
+  const map = new Map<string, AdoptName>();
   return { map, get: (k) => map.get(k), set: (k, v) => { map.set(k, v); }, delete: (k) => { map.delete(k); } };
 }
 
@@ -81,7 +81,7 @@ async function setup() {
   assert.equal((await a1.m.initVg({ lsName: 'lvm_vg1', vgName: 'vg1', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' })).rv, 0);
   const j1 = await join(a1, clock);
   assert.equal(j1.rv, 0);
-  assert.equal(store.get('lvm_vg1'), 'host1-first', 'the joined lockspace records its host name');
+  assert.deepEqual(store.get('lvm_vg1'), { hostId: 1, hostName: 'host1-first' }, 'the joined lockspace records its host name');
   const jb = await join(b, clock);
   assert.equal(jb.rv, 0);
   const args: string[] = [];
@@ -108,7 +108,7 @@ describe('sanlock manager: adoption after a daemon restart', () => {
     const { ls, rv } = await join(a2, clock, { adoptOnly: true });
     assert.equal(rv, 0, a2.logs.join('\n'));
     assert.equal(ls.generation, s.gen, 'same generation: the old leases are still ours');
-    assert.equal(s.store.get('lvm_vg1'), 'host1-first', 'the continued delta lease keeps its name');
+    assert.equal(s.store.get('lvm_vg1')?.hostName, 'host1-first', 'the continued delta lease keeps its name');
 
     // adopt_only: the recorded mode, the other mode (-EADOPT_RETRY), nothing held (-EADOPT_NONE)
     assert.equal((await clock.drive(ls.lock(s.lv1, 'ex', ADOPT_ONLY))).rv, 0);
@@ -174,7 +174,7 @@ describe('sanlock manager: adoption after a daemon restart', () => {
     const j2 = await join(fresh, clock, { adoptOk: true });
     assert.equal(j2.rv, 0, fresh.logs.join('\n'));
     assert.equal(j2.ls.generation, s.gen + 1, 'a new generation');
-    assert.equal(s.store.get('lvm_vg1'), 'host1-third');
+    assert.equal(s.store.get('lvm_vg1')?.hostName, 'host1-third');
     assert.equal((await clock.drive(j2.ls.lock(s.lv1, 'ex', ADOPT_ONLY))).rv, -E.ADOPT_NONE, 'leases of an older generation are not orphans');
     assert.equal((await clock.drive(s.lb.lock(s.lv1, 'ex', PLAIN))).rv, 0, 'the old generation\'s lease is free for others');
     assert.equal((await clock.drive(s.lb.lock(s.lv2, 'ex', PLAIN))).rv, 0, 'and its sh lease too');

@@ -61,10 +61,13 @@ export interface SanlockLmDeps {
   adoptNames?: AdoptNameStore;
 }
 
-/** Lockspace name → sanlock host name of our delta lease there (src/daemon/adopt-state.ts). */
+/** Our delta lease in a joined lockspace: its host_id and the host name it carries. */
+export interface AdoptName { hostId: number; hostName: string }
+
+/** Lockspace name → our delta lease there (src/daemon/adopt-state.ts keeps it in a file). */
 export interface AdoptNameStore {
-  get(lsName: string): string | undefined;
-  set(lsName: string, hostName: string): void;
+  get(lsName: string): AdoptName | undefined;
+  set(lsName: string, rec: AdoptName): void;
   delete(lsName: string): void;
 }
 
@@ -565,7 +568,7 @@ export class SanlockLockspace implements ManagedLockspace {
   private joined(ls: L.Lockspace): void {
     this.leases = ls;
     ls.startRenewal();
-    this.d.adoptNames?.set(this.name, ls.hostName);
+    this.d.adoptNames?.set(this.name, { hostId: this.hostId, hostName: ls.hostName });
   }
 
   /**
@@ -578,9 +581,10 @@ export class SanlockLockspace implements ManagedLockspace {
    */
   private async resume(): Promise<{ ok: true } | { ok: false; reason: string } | number> {
     const d = this.d;
-    const prevName = d.adoptNames?.get(this.name);
-    if (!prevName) return { ok: false, reason: 'no host name of a previous instance recorded' };
-    const ls = this.newLeases(prevName);
+    const prev = d.adoptNames?.get(this.name);
+    if (!prev) return { ok: false, reason: 'no host name of a previous instance recorded' };
+    if (prev.hostId !== this.hostId) return { ok: false, reason: `the previous instance used host_id ${prev.hostId}, not ${this.hostId}` };
+    const ls = this.newLeases(prev.hostName);
     const io = this.m.ioTimeout;
     const maxAge = L.calcHostDeadSeconds(io, ls.timeouts.watchdogFireTimeout) - 4 * io;
     let out: L.ResumeOutcome;
