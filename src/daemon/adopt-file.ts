@@ -6,9 +6,7 @@
 // bad header, VG or LV line makes the whole file unusable.
 
 import type { LmType } from '../core/constants';
-
-export interface AdoptLv { uuid: string; lvArgs: string; mode: 'sh' | 'ex' }
-export interface AdoptVg { vgUuid: string; vgName: string; lmType: LmType; vgArgs: string; lvs: AdoptLv[] }
+import type { AdoptVg } from '../core/adopt';
 
 export type AdoptFileResult = { ok: true; vgs: AdoptVg[] } | { ok: false; error: string };
 
