@@ -11,12 +11,24 @@ export type ActiveLvs =
   /** The kernel has no device-mapper: no LV can be shown inactive. */
   | { kind: 'no-dm' };
 
-export interface DmPaths { sys: string; dev: string }
+export interface DmPaths { sys: string; proc: string }
 
-export function readActiveLvs(paths: DmPaths = { sys: '/sys', dev: '/dev' }): ActiveLvs {
-  const hasDm = fs.existsSync(path.join(paths.sys, 'class/misc/device-mapper')) ||
-    fs.existsSync(path.join(paths.dev, 'mapper/control'));
-  if (!hasDm) return { kind: 'no-dm' };
+/**
+ * The kernel has device-mapper when its misc device is registered (sysfs
+ * class entry, or the /proc/misc list). A /dev/mapper/control node alone
+ * proves nothing: it can be left over, or be made for tools, without dm.
+ */
+export function kernelHasDm(paths: DmPaths): boolean {
+  if (fs.existsSync(path.join(paths.sys, 'class/misc/device-mapper'))) return true;
+  try {
+    return /^\s*\d+\s+device-mapper$/m.test(fs.readFileSync(path.join(paths.proc, 'misc'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function readActiveLvs(paths: DmPaths = { sys: '/sys', proc: '/proc' }): ActiveLvs {
+  if (!kernelHasDm(paths)) return { kind: 'no-dm' };
   const uuids = new Set<string>();
   let names: string[] = [];
   try {

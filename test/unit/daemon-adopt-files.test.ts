@@ -62,13 +62,17 @@ describe('adopt state file', () => {
 });
 
 describe('active LVs from sysfs', () => {
-  test('top-level LVM dm uuids count; no device-mapper at all keeps everything', () => {
+  test('top-level LVM dm uuids count; a kernel without device-mapper keeps everything', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-active-'));
     try {
-      const sys = path.join(root, 'sys'), dev = path.join(root, 'dev');
+      const sys = path.join(root, 'sys'), proc = path.join(root, 'proc');
       fs.mkdirSync(path.join(sys, 'block'), { recursive: true });
-      fs.mkdirSync(dev);
-      assert.deepEqual(readActiveLvs({ sys, dev }), { kind: 'no-dm' });
+      fs.mkdirSync(proc);
+      fs.writeFileSync(path.join(proc, 'misc'), '236 loop-control\n');
+      assert.deepEqual(readActiveLvs({ sys, proc }), { kind: 'no-dm' });
+      fs.writeFileSync(path.join(proc, 'misc'), '236 loop-control\n 62 device-mapper\n');
+      assert.equal(readActiveLvs({ sys, proc }).kind, 'dm', '/proc/misc lists it');
+      fs.writeFileSync(path.join(proc, 'misc'), '');
       fs.mkdirSync(path.join(sys, 'class/misc/device-mapper'), { recursive: true });
       const dm = (n: string, uuid: string) => {
         fs.mkdirSync(path.join(sys, 'block', n, 'dm'), { recursive: true });
@@ -77,7 +81,7 @@ describe('active LVs from sysfs', () => {
       dm('dm-0', lvDmUuid(VGU, LV1));
       dm('dm-1', lvDmUuid(VGU, LV2) + '-real');
       dm('dm-2', 'CRYPT-LUKS2-xyz');
-      const a = readActiveLvs({ sys, dev });
+      const a = readActiveLvs({ sys, proc });
       assert.equal(a.kind, 'dm');
       if (a.kind !== 'dm') return;
       assert.ok(a.uuids.has(lvDmUuid(VGU, LV1)));
