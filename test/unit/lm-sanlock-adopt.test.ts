@@ -110,6 +110,8 @@ describe('sanlock manager: adoption after a daemon restart', () => {
     assert.equal(ls.generation, s.gen, 'same generation: the old leases are still ours');
     assert.equal(s.store.get('lvm_vg1')?.hostName, 'host1-first', 'the continued delta lease keeps its name');
 
+    // Before anything is adopted, the continued delta lease already protects the orphans.
+    assert.equal((await clock.drive(s.lb.lock(s.lv1, 'sh', PLAIN))).rv, -E.AGAIN, 'no window in which the orphan is free');
     // adopt_only: the recorded mode, the other mode (-EADOPT_RETRY), nothing held (-EADOPT_NONE)
     assert.equal((await clock.drive(ls.lock(s.lv1, 'ex', ADOPT_ONLY))).rv, 0);
     assert.equal((await clock.drive(ls.lock(s.lv2, 'ex', ADOPT_ONLY))).rv, -E.ADOPT_RETRY);
