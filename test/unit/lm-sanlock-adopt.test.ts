@@ -194,6 +194,30 @@ describe('sanlock manager: adoption after a daemon restart', () => {
   });
 });
 
+describe('sanlock manager: nodelay', () => {
+  test('join with nodelay on a free host_id skips the 2 * io_timeout wait; after an unclean stop it still waits host_dead', async () => {
+    const clock = new ManualClock();
+    const disk = new MemoryDisk(72 * MiB, { clock });
+    const a = instance(disk, clock, 1, 'a');
+    assert.equal((await a.m.initVg({ lsName: 'lvm_vg1', vgName: 'vg1', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' })).rv, 0);
+    const timeJoin = async (i: Inst, nodelay: boolean): Promise<{ s: number; ls: ManagedLockspace }> => {
+      const ls = lockspace(i);
+      assert.equal((await clock.drive(ls.prepare({ repair: false }))).rv, 0);
+      const t0 = clock.nowMs();
+      assert.equal(await clock.drive(ls.join({ adoptOnly: false, adoptOk: false, nodelay })), 0, i.logs.join('\n'));
+      return { s: (clock.nowMs() - t0) / 1000, ls };
+    };
+    const first = await timeJoin(a, true);
+    assert.equal(first.s, 0);
+    assert.ok(a.logs.some((l) => /add_lockspace_san host_id 1 io_timeout 1 nodelay/.test(l)));
+    assert.equal(await clock.drive(first.ls.leave({ freeVg: false })), 0);
+    const b = instance(disk, clock, 1, 'b');
+    assert.equal((await timeJoin(b, false)).s, 2 * IO, 'without nodelay');
+    b.kill(); // 'b' dies without leaving: its lease stays held; a new instance with nodelay must still wait
+    assert.ok((await timeJoin(instance(disk, clock, 1, 'c'), true)).s >= HOST_DEAD);
+  });
+});
+
 describe('delta lease: nodelay', () => {
   async function timeToAcquire(prep: (disk: MemoryDisk, clock: ManualClock) => Promise<void>, nodelay: boolean): Promise<number> {
     const clock = new ManualClock();
