@@ -66,7 +66,6 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
     }
     return false;
   });
-  if (usable.length) h.useSanlockGl();
   const starts = usable.map(async (vg) => {
     h.debug(`adopt add ${vg.lmType} vg lockspace ${vg.vgName}`);
     const act = await h.submit(newAction({
@@ -92,6 +91,7 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
   });
   h.debug(`adopt starting ${usable.length} lockspaces`);
   const started = (await Promise.all(starts)).filter((v): v is AdoptVg => v !== null);
+  if (started.length) h.useSanlockGl();
   h.debug(`adopt started ${usable.length} lockspaces done ${usable.length} fail ${usable.length - started.length}`);
 
   // Adopt LV locks in their recorded mode; try the VG and global locks (sh, then ex).

@@ -167,6 +167,7 @@ describe('sanlock manager: adoption after a daemon restart', () => {
     const late = instance(s.disk, clock, 1, 'host1-second', s.store);
     const j = await join(late, clock, { adoptOnly: true });
     assert.equal(j.rv, -E.ADOPT_NONE);
+    assert.equal(late.m.deps.gl.sanlockGlLockspace, '', 'a lockspace not adopted claims no GL');
     assert.ok(late.logs.some((l) => /last renewed \d+ s ago, more than 64 s/.test(l)), late.logs.join('\n'));
 
     const none = instance(s.disk, clock, 1, 'host1-third', names());

@@ -532,6 +532,8 @@ export class SanlockLockspace implements ManagedLockspace {
       if (resumed.ok) return 0;
       if (opts.adoptOnly) {
         d.error(`S ${this.name} add_lockspace_san adopt_only: no lockspace to adopt: ${resumed.reason}`);
+        // As if never started (lvmlockd adopts only lockspaces it finds): no GL claim either.
+        if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
         await this.closeDisk();
         return -E.ADOPT_NONE;
       }
