@@ -12,6 +12,7 @@ import { Lockspace, type LockspaceHost } from './lockspace';
 import { newAction, type Action } from './model';
 import type { GlobalLockState, LockManager } from '../lm/types';
 import { formatInfo } from './info';
+import { adoptLocks, type AdoptHost, type AdoptSummary, type AdoptVg } from './adopt';
 
 export interface CorePorts {
   /** Write a reply; false when the client is gone. */
@@ -687,6 +688,12 @@ export class LockdCore implements LockspaceHost {
 
   /** lvmlockd's add_client_result + client_send_result. */
   deliver(act: Action): void {
+    if (act.done) {
+      const done = act.done;
+      delete act.done;
+      done(act);
+      return;
+    }
     if (act.flags & AF.NO_CLIENT) {
       this.debug(`internal action done op ${act.op} mode ${act.mode} result ${act.result} vg ${act.vgName}`);
       return;
@@ -777,6 +784,36 @@ export class LockdCore implements LockspaceHost {
       fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult], ['result_flags', flags]];
     }
     return { text: formatReply([['response', 'OK'], ...fields]), dump };
+  }
+
+  /**
+   * lvmlockd's adopt_locks (--adopt 1): start the recorded lockspaces and
+   * adopt the recorded LV locks. The shell calls it before serving clients.
+   */
+  adoptLocks(vgs: readonly AdoptVg[]): Promise<AdoptSummary> {
+    const host: AdoptHost = {
+      debug: (m) => this.debug(m),
+      error: (m) => this.error(m),
+      submit: (act) => this.submitInternal(act),
+      findLockspace: (n) => this.findLockspace(n),
+      lsName: (vg) => this.lsName(vg),
+      hasManager: (lm) => !!this.opts.managers[lm],
+      useSanlockGl: () => { if (!this.gl.useDlm) this.gl.useSanlock = true; },
+    };
+    return adoptLocks(host, vgs);
+  }
+
+  /** Runs an internal start or lock action; resolves once its result is set. */
+  private submitInternal(act: Action): Promise<Action> {
+    return new Promise((resolve) => {
+      act.done = resolve;
+      const rv = act.op === 'start' ? this.addLockspace(act) : this.addLockAction(act);
+      if (rv < 0 || (act.op === 'start' && rv > 0)) {
+        delete act.done;
+        act.result = rv;
+        resolve(act);
+      }
+    });
   }
 
   info(): string {

@@ -30,6 +30,8 @@ export interface Action {
   lmResult: number;
   owner: LockOwner | null;
   prevGeneration: number;
+  /** Internal actions (adoption): called with the result instead of replying to a client. */
+  done?: (act: Action) => void;
 }
 
 export interface Lock {

@@ -15,6 +15,10 @@ import { DirectDisk } from '../io/direct-disk';
 import { RealClock } from '../io/clock';
 import { systemRandom } from '../leases/random';
 import { DaemonLog } from './log';
+import { AdoptStateFile } from './adopt-state';
+import { parseAdoptFile } from './adopt-file';
+import { lvDmUuid, readActiveLvs } from './dm-active';
+import type { AdoptVg } from '../core/adopt';
 import { peerPid, tryLockFd } from '../util/libc';
 
 export interface DaemonConfig {
@@ -57,6 +61,12 @@ export class Daemon {
   private readonly conns = new Map<number, Conn>();
   private nextPi = 2;
   private stopping = false;
+  /** --adopt 1: sanlock host names of our delta leases, for the next instance. */
+  private adoptState: AdoptStateFile | null = null;
+  /** Client requests wait while the startup adoption runs (lvmlockd serves none meanwhile). */
+  private adopting = false;
+  /** Resolves when the startup adoption (if any) is over. */
+  adoptionDone: Promise<void> = Promise.resolve();
   private exitResolve: ((code: number) => void) | null = null;
   readonly exited: Promise<number>;
 
@@ -80,6 +90,7 @@ export class Daemon {
       managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
     } else {
       // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
+      if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
         gl,
         ioTimeout: config.sanlockTimeout,
@@ -91,6 +102,7 @@ export class Daemon {
         clock: new RealClock(),
         random: systemRandom(),
         openDisk: (p) => DirectDisk.open(p),
+        ...(this.adoptState ? { adoptNames: this.adoptState } : {}),
       });
     }
     const ports: CorePorts = {
@@ -125,7 +137,68 @@ export class Daemon {
     process.on('SIGTERM', () => this.onSigterm());
     process.on('SIGINT', () => this.onSigterm());
     this.log.debug(`lvmlockd started${this.config.testMode ? ' (test mode)' : ''}`);
+    if (this.config.adopt) {
+      this.adopting = true;
+      this.adoptionDone = this.adoptLocks().catch((e: unknown) => {
+        this.log.error(`adopt_locks failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      }).finally(() => {
+        this.adopting = false;
+        for (const c of this.conns.values()) this.pump(c);
+      });
+    }
     return null;
+  }
+
+  /**
+   * --adopt 1 at start: take back the locks the previous instance recorded in
+   * the adopt file (lvmlockd's adopt_locks), for LVs that are still active.
+   */
+  private async adoptLocks(): Promise<void> {
+    const file = this.config.adoptFile;
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.log.debug(`adopt_locks: no adopt file ${file}`);
+      else this.log.error(`adopt_locks cannot read ${file}: ${(e as Error).message}`);
+      this.adoptState?.retain(new Set());
+      return;
+    }
+    const parsed = parseAdoptFile(text);
+    if (!parsed.ok) {
+      this.log.error(`adopt_locks read_adopt_file failed: ${file} ${parsed.error}`);
+      try { fs.unlinkSync(file); } catch { /* gone */ }
+      this.adoptState?.retain(new Set());
+      return;
+    }
+    const vgs = this.activeOnly(parsed.vgs);
+    for (const vg of vgs) {
+      const rec = this.adoptState?.get('lvm_' + vg.vgName);
+      if (rec) vg.hostId = rec.hostId;
+    }
+    const sum = await this.core.adoptLocks(vgs);
+    this.log.debug(`adopt_locks: ${sum.started} lockspaces, ${sum.adopted} LV locks adopted, ${sum.purged} orphan locks released, ${sum.failures} failures`);
+    this.adoptState?.retain(new Set(this.core.lockspaces.filter((l) => !l.threadStop).map((l) => l.name)));
+    try { fs.unlinkSync(file); } catch { /* gone */ }
+    this.writeAdoptFile();
+  }
+
+  /** lvmlockd's remove_inactive_lvs: keep the LV locks of LVs with a device-mapper device. */
+  private activeOnly(vgs: AdoptVg[]): AdoptVg[] {
+    const active = readActiveLvs();
+    if (active.kind === 'no-dm') {
+      const n = vgs.reduce((k, vg) => k + vg.lvs.length, 0);
+      if (n) this.log.debug(`adopt: the kernel has no device-mapper, no LV can be shown inactive: keeping all ${n} recorded LV locks`);
+      return vgs;
+    }
+    return vgs.map((vg) => ({
+      ...vg,
+      lvs: vg.lvs.filter((lv) => {
+        const keep = active.uuids.has(lvDmUuid(vg.vgUuid, lv.uuid));
+        this.log.debug(keep ? `dm device adopt in vg ${vg.vgName} lv ${lv.uuid}` : `lockd vg ${vg.vgName} remove inactive lv ${lv.uuid}`);
+        return keep;
+      }),
+    }));
   }
 
   private lockPidFile(): StartError | null {
@@ -211,6 +284,7 @@ export class Daemon {
   }
 
   private pump(conn: Conn): void {
+    if (this.adopting) return;
     while (!conn.busy && !conn.closed && conn.queue.length) {
       const text = conn.queue.shift()!;
       conn.busy = true;
@@ -302,6 +376,11 @@ export class Daemon {
     if (this.pidFd >= 0) { try { fs.closeSync(this.pidFd); } catch { /* closing */ } }
     this.exitResolve?.(code);
   }
+}
+
+/** Our state file beside lvmlockd's adopt file (which keeps exactly lvmlockd's format). */
+export function adoptStatePath(adoptFile: string): string {
+  return adoptFile + '.ts-state';
 }
 
 /** C's ctime() text without the newline: "Wed Nov 25 13:41:18 2026". */

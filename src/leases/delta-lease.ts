@@ -197,6 +197,15 @@ export interface LockspaceOptions {
 
 export type LockspaceState = 'idle' | 'acquiring' | 'held' | 'failed' | 'released';
 
+export interface AcquireHostIdOptions {
+  /** Skip the 2 * io_timeout check wait when the record was free (sanlock's SANLK_ADD_NODELAY, as we apply it). */
+  nodelay?: boolean;
+}
+
+export type ResumeOutcome =
+  | { resumed: true; generation: number; age: number }
+  | { resumed: false; reason: string };
+
 /** The host name as a 48-byte field, cut to 48 bytes (what strncmp(…, 48) compares). */
 export function hostNameField(name: string): Buffer {
   const b = Buffer.alloc(48);
@@ -308,11 +317,12 @@ export class Lockspace {
    * a free lease, and max(host_dead, id_renewal+6*io) first on a lease that
    * another instance may still hold. Returns the new generation.
    */
-  async acquire(): Promise<number> {
+  async acquire(opts: AcquireHostIdOptions = {}): Promise<number> {
     const g = await this.sizes();
     this.state = 'acquiring';
     try {
       let leader = await this.readOwn();
+      const wasFree = leader.timestamp === 0;
       const otherIo = leader.ioTimeout || this.io;
       if (leader.timestamp !== 0 && !namesEqual(leader.resourceName, hostNameField(this.hostName))) {
         const wf = this.timeouts.watchdogFireTimeout;
@@ -336,7 +346,11 @@ export class Lockspace {
       rec.resourceName = snprintfName(leader.resourceName, this.hostName);
       const sector = leaderSector(rec, g.sectorSize);
       await diskWrite(this.disk, this.offset + (this.hostId - 1) * g.sectorSize, sector, this.io, 'delta_leader', SANLK.LEADER_WRITE);
-      await this.sleepSeconds(2 * otherIo);
+      // The wait lets a concurrent acquirer of the same host_id overwrite us, which the
+      // re-read below detects. nodelay skips it for a record that was free: the caller
+      // vouches that no other host uses this host_id. A record that was held is never
+      // taken without the wait.
+      if (!(opts.nodelay && wasFree)) await this.sleepSeconds(2 * otherIo);
       const check = await this.readOwn();
       if (!leadersEqual(check, rec)) {
         throw new LeaseError(
@@ -358,6 +372,44 @@ export class Lockspace {
       this.state = 'idle';
       throw e;
     }
+  }
+
+  /**
+   * Continue the host_id lease our previous instance (same host name) held,
+   * keeping its generation, so that the resource leases it held under that
+   * generation stay ours without a moment in which other hosts could see them
+   * as free. Only while other hosts cannot yet have declared that instance
+   * dead: its last renewal (a timestamp of this machine's monotonic clock) must
+   * be at most `maxAgeSeconds` old. Returns why not otherwise; throws
+   * LeaseError on i/o errors.
+   */
+  async resume(maxAgeSeconds: number): Promise<ResumeOutcome> {
+    await this.sizes();
+    const leader = await this.readOwn();
+    const now = this.clock.monotonicSeconds();
+    if (leader.timestamp === 0) return { resumed: false, reason: `host_id ${this.hostId} lease was released` };
+    if (leader.ownerId !== this.hostId || !namesEqual(leader.resourceName, hostNameField(this.hostName))) {
+      return { resumed: false, reason: `host_id ${this.hostId} lease is held by "${nameString(leader.resourceName)}", not by "${this.hostName}"` };
+    }
+    const age = now - leader.timestamp;
+    if (age < 0 || age > maxAgeSeconds) {
+      return { resumed: false, reason: `host_id ${this.hostId} lease was last renewed ${age} s ago, more than ${maxAgeSeconds} s` };
+    }
+    this.state = 'acquiring';
+    this.last = leader;
+    this.generation = leader.ownerGeneration;
+    this.lastRenewOk = true;
+    this.lastSuccess = leader.timestamp;
+    try {
+      await this.renew();
+    } catch (e) {
+      this.last = undefined;
+      this.generation = 0;
+      this.state = 'idle';
+      throw e;
+    }
+    this.state = 'held';
+    return { resumed: true, generation: this.generation, age };
   }
 
   /** Ask `hostId` to look at us (requests, host events) for set_bitmap_seconds. */

@@ -14,11 +14,13 @@ export * from './timeouts';
 export { LeaseBugHooks } from './hooks';
 export { Random, SeededRandom, systemRandom } from './random';
 export {
+  AcquireHostIdOptions,
   HostStatus,
   InitLockspaceOptions,
   Lockspace,
   LockspaceOptions,
   LockspaceState,
+  ResumeOutcome,
   initLockspace,
   readDeltaLeader,
   readLeaseSizes,
@@ -37,6 +39,7 @@ export {
   paxosHostFor,
   readRequest,
   readResourceLeader,
+  readOwnHold,
   readResourceOwners,
   releaseResource,
   releaseResourceDirect,

@@ -15,6 +15,7 @@ import {
   DBLOCK_FL_RELEASED,
   LEADER_RECORD_SIZE,
   LeaderRecord,
+  MBLOCK_OFFSET,
   MBLOCK_SHARED,
   PAXOS_DISK_CLEAR,
   PAXOS_DISK_MAGIC,
@@ -213,6 +214,24 @@ export async function readResourceOwners(
     if (mb.flags & MBLOCK_SHARED) shared.push({ hostId: q + 1, generation: mb.generation });
   }
   return { leader, exclusive: leader.timestamp ? holderOf(leader) : undefined, shared };
+}
+
+/**
+ * How `host` (its host_id and generation) holds a lease on disk: 'ex' when
+ * the leader names it as the current owner, 'sh' when its mode block is
+ * SHARED with its generation, null otherwise. Reads the leader and the
+ * host's own dblock sector only.
+ */
+export async function readOwnHold(host: PaxosHost, ref: ResourceRef): Promise<{ hold: LeaseMode | null; leader: LeaderRecord }> {
+  const io = host.timeouts.ioTimeout;
+  const g = await refGeometry(ref, io);
+  const area = await diskRead(ref.disk, ref.offset, (2 + host.hostId) * g.sectorSize, io, 'own_hold_read', SANLK.LEADER_READ);
+  const leader = decodeLeader(area);
+  verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
+  if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) return { hold: 'ex', leader };
+  const mb = decodeModeBlock(area, (2 + host.hostId - 1) * g.sectorSize + MBLOCK_OFFSET);
+  if ((mb.flags & MBLOCK_SHARED) && mb.generation === host.generation) return { hold: 'sh', leader };
+  return { hold: null, leader };
 }
 
 interface LeaseRead {

@@ -72,6 +72,12 @@ export interface ManagedLockspace {
   unlock(res: ResourceView, rVersion: number, opts: { freeVg: boolean }): Promise<number>;
   /** The core no longer tracks this resource; drop cached state. */
   forget(resName: string): void;
+  /**
+   * After the startup adoption: release the leases this host's previous
+   * daemon instance held here that were not adopted (sanlock "orphans"), so
+   * other hosts can take them. Returns how many were released, or < 0.
+   */
+  purgeOrphans(): Promise<number>;
   /** > 0: other hosts are in the lockspace; 0: none; < 0 error. */
   otherHosts(notify: boolean): Promise<{ rv: number; hostsUnknown: boolean }>;
   freeLv(res: ResourceView): Promise<number>;

@@ -53,6 +53,22 @@ export interface SanlockLmDeps {
   deviceExists?(path: string): boolean;
   /** This daemon's sanlock host name ("<uuid>.<nodename>"), the same for every lockspace. */
   hostName?: string;
+  /**
+   * With --adopt 1: the host name each joined lockspace's delta lease carries,
+   * kept across daemon restarts. A restarted daemon continues (adopts) a
+   * lockspace only when its delta lease still carries the recorded name.
+   */
+  adoptNames?: AdoptNameStore;
+}
+
+/** Our delta lease in a joined lockspace: its host_id and the host name it carries. */
+export interface AdoptName { hostId: number; hostName: string }
+
+/** Lockspace name → our delta lease there (src/daemon/adopt-state.ts keeps it in a file). */
+export interface AdoptNameStore {
+  get(lsName: string): AdoptName | undefined;
+  set(lsName: string, rec: AdoptName): void;
+  delete(lsName: string): void;
 }
 
 /** Reads /sys/dev/block/M:m/queue/{physical,logical}_block_size of a device node (0 when unknown). */
@@ -403,6 +419,11 @@ export class SanlockLockspace implements ManagedLockspace {
   private readonly extraDisks: Disk[] = [];
   private readonly held = new Map<string, L.ResourceLease>();
   private failed = false;
+  /**
+   * The lockspace continues our previous instance's delta lease: leases it
+   * held under this generation may still be on disk until adopted or purged.
+   */
+  private orphansPossible = false;
 
   constructor(
     private readonly m: SanlockLockManager,
@@ -502,13 +523,41 @@ export class SanlockLockspace implements ManagedLockspace {
   async join(opts: JoinOptions): Promise<number> {
     const d = this.d;
     if (!this.disk) return -E.MANAGER;
-    if (opts.adoptOnly) {
-      // Nothing survives our daemon: leases are not kept by a separate process.
-      d.debug(`S ${this.name} add_lockspace_san adopt_only: no orphan locks`);
+    if (opts.adoptOnly || opts.adoptOk) {
+      const resumed = await this.resume();
+      if (typeof resumed === 'number') {
+        await this.closeDisk();
+        return resumed;
+      }
+      if (resumed.ok) return 0;
+      if (opts.adoptOnly) {
+        d.error(`S ${this.name} add_lockspace_san adopt_only: no lockspace to adopt: ${resumed.reason}`);
+        // As if never started (lvmlockd adopts only lockspaces it finds): no GL claim either.
+        if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+        await this.closeDisk();
+        return -E.ADOPT_NONE;
+      }
+      d.debug(`S ${this.name} add_lockspace_san adopt: nothing to adopt (${resumed.reason}), joining`);
     }
-    const ls = new L.Lockspace({
-      disk: this.disk, offset: 0, name: this.name, hostId: this.hostId,
-      clock: d.clock, random: d.random, hostName: this.m.hostName, ioTimeout: this.m.ioTimeout,
+    const ls = this.newLeases(this.m.hostName);
+    d.debug(`S ${this.name} add_lockspace_san host_id ${this.hostId} io_timeout ${this.m.ioTimeout}${opts.nodelay ? ' nodelay' : ''}`);
+    try {
+      await ls.acquire({ nodelay: opts.nodelay });
+    } catch (e) {
+      d.error(`S ${this.name} add_lockspace_san add_lockspace error ${(e as Error).message}`);
+      await this.closeDisk();
+      return leaseRv(e);
+    }
+    this.joined(ls);
+    d.debug(`S ${this.name} add_lockspace_san done generation ${ls.generation}`);
+    return 0;
+  }
+
+  private newLeases(hostName: string): L.Lockspace {
+    const d = this.d;
+    return new L.Lockspace({
+      disk: this.disk!, offset: 0, name: this.name, hostId: this.hostId,
+      clock: d.clock, random: d.random, hostName, ioTimeout: this.m.ioTimeout,
       sectorSize: this.sectorSize, alignSize: this.alignSize,
       onFail: (err) => {
         this.failed = true;
@@ -516,18 +565,42 @@ export class SanlockLockspace implements ManagedLockspace {
         this.events.failed(`delta lease for host_id ${this.hostId} lost: ${err.message}`);
       },
     });
-    d.debug(`S ${this.name} add_lockspace_san host_id ${this.hostId} io_timeout ${this.m.ioTimeout}${opts.nodelay ? ' nodelay' : ''}`);
-    try {
-      await ls.acquire();
-    } catch (e) {
-      d.error(`S ${this.name} add_lockspace_san add_lockspace error ${(e as Error).message}`);
-      await this.closeDisk();
-      return leaseRv(e);
-    }
+  }
+
+  private joined(ls: L.Lockspace): void {
     this.leases = ls;
     ls.startRenewal();
-    d.debug(`S ${this.name} add_lockspace_san done generation ${ls.generation}`);
-    return 0;
+    this.d.adoptNames?.set(this.name, { hostId: this.hostId, hostName: ls.hostName });
+  }
+
+  /**
+   * Continue the delta lease of our previous daemon instance (adoption). Its
+   * generation is kept, so the leases it held stay ours ("orphans" until
+   * adopted) with no moment in which other hosts could take them. Allowed
+   * only while no other host can have counted that instance dead: its last
+   * renewal must be less than host_dead - 4 * io_timeout ago (a margin for the
+   * other hosts' renewal period and i/o).
+   */
+  private async resume(): Promise<{ ok: true } | { ok: false; reason: string } | number> {
+    const d = this.d;
+    const prev = d.adoptNames?.get(this.name);
+    if (!prev) return { ok: false, reason: 'no host name of a previous instance recorded' };
+    if (prev.hostId !== this.hostId) return { ok: false, reason: `the previous instance used host_id ${prev.hostId}, not ${this.hostId}` };
+    const ls = this.newLeases(prev.hostName);
+    const io = this.m.ioTimeout;
+    const maxAge = L.calcHostDeadSeconds(io, ls.timeouts.watchdogFireTimeout) - 4 * io;
+    let out: L.ResumeOutcome;
+    try {
+      out = await ls.resume(maxAge);
+    } catch (e) {
+      d.error(`S ${this.name} add_lockspace_san adopt resume error ${(e as Error).message}`);
+      return leaseRv(e);
+    }
+    if (!out.resumed) return { ok: false, reason: out.reason };
+    this.orphansPossible = true;
+    this.joined(ls);
+    d.debug(`S ${this.name} add_lockspace_san adopt found ls host_id ${this.hostId} generation ${out.generation} (last renewal ${out.age} s ago)`);
+    return { ok: true };
   }
 
   async leave(opts: { freeVg: boolean }): Promise<number> {
@@ -548,6 +621,8 @@ export class SanlockLockspace implements ManagedLockspace {
         }
       }
       this.leases = null;
+      this.orphansPossible = false;
+      this.d.adoptNames?.delete(this.name);
     }
     if (opts.freeVg && this.disk) {
       // Destroy the delta leases: any host still using them fails at once.
@@ -620,11 +695,28 @@ export class SanlockLockspace implements ManagedLockspace {
     const off = this.resourceOffset(res);
     if (typeof off !== 'number') return off;
     d.debug(`S ${this.name} R ${res.name} lock_san ${mode} at ${this.diskPath}:${off}`);
-    if (opts.adoptOnly) return { rv: -E.ADOPT_NONE };
     if (res.type === 'lv' && off + this.alignSize > await this.resDisk().size() && off + this.alignSize > await (await this.refreshDisk()).size()) {
       // The lease lies in space the lvmlock LV gained by an extend we have not seen: the command refreshes and retries.
       d.debug(`S ${this.name} R ${res.name} lock_san acquire offset ${off} rv EMSGSIZE`);
       return { rv: -E.MSGSIZE };
+    }
+    const adopting = opts.adoptOnly || opts.adoptOk;
+    const orphan = this.orphansPossible && !this.held.has(res.name) ? await this.orphanMode(res, off) : null;
+    if (typeof orphan === 'number') return { rv: orphan };
+    if (adopting) {
+      if (orphan && orphan !== mode) {
+        d.debug(`S ${this.name} R ${res.name} lock_san adopt mode ${mode} try other mode`);
+        return { rv: -E.ADOPT_RETRY };
+      }
+      if (!orphan && opts.adoptOnly) {
+        d.debug(`S ${this.name} R ${res.name} lock_san adopt_only mode ${mode} no orphan found`);
+        return { rv: -E.ADOPT_NONE };
+      }
+      if (orphan) d.debug(`S ${this.name} R ${res.name} lock_san adopt orphan ${orphan}`);
+    } else if (orphan) {
+      // As newer lvmlockd: an orphan must be adopted (or purged) first.
+      d.error(`S ${this.name} R ${res.name} lock_san orphan lock ${orphan} needs to be adopted`);
+      return { rv: -E.ORPHAN };
     }
     // While another lockspace also claims the GL (duplicate GLs), re-check whether
     // ours was disabled meanwhile (lvmlockd does this while sanlock_gl_dup is set).
@@ -665,6 +757,53 @@ export class SanlockLockspace implements ManagedLockspace {
     // lvmlockd does not use sanlock LVBs (LVMLOCKD_USE_SANLOCK_LVB 0): versions read as zero.
     if (res.useValueBlock) result.vb = { version: 0, flags: 0, rVersion: 0 };
     return result;
+  }
+
+  /** The mode in which our previous instance still holds this lease on disk, null if none; < 0 on error. */
+  private async orphanMode(res: ResourceView, off: number): Promise<'sh' | 'ex' | null | number> {
+    try {
+      return (await L.readOwnHold(L.paxosHostFor(this.leases!), this.ref(res, off))).hold;
+    } catch (e) {
+      this.d.error(`S ${this.name} R ${res.name} lock_san orphan check error ${(e as Error).message}`);
+      return mapAcquireError(e, 'ex').rv;
+    }
+  }
+
+  async purgeOrphans(): Promise<number> {
+    const d = this.d;
+    const ls = this.leases;
+    if (!ls || !this.disk || !this.orphansPossible) return 0;
+    const host = L.paxosHostFor(ls);
+    const disk = await this.refreshDisk();
+    const size = await disk.size();
+    let count = 0;
+    let rv = 0;
+    for (let off = this.alignSize * GL_LOCK_BEGIN; off + this.alignSize <= size; off += this.alignSize) {
+      let slot: SlotState;
+      try {
+        slot = await readSlot(disk, off, this.sectorSize, this.m.ioTimeout);
+      } catch (e) {
+        d.error(`S ${this.name} purge_orphans read error ${(e as Error).message} offset ${off}`);
+        rv = leaseRv(e);
+        continue;
+      }
+      if (slot.kind !== 'lease' || slot.lockspace !== this.name || this.held.has(slot.name)) continue;
+      const ref: L.ResourceRef = { disk, offset: off, lockspace: this.name, resource: slot.name, sectorSize: this.sectorSize, alignSize: this.alignSize };
+      try {
+        const { hold } = await L.readOwnHold(host, ref);
+        if (!hold) continue;
+        // Take it over in the mode held, then release it like any lease of ours.
+        const lease = await L.acquireResource(host, ref, { mode: hold, ownerNowait: true });
+        await L.releaseResource(host, lease);
+        d.debug(`S ${this.name} R ${slot.name} purge_orphans released orphan ${hold} at ${off}`);
+        count++;
+      } catch (e) {
+        d.error(`S ${this.name} R ${slot.name} purge_orphans error ${(e as Error).message} offset ${off}`);
+        rv = leaseRv(e);
+      }
+    }
+    this.orphansPossible = false;
+    return rv < 0 ? rv : count;
   }
 
   private async ownerOf(e: unknown): Promise<LockOwner | null> {

@@ -103,6 +103,7 @@ class TestLockspace implements ManagedLockspace {
     return 0;
   }
 
+  // Adopt requests succeed like any other (lvmlockd's test mode does not look at them).
   async lock(res: ResourceView, mode: 'sh' | 'ex'): Promise<LockResult> {
     const vb = this.valueBlocks.get(res.name);
     const result: LockResult = { rv: 0 };
@@ -111,6 +112,9 @@ class TestLockspace implements ManagedLockspace {
     if (mode === 'sh' && res.testRemote === 'sh') return result;
     return { rv: -E.AGAIN };
   }
+
+  /** Test mode keeps no leases, so nothing is left over from a previous daemon. */
+  async purgeOrphans(): Promise<number> { return 0; }
 
   async convert(res: ResourceView, _mode: 'sh' | 'ex', rVersion: number): Promise<number> {
     this.writeValueBlock(res, rVersion);
