@@ -585,6 +585,16 @@ export class Lockspace {
         if (rv === -E.AGAIN && res.owner) act.owner = res.owner;
         return { rv, retry: !!res.retry };
       }
+      if (this.threadStop && r.locks.length === 0) {
+        // A stop was accepted while the lock manager worked on this request: the
+        // stop clears every lock right after, so a grant would tell the command it
+        // holds a lock that another host can take a moment later. Give it back.
+        h.debug(`${this.name}:${r.name} res_lock ${act.mode} cl ${act.clientId} granted after stop accepted: released, -ESTALE`);
+        const urv = await this.lm.unlock(view(r), 0, { freeVg: false });
+        if (urv < 0) h.error(`${this.name}:${r.name} release after stop accepted rv ${urv}`);
+        act.lmResult = -E.STALE;
+        return { rv: -E.STALE, retry: false };
+      }
       if (h.sanlockGlDup && this.sanlockGlEnabled) act.flags |= AF.DUP_GL_LS;
       if (r.useValueBlock) rv = this.checkValueBlock(r, res.vb ?? { version: 0, flags: 0, rVersion: 0 });
       r.mode = act.mode;

@@ -61,3 +61,19 @@ test('a retracted proposal committed by another host is not claimed by a later a
   const r = await runLeaseSchedule(s);
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
 });
+
+// Core level, sanlock lock manager. A stop_vg accepted while the lock manager
+// was acquiring an LV lease: the grant went out, then the stop released the
+// lease and another host got ex (now: released at once, -ESTALE).
+test('a lock granted after stop_vg was accepted is given back, not reported (two-ex, seed 2341988194)', async () => {
+  const r = await runCoreSchedule(2341988194, { lm: 'sanlock' });
+  assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
+});
+
+// Core level, sanlock lock manager, failing storage of one host: an ex -> sh
+// convert failed after our SHARED mode block landed; the core kept ex while
+// another host took sh (now: the convert reports success, we hold sh).
+test('an ex to sh convert that fails part way leaves the host at sh (ex-with-sh, seed 113731155)', async () => {
+  const r = await runCoreSchedule(113731155, { lm: 'sanlock' });
+  assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
+});

@@ -829,6 +829,14 @@ export class SanlockLockspace implements ManagedLockspace {
       await L.convertResource(L.paxosHostFor(ls), lease, mode, { ownerNowait: true });
       return 0;
     } catch (e) {
+      if (mode === 'sh' && lease.mode === 'sh') {
+        // ex -> sh failed part way: whatever landed, we hold at least sh (our
+        // SHARED mode block, or the ex leader that covers it) and no longer
+        // claim ex. Reporting failure here would leave lvm using the LV as
+        // ex while other hosts may already take sh.
+        this.d.error(`S ${this.name} R ${res.name} convert_san ex to sh incomplete, holding sh: ${(e as Error).message}`);
+        return 0;
+      }
       const mapped = mapAcquireError(e, mode);
       if (mapped.rv === -E.AGAIN) {
         this.d.debug(`S ${this.name} R ${res.name} convert_san error ${(e as Error).message}`);
