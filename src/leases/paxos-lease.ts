@@ -544,6 +544,12 @@ async function paxosLeaseAcquire(
       if (nl.ownerId !== host.hostId) {
         throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, 'ballot committed an earlier proposal of another host');
       }
+      if (nl.ownerGeneration !== host.generation) {
+        // Phase 1 found a value our previous generation had proposed (its acquire
+        // failed with the lockspace), so Paxos made us commit that. The leader now
+        // names a dead owner, not us: run a new ballot for the next lver.
+        continue restart;
+      }
       return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }
   }

@@ -77,3 +77,12 @@ test('an ex to sh convert that fails part way leaves the host at sh (ex-with-sh,
   const r = await runCoreSchedule(113731155, { lm: 'sanlock' });
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
 });
+
+// Lease level: an acquire of our previous generation failed with its lockspace
+// after its ballot wrote a proposal; after rejoining, phase 1 found that value
+// and Paxos committed it, naming our dead generation. It was taken as a grant
+// while other hosts, seeing a dead owner, took the lease (now: a new ballot).
+test('a committed proposal of our own older generation is not a grant (ex-with-sh, seed 1700370983)', async () => {
+  const r = await runLeaseSchedule(makeLeaseSchedule(1700370983, { faults: ALL_FAULTS }));
+  assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
+});
