@@ -359,6 +359,14 @@ export class Lockspace {
           { hostId: check.ownerId, generation: check.ownerGeneration, timestamp: check.timestamp, lver: 0 },
         );
       }
+      // The 2*io wait may have lasted far longer (the daemon was paused): other
+      // hosts count host_dead from the write, so a lease already past the
+      // renewal-fail time must not be used.
+      const age = this.clock.monotonicSeconds() - rec.timestamp;
+      if (age >= this.timeouts.idRenewalFailSeconds) {
+        throw new LeaseError(SANLK.ETIMEDOUT,
+          `host_id ${this.hostId} in lockspace ${this.name}: lease written ${age} s ago, past the renewal-fail time of ${this.timeouts.idRenewalFailSeconds} s, before the acquire finished`);
+      }
       this.last = check;
       this.generation = check.ownerGeneration;
       // As sanlock: the last success is the timestamp we wrote, not the end of the
@@ -627,6 +635,14 @@ export class Lockspace {
         }
       }
     })();
+  }
+
+  /**
+   * Whether our host_id lease is past the renewal-fail time (other hosts will
+   * soon count it dead): resource leases must not be granted on it.
+   */
+  leaseStale(): boolean {
+    return this.state !== 'held' || this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds;
   }
 
   async stopRenewal(): Promise<void> {

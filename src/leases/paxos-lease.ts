@@ -655,6 +655,21 @@ async function clearDeadShared(
  * owner, -EAGAIN (SANLK.EAGAIN) with `holder.sharedHolders` for live SH holders.
  */
 export async function acquireResource(host: PaxosHost, ref: ResourceRef, opts: AcquireOptions = {}): Promise<ResourceLease> {
+  // Our host_id lease must be current at the start and still at the grant: a
+  // daemon paused past the renewal-fail time is about to be counted dead by
+  // the other hosts, who may then take what we hold.
+  if (host.lockspace?.leaseStale()) {
+    throw new LeaseError(SANLK.ACQUIRE_LOCKSPACE, `${describe(ref)}: our host_id ${host.hostId} lease is not current (lockspace failing or not held)`);
+  }
+  const lease = await acquireResourceUnchecked(host, ref, opts);
+  if (host.lockspace?.leaseStale()) {
+    await releaseResource(host, lease).catch(() => undefined);
+    throw new LeaseError(SANLK.ACQUIRE_LOCKSPACE, `${describe(ref)}: our host_id ${host.hostId} lease went stale while acquiring; released`);
+  }
+  return lease;
+}
+
+async function acquireResourceUnchecked(host: PaxosHost, ref: ResourceRef, opts: AcquireOptions): Promise<ResourceLease> {
   const mode = opts.mode ?? 'ex';
   const shared = mode === 'sh';
   const io = host.timeouts.ioTimeout;

@@ -86,3 +86,12 @@ test('a committed proposal of our own older generation is not a grant (ex-with-s
   const r = await runLeaseSchedule(makeLeaseSchedule(1700370983, { faults: ALL_FAULTS }));
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
 });
+
+// Lease level: a daemon restarted with adopt wrote its delta lease, was then
+// paused for longer than host_dead inside the join's 2*io wait, and on waking
+// finished the join and adopted a lease on a host_id lease the other hosts
+// already counted dead (now: the join fails; grants need a current lease).
+test('a join that outlived the renewal-fail time during its wait fails (kill-path-late, seed 1053217936)', async () => {
+  const r = await runLeaseSchedule(makeLeaseSchedule(1053217936, { faults: ALL_FAULTS }));
+  assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
+});
