@@ -660,6 +660,7 @@ export async function runCoreSchedule(
   }
   stats.steps = sim.steps;
   stats.simMs = sim.now;
+  storage?.dispose();
   return { seed, violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
 }
 
