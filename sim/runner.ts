@@ -42,6 +42,8 @@ export interface Summary {
   steps: number;
   simSeconds: number;
   wallMs: number;
+  /** CPU time (user + system) of the processes that ran the schedules. */
+  cpuMs: number;
   violations: Array<{ seed: number; level: 'lease' | 'core'; rule: string; message: string }>;
   firstFailure?: { level: 'lease' | 'core'; seed: number; result: LeaseRunResult | CoreRunResult };
 }
@@ -74,9 +76,10 @@ export async function deterministic<T>(fn: () => Promise<T>): Promise<T> {
 
 export async function runMany(o: RunOptions): Promise<Summary> {
   const sum: Summary = {
-    schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, violations: [],
+    schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, cpuMs: 0, violations: [],
   };
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   let n = 0;
   // Errors are part of normal operation (a busy lease, an injected EIO): capturing their
   // stacks cost more than running the lease code. A replay (--replay) keeps full stacks.
@@ -120,6 +123,8 @@ export async function runMany(o: RunOptions): Promise<Summary> {
     Error.stackTraceLimit = stackLimit;
   }
   sum.wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  sum.cpuMs = (cpu.user + cpu.system) / 1000;
   return sum;
 }
 
