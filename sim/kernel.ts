@@ -135,28 +135,72 @@ export class Scheduler {
    * Run events until `until` (global ms) or until `stop()` returns true.
    * After each event every promise continuation runs before `check` is
    * called and the next event is popped.
+   *
+   * Each event runs in its own setImmediate callback: Node empties the
+   * microtask queue (and process.nextTick's) between two immediate
+   * callbacks, so the continuations of one event all run before the next
+   * callback checks and pops. Immediates are queued in batches, so one turn
+   * of the event loop runs many events (a turn per event cost more than
+   * some events).
    */
-  async run(until: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
-    for (;;) {
-      if (stop()) return;
-      let e = this.q.peek();
-      if (!e) {
-        await drain();
-        if (stop()) return;
-        e = this.q.peek();
-      }
-      if (!e || e.at > until) {
-        this.now = Math.max(this.now, until);
-        return;
-      }
-      this.q.pop();
-      if (e.cancelled) continue;
-      this.now = e.at;
-      this.steps++;
-      e.fn();
-      await drain();
-      check();
-    }
+  run(until: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let finished = false;
+      let checkDue = false;
+      let emptyOnce = false;
+      let queued = 0;
+      const done = () => {
+        finished = true;
+        resolve();
+      };
+      const step = () => {
+        queued--;
+        if (finished) return;
+        try {
+          if (checkDue) {
+            checkDue = false;
+            check();
+          }
+          for (;;) {
+            if (stop()) return done();
+            const e = this.q.peek();
+            if (!e) {
+              // Nothing queued: let continuations run once more (they may add events).
+              if (emptyOnce) {
+                this.now = Math.max(this.now, until);
+                return done();
+              }
+              emptyOnce = true;
+              break;
+            }
+            emptyOnce = false;
+            if (e.at > until) {
+              this.now = Math.max(this.now, until);
+              return done();
+            }
+            this.q.pop();
+            if (e.cancelled) continue;
+            this.now = e.at;
+            this.steps++;
+            e.fn();
+            checkDue = true;
+            break;
+          }
+        } catch (err) {
+          finished = true;
+          reject(err);
+          return;
+        }
+        if (queued === 0) batch();
+      };
+      const batch = () => {
+        for (let i = 0; i < 64; i++) setImmediate(step);
+        queued += 64;
+      };
+      // The first step runs now, in the caller's turn (as an async loop would).
+      queued++;
+      step();
+    });
   }
 }
 

@@ -243,10 +243,12 @@ async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number
         continue;
       }
       const words = wordsOf(area);
+      const versions = ref.disk.sectorVersions?.(area);
       let maxMbal = 0;
       for (let q = 0; q < leader.numHosts; q++) {
         const off = (2 + q) * g.sectorSize;
         if (off + g.sectorSize > area.length) break;
+        if (versions && versions[2 + q] === 0) continue; // never written: all zero
         if (dblockIsZero(area, off, words)) continue;
         if (!dblockValid(area, off)) {
           throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
@@ -315,10 +317,12 @@ async function runBallot(
   const sharedHosts: number[] = [];
   let best: PaxosDblock | undefined;
   const w1 = wordsOf(r1);
+  const v1 = ref.disk.sectorVersions?.(r1);
   try {
     for (let q = 0; q < numHosts; q++) {
       const off = (2 + q) * g.sectorSize;
       if (off + g.sectorSize > r1.length) break;
+      if (v1 && v1[2 + q] === 0) continue; // never written: zero dblock, zero mode block
       if (dblockIsZero(r1, off, w1)) {
         // a never-written dblock (lver 0) can still sit next to a mode block
         if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
@@ -351,10 +355,12 @@ async function runBallot(
   await diskWrite(ref.disk, mySector, dblockSector(d2, g.sectorSize, mode), io, 'ballot_phase2_write', SANLK.DBLOCK_WRITE);
   const r2 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase2_read', SANLK.DBLOCK_READ);
   const w2 = wordsOf(r2);
+  const v2 = ref.disk.sectorVersions?.(r2);
   try {
     for (let q = 0; q < numHosts; q++) {
       const off = (2 + q) * g.sectorSize;
       if (off + g.sectorSize > r2.length) break;
+      if (v2 && v2[2 + q] === 0) continue; // never written: all zero
       if (dblockIsZero(r2, off, w2) || !dblockValid(r2, off)) continue;
       const bk = decodeDblock(r2, off);
       if (bk.lver < nextLver) continue;
