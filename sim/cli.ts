@@ -9,7 +9,7 @@
 import { BUGS, findBug, type BugSpec } from './bugs';
 import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, makeLeaseSchedule, runLeaseSchedule } from './lease-cluster';
 import { runCoreSchedule } from './core-cluster';
-import { runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
+import { coreUsesSanlock, runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
 import { runScale } from './scale';
 import { partialResults, runParallel, type PartialResult } from './parallel';
 import { availableParallelism } from 'node:os';
@@ -297,7 +297,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     onViolation: (v) => {
       violationsSeen++;
-      process.stderr.write(`sim: VIOLATION schedule seed ${v.seed} (${v.level} level): ${v.rule}: ${v.message} — replay: npm run sim -- --replay ${v.seed}${v.level === 'core' ? ' --level core' : ''}\n`);
+      process.stderr.write(`sim: VIOLATION schedule seed ${v.seed} (${v.level} level): ${v.rule}: ${v.message} — replay: npm run sim -- --replay ${v.seed}${v.level === 'core' ? ` --level core${coreUsesSanlock(v.seed) ? ' --lm sanlock' : ''}` : ''}\n`);
     },
   });
   process.removeListener('SIGINT', onSignal);
@@ -309,7 +309,7 @@ export async function main(argv: string[]): Promise<number> {
     const f = sum.firstFailure ?? {
       level: v0.level,
       seed: v0.seed,
-      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
+      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts, lm: coreUsesSanlock(v0.seed) ? 'sanlock' : 'test' }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
     };
     console.log(`\nVIOLATION in schedule seed ${f.seed} (${f.level} level): ${sum.violations[0]!.rule}: ${sum.violations[0]!.message}`);
     if (f.level === 'lease') {

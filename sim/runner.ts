@@ -15,6 +15,11 @@ export function scheduleSeed(seed: number, i: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** Whether a core-level schedule runs the sanlock lock manager (a fixed share of seeds, 10% by default). */
+export function coreUsesSanlock(seed: number, share = 0.1): boolean {
+  return ((seed >>> 10) % 1000) / 1000 < share;
+}
+
 export interface RunOptions {
   seed: number;
   schedules: number;
@@ -90,7 +95,7 @@ export async function runMany(o: RunOptions): Promise<Summary> {
       const seed = scheduleSeed(o.seed, i);
       const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
       if (core) {
-        const sanlock = ((seed >>> 10) % 1000) / 1000 < (o.sanlockShare ?? 0.1);
+        const sanlock = coreUsesSanlock(seed, o.sanlockShare);
         const r = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' }));
         sum.coreSchedules++;
         sum.faultsInjected += r.stats.faults;

@@ -61,3 +61,12 @@ test('a retracted proposal committed by another host is not claimed by a later a
   const r = await runLeaseSchedule(s);
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
 });
+
+test('core level: a request sent before a long daemon pause is judged by unpaused time (wait-forever, seed 2771032064)', async () => {
+  // Found by the long run: start_wait sent at 39.6 s, the daemon paused (SIGSTOP) from 54.3 s
+  // for 128 s; the checker counted the pause and failed the request the moment the daemon
+  // resumed, before it could answer.
+  const r = await runCoreSchedule(2771032064, { lm: 'sanlock' });
+  assert.ok(r.trace.some((l) => l.includes('h3 PAUSE daemon 128.3s')), 'the schedule still pauses host 3 for 128 s');
+  assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
+});
