@@ -358,17 +358,25 @@ function giveSpare(buf: Buffer): void {
   if (l.length < SPARE_MAX) l.push(buf);
 }
 
-/** Copies of written data are cut from slabs (a Buffer each costs the garbage collector more than its bytes). */
-let copySlab = Buffer.allocUnsafeSlow(256 * 1024);
-let copyUsed = 0;
-function copyOf(data: Buffer): Buffer {
-  if (data.length > 16 * 1024) return Buffer.from(data);
-  if (copyUsed + data.length > copySlab.length) {
-    copySlab = Buffer.allocUnsafeSlow(256 * 1024);
-    copyUsed = 0;
+/**
+ * Small buffers (copies of written data, results of sector reads) are cut
+ * from slabs: a Buffer of its own costs the garbage collector more than its
+ * bytes. Large ones (area init writes) come from the spare buffers.
+ */
+const SMALL = 16 * 1024;
+let slab = Buffer.allocUnsafeSlow(256 * 1024);
+let slabUsed = 0;
+function slabBuffer(len: number): Buffer {
+  if (slabUsed + len > slab.length) {
+    slab = Buffer.allocUnsafeSlow(256 * 1024);
+    slabUsed = 0;
   }
-  const b = copySlab.subarray(copyUsed, copyUsed + data.length);
-  copyUsed += (data.length + 7) & ~7;
+  const b = slab.subarray(slabUsed, slabUsed + len);
+  slabUsed += (len + 7) & ~7;
+  return b;
+}
+function copyOf(data: Buffer): Buffer {
+  const b = data.length > SMALL ? takeSpare(data.length) ?? Buffer.allocUnsafe(data.length) : slabBuffer(data.length);
   data.copy(b);
   return b;
 }
@@ -418,7 +426,7 @@ export class SimStorage {
 
   /** A copy of [offset, offset+len). */
   readBytes(offset: number, len: number): Buffer {
-    const out = Buffer.allocUnsafe(len);
+    const out = len > SMALL ? Buffer.allocUnsafe(len) : slabBuffer(len);
     this.copyOut(out, offset, len, true);
     return out;
   }
@@ -654,7 +662,7 @@ export class SimDisk implements Disk {
     if (this.closed) return Promise.reject(new DiskError('ECLOSED', `read ${this.path}: closed`));
     const st = this.storage;
     const p = this.plan();
-    const where = `read ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    const where = () => `read ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
     return new Promise<Buffer>((resolve, reject) => {
       const now = st.sim.now;
       let done = false;
@@ -663,7 +671,7 @@ export class SimDisk implements Disk {
         this.host.at(now + timeout, () => {
           if (done) return;
           done = true;
-          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+          reject(new DiskError('ETIMEDOUT', `${where()}: timed out after ${timeout} ms`));
         });
       }
       if (p.kind === 'hang') return;
@@ -674,7 +682,7 @@ export class SimDisk implements Disk {
           this.host.deliver(this.host.incarnation, () => {
             if (done) return;
             done = true;
-            reject(new DiskError('EIO', `${where}: I/O error`));
+            reject(new DiskError('EIO', `${where()}: I/O error`));
           });
           return;
         }
@@ -705,7 +713,7 @@ export class SimDisk implements Disk {
     const host = this.host;
     const copy = copyOf(data);
     const p = this.plan();
-    const where = `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    const where = () => `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
     const sectors = copy.length / this.sectorSize;
     const inc0 = host.incarnation;
     return new Promise<void>((resolve, reject) => {
@@ -727,7 +735,7 @@ export class SimDisk implements Disk {
         host.at(now + timeout, () => {
           if (done) return;
           done = true;
-          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+          reject(new DiskError('ETIMEDOUT', `${where()}: timed out after ${timeout} ms`));
         });
       }
       if (p.kind === 'hang') return;
@@ -740,20 +748,27 @@ export class SimDisk implements Disk {
         st.onLanded?.(host, offset, copy.subarray(0, bytes));
       };
       let landed = false;
+      // A large copy (an area init write) goes back to the spare buffers once the write is settled.
+      const recycle = () => {
+        if (copy.length > SMALL) giveSpare(copy);
+      };
       w = {
         host,
         offset,
         data: copy,
         at: now + p.latency,
         cancel: () => {
+          if (landed) return;
           landed = true;
           ev.cancel();
+          recycle();
         },
         land: (n = sectors) => {
           if (landed) return;
           landed = true;
           ev.cancel();
           applied(n);
+          recycle();
         },
       };
       host.inflight.add(w);
@@ -766,10 +781,11 @@ export class SimDisk implements Disk {
         applied(n);
         if (done) st.stats.lateLandings++;
         if (st.ioTrace) st.sim.log(`io h${host.id} ${opts?.label ?? 'write'} @${offset} landed ${n}/${sectors}${done ? ' LATE (after timeout)' : ''}${host.incarnation !== inc0 ? ' (after crash)' : ''}${st.ioTrace(offset, copy)}`);
+        recycle();
         host.deliver(host.incarnation, () => {
           if (done) return;
           done = true;
-          if (p.kind === 'eio') reject(new DiskError('EIO', `${where}: I/O error`));
+          if (p.kind === 'eio') reject(new DiskError('EIO', `${where()}: I/O error`));
           else resolve();
         });
       });
