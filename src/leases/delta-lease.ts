@@ -356,6 +356,13 @@ export class Lockspace {
       this.lastSuccess = rec.timestamp;
       this.lastRenewOk = true;
       this.state = 'held';
+      if (this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {
+        // The acquire outlived the lease it wrote (the process was stopped, or I/O
+        // stalled, during the 2*io wait): other hosts may already consider this
+        // host_id dead, and the renewal loop would only notice at its first poll.
+        // Renew before anyone uses the lockspace (a failure fails the acquire).
+        await this.renew();
+      }
       return this.generation;
     } catch (e) {
       this.state = 'idle';

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/io/clock';
+import { ManualClock, type Clock } from '../../src/io/clock';
 import { MemoryDisk } from '../../src/io/memory-disk';
 import { Lockspace, initLockspace } from '../../src/leases/delta-lease';
 import { SANLK, isLeaseError } from '../../src/leases/errors';
@@ -69,4 +69,34 @@ test('core level: a request sent before a long daemon pause is judged by unpause
   const r = await runCoreSchedule(2771032064, { lm: 'sanlock' });
   assert.ok(r.trace.some((l) => l.includes('h3 PAUSE daemon 128.3s')), 'the schedule still pauses host 3 for 128 s');
   assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
+});
+
+test('a delta acquire that outlives its lease (process stopped in the 2*io wait) renews before returning (kill-path-late, seeds 1050332461, 1053217936)', async () => {
+  // Found by the long run: a host restarted, wrote its delta lease, was stopped (SIGSTOP) for
+  // longer than host_dead, and on resuming finished the acquire with last success = the old
+  // timestamp and at once re-acquired its leases, while the other hosts considered it dead.
+  const clock = new ManualClock();
+  const disk = new MemoryDisk(2 * MiB, { clock });
+  await initLockspace(disk, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+  let stopped = false;
+  const pausing: Clock = {
+    monotonicSeconds: () => clock.monotonicSeconds(),
+    nowMs: () => clock.nowMs(),
+    // The first sleep is the 2*io wait after the delta write: it ends 60 s late.
+    sleep: (ms) => {
+      if (stopped) return clock.sleep(ms);
+      stopped = true;
+      return clock.sleep(ms + 60_000);
+    },
+  };
+  const ls = new Lockspace({ disk, offset: 0, name: 'LS', hostId: 1, clock: pausing, random: new SeededRandom(1), hostName: 'h1', ioTimeout: 1 });
+  await clock.drive(ls.acquire());
+  assert.ok(stopped);
+  assert.equal(ls.state, 'held');
+  assert.ok(clock.monotonicSeconds() - ls.lastSuccess < ls.timeouts.idRenewalFailSeconds, 'last success is fresh');
+  assert.equal(decodeLeader(disk.data, 0).timestamp, ls.lastSuccess, 'the fresh timestamp is on disk');
+  for (const seed of [1050332461, 1053217936]) {
+    const r = await runLeaseSchedule(makeLeaseSchedule(seed, { faults: ALL_FAULTS }));
+    assert.equal(r.violation, undefined, r.violation && `seed ${seed}: ${r.violation.rule}: ${r.violation.message}`);
+  }
 });
