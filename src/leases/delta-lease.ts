@@ -551,10 +551,19 @@ export class Lockspace {
    * sanlock host_live(): false when the host's delta lease is free, when it
    * restarted with a newer generation than `generation`, or when its
    * timestamp has not changed for host_dead_seconds. True when unknown.
+   *
+   * Deliberate deviation from sanlock 3.8.5: a `generation` newer than any we
+   * have seen (also of a free record: the host may have joined since) is
+   * unknown, so live. sanlock judges it by the staleness of the
+   * older generation's record, so a host that rejoined after a long stall and
+   * took a lease (its SHARED mode block names the new generation) before our
+   * next renewal saw its new delta lease is "dead" to us, and its lease is
+   * cleared and granted to us (simulator, seed 2539072980).
    */
   hostLive(hostId: number, generation: number): boolean {
     const hs = this.hosts[hostId];
     if (!hs || !hs.lastCheck) return true;
+    if (generation > hs.ownerGeneration) return true;
     if (!hs.timestamp) return false;
     if (hs.ownerGeneration > generation) return false;
     const now = this.clock.monotonicSeconds();

@@ -548,8 +548,11 @@ async function paxosLeaseAcquire(
         throw markRetract(e, g);
       }
       encodeLeader(nl); // refresh nl.checksum
-      if (nl.ownerId !== host.hostId) {
-        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, 'ballot committed an earlier proposal of another host');
+      if (nl.ownerId !== host.hostId || nl.ownerGeneration !== host.generation) {
+        // Also when the proposal was our own, from an earlier generation (made before this
+        // host restarted): that owner is dead to every other host, which may take the lease
+        // over at once. The next acquire sees an older generation of ours and runs a new ballot.
+        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, nl.ownerId === host.hostId ? 'ballot committed a proposal of an earlier generation of this host' : 'ballot committed an earlier proposal of another host');
       }
       return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }
