@@ -9,9 +9,9 @@
 import { BUGS, findBug, type BugSpec } from './bugs';
 import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, makeLeaseSchedule, runLeaseSchedule } from './lease-cluster';
 import { runCoreSchedule } from './core-cluster';
-import { runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
+import { coreUsesSanlock, runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
 import { runScale } from './scale';
-import { runParallel } from './parallel';
+import { partialResults, runParallel, type PartialResult } from './parallel';
 import { availableParallelism } from 'node:os';
 
 const HELP = `usage: npm run sim -- [options]
@@ -44,6 +44,11 @@ ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`
   --no-eio, --no-slow, --no-skew, --duration MS   with --replay: shrunk-schedule switches
   --trace             print every trace line while running
   --long              the long run: 1,000,000 schedules (overrides --schedules)
+  --from I            run schedules I..N-1 only (resume a stopped run: a stopped
+                      run prints the index to resume from)
+  --progress SEC      progress line interval (default 30, --long 60): schedules done,
+                      rate, ETA, violations so far. Violations print as found.
+                      SIGINT/SIGTERM print the partial summary (exit 4, or 1 with violations)
   --scale             scale mode: one lockspace, up to --hosts hosts (default 2000)
                       and --lvs LV leases (default 10000); prints per-op costs
   --lvs N             LV leases for --scale
@@ -99,10 +104,18 @@ function faultList(v: string | boolean | undefined): FaultClass[] {
   return out;
 }
 
+function fmtDuration(secs: number): string {
+  const s = Math.round(secs);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
 function printSummary(s: Summary, label: string): void {
   const rate = s.schedules / (s.wallMs / 1000);
   console.log(`${label}: ${s.schedules} schedules (${s.leaseSchedules} lease-level, ${s.coreSchedules} core-level) in ${(s.wallMs / 1000).toFixed(1)} s (${rate.toFixed(1)} schedules/s)`);
   console.log(`  faults injected: ${s.faultsInjected}; lease grants: ${s.grants}; requests: ${s.requests}; scheduler steps: ${s.steps}; simulated time: ${(s.simSeconds / 3600).toFixed(2)} h`);
+  console.log(`  CPU: ${(s.cpuMs / 1000).toFixed(1)} s, ${(s.cpuMs / 1000 / Math.max(1, s.schedules)).toFixed(4)} CPU-s/schedule`);
   console.log(`  violations: ${s.violations.length}`);
   for (const v of s.violations.slice(0, 10)) console.log(`    schedule seed ${v.seed} (${v.level}): ${v.rule}: ${v.message}`);
 }
@@ -239,26 +252,64 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write('sim: --hosts must be 1..250 for schedules (the 4096/1M lockspace layout); use --scale for up to 2000\n');
     return 2;
   }
+  const from = num(a, 'from', 0);
+  if (!Number.isInteger(from) || from < 0 || from >= schedules) {
+    process.stderr.write(`sim: --from must be an integer in 0..${schedules - 1}\n`);
+    return 2;
+  }
+  const jobs = num(a, 'jobs', a.long ? availableParallelism() : 1);
+  const every = num(a, 'progress', a.long ? 60 : 30);
+  const label = `sim seed ${seed}${from ? ` schedules ${from}..${schedules - 1}` : ''}`;
   let lastPrint = process.hrtime.bigint();
+  const progressLine = (p: PartialResult, total: number): string => {
+    const s = p.summary;
+    const secs = s.wallMs / 1000;
+    const rate = s.schedules / Math.max(secs, 1e-9);
+    const eta = rate > 0 ? (total - s.schedules) / rate : Infinity;
+    return (
+      `sim: ${s.schedules}/${total} schedules (all below ${p.prefix} done), ${fmtDuration(secs)} elapsed, ${rate.toFixed(1)} schedules/s, ` +
+      `ETA ${Number.isFinite(eta) ? fmtDuration(eta) : '?'} (${new Date(Date.now() + (Number.isFinite(eta) ? eta * 1000 : 0)).toISOString().slice(0, 16)}Z); ` +
+      `violations ${s.violations.length}; faults ${s.faultsInjected}; ${(s.simSeconds / 3600).toFixed(0)} simulated h; ` +
+      `${(s.cpuMs / 1000 / Math.max(1, s.schedules)).toFixed(4)} CPU-s/schedule`
+    );
+  };
+  // A stopped run (Ctrl-C, kill) still reports what it did, and how to resume.
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const p of partialResults()) {
+      process.stderr.write(`${progressLine(p, schedules - from)}\n`);
+      printSummary(p.summary, `${label} (stopped by ${sig}: partial)`);
+      console.log(`  complete: schedules ${from}..${p.prefix - 1}; resume with --from ${p.prefix}`);
+    }
+    process.exit(violationsSeen ? 1 : 4);
+  };
+  let violationsSeen = 0;
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const sum = await runParallel({
-    seed, schedules, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
-    jobs: num(a, 'jobs', a.long ? availableParallelism() : 1),
-    progress: (done, total) => {
+    seed, schedules, from, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
+    jobs,
+    progress: (_done, total, p) => {
       const now = process.hrtime.bigint();
-      if (now - lastPrint > 30_000_000_000n) {
+      if (now - lastPrint > BigInt(Math.round(every * 1e9))) {
         lastPrint = now;
-        process.stderr.write(`sim: ${done}/${total} schedules\n`);
+        process.stderr.write(`${progressLine(p, total)}\n`);
       }
     },
+    onViolation: (v) => {
+      violationsSeen++;
+      process.stderr.write(`sim: VIOLATION schedule seed ${v.seed} (${v.level} level): ${v.rule}: ${v.message} — replay: npm run sim -- --replay ${v.seed}${v.level === 'core' ? ` --level core${coreUsesSanlock(v.seed) ? ' --lm sanlock' : ''}` : ''}\n`);
+    },
   });
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
   if (a.json) console.log(JSON.stringify({ ...sum, firstFailure: undefined }));
-  else printSummary(sum, `sim seed ${seed}`);
+  else printSummary(sum, label);
   if (sum.violations.length) {
     const v0 = sum.violations[0]!;
     const f = sum.firstFailure ?? {
       level: v0.level,
       seed: v0.seed,
-      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
+      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts, lm: coreUsesSanlock(v0.seed) ? 'sanlock' : 'test' }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
     };
     console.log(`\nVIOLATION in schedule seed ${f.seed} (${f.level} level): ${sum.violations[0]!.rule}: ${sum.violations[0]!.message}`);
     if (f.level === 'lease') {

@@ -136,6 +136,8 @@ interface Pending {
   text: string;
   what: string;
   sent: number;
+  /** The daemon's total paused time when the request was sent (a paused daemon cannot answer). */
+  pausedAtSend: number;
   resolve: (r: ConfigMap | null) => void;
 }
 
@@ -291,7 +293,7 @@ export async function runCoreSchedule(
     new Promise((resolve) => {
       if (c.gone || c.host.host.crashed) return resolve(null);
       const text = typeof fields === 'string' ? fields : formatRequest(fields);
-      const p: Pending = { client: c, text, what, sent: sim.now, resolve };
+      const p: Pending = { client: c, text, what, sent: sim.now, pausedAtSend: c.host.host.pausedMs, resolve };
       c.pending = p;
       pendingAll.add(p);
       stats.requests++;
@@ -451,7 +453,23 @@ export async function runCoreSchedule(
     }
   };
 
+  // The checks run after every step: a counting pass without allocations finds that
+  // nothing conflicts; only a conflict runs the passes that build the message.
+  const toldCount = new Map<string, number>();
+  const toldConflict = (ch: CoreHost): boolean => {
+    toldCount.clear();
+    for (const c of ch.clients.values()) {
+      if (c.gone) continue;
+      for (const [lv, m] of c.told) {
+        const n = (toldCount.get(lv) ?? 0) + (m === 'ex' ? 0x10001 : 1); // ex count << 16 | holders
+        if (n >> 16 > 1 || (n >> 16 && (n & 0xffff) > 1)) return true;
+        toldCount.set(lv, n);
+      }
+    }
+    return false;
+  };
   const checkTold = (ch: CoreHost) => {
+    if (!toldConflict(ch)) return;
     const per = new Map<string, Array<'sh' | 'ex'>>();
     for (const c of ch.clients.values()) {
       if (c.gone) continue;
@@ -463,7 +481,30 @@ export async function runCoreSchedule(
     }
   };
 
+  const mineScratch = new Map<string, 'sh' | 'ex'>();
+  const perScratch = new Map<string, number>();
+  const crossConflict = (): boolean => {
+    perScratch.clear();
+    for (const ch of hosts) {
+      if (ch.host.crashed) continue;
+      const u = uses.get(ch.id);
+      if (!u || u.size === 0) continue;
+      mineScratch.clear();
+      for (const [k, m] of u) {
+        const bar = k.indexOf('|');
+        const key = bar < 0 ? k : k.slice(0, bar);
+        if (m === 'ex' || !mineScratch.has(key)) mineScratch.set(key, m);
+      }
+      for (const [key, m] of mineScratch) {
+        const n = (perScratch.get(key) ?? 0) + (m === 'ex' ? 0x10001 : 1);
+        if (n >> 16 > 1 || (n >> 16 && (n & 0xffff) > 1)) return true;
+        perScratch.set(key, n);
+      }
+    }
+    return false;
+  };
   const crossHostCheck = () => {
+    if (!crossConflict()) return;
     const per = new Map<string, Array<[number, 'sh' | 'ex']>>();
     for (const ch of hosts) {
       if (ch.host.crashed) continue;
@@ -489,8 +530,12 @@ export async function runCoreSchedule(
       if (ch.host.crashed) continue;
       for (const ls of ch.core.lockspaces) {
         for (const r of ls.resources) {
-          const ex = r.locks.filter((l) => l.mode === 'ex').length;
-          const sh = r.locks.filter((l) => l.mode === 'sh').length;
+          let ex = 0;
+          let sh = 0;
+          for (const l of r.locks) {
+            if (l.mode === 'ex') ex++;
+            else if (l.mode === 'sh') sh++;
+          }
           if (ex > 1) return fail('two-ex', `host ${ch.id} ${ls.name} ${r.name}: ${ex} ex locks`);
           if (ex && sh) return fail('ex-with-sh', `host ${ch.id} ${ls.name} ${r.name}: ex with ${sh} sh`);
           // r.mode and r.locks are updated on both sides of an awaited lock-manager call, so with a
@@ -503,8 +548,11 @@ export async function runCoreSchedule(
       checkTold(ch);
     }
     for (const p of pendingAll) {
-      if (p.client.host.host.paused) continue;
-      if (sim.now - p.sent > 120_000) return fail('wait-forever', `host ${p.client.host.id} client ${p.client.id} ${p.what} unanswered for ${((sim.now - p.sent) / 1000).toFixed(0)} s`);
+      const h = p.client.host.host;
+      if (h.paused) continue;
+      // Unpaused time: a daemon stopped (SIGSTOP) for minutes answers after it resumes.
+      const waited = sim.now - p.sent - (h.pausedMs - p.pausedAtSend);
+      if (waited > 120_000) return fail('wait-forever', `host ${p.client.host.id} client ${p.client.id} ${p.what} unanswered for ${(waited / 1000).toFixed(0)} s (daemon not paused)`);
     }
   };
 
@@ -660,6 +708,7 @@ export async function runCoreSchedule(
   }
   stats.steps = sim.steps;
   stats.simMs = sim.now;
+  storage?.dispose();
   return { seed, violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
 }
 

@@ -135,28 +135,72 @@ export class Scheduler {
    * Run events until `until` (global ms) or until `stop()` returns true.
    * After each event every promise continuation runs before `check` is
    * called and the next event is popped.
+   *
+   * Each event runs in its own setImmediate callback: Node empties the
+   * microtask queue (and process.nextTick's) between two immediate
+   * callbacks, so the continuations of one event all run before the next
+   * callback checks and pops. Immediates are queued in batches, so one turn
+   * of the event loop runs many events (a turn per event cost more than
+   * some events).
    */
-  async run(until: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
-    for (;;) {
-      if (stop()) return;
-      let e = this.q.peek();
-      if (!e) {
-        await drain();
-        if (stop()) return;
-        e = this.q.peek();
-      }
-      if (!e || e.at > until) {
-        this.now = Math.max(this.now, until);
-        return;
-      }
-      this.q.pop();
-      if (e.cancelled) continue;
-      this.now = e.at;
-      this.steps++;
-      e.fn();
-      await drain();
-      check();
-    }
+  run(until: number, check: () => void, stop: () => boolean = () => false): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let finished = false;
+      let checkDue = false;
+      let emptyOnce = false;
+      let queued = 0;
+      const done = () => {
+        finished = true;
+        resolve();
+      };
+      const step = () => {
+        queued--;
+        if (finished) return;
+        try {
+          if (checkDue) {
+            checkDue = false;
+            check();
+          }
+          for (;;) {
+            if (stop()) return done();
+            const e = this.q.peek();
+            if (!e) {
+              // Nothing queued: let continuations run once more (they may add events).
+              if (emptyOnce) {
+                this.now = Math.max(this.now, until);
+                return done();
+              }
+              emptyOnce = true;
+              break;
+            }
+            emptyOnce = false;
+            if (e.at > until) {
+              this.now = Math.max(this.now, until);
+              return done();
+            }
+            this.q.pop();
+            if (e.cancelled) continue;
+            this.now = e.at;
+            this.steps++;
+            e.fn();
+            checkDue = true;
+            break;
+          }
+        } catch (err) {
+          finished = true;
+          reject(err);
+          return;
+        }
+        if (queued === 0) batch();
+      };
+      const batch = () => {
+        for (let i = 0; i < 64; i++) setImmediate(step);
+        queued += 64;
+      };
+      // The first step runs now, in the caller's turn (as an async loop would).
+      queued++;
+      step();
+    });
   }
 }
 
@@ -299,23 +343,80 @@ function isZero(b: Buffer, start: number, end: number): boolean {
 
 export const NO_DISK_FAULTS: DiskFaultRates = { eio: 0, slow: 0, latencyMin: 0.05, latencyMax: 2, slowMin: 0, slowMax: 0 };
 
+/**
+ * Buffers of finished runs, by length, for the next run's medium chunks and
+ * area buffers (each schedule would otherwise allocate several MiB).
+ */
+const spare = new Map<number, Buffer[]>();
+const SPARE_MAX = 64;
+function takeSpare(len: number): Buffer | undefined {
+  return spare.get(len)?.pop();
+}
+function giveSpare(buf: Buffer): void {
+  let l = spare.get(buf.length);
+  if (!l) spare.set(buf.length, (l = []));
+  if (l.length < SPARE_MAX) l.push(buf);
+}
+
+/**
+ * Small buffers (copies of written data, results of sector reads) are cut
+ * from slabs: a Buffer of its own costs the garbage collector more than its
+ * bytes. Large ones (area init writes) come from the spare buffers.
+ */
+const SMALL = 16 * 1024;
+let slab = Buffer.allocUnsafeSlow(256 * 1024);
+let slabUsed = 0;
+function slabBuffer(len: number): Buffer {
+  if (slabUsed + len > slab.length) {
+    slab = Buffer.allocUnsafeSlow(256 * 1024);
+    slabUsed = 0;
+  }
+  const b = slab.subarray(slabUsed, slabUsed + len);
+  slabUsed += (len + 7) & ~7;
+  return b;
+}
+function copyOf(data: Buffer): Buffer {
+  const b = data.length > SMALL ? takeSpare(data.length) ?? Buffer.allocUnsafe(data.length) : slabBuffer(data.length);
+  data.copy(b);
+  return b;
+}
+
+/** Reads at least this long are served from shared area buffers (see snapshot()). */
+const AREA_READ = 16 * 1024;
+/** Area buffers kept per (offset, length) for reuse. */
+const AREA_BUFS = 16;
+
+/** A buffer holding [offset, offset+len) of the medium as it was before write stamp `stamp`. */
+interface AreaBuf {
+  buf: Buffer;
+  offset: number;
+  stamp: number;
+  /** Write stamp of each sector in buf (0: never written, zero). */
+  sectors: Uint32Array;
+  /** Readers that hold it (handed out by a read, not yet released). */
+  refs: number;
+}
+
 /** Shared storage (one LUN) with global faults. */
 export class SimStorage {
   /** The medium, sparse: 64 KiB chunks allocated on the first non-zero write (10,000 LV leases = 10 GiB). */
   private readonly chunks = new Map<number, Buffer>();
+  /** Write stamp of every sector of an allocated chunk (an unallocated chunk has only ever been zero). */
+  private readonly sectorStamps = new Map<number, Uint32Array>();
   readonly size: number;
   /** Total storage loss: every I/O of every host fails or hangs. */
   lost: 'none' | 'eio' | 'hang' = 'none';
   rates: DiskFaultRates = NO_DISK_FAULTS;
-  readonly stats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, eio: 0, slow: 0, tornAtCrash: 0, lostAtCrash: 0, lateLandings: 0 };
+  readonly stats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, eio: 0, slow: 0, tornAtCrash: 0, lostAtCrash: 0, lateLandings: 0, areaCopies: 0, areaSectorCopies: 0 };
   /** Observers of landed writes (the checker uses them to know when a delta renewal became visible). */
   onLanded: ((host: SimHost, offset: number, data: Buffer) => void) | undefined;
   /** When set, every landed write is traced with this description of its content. */
   ioTrace: ((offset: number, data: Buffer) => string) | undefined;
 
-  /** Write version of each 64 KiB region, and shared snapshots of large reads (see snapshot()). */
+  /** Last write stamp of each 64 KiB region, and the area buffers of large reads (see snapshot()). */
   private readonly versions: Uint32Array;
-  private readonly snapshots = new Map<number, { len: number; buf: Buffer; stamp: number }>();
+  private readonly areas = new Map<number, AreaBuf[]>();
+  private readonly handedOut = new WeakMap<Buffer, AreaBuf>();
   private stamp = 1;
 
   constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number) {
@@ -325,7 +426,17 @@ export class SimStorage {
 
   /** A copy of [offset, offset+len). */
   readBytes(offset: number, len: number): Buffer {
-    const out = Buffer.allocUnsafe(len);
+    const out = len > SMALL ? Buffer.allocUnsafe(len) : slabBuffer(len);
+    this.copyOut(out, offset, len, true);
+    return out;
+  }
+
+  /**
+   * Copy [offset, offset+len) of the medium into out; zero regions are filled
+   * only when `fillZero`. With `sectors`, also the write stamp of each sector.
+   */
+  private copyOut(out: Buffer, offset: number, len: number, fillZero: boolean, sectors?: Uint32Array): void {
+    const ss = this.sectorSize;
     let pos = 0;
     while (pos < len) {
       const at = offset + pos;
@@ -334,14 +445,20 @@ export class SimStorage {
       const n = Math.min(REGION - co, len - pos);
       const c = this.chunks.get(ci);
       if (c) c.copy(out, pos, co, co + n);
-      else out.fill(0, pos, pos + n);
+      else if (fillZero) out.fill(0, pos, pos + n);
+      if (sectors) {
+        const st = this.sectorStamps.get(ci);
+        if (st) sectors.set(st.subarray(co / ss, (co + n) / ss), pos / ss);
+        else sectors.fill(0, pos / ss, (pos + n) / ss);
+      }
       pos += n;
     }
-    return out;
   }
 
   /** Land bytes [0, bytes) of src at offset. */
   writeBytes(offset: number, src: Buffer, bytes: number): void {
+    const s = this.stamp++;
+    const ss = this.sectorSize;
     let pos = 0;
     while (pos < bytes) {
       const at = offset + pos;
@@ -349,18 +466,22 @@ export class SimStorage {
       const co = at - ci * REGION;
       const n = Math.min(REGION - co, bytes - pos);
       let c = this.chunks.get(ci);
-      if (!c) {
+      let st = this.sectorStamps.get(ci);
+      if (!c || !st) {
         if (isZero(src, pos, pos + n)) {
           pos += n;
           continue;
         }
-        c = Buffer.alloc(REGION);
+        c = takeSpare(REGION)?.fill(0) ?? Buffer.alloc(REGION);
+        st = new Uint32Array(REGION / ss);
         this.chunks.set(ci, c);
+        this.sectorStamps.set(ci, st);
       }
       src.copy(c, co, pos, pos + n);
+      st.fill(s, Math.floor(co / ss), Math.ceil((co + n) / ss));
+      this.versions[ci] = s;
       pos += n;
     }
-    this.touched(offset, bytes);
   }
 
   /** Bytes allocated for the medium. */
@@ -368,35 +489,119 @@ export class SimStorage {
     return this.chunks.size * REGION;
   }
 
-  /** Record that bytes [offset, offset+len) changed. */
-  touched(offset: number, len: number): void {
-    const s = this.stamp++;
-    for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) this.versions[r] = s;
+  /** True when no write landed in [offset, offset+len) since stamp. */
+  private unchangedSince(offset: number, len: number, stamp: number): boolean {
+    for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) {
+      if (this.versions[r]! > stamp) return false;
+    }
+    return true;
+  }
+
+  /** Bring an area buffer up to date by copying only the sectors written since its stamp. */
+  private refresh(a: AreaBuf): void {
+    const len = a.buf.length;
+    const ss = this.sectorSize;
+    for (let r = Math.floor(a.offset / REGION); r <= Math.floor((a.offset + len - 1) / REGION); r++) {
+      if (this.versions[r]! <= a.stamp) continue;
+      const c = this.chunks.get(r);
+      const st = this.sectorStamps.get(r);
+      if (!c || !st) continue; // only zero writes landed here: still zero
+      const lo = Math.max(a.offset, r * REGION);
+      const hi = Math.min(a.offset + len, (r + 1) * REGION);
+      for (let at = lo; at < hi; at += ss) {
+        const k = (at - r * REGION) / ss;
+        if (st[k]! <= a.stamp) continue;
+        // Coalesce a run of changed sectors into one copy.
+        let end = at + ss;
+        while (end < hi && st[(end - r * REGION) / ss]! > a.stamp) end += ss;
+        c.copy(a.buf, at - a.offset, at - r * REGION, end - r * REGION);
+        a.sectors.set(st.subarray((at - r * REGION) / ss, (end - r * REGION) / ss), (at - a.offset) / ss);
+        this.stats.areaSectorCopies += (end - at) / ss;
+        at = end - ss;
+      }
+    }
+    a.stamp = this.stamp++;
   }
 
   /**
    * Contents of [offset, offset+len) as a Buffer the caller must not modify.
-   * Large reads (whole lease areas, 1 MiB) of a range that no write touched
-   * since the last read share one snapshot instead of copying the area again:
-   * copying dominated the simulator's profile. The lease code never modifies
-   * a buffer it read (it builds new sectors for writes).
+   *
+   * Large reads (whole lease areas: 1 MiB per renewal, paxos read and ballot)
+   * dominated the simulator's cost when each one copied its area. They are
+   * served from a few buffers per area instead: a buffer that no write
+   * touched since it was filled is shared by every reader; a buffer that no
+   * reader holds any more (`release`) is brought up to date by copying only
+   * the sectors written since it was filled. A reader that does not release
+   * its buffer only costs a new one later. The lease code never modifies a
+   * buffer it read and releases it once it has parsed it.
    */
   snapshot(offset: number, len: number): Buffer {
-    if (len < REGION) return this.readBytes(offset, len);
-    const c = this.snapshots.get(offset);
-    if (c && c.len === len) {
-      let fresh = true;
-      for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) {
-        if (this.versions[r]! > c.stamp) {
-          fresh = false;
-          break;
-        }
-      }
-      if (fresh) return c.buf;
+    if (len < AREA_READ) return this.readBytes(offset, len);
+    let list = this.areas.get(offset);
+    if (!list) {
+      list = [];
+      this.areas.set(offset, list);
     }
-    const buf = this.readBytes(offset, len);
-    this.snapshots.set(offset, { len, buf, stamp: this.stamp++ });
-    return buf;
+    let newest: AreaBuf | undefined;
+    let free: AreaBuf | undefined;
+    for (const a of list) {
+      if (a.buf.length !== len) continue;
+      if (!newest || a.stamp > newest.stamp) newest = a;
+      if (a.refs === 0 && (!free || a.stamp > free.stamp)) free = a;
+    }
+    let use: AreaBuf;
+    if (newest && this.unchangedSince(offset, len, newest.stamp)) {
+      use = newest;
+    } else if (free) {
+      this.refresh(free);
+      use = free;
+    } else {
+      this.stats.areaCopies++;
+      const old = takeSpare(len);
+      const buf = old ?? Buffer.alloc(len);
+      const sectors = new Uint32Array(len / this.sectorSize);
+      this.copyOut(buf, offset, len, !!old, sectors);
+      use = { buf, offset, stamp: this.stamp++, sectors, refs: 0 };
+      this.handedOut.set(buf, use);
+      if (list.length >= AREA_BUFS) {
+        // Every buffer is held; forget the oldest (a reader that never releases must not
+        // leave the area without reusable buffers). Its holder keeps it; it becomes garbage.
+        let oldest = 0;
+        for (let i = 1; i < list.length; i++) if (list[i]!.stamp < list[oldest]!.stamp) oldest = i;
+        list.splice(oldest, 1);
+      }
+      list.push(use);
+    }
+    use.refs++;
+    return use.buf;
+  }
+
+  /** A reader no longer uses a buffer that snapshot() returned (each read is released at most once). */
+  release(buf: Buffer): void {
+    const a = this.handedOut.get(buf);
+    if (a && a.refs > 0) a.refs--;
+  }
+
+  /**
+   * Write stamp of each sector of a buffer snapshot() returned, valid while the
+   * reader holds it (a held buffer is never refreshed). Stamps are unique per
+   * landed write, so equal stamps of a sector mean equal bytes; 0 = never written.
+   */
+  sectorVersions(buf: Buffer): Uint32Array | undefined {
+    return this.handedOut.get(buf)?.sectors;
+  }
+
+  /**
+   * The run is over: nothing will read the medium or a buffer a read returned
+   * again (pending continuations of the run never resume). Its buffers go to
+   * the next run.
+   */
+  dispose(): void {
+    for (const c of this.chunks.values()) giveSpare(c);
+    for (const list of this.areas.values()) for (const a of list) giveSpare(a.buf);
+    this.chunks.clear();
+    this.sectorStamps.clear();
+    this.areas.clear();
   }
 
   diskFor(host: SimHost, path = `sim:host${host.id}`): SimDisk {
@@ -424,6 +629,16 @@ export class SimDisk implements Disk {
     this.closed = true;
   }
 
+  /** The caller is done with a buffer read() returned (see SimStorage.snapshot). */
+  release(buf: Buffer): void {
+    this.storage.release(buf);
+  }
+
+  /** Per-sector write stamps of a buffer read() returned (see SimStorage.sectorVersions). */
+  sectorVersions(buf: Buffer): Uint32Array | undefined {
+    return this.storage.sectorVersions(buf);
+  }
+
   private plan(): { kind: 'ok' | 'eio' | 'hang'; latency: number } {
     const st = this.storage;
     const r = st.rates;
@@ -447,7 +662,7 @@ export class SimDisk implements Disk {
     if (this.closed) return Promise.reject(new DiskError('ECLOSED', `read ${this.path}: closed`));
     const st = this.storage;
     const p = this.plan();
-    const where = `read ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    const where = () => `read ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
     return new Promise<Buffer>((resolve, reject) => {
       const now = st.sim.now;
       let done = false;
@@ -456,7 +671,7 @@ export class SimDisk implements Disk {
         this.host.at(now + timeout, () => {
           if (done) return;
           done = true;
-          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+          reject(new DiskError('ETIMEDOUT', `${where()}: timed out after ${timeout} ms`));
         });
       }
       if (p.kind === 'hang') return;
@@ -467,16 +682,23 @@ export class SimDisk implements Disk {
           this.host.deliver(this.host.incarnation, () => {
             if (done) return;
             done = true;
-            reject(new DiskError('EIO', `${where}: I/O error`));
+            reject(new DiskError('EIO', `${where()}: I/O error`));
           });
           return;
         }
         st.stats.reads++;
         st.stats.bytesRead += length;
         const buf = st.snapshot(offset, length);
-        const inc = this.host.incarnation;
-        this.host.deliver(inc, () => {
-          if (done) return;
+        const host = this.host;
+        if (host.crashed) {
+          st.release(buf); // never delivered
+          return;
+        }
+        host.deliver(host.incarnation, () => {
+          if (done) {
+            st.release(buf); // the reader already gave up (timeout)
+            return;
+          }
           done = true;
           resolve(buf);
         });
@@ -489,9 +711,9 @@ export class SimDisk implements Disk {
     if (this.closed) return Promise.reject(new DiskError('ECLOSED', `write ${this.path}: closed`));
     const st = this.storage;
     const host = this.host;
-    const copy = Buffer.from(data);
+    const copy = copyOf(data);
     const p = this.plan();
-    const where = `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
+    const where = () => `write ${this.path} offset ${offset}${opts?.label ? ` (${opts.label})` : ''}`;
     const sectors = copy.length / this.sectorSize;
     const inc0 = host.incarnation;
     return new Promise<void>((resolve, reject) => {
@@ -513,7 +735,7 @@ export class SimDisk implements Disk {
         host.at(now + timeout, () => {
           if (done) return;
           done = true;
-          reject(new DiskError('ETIMEDOUT', `${where}: timed out after ${timeout} ms`));
+          reject(new DiskError('ETIMEDOUT', `${where()}: timed out after ${timeout} ms`));
         });
       }
       if (p.kind === 'hang') return;
@@ -526,20 +748,27 @@ export class SimDisk implements Disk {
         st.onLanded?.(host, offset, copy.subarray(0, bytes));
       };
       let landed = false;
+      // A large copy (an area init write) goes back to the spare buffers once the write is settled.
+      const recycle = () => {
+        if (copy.length > SMALL) giveSpare(copy);
+      };
       w = {
         host,
         offset,
         data: copy,
         at: now + p.latency,
         cancel: () => {
+          if (landed) return;
           landed = true;
           ev.cancel();
+          recycle();
         },
         land: (n = sectors) => {
           if (landed) return;
           landed = true;
           ev.cancel();
           applied(n);
+          recycle();
         },
       };
       host.inflight.add(w);
@@ -552,10 +781,11 @@ export class SimDisk implements Disk {
         applied(n);
         if (done) st.stats.lateLandings++;
         if (st.ioTrace) st.sim.log(`io h${host.id} ${opts?.label ?? 'write'} @${offset} landed ${n}/${sectors}${done ? ' LATE (after timeout)' : ''}${host.incarnation !== inc0 ? ' (after crash)' : ''}${st.ioTrace(offset, copy)}`);
+        recycle();
         host.deliver(host.incarnation, () => {
           if (done) return;
           done = true;
-          if (p.kind === 'eio') reject(new DiskError('EIO', `${where}: I/O error`));
+          if (p.kind === 'eio') reject(new DiskError('EIO', `${where()}: I/O error`));
           else resolve();
         });
       });

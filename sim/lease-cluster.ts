@@ -498,6 +498,7 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
   }
   stats.steps = sim.steps;
   stats.simMs = sim.now - t0;
+  storage.dispose();
   return { schedule: s, violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
 }
 

@@ -15,6 +15,11 @@ export function scheduleSeed(seed: number, i: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** Whether a core-level schedule runs the sanlock lock manager (a fixed share of seeds, 10% by default). */
+export function coreUsesSanlock(seed: number, share = 0.1): boolean {
+  return ((seed >>> 10) % 1000) / 1000 < share;
+}
+
 export interface RunOptions {
   seed: number;
   schedules: number;
@@ -42,6 +47,8 @@ export interface Summary {
   steps: number;
   simSeconds: number;
   wallMs: number;
+  /** CPU time (user + system) of the processes that ran the schedules. */
+  cpuMs: number;
   violations: Array<{ seed: number; level: 'lease' | 'core'; rule: string; message: string }>;
   firstFailure?: { level: 'lease' | 'core'; seed: number; result: LeaseRunResult | CoreRunResult };
 }
@@ -74,44 +81,55 @@ export async function deterministic<T>(fn: () => Promise<T>): Promise<T> {
 
 export async function runMany(o: RunOptions): Promise<Summary> {
   const sum: Summary = {
-    schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, violations: [],
+    schedules: 0, leaseSchedules: 0, coreSchedules: 0, faultsInjected: 0, grants: 0, requests: 0, steps: 0, simSeconds: 0, wallMs: 0, cpuMs: 0, violations: [],
   };
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   let n = 0;
-  for (let i = o.first ?? 0; i < o.schedules; i += o.stride ?? 1) {
-    const seed = scheduleSeed(o.seed, i);
-    const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
-    if (core) {
-      const sanlock = ((seed >>> 10) % 1000) / 1000 < (o.sanlockShare ?? 0.1);
-      const r = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' }));
-      sum.coreSchedules++;
-      sum.faultsInjected += r.stats.faults;
-      sum.requests += r.stats.requests;
-      sum.steps += r.stats.steps;
-      sum.simSeconds += r.stats.simMs / 1000;
-      if (r.violation) {
-        sum.violations.push({ seed, level: 'core', rule: r.violation.rule, message: r.violation.message });
-        if (!sum.firstFailure) sum.firstFailure = { level: 'core', seed, result: r };
+  // Errors are part of normal operation (a busy lease, an injected EIO): capturing their
+  // stacks cost more than running the lease code. A replay (--replay) keeps full stacks.
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    for (let i = o.first ?? 0; i < o.schedules; i += o.stride ?? 1) {
+      const seed = scheduleSeed(o.seed, i);
+      const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
+      if (core) {
+        const sanlock = coreUsesSanlock(seed, o.sanlockShare);
+        const r = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' }));
+        sum.coreSchedules++;
+        sum.faultsInjected += r.stats.faults;
+        sum.requests += r.stats.requests;
+        sum.steps += r.stats.steps;
+        sum.simSeconds += r.stats.simMs / 1000;
+        if (r.violation) {
+          sum.violations.push({ seed, level: 'core', rule: r.violation.rule, message: r.violation.message });
+          if (!sum.firstFailure) sum.firstFailure = { level: 'core', seed, result: r };
+        }
+      } else {
+        const s = makeLeaseSchedule(seed, { ...(o.hosts ? { hosts: o.hosts } : {}), faults: o.faults, ...(o.bug ? { profile: o.bug.profile } : {}) });
+        const r = await deterministic(() => runLeaseSchedule(s, o.bug));
+        sum.leaseSchedules++;
+        sum.faultsInjected += r.stats.faults;
+        sum.grants += r.stats.grants;
+        sum.requests += r.stats.ops;
+        sum.steps += r.stats.steps;
+        sum.simSeconds += r.stats.simMs / 1000;
+        if (r.violation) {
+          sum.violations.push({ seed, level: 'lease', rule: r.violation.rule, message: r.violation.message });
+          if (!sum.firstFailure) sum.firstFailure = { level: 'lease', seed, result: r };
+        }
       }
-    } else {
-      const s = makeLeaseSchedule(seed, { ...(o.hosts ? { hosts: o.hosts } : {}), faults: o.faults, ...(o.bug ? { profile: o.bug.profile } : {}) });
-      const r = await deterministic(() => runLeaseSchedule(s, o.bug));
-      sum.leaseSchedules++;
-      sum.faultsInjected += r.stats.faults;
-      sum.grants += r.stats.grants;
-      sum.requests += r.stats.ops;
-      sum.steps += r.stats.steps;
-      sum.simSeconds += r.stats.simMs / 1000;
-      if (r.violation) {
-        sum.violations.push({ seed, level: 'lease', rule: r.violation.rule, message: r.violation.message });
-        if (!sum.firstFailure) sum.firstFailure = { level: 'lease', seed, result: r };
-      }
+      sum.schedules++;
+      o.progress?.(++n, o.schedules);
+      if (o.stopOnViolation && sum.violations.length) break;
     }
-    sum.schedules++;
-    o.progress?.(++n, o.schedules);
-    if (o.stopOnViolation && sum.violations.length) break;
+  } finally {
+    Error.stackTraceLimit = stackLimit;
   }
   sum.wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  sum.cpuMs = (cpu.user + cpu.system) / 1000;
   return sum;
 }
 

@@ -24,6 +24,21 @@ export interface Disk {
   read(offset: number, length: number, opts?: IoOptions): Promise<Buffer>;
   write(offset: number, data: Buffer, opts?: IoOptions): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: the caller no longer uses (and never modified) a buffer that
+   * read() returned, so the disk may reuse it for a later read. Each buffer
+   * is released at most once per read that returned it; callers that never
+   * release are correct, only slower.
+   */
+  release?(buf: Buffer): void;
+  /**
+   * Optional (simulated disks): a version per sector of a buffer that read()
+   * returned and that is not released yet (index: sector within the read).
+   * Two reads from this disk whose same sector has the same version returned
+   * identical bytes for that sector, so a caller may reuse what it parsed
+   * from it. Undefined when unknown.
+   */
+  sectorVersions?(buf: Buffer): Uint32Array | undefined;
 }
 
 export type DiskErrorCode = 'EIO' | 'ETIMEDOUT' | 'EINVAL' | 'ERANGE' | 'ENODEV' | 'ECLOSED';

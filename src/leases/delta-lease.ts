@@ -29,6 +29,8 @@ import {
   setIdBit,
   snprintfName,
   verifyDeltaLeader,
+  wordsOf,
+  zeroBuffer,
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
@@ -208,7 +210,7 @@ export type ResumeOutcome =
 
 /** The host name as a 48-byte field, cut to 48 bytes (what strncmp(…, 48) compares). */
 export function hostNameField(name: string): Buffer {
-  const b = Buffer.alloc(48);
+  const b = zeroBuffer(48);
   Buffer.from(name, 'utf8').copy(b, 0, 0, 48);
   return b;
 }
@@ -252,9 +254,10 @@ export class Lockspace {
   private lastRenewOk = true;
   /** Local monotonic seconds of the last successful renewal (or acquire). */
   lastSuccess = 0;
-  private readonly hosts = new Map<number, HostStatus>();
+  /** Liveness view of the other hosts, by host_id. */
+  private readonly hosts: Array<HostStatus | undefined> = [];
   /** Last leader bytes seen of each other host, with what they decoded to (skips re-decoding unchanged records). */
-  private readonly seen = new Map<number, { raw: Buffer; rec: LeaderRecord | undefined }>();
+  private readonly seen: Array<{ raw: Buffer; words: Int32Array; rec: LeaderRecord | undefined; version: number } | undefined> = [];
   /** Bits we set in our bitmap, with the local time they expire. */
   private readonly bitmapUntil = new Map<number, number>();
   private renewLoop: Promise<void> | undefined;
@@ -359,14 +362,6 @@ export class Lockspace {
           { hostId: check.ownerId, generation: check.ownerGeneration, timestamp: check.timestamp, lver: 0 },
         );
       }
-      // The 2*io wait may have lasted far longer (the daemon was paused): other
-      // hosts count host_dead from the write, so a lease already past the
-      // renewal-fail time must not be used.
-      const age = this.clock.monotonicSeconds() - rec.timestamp;
-      if (age >= this.timeouts.idRenewalFailSeconds) {
-        throw new LeaseError(SANLK.ETIMEDOUT,
-          `host_id ${this.hostId} in lockspace ${this.name}: lease written ${age} s ago, past the renewal-fail time of ${this.timeouts.idRenewalFailSeconds} s, before the acquire finished`);
-      }
       this.last = check;
       this.generation = check.ownerGeneration;
       // As sanlock: the last success is the timestamp we wrote, not the end of the
@@ -375,6 +370,13 @@ export class Lockspace {
       this.lastSuccess = rec.timestamp;
       this.lastRenewOk = true;
       this.state = 'held';
+      if (this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {
+        // The acquire outlived the lease it wrote (the process was stopped, or I/O
+        // stalled, during the 2*io wait): other hosts may already consider this
+        // host_id dead, and the renewal loop would only notice at its first poll.
+        // Renew before anyone uses the lockspace (a failure fails the acquire).
+        await this.renew();
+      }
       return this.generation;
     } catch (e) {
       this.state = 'idle';
@@ -426,7 +428,7 @@ export class Lockspace {
   }
 
   private currentBitmap(now: number): Buffer {
-    const b = Buffer.alloc(HOSTID_BITMAP_SIZE);
+    const b = zeroBuffer(HOSTID_BITMAP_SIZE);
     for (const [h, until] of this.bitmapUntil) {
       if (until > now) setIdBit(b, h);
       else this.bitmapUntil.delete(h);
@@ -450,11 +452,17 @@ export class Lockspace {
       throw e;
     }
     const off = (this.hostId - 1) * g.sectorSize;
-    const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
-    const leader = decodeLeader(raw);
-    verifyDeltaLeader(leader, raw, this.spaceName, `lockspace ${this.name} host_id ${this.hostId}`);
-    const now = this.clock.monotonicSeconds();
-    this.observeArea(area, g, now);
+    let leader: LeaderRecord;
+    let now: number;
+    try {
+      const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+      leader = decodeLeader(raw);
+      verifyDeltaLeader(leader, raw, this.spaceName, `lockspace ${this.name} host_id ${this.hostId}`);
+      now = this.clock.monotonicSeconds();
+      this.observeArea(area, g, now);
+    } finally {
+      this.disk.release?.(area); // nothing below looks at the area again
+    }
     if (
       leader.ownerId !== this.last.ownerId ||
       leader.ownerGeneration !== this.last.ownerGeneration ||
@@ -487,35 +495,91 @@ export class Lockspace {
 
   /** Update host statuses from a whole-area read (sanlock check_other_leases). */
   observeArea(area: Buffer, g: LeaseGeometry, now = this.clock.monotonicSeconds()): void {
+    const words = wordsOf(area);
+    const recWords = LEADER_RECORD_SIZE >> 2;
+    // Per-sector versions, when the disk (a simulated one) knows them: a record whose
+    // sector kept its version has the bytes we decoded last time.
+    const versions = this.disk.sectorVersions?.(area);
+    const me = this.hostId - 1;
+    const myByte = HOSTID_BITMAP_OFFSET + (me >> 3);
+    const myBit = 1 << (me & 7);
+    let last: { raw: Buffer; words: Int32Array; rec: LeaderRecord | undefined; version: number } | undefined;
     for (let i = 0; i < g.maxHosts; i++) {
       const hostId = i + 1;
       if (hostId === this.hostId) continue;
       const off = i * g.sectorSize;
       if (off + g.sectorSize > area.length) break;
-      const cached = this.seen.get(hostId);
-      let rec: LeaderRecord | undefined;
-      if (cached && area.compare(cached.raw, 0, LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE) === 0) {
-        // Same leader bytes as last time: same decode and verify result.
-        rec = cached.rec;
-      } else {
-        const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
-        try {
-          rec = decodeLeader(raw);
-          verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
-        } catch {
-          rec = undefined;
+      const cached = this.seen[hostId];
+      const version = versions && versions.length > i ? versions[i]! : -1;
+      let same = false;
+      if (cached) {
+        if (version >= 0 && cached.version === version) {
+          same = true;
+        } else if (words) {
+          // Word compare in JS: thousands of records per renewal, a native call each costs more.
+          same = true;
+          const cw = cached.words;
+          for (let k = 0, w = off >> 2; k < recWords; k++, w++) {
+            if (words[w] !== cw[k]) {
+              same = false;
+              break;
+            }
+          }
+        } else {
+          same = area.compare(cached.raw, 0, LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE) === 0;
         }
-        this.seen.set(hostId, { raw: Buffer.from(raw), rec });
+      }
+      let rec: LeaderRecord | undefined;
+      if (cached && same) {
+        // Same leader bytes as last time: same decode and verify result, and the
+        // host's status already holds this record's owner and timestamp.
+        rec = cached.rec;
+        cached.version = version;
+        const hs = rec && this.hosts[hostId];
+        if (rec && hs) {
+          hs.lastCheck = now;
+          if (this.onBitmapSeen && rec.timestamp !== 0 && ((area[off + myByte] ?? 0) & myBit) !== 0) this.onBitmapSeen(hostId, rec);
+          continue;
+        }
+      } else {
+        // A fresh area holds max_hosts identical free records: a record with the bytes of
+        // the one decoded just before gets the same (never modified) result.
+        let dup = false;
+        if (words && last) {
+          dup = true;
+          const lw = last.words;
+          for (let k = 0, w = off >> 2; k < recWords; k++, w++) {
+            if (words[w] !== lw[k]) {
+              dup = false;
+              break;
+            }
+          }
+        }
+        if (dup && last) {
+          rec = last.rec;
+          this.seen[hostId] = { raw: last.raw, words: last.words, rec, version };
+        } else {
+          const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+          try {
+            rec = decodeLeader(raw);
+            verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
+          } catch {
+            rec = undefined;
+          }
+          const cw = new Int32Array(recWords);
+          const copy = Buffer.from(cw.buffer);
+          raw.copy(copy);
+          last = { raw: copy, words: cw, rec, version };
+          this.seen[hostId] = last;
+        }
       }
       if (!rec) continue;
-      const me = this.hostId - 1;
-      const bit = ((area[off + HOSTID_BITMAP_OFFSET + (me >> 3)] ?? 0) & (1 << (me & 7))) !== 0;
-      let hs = this.hosts.get(hostId);
+      let hs = this.hosts[hostId];
       if (!hs) {
         // Starts zeroed like sanlock's host_status, so the first sight of a
         // used record counts as a change (last_live = first_check).
         hs = { ownerId: 0, ownerGeneration: 0, timestamp: 0, ioTimeout: 0, firstCheck: now, lastCheck: 0, lastLive: 0 };
-        this.hosts.set(hostId, hs);
+        this.hosts[hostId] = hs;
       }
       if (hs.ownerId !== rec.ownerId || hs.ownerGeneration !== rec.ownerGeneration || hs.timestamp !== rec.timestamp) {
         hs.ownerId = rec.ownerId;
@@ -525,13 +589,13 @@ export class Lockspace {
         hs.lastLive = now;
       }
       hs.lastCheck = now;
-      if (this.onBitmapSeen && rec.timestamp !== 0 && bit) this.onBitmapSeen(hostId, rec);
+      if (this.onBitmapSeen && rec.timestamp !== 0 && ((area[off + myByte] ?? 0) & myBit) !== 0) this.onBitmapSeen(hostId, rec);
     }
   }
 
   /** What we know about another host, or undefined before the first renewal. */
   hostStatus(hostId: number): HostStatus | undefined {
-    const hs = this.hosts.get(hostId);
+    const hs = this.hosts[hostId];
     return hs ? { ...hs } : undefined;
   }
 
@@ -539,10 +603,19 @@ export class Lockspace {
    * sanlock host_live(): false when the host's delta lease is free, when it
    * restarted with a newer generation than `generation`, or when its
    * timestamp has not changed for host_dead_seconds. True when unknown.
+   *
+   * Deliberate deviation from sanlock 3.8.5: a `generation` newer than any we
+   * have seen (also of a free record: the host may have joined since) is
+   * unknown, so live. sanlock judges it by the staleness of the
+   * older generation's record, so a host that rejoined after a long stall and
+   * took a lease (its SHARED mode block names the new generation) before our
+   * next renewal saw its new delta lease is "dead" to us, and its lease is
+   * cleared and granted to us (simulator, seed 2539072980).
    */
   hostLive(hostId: number, generation: number): boolean {
-    const hs = this.hosts.get(hostId);
+    const hs = this.hosts[hostId];
     if (!hs || !hs.lastCheck) return true;
+    if (generation > hs.ownerGeneration) return true;
     if (!hs.timestamp) return false;
     if (hs.ownerGeneration > generation) return false;
     const now = this.clock.monotonicSeconds();
@@ -558,7 +631,7 @@ export class Lockspace {
    * a renewal yet).
    */
   hostState(hostId: number): { state: 'free' | 'live' | 'dead' | 'unknown'; generation: number; timestamp: number } {
-    const hs = this.hosts.get(hostId);
+    const hs = this.hosts[hostId];
     if (!hs || !hs.lastCheck) return { state: 'unknown', generation: 0, timestamp: 0 };
     if (!hs.timestamp) return { state: 'free', generation: hs.ownerGeneration, timestamp: 0 };
     return { state: this.hostLive(hostId, hs.ownerGeneration) ? 'live' : 'dead', generation: hs.ownerGeneration, timestamp: hs.timestamp };
@@ -575,11 +648,15 @@ export class Lockspace {
     const g = await this.sizes();
     const area = await diskRead(this.disk, this.offset, g.alignSize, this.io, 'delta_read_all', SANLK.LEADER_READ);
     const out: Array<{ hostId: number; leader: LeaderRecord }> = [];
-    for (let i = 0; i < g.maxHosts; i++) {
-      const raw = area.subarray(i * g.sectorSize, i * g.sectorSize + LEADER_RECORD_SIZE);
-      const rec = decodeLeader(raw);
-      if (rec.magic !== DELTA_DISK_MAGIC) continue;
-      out.push({ hostId: i + 1, leader: rec });
+    try {
+      for (let i = 0; i < g.maxHosts; i++) {
+        const raw = area.subarray(i * g.sectorSize, i * g.sectorSize + LEADER_RECORD_SIZE);
+        const rec = decodeLeader(raw);
+        if (rec.magic !== DELTA_DISK_MAGIC) continue;
+        out.push({ hostId: i + 1, leader: rec });
+      }
+    } finally {
+      this.disk.release?.(area);
     }
     return out;
   }

@@ -43,6 +43,7 @@ import {
   nameString,
   requestSector,
   verifyPaxosLeader,
+  wordsOf,
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
@@ -204,16 +205,20 @@ export async function readResourceOwners(
 ): Promise<{ leader: LeaderRecord; exclusive: HolderInfo | undefined; shared: Array<{ hostId: number; generation: number }> }> {
   const g = await refGeometry(ref, io);
   const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'read_resource_owners', SANLK.LEADER_READ);
-  const leader = decodeLeader(area);
-  verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
-  const shared: Array<{ hostId: number; generation: number }> = [];
-  for (let q = 0; q < leader.numHosts; q++) {
-    const off = (2 + q) * g.sectorSize;
-    if (off + g.sectorSize > area.length) break;
-    const mb = decodeModeBlock(area, off + 128);
-    if (mb.flags & MBLOCK_SHARED) shared.push({ hostId: q + 1, generation: mb.generation });
+  try {
+    const leader = decodeLeader(area);
+    verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
+    const shared: Array<{ hostId: number; generation: number }> = [];
+    for (let q = 0; q < leader.numHosts; q++) {
+      const off = (2 + q) * g.sectorSize;
+      if (off + g.sectorSize > area.length) break;
+      const mb = decodeModeBlock(area, off + 128);
+      if (mb.flags & MBLOCK_SHARED) shared.push({ hostId: q + 1, generation: mb.generation });
+    }
+    return { leader, exclusive: leader.timestamp ? holderOf(leader) : undefined, shared };
+  } finally {
+    ref.disk.release?.(area);
   }
-  return { leader, exclusive: leader.timestamp ? holderOf(leader) : undefined, shared };
 }
 
 /**
@@ -244,29 +249,36 @@ interface LeaseRead {
 async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number, io: number): Promise<LeaseRead> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'paxos_lease_read', SANLK.LEADER_READ);
-    const leader = decodeLeader(area);
-    verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), hostId, describe(ref));
-    const align = alignFromFlags(leader.flags) || alignSizeOld(leader.sectorSize);
-    if (leader.sectorSize !== g.sectorSize || align !== g.alignSize) {
-      try {
-        g = geometry(leader.sectorSize, align);
-      } catch (e) {
-        throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${describe(ref)}: ${(e as Error).message}`);
+    try {
+      const leader = decodeLeader(area);
+      verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), hostId, describe(ref));
+      const align = alignFromFlags(leader.flags) || alignSizeOld(leader.sectorSize);
+      if (leader.sectorSize !== g.sectorSize || align !== g.alignSize) {
+        try {
+          g = geometry(leader.sectorSize, align);
+        } catch (e) {
+          throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${describe(ref)}: ${(e as Error).message}`);
+        }
+        continue;
       }
-      continue;
-    }
-    let maxMbal = 0;
-    for (let q = 0; q < leader.numHosts; q++) {
-      const off = (2 + q) * g.sectorSize;
-      if (off + g.sectorSize > area.length) break;
-      if (dblockIsZero(area, off)) continue;
-      if (!dblockValid(area, off)) {
-        throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
+      const words = wordsOf(area);
+      const versions = ref.disk.sectorVersions?.(area);
+      let maxMbal = 0;
+      for (let q = 0; q < leader.numHosts; q++) {
+        const off = (2 + q) * g.sectorSize;
+        if (off + g.sectorSize > area.length) break;
+        if (versions && versions[2 + q] === 0) continue; // never written: all zero
+        if (dblockIsZero(area, off, words)) continue;
+        if (!dblockValid(area, off)) {
+          throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
+        }
+        const mbal = decodeDblock(area, off).mbal;
+        if (mbal > maxMbal) maxMbal = mbal;
       }
-      const mbal = decodeDblock(area, off).mbal;
-      if (mbal > maxMbal) maxMbal = mbal;
+      return { leader, geometry: g, maxMbal };
+    } finally {
+      ref.disk.release?.(area);
     }
-    return { leader, geometry: g, maxMbal };
   }
   throw new LeaseError(SANLK.LEADER_SECTORSIZE, `${describe(ref)}: sector/align size keeps changing`);
 }
@@ -323,22 +335,29 @@ async function runBallot(
   const r1 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase1_read', SANLK.DBLOCK_READ);
   const sharedHosts: number[] = [];
   let best: PaxosDblock | undefined;
-  for (let q = 0; q < numHosts; q++) {
-    const off = (2 + q) * g.sectorSize;
-    if (off + g.sectorSize > r1.length) break;
-    if (dblockIsZero(r1, off)) {
-      // a never-written dblock (lver 0) can still sit next to a mode block
+  const w1 = wordsOf(r1);
+  const v1 = ref.disk.sectorVersions?.(r1);
+  try {
+    for (let q = 0; q < numHosts; q++) {
+      const off = (2 + q) * g.sectorSize;
+      if (off + g.sectorSize > r1.length) break;
+      if (v1 && v1[2 + q] === 0) continue; // never written: zero dblock, zero mode block
+      if (dblockIsZero(r1, off, w1)) {
+        // a never-written dblock (lver 0) can still sit next to a mode block
+        if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
+        continue;
+      }
+      if (!dblockValid(r1, off)) continue;
       if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
-      continue;
+      const bk = decodeDblock(r1, off);
+      if (host.hooks?.skipPaxosReadPhase && q + 1 !== host.hostId) continue; // injected bug
+      if (bk.lver < nextLver) continue;
+      if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 1: host_id ${q + 1} is at lver ${bk.lver}`);
+      if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 1: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
+      if (bk.inp !== 0 && bk.bal !== 0 && (!best || bk.bal > best.bal)) best = bk;
     }
-    if (!dblockValid(r1, off)) continue;
-    if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
-    const bk = decodeDblock(r1, off);
-    if (host.hooks?.skipPaxosReadPhase && q + 1 !== host.hostId) continue; // injected bug
-    if (bk.lver < nextLver) continue;
-    if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 1: host_id ${q + 1} is at lver ${bk.lver}`);
-    if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 1: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
-    if (bk.inp !== 0 && bk.bal !== 0 && (!best || bk.bal > best.bal)) best = bk;
+  } finally {
+    ref.disk.release?.(r1);
   }
   const d2: PaxosDblock = best
     ? { mbal: ourMbal, bal: ourMbal, inp: best.inp, inp2: best.inp2, inp3: best.inp3, lver: nextLver, checksum: 0, flags: 0 }
@@ -354,14 +373,21 @@ async function runBallot(
       };
   await diskWrite(ref.disk, mySector, dblockSector(d2, g.sectorSize, mode), io, 'ballot_phase2_write', SANLK.DBLOCK_WRITE);
   const r2 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase2_read', SANLK.DBLOCK_READ);
-  for (let q = 0; q < numHosts; q++) {
-    const off = (2 + q) * g.sectorSize;
-    if (off + g.sectorSize > r2.length) break;
-    if (dblockIsZero(r2, off) || !dblockValid(r2, off)) continue;
-    const bk = decodeDblock(r2, off);
-    if (bk.lver < nextLver) continue;
-    if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 2: host_id ${q + 1} is at lver ${bk.lver}`);
-    if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 2: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
+  const w2 = wordsOf(r2);
+  const v2 = ref.disk.sectorVersions?.(r2);
+  try {
+    for (let q = 0; q < numHosts; q++) {
+      const off = (2 + q) * g.sectorSize;
+      if (off + g.sectorSize > r2.length) break;
+      if (v2 && v2[2 + q] === 0) continue; // never written: all zero
+      if (dblockIsZero(r2, off, w2) || !dblockValid(r2, off)) continue;
+      const bk = decodeDblock(r2, off);
+      if (bk.lver < nextLver) continue;
+      if (bk.lver > nextLver) throw new BallotAbort(SANLK.DBLOCK_LVER, `ballot ${nextLver} phase 2: host_id ${q + 1} is at lver ${bk.lver}`);
+      if (bk.mbal > ourMbal) throw new BallotAbort(SANLK.DBLOCK_MBAL, `ballot ${nextLver} phase 2: host_id ${q + 1} has mbal ${bk.mbal} > ${ourMbal}`);
+    }
+  } finally {
+    ref.disk.release?.(r2);
   }
   return { dblock: d2, sharedHosts };
 }
@@ -541,14 +567,11 @@ async function paxosLeaseAcquire(
         throw markRetract(e, g);
       }
       encodeLeader(nl); // refresh nl.checksum
-      if (nl.ownerId !== host.hostId) {
-        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, 'ballot committed an earlier proposal of another host');
-      }
-      if (nl.ownerGeneration !== host.generation) {
-        // Phase 1 found a value our previous generation had proposed (its acquire
-        // failed with the lockspace), so Paxos made us commit that. The leader now
-        // names a dead owner, not us: run a new ballot for the next lver.
-        continue restart;
+      if (nl.ownerId !== host.hostId || nl.ownerGeneration !== host.generation) {
+        // Also when the proposal was our own, from an earlier generation (made before this
+        // host restarted): that owner is dead to every other host, which may take the lease
+        // over at once. The next acquire sees an older generation of ours and runs a new ballot.
+        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, nl.ownerId === host.hostId ? 'ballot committed a proposal of an earlier generation of this host' : 'ballot committed an earlier proposal of another host');
       }
       return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }

@@ -14,7 +14,7 @@ import { runCoreSchedule } from '../../sim/core-cluster';
 import { runParallel } from '../../sim/parallel';
 import { scheduleSeed } from '../../sim/runner';
 
-const SCHEDULES = Number(process.env.SIM_QUICK_SCHEDULES ?? 1000);
+const SCHEDULES = Number(process.env.SIM_QUICK_SCHEDULES ?? 3000);
 const JOBS = Number(process.env.SIM_QUICK_JOBS ?? 2);
 const SEED = 20261125;
 

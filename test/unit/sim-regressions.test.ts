@@ -5,11 +5,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../src/io/clock';
+import { ManualClock, type Clock } from '../../src/io/clock';
 import { MemoryDisk } from '../../src/io/memory-disk';
 import { Lockspace, initLockspace } from '../../src/leases/delta-lease';
 import { SANLK, isLeaseError } from '../../src/leases/errors';
-import { decodeLeader, encodeLeader, leaderSector } from '../../src/leases/ondisk';
+import { dblockSector, decodeLeader, encodeLeader, leaderSector } from '../../src/leases/ondisk';
 import { acquireResource, initResource, paxosHostFor, releaseResource, type ResourceRef } from '../../src/leases/paxos-lease';
 import { SeededRandom } from '../../src/leases/random';
 import { runCoreSchedule } from '../../sim/core-cluster';
@@ -90,8 +90,99 @@ test('a committed proposal of our own older generation is not a grant (ex-with-s
 // Lease level: a daemon restarted with adopt wrote its delta lease, was then
 // paused for longer than host_dead inside the join's 2*io wait, and on waking
 // finished the join and adopted a lease on a host_id lease the other hosts
-// already counted dead (now: the join fails; grants need a current lease).
-test('a join that outlived the renewal-fail time during its wait fails (kill-path-late, seed 1053217936)', async () => {
+// already counted dead (now: the join renews first; grants need a current lease).
+test('a join that outlived the renewal-fail time during its wait is safe (kill-path-late, seed 1053217936, whole schedule)', async () => {
   const r = await runLeaseSchedule(makeLeaseSchedule(1053217936, { faults: ALL_FAULTS }));
   assert.equal(r.violation, undefined, r.violation ? `${r.violation.rule}: ${r.violation.message}` : '');
+});
+
+test('core level: a request sent before a long daemon pause is judged by unpaused time (wait-forever, seed 2771032064)', async () => {
+  // Found by the long run: start_wait sent at 39.6 s, the daemon paused (SIGSTOP) from 54.3 s
+  // for 128 s; the checker counted the pause and failed the request the moment the daemon
+  // resumed, before it could answer.
+  const r = await runCoreSchedule(2771032064, { lm: 'sanlock' });
+  assert.ok(r.trace.some((l) => l.includes('h3 PAUSE daemon 128.3s')), 'the schedule still pauses host 3 for 128 s');
+  assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
+});
+
+test('a delta acquire that outlives its lease (process stopped in the 2*io wait) renews before returning (kill-path-late, seeds 1050332461, 1053217936)', async () => {
+  // Found by the long run: a host restarted, wrote its delta lease, was stopped (SIGSTOP) for
+  // longer than host_dead, and on resuming finished the acquire with last success = the old
+  // timestamp and at once re-acquired its leases, while the other hosts considered it dead.
+  const clock = new ManualClock();
+  const disk = new MemoryDisk(2 * MiB, { clock });
+  await initLockspace(disk, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+  let stopped = false;
+  const pausing: Clock = {
+    monotonicSeconds: () => clock.monotonicSeconds(),
+    nowMs: () => clock.nowMs(),
+    // The first sleep is the 2*io wait after the delta write: it ends 60 s late.
+    sleep: (ms) => {
+      if (stopped) return clock.sleep(ms);
+      stopped = true;
+      return clock.sleep(ms + 60_000);
+    },
+  };
+  const ls = new Lockspace({ disk, offset: 0, name: 'LS', hostId: 1, clock: pausing, random: new SeededRandom(1), hostName: 'h1', ioTimeout: 1 });
+  await clock.drive(ls.acquire());
+  assert.ok(stopped);
+  assert.equal(ls.state, 'held');
+  assert.ok(clock.monotonicSeconds() - ls.lastSuccess < ls.timeouts.idRenewalFailSeconds, 'last success is fresh');
+  assert.equal(decodeLeader(disk.data, 0).timestamp, ls.lastSuccess, 'the fresh timestamp is on disk');
+  for (const seed of [1050332461, 1053217936]) {
+    const r = await runLeaseSchedule(makeLeaseSchedule(seed, { faults: ALL_FAULTS }));
+    assert.equal(r.violation, undefined, r.violation && `seed ${seed}: ${r.violation.rule}: ${r.violation.message}`);
+  }
+});
+
+test('a ballot that commits a proposal of an earlier generation of this host does not grant the lease (two-ex, seeds 216834742, 1700370983)', async () => {
+  // Found by the long run: host 3 proposed itself (generation 1) in a ballot that failed
+  // during a storage loss; host 4's later ballot carried that proposal; host 3 restarted
+  // (generation 2), ran a ballot, adopted host 4's dblock and committed "owner 3/1", and
+  // took it as granted. Every other host sees host 3 at generation 2, so owner 3/1 is dead
+  // to them: host 2 took the lease over at the next lver. Two ex holders.
+  const clock = new ManualClock();
+  const disk = new MemoryDisk(4 * MiB, { clock });
+  await initLockspace(disk, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+  await initResource(disk, MiB, 'LS', 'R', { sectorSize: 512, numHosts: 8 });
+  const ls = new Lockspace({ disk, offset: 0, name: 'LS', hostId: 3, clock, random: new SeededRandom(3), hostName: 'h3', ioTimeout: 1 });
+  await clock.drive(ls.acquire());
+  const host3gen2 = { ...paxosHostFor(ls), generation: 2 };
+  // Host 4's dblock holds the accepted proposal "host 3, generation 1" for lver 1.
+  const stale = { mbal: 4, bal: 4, inp: 3, inp2: 1, inp3: 100, lver: 1, checksum: 0, flags: 0 };
+  await disk.write(MiB + (2 + 4 - 1) * 512, dblockSector(stale, 512));
+  const ref: ResourceRef = { disk, offset: MiB, lockspace: 'LS', resource: 'R' };
+  await assert.rejects(clock.drive(acquireResource(host3gen2, ref, { mode: 'ex', ownerNowait: true })), (e: unknown) => isLeaseError(e, SANLK.ACQUIRE_OTHER));
+  const leader = decodeLeader(disk.data, MiB);
+  assert.equal(leader.ownerId, 3);
+  assert.equal(leader.ownerGeneration, 1, 'the leader names the dead generation, which others may take over');
+  // The next acquire sees an older generation of ours as owner and runs a new ballot.
+  const lease = await clock.drive(acquireResource(host3gen2, ref, { mode: 'ex', ownerNowait: true }));
+  assert.equal(lease.leader.ownerGeneration, 2);
+  assert.equal(lease.lver, 2);
+  for (const seed of [216834742, 1700370983]) {
+    const r = await runLeaseSchedule(makeLeaseSchedule(seed, { faults: ALL_FAULTS }));
+    assert.equal(r.violation, undefined, r.violation && `seed ${seed}: ${r.violation.rule}: ${r.violation.message}`);
+  }
+});
+
+test('a shared holder whose generation is newer than any we have seen is live, not judged by its old record (ex-with-sh, seed 2539072980)', async () => {
+  // Found by the long run: host 2 was stopped, reset by its watchdog, rejoined (generation 2)
+  // and took R0 sh; host 1 had not seen generation 2 yet (its renewal read predated it),
+  // judged the SHARED mode block by generation 1's stale record, cleared it and let host 4
+  // take R0 ex while host 2 held it sh.
+  const clock = new ManualClock();
+  const disk = new MemoryDisk(2 * MiB, { clock });
+  await initLockspace(disk, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+  const mk = (id: number) => new Lockspace({ disk, offset: 0, name: 'LS', hostId: id, clock, random: new SeededRandom(id), hostName: `h${id}`, ioTimeout: 1 });
+  const h1 = mk(1);
+  const h2 = mk(2);
+  await clock.drive(Promise.all([h1.acquire(), h2.acquire()]));
+  await clock.drive(h1.renew()); // sees host 2 at generation 1
+  clock.advance(120_000); // host 2 goes silent for longer than host_dead (68 s)
+  await clock.drive(h1.renew());
+  assert.equal(h1.hostLive(2, 1), false, 'generation 1 is dead');
+  assert.equal(h1.hostLive(2, 2), true, 'generation 2 was never seen: unknown, so live');
+  const r = await runLeaseSchedule(makeLeaseSchedule(2539072980, { faults: ALL_FAULTS }));
+  assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
 });
