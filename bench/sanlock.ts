@@ -2,15 +2,15 @@
 // against the C lvmlockd + the real sanlock daemon, with the same io_timeout,
 // driven by unmodified LVM2 commands in the namespace hosts of test/harness.
 //
-// One cluster of 4 hosts on two shared loop disks: hosts 1-2 run our daemon
-// (`-o IO`), hosts 3-4 run `sanlock daemon -w 0 -l 0 -U root -G root` and the
+// One cluster of 8 hosts on two shared loop disks: hosts 1-4 run our daemon
+// (`-o IO`), hosts 5-8 run `sanlock daemon -w 0 -l 0 -U root -G root` and the
 // C `lvmlockd -o IO`. Each side gets its own sanlock VG (emulated lvmlock LV)
 // with one LV. The two sides take turns inside every repetition, so both see
 // the same load on the machine.
 //
-//  (a) lock-start: `vgchange --lock-start <vg>` wall time on the second host:
-//      the first start of the freshly created lockspace (that host_id never
-//      written before), then R restarts (`--lock-stop`, wait until the daemon
+//  (a) lock-start: `vgchange --lock-start <vg>` wall time: the first start on
+//      hosts 2, 3 and 4 of the side (the VG was just created on host 1, so
+//      their host_id records were never written), then R restarts on host 2 (`--lock-stop`, wait until the daemon
 //      no longer lists the lockspace, `--lock-start`): median, min, max.
 //  (b) LV lock moving between hosts: host A `lvchange -aey vg/lv`, `-an`, then
 //      host B the same, N times: p50/p90 of the lvchange wall times; and the
@@ -31,7 +31,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { Cluster, type Host, C_LVMLOCKD } from '../test/harness/cluster';
-import { sleep } from '../test/harness/exec';
+import { sleep, descendants } from '../test/harness/exec';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
 
@@ -54,8 +54,8 @@ export interface SanlockBenchOptions {
 export const SANLOCK_DEFAULTS: SanlockBenchOptions = {
   io: 1,
   starts: 5,
-  lvReps: 10,
-  rawReps: 30,
+  lvReps: 25,
+  rawReps: 50,
   budgetSeconds: Number(process.env.SANLOCK_BENCH_BUDGET_S ?? 300),
   keep: false,
   verbose: true,
@@ -63,6 +63,8 @@ export const SANLOCK_DEFAULTS: SanlockBenchOptions = {
 
 type Side = 'ours' | 'c';
 const SIDES: Side[] = ['ours', 'c'];
+/** hosts per side: A and B hand the LV lease to each other; B, C, D give the first-start samples */
+const PER_SIDE = 4;
 
 interface SideSetup {
   side: Side;
@@ -70,6 +72,8 @@ interface SideSetup {
   lv: string;
   a: Host;
   b: Host;
+  /** further hosts, used only for first starts */
+  others: Host[];
   lvUuid: string;
   lvArgs: string;
   vgArgs: string;
@@ -77,17 +81,20 @@ interface SideSetup {
 
 interface SideResults {
   vgcreateMs: number;
-  firstStartMs: number;
+  firstStartMs: number[];
   restartMs: number[];
   stopMs: number[];
   lvAcquireMs: number[];
   lvReleaseMs: number[];
   rawExMs: number[];
   rawUnMs: number[];
+  /** CPU seconds of the side's lock processes during the raw phase (both hosts) */
+  rawCpuS: number;
+  rawWallS: number;
 }
 
 function emptyResults(): SideResults {
-  return { vgcreateMs: NaN, firstStartMs: NaN, restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [] };
+  return { vgcreateMs: NaN, firstStartMs: [], restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [], rawCpuS: NaN, rawWallS: NaN };
 }
 
 // ---------------------------------------------------------------- helpers
@@ -232,6 +239,31 @@ async function rawLock(c: RawClient, s: SideSetup, mode: 'ex' | 'un'): Promise<n
 
 // ---------------------------------------------------------------- the bench
 
+const CLK_TCK = 100;
+
+/** utime+stime (all threads) of a pid and its descendants, seconds. */
+function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      const st = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch { /* gone */ }
+  }
+  return ticks / CLK_TCK;
+}
+
+/** The lock processes of a side's hosts: our daemon; C lvmlockd + sanlock daemon. */
+function sideCpuSeconds(s: SideSetup): number {
+  let t = 0;
+  for (const h of [s.a, s.b]) {
+    if (h.daemon) t += treeCpuSeconds(h.daemon.pid);
+    if (h.sanlock) t += treeCpuSeconds(h.sanlock.pid);
+  }
+  return t;
+}
+
 function loadAvg(): string {
   return os.loadavg().map((x) => x.toFixed(2)).join(' ');
 }
@@ -260,18 +292,18 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
   let c: Cluster | null = null;
   const raw: RawClient[] = [];
   try {
-    c = await Cluster.create({ hosts: 4, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }], name: 'bench-sanlock', keep: o.keep, commandTimeoutMs: 120_000 });
+    c = await Cluster.create({ hosts: 2 * PER_SIDE, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }], name: 'bench-sanlock', keep: o.keep, commandTimeoutMs: 120_000 });
     const cl = c;
     log(`cluster up (${cl.dir}); io_timeout ${io}`);
-    await cl.host(1).startDaemon({ kind: 'ts', args: ['-o', io], debug: false });
-    await cl.host(2).startDaemon({ kind: 'ts', args: ['-o', io], debug: false });
-    for (const i of [3, 4]) {
+    for (let i = 1; i <= PER_SIDE; i++) await cl.host(i).startDaemon({ kind: 'ts', args: ['-o', io], debug: false });
+    for (let i = PER_SIDE + 1; i <= 2 * PER_SIDE; i++) {
       await cl.host(i).startSanlock();
       await cl.host(i).startDaemon({ kind: 'c', args: ['-o', io], debug: false });
     }
+    const hostsOf = (k: number) => Array.from({ length: PER_SIDE }, (_, j) => cl.host(k * PER_SIDE + j + 1));
     const setups: Record<Side, SideSetup> = {
-      ours: { side: 'ours', vg: 'bso', lv: 'lv1', a: cl.host(1), b: cl.host(2), lvUuid: '', lvArgs: '', vgArgs: '' },
-      c: { side: 'c', vg: 'bsc', lv: 'lv1', a: cl.host(3), b: cl.host(4), lvUuid: '', lvArgs: '', vgArgs: '' },
+      ours: { side: 'ours', vg: 'bso', lv: 'lv1', a: cl.host(1), b: cl.host(2), others: hostsOf(0).slice(2), lvUuid: '', lvArgs: '', vgArgs: '' },
+      c: { side: 'c', vg: 'bsc', lv: 'lv1', a: cl.host(PER_SIDE + 1), b: cl.host(PER_SIDE + 2), others: hostsOf(1).slice(2), lvUuid: '', lvArgs: '', vgArgs: '' },
     };
 
     // -- set-up: VG (timed, for information), LV, first start on the second host
@@ -292,10 +324,15 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
       s.lvArgs = m[2]!;
       s.vgArgs = vgs.stdout.trim();
     }
-    for (const side of SIDES) {
-      const s = setups[side];
-      res[side].firstStartMs = await timed(s.b, ['vgchange', '--lock-start', s.vg], 'first lock-start');
-      log(`${side}: first lock-start on ${s.b.name} ${fmtMs(res[side].firstStartMs)}`);
+    // first starts: every host but A starts the lockspace once (its host_id record was never written)
+    for (let j = 0; j < PER_SIDE - 1; j++) {
+      const order = j % 2 === 0 ? SIDES : [...SIDES].reverse();
+      for (const side of order) {
+        const s = setups[side];
+        const h = [s.b, ...s.others][j]!;
+        res[side].firstStartMs.push(await timed(h, ['vgchange', '--lock-start', s.vg], 'first lock-start'));
+        log(`${side}: first lock-start on ${h.name} ${fmtMs(res[side].firstStartMs.at(-1)!)}`);
+      }
     }
 
     // -- (a) restarts on the second host, sides alternating (the first side swaps every round)
@@ -343,14 +380,25 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
     for (const side of SIDES) {
       for (const rc of clients[side]) { await rawLock(rc, setups[side], 'ex'); await rawLock(rc, setups[side], 'un'); }
     }
-    for (let r = 0; r < o.rawReps; r++) {
-      if (left() < 15) { notes.push(`raw lock_lv: stopped after ${r} of ${o.rawReps} hand-overs (time budget)`); break; }
-      const order = r % 2 === 0 ? SIDES : [...SIDES].reverse();
+    // each side runs its whole raw phase alone (CPU time is read per side around it),
+    // in two halves so that both sides see the early and the late machine load
+    const halves = [Math.ceil(o.rawReps / 2), Math.floor(o.rawReps / 2)];
+    for (const side of SIDES) { res[side].rawCpuS = 0; res[side].rawWallS = 0; }
+    for (const [hi, n] of halves.entries()) {
+      const order = hi === 0 ? SIDES : [...SIDES].reverse();
       for (const side of order) {
-        for (const rc of clients[side]) {
-          res[side].rawExMs.push(await rawLock(rc, setups[side], 'ex'));
-          res[side].rawUnMs.push(await rawLock(rc, setups[side], 'un'));
+        const s = setups[side];
+        const cpu0 = sideCpuSeconds(s);
+        const t0 = nowMs();
+        for (let r = 0; r < n; r++) {
+          if (left() < 15) { notes.push(`raw lock_lv ${side}: stopped early in half ${hi + 1} (time budget)`); break; }
+          for (const rc of clients[side]) {
+            res[side].rawExMs.push(await rawLock(rc, s, 'ex'));
+            res[side].rawUnMs.push(await rawLock(rc, s, 'un'));
+          }
         }
+        res[side].rawWallS += (nowMs() - t0) / 1000;
+        res[side].rawCpuS += sideCpuSeconds(s) - cpu0;
       }
     }
     log(`raw lock_lv: ${res.ours.rawExMs.length} / ${res.c.rawExMs.length} acquires`);
@@ -394,7 +442,7 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
   out.push('');
   const rows: Row[] = [
     { what: 'vgcreate --shared (1 run)', ours: [res.ours.vgcreateMs], c: [res.c.vgcreateMs], stat: 'single', target: null },
-    { what: 'lock-start, first (fresh lockspace)', ours: [res.ours.firstStartMs], c: [res.c.firstStartMs], stat: 'single', target: 1.0 },
+    { what: 'lock-start, first (fresh host_id)', ours: res.ours.firstStartMs, c: res.c.firstStartMs, stat: 'median', target: 1.0 },
     { what: 'lock-start, restart', ours: res.ours.restartMs, c: res.c.restartMs, stat: 'median', target: 1.0 },
     { what: 'lock-stop', ours: res.ours.stopMs, c: res.c.stopMs, stat: 'median', target: null },
     { what: 'lvchange -aey (lease from other host)', ours: res.ours.lvAcquireMs, c: res.c.lvAcquireMs, stat: 'p50', target: 1.0 },
@@ -420,9 +468,18 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
     }
     out.push(`${pad(r.what, 40, true)} ${pad(String(n), 3)} ${pad(fmtMs(op50), 9)} ${pad(p90(r.ours), 9)} ${pad(rng(r.ours), 17)}   ${pad(fmtMs(cp50), 9)} ${pad(p90(r.c), 9)} ${pad(rng(r.c), 17)}  ${pad(Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : '-', 7)}  ${verdict}`);
   }
+  const cpuLine = (side: Side) => {
+    const r = res[side];
+    const ops = r.rawExMs.length + r.rawUnMs.length;
+    return ops ? `${(1e3 * r.rawCpuS / ops).toFixed(2)} ms CPU per lock_lv (${(100 * r.rawCpuS / r.rawWallS).toFixed(0)}% of ${r.rawWallS.toFixed(1)} s)` : '-';
+  };
   out.push('');
-  out.push('p50 = median (nearest rank); p90 shown from 5 samples up. lock-start/-stop: wall time of `vgchange` on the second host of each side;');
-  out.push('restart = `--lock-start` after `--lock-stop` (daemon running, lockspace left cleanly). lvchange: host A -aey, -an, host B -aey, -an;');
+  out.push(`raw lock_lv phase, CPU of the lock processes of both hosts (ours: lvmlockd; C: lvmlockd + sanlock daemon; includes their lease renewals):`);
+  out.push(`  ours ${cpuLine('ours')}; C ${cpuLine('c')}  (clock ticks of 10 ms: a rough figure)`);
+  out.push('');
+  out.push('p50 = median (nearest rank); p90 shown from 5 samples up. lock-start/-stop: wall time of `vgchange`; first = the first start on');
+  out.push('hosts 2-4 of a side right after vgcreate on host 1; restart = `--lock-start` on host 2 after `--lock-stop` (daemon running, lockspace');
+  out.push('left cleanly, and no longer listed by the daemon). lvchange: host A -aey, -an, host B -aey, -an;');
   out.push('every -aey takes the LV lease that the other host held last. raw lock_lv: the same hand-over as single `lock_lv` requests on');
   out.push('each host\'s daemon socket (timed in the client), i.e. the lock round trip inside the daemon without the lvm command.');
   for (const n of notes) out.push(`note: ${n}`);
