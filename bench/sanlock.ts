@@ -10,8 +10,9 @@
 //
 //  (a) lock-start: `vgchange --lock-start <vg>` wall time: the first start on
 //      hosts 2, 3 and 4 of the side (the VG was just created on host 1, so
-//      their host_id records were never written), then R restarts on host 2 (`--lock-stop`, wait until the daemon
-//      no longer lists the lockspace, `--lock-start`): median, min, max.
+//      their host_id records were never written), then R restarts on host 2
+//      (`--lock-stop`, wait until the daemon no longer lists the lockspace,
+//      `--lock-start`): median, min, max.
 //  (b) LV lock moving between hosts: host A `lvchange -aey vg/lv`, `-an`, then
 //      host B the same, N times: p50/p90 of the lvchange wall times; and the
 //      same hand-over with raw `lock_lv` requests over each host's daemon
@@ -23,9 +24,10 @@
 // exit status. A failed command or daemon fails the section (exit status 1 of
 // `npm run bench`, as for the other sections).
 //
-//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 10] [--raw-reps 30] [--keep]
-//   env SANLOCK_BENCH_BUDGET_S (default 300): the section's time budget; the
-//   loops are cut short (and say so) when it runs out.
+//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 25] [--raw-reps 50] [--budget 300] [--keep]
+//   --budget (env SANLOCK_BENCH_BUDGET_S, default 300 s): the section's time
+//   budget; the loops are cut short (and say so) when it runs out.
+// Also: CPU time of each side's lock processes during the raw phase, per request.
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
