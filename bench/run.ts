@@ -1,9 +1,12 @@
-// `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C) and then the leases
-// benchmark from bench/leases.ts when that module is present in this build.
+// `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C), the leases
+// benchmark from bench/leases.ts when that module is present in this build, and
+// the sanlock VG benchmark (bench/sanlock.ts: ours vs C lvmlockd + sanlock daemon
+// with real LVM2 commands in namespace hosts; skipped without root or packages).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
+import { runSanlockBench, SanlockBenchFailure } from './sanlock';
 
 type LeasesModule = { runLeasesBench?: () => Promise<string> };
 
@@ -26,13 +29,14 @@ async function main(): Promise<number> {
   const sections: Array<[string, () => Promise<string>]> = [
     ['lvmlockd lock_lv (bench/lockd.ts)', () => runLockdBench()],
     ['leases (bench/leases.ts)', runLeases],
+    ['sanlock VGs (bench/sanlock.ts)', () => runSanlockBench()],
   ];
   for (const [title, fn] of sections) {
     process.stdout.write(`\n=== ${title} ===\n`);
     try {
       process.stdout.write(await fn());
     } catch (e) {
-      if (e instanceof LockdBenchFailure) process.stdout.write(e.report);
+      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure) process.stdout.write(e.report);
       else process.stdout.write(`FAILED: ${describeError(e)}\n`);
       code = 1;
     }
