@@ -4,7 +4,8 @@
 // caught, which proves the invariant checker can fail, and a schedule must
 // replay to the identical trace from its seed.
 //
-// SIM_QUICK_SCHEDULES (default 1000: about 80 s on two idle cores) and SIM_QUICK_JOBS (default 2) tune it.
+// SIM_QUICK_SCHEDULES (default 3000: about 45 s of schedules on two idle cores, 139 s with both
+// cores busy elsewhere) and SIM_QUICK_JOBS (default 2) tune it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

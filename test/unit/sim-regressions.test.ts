@@ -135,7 +135,7 @@ test('a delta acquire that outlives its lease (process stopped in the 2*io wait)
   }
 });
 
-test('a ballot that commits a proposal of an earlier generation of this host does not grant the lease (two-ex, seeds 216834742, 1700370983)', async () => {
+test('a ballot that commits a proposal of an earlier generation of this host does not grant the lease (two-ex, seeds 216834742, 1700370983, 469811355, 2562140424)', async () => {
   // Found by the long run: host 3 proposed itself (generation 1) in a ballot that failed
   // during a storage loss; host 4's later ballot carried that proposal; host 3 restarted
   // (generation 2), ran a ballot, adopted host 4's dblock and committed "owner 3/1", and
@@ -160,7 +160,7 @@ test('a ballot that commits a proposal of an earlier generation of this host doe
   const lease = await clock.drive(acquireResource(host3gen2, ref, { mode: 'ex', ownerNowait: true }));
   assert.equal(lease.leader.ownerGeneration, 2);
   assert.equal(lease.lver, 2);
-  for (const seed of [216834742, 1700370983]) {
+  for (const seed of [216834742, 1700370983, 469811355, 2562140424]) {
     const r = await runLeaseSchedule(makeLeaseSchedule(seed, { faults: ALL_FAULTS }));
     assert.equal(r.violation, undefined, r.violation && `seed ${seed}: ${r.violation.rule}: ${r.violation.message}`);
   }
