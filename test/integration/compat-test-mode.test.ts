@@ -29,7 +29,9 @@ async function assertSame(steps: Step[], b: DaemonSpec = TS_SPEC, a: DaemonSpec 
   assert.ok(cmp.same, formatComparison(cmp));
 }
 
-describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: false }, () => {
+// Each scenario runs on its own pair of fresh clusters (C and ours at the same
+// time); up to three scenarios run at once.
+describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: 3 }, () => {
   test('dlm VG lifecycle: create, LVs, activate ex/sh, extend, stop/start, remove', async () => {
     await assertSame([
       lvm('pvcreate', '-ff', '-y', '{disk0}'),

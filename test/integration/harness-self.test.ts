@@ -83,6 +83,37 @@ describe('cluster lifecycle', () => {
     }
   });
 
+  test('clusters running at the same time do not see each other (test files run in parallel)', async () => {
+    // Each cluster's lvm.conf filter accepts only its own loop devices, and
+    // /run, /etc/lvm, /dev/mapper and the network are per host or cluster:
+    // the same VG name on both is no duplicate, and neither lists the other.
+    const [a, b] = await Promise.all([
+      Cluster.create({ hosts: 1, disks: [{ sizeMiB: 16 }], useLvmlockd: false, name: 'iso-a' }),
+      Cluster.create({ hosts: 1, disks: [{ sizeMiB: 16 }], useLvmlockd: false, name: 'iso-b' }),
+    ]);
+    try {
+      for (const c of [a, b]) {
+        const r = await c.host(1).lvm(['vgcreate', 'vgiso', c.disks[0]!.path]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      await Promise.all([a.emulateLv('vgiso', 'lvx', { offsetBytes: 1 << 20, sizeBytes: 1 << 20 }), b.emulateLvmlock('vgiso', { sizeBytes: 1 << 20 })]);
+      for (const [c, other] of [[a, b], [b, a]] as const) {
+        const h = c.host(1);
+        const pvs = await h.lvm(['pvs', '--noheadings', '-o', 'pv_name,vg_name']);
+        assert.equal(pvs.code, 0, pvs.stderr);
+        assert.deepEqual(pvs.stdout.trim().split(/\s+/), [c.disks[0]!.path, 'vgiso']);
+        assert.doesNotMatch(pvs.stderr, /duplicate|VG name/i);
+        const vgs = await h.lvm(['vgs', '--noheadings', '-o', 'vg_name,pv_count']);
+        assert.deepEqual(vgs.stdout.trim().split(/\s+/), ['vgiso', '1']);
+        const mapper = await h.run(['ls', '/dev/mapper']);
+        assert.deepEqual(mapper.stdout.trim().split('\n').sort(), ['control', c === a ? 'vgiso-lvx' : 'vgiso-lvmlock']);
+        assert.notEqual(c.disks[0]!.path, other.disks[0]!.path);
+      }
+    } finally {
+      await Promise.all([a.destroy(), b.destroy()]);
+    }
+  });
+
   test('hosts reach each other on the cluster network, and can be cut off', async () => {
     const c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 16 }], network: true, name: 'net' });
     try {
