@@ -299,11 +299,33 @@ export async function runScript(
 export function normalizeResults(results: StepResult[], ctx: NormalizeContext): StepResult[] {
   return results.map((r) => {
     const isInfo = /lvmlockctl$/.test(r.argv[0] ?? '') && r.argv.some((a) => a === '--info' || a === '-i');
+    const isReport = isLvmReport(r.argv);
     const drop = r.step.dropLines;
     const filt = (s: string) => (drop ? s.split('\n').filter((l) => !drop.test(l)).join('\n') : s);
     const f = (s: string) => filt(isInfo ? normalizeInfo(s, ctx, { sort: r.step.sortInfo }) : normalize(s, ctx));
-    return { ...r, argv: r.argv.map((a) => normalize(a, ctx)), stdout: f(r.stdout), stderr: f(r.stderr) };
+    const out = (s: string) => (isReport ? collapseColumns(f(s)) : f(s));
+    return { ...r, argv: r.argv.map((a) => normalize(a, ctx)), stdout: out(r.stdout), stderr: f(r.stderr) };
   });
+}
+
+/** `lvm pvs|vgs|lvs ...` (or the bare command name): an aligned lvm report table on stdout. */
+export function isLvmReport(argv: string[]): boolean {
+  const a = argv[0] === 'lvm' ? argv.slice(1) : argv;
+  return /^(pvs|vgs|lvs|fullreport)$/.test(a[0] ?? '');
+}
+
+/**
+ * One space between the columns of an lvm report table. lvm pads each column
+ * to its widest value, and a loop device name is part of some values
+ * (/dev/loop9 vs /dev/loop10 in the two clusters of a comparison, which run at
+ * the same time), so the padding differs after the names are normalized. The
+ * values themselves are still compared; the padding is lvm's, not the daemon's.
+ */
+export function collapseColumns(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/(\S) {2,}(?=\S)/g, '$1 ').replace(/ +$/, ''))
+    .join('\n');
 }
 
 export interface RunOutcome {

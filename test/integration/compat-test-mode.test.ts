@@ -125,7 +125,9 @@ describe('LVM2 commands: ours vs C lvmlockd -T', { concurrency: 3 }, () => {
       lvm('lvchange', '-asy', 'vg1/lv1'),
       info(),
       s(['lvmlockctl', '--gl-enable', 'vg1']),
-      s(['lvmlockctl', '--stop-lockspaces']),
+      // stop_all with the default "wait" never returns while an LV is active:
+      // both tools hang until the step timeout (compared as such).
+      s(['lvmlockctl', '--stop-lockspaces'], { timeoutMs: 6000 }),
       lvm('lvchange', '-an', 'vg1/lv1'),
       s(['lvmlockctl', '--stop-lockspaces', '--wait', '1']),
       info(),

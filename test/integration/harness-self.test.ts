@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { Cluster } from '../harness/cluster';
 import { pidAlive } from '../harness/exec';
 import { loopBackingFile } from '../harness/resources';
-import { normalize, normalizeInfo, newNormalizeContext, diffRuns, formatComparison, lineDiff, StepResult, Comparison } from '../harness/compare';
+import { normalize, normalizeInfo, normalizeResults, collapseColumns, newNormalizeContext, diffRuns, formatComparison, lineDiff, StepResult, Comparison } from '../harness/compare';
 
 describe('cluster lifecycle', () => {
   test('destroy() releases every process, loop device and the temp dir', async () => {
@@ -151,6 +151,17 @@ describe('normalization and diffs', () => {
     const b = normalize('uRgWe9-Ldt7-EKWj-dv0Z-Uhht-5eDW-ckQEub Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK', ctx);
     assert.equal(b, '{UUID2} {UUID1}');
     assert.equal(normalize('daemon c6bc556c-cb06-4c58-b73f-59ca064af944.host1'), 'daemon {GUID1}.host1');
+  });
+
+  test('lvm report tables: column padding does not depend on the loop device name length', () => {
+    const table = (dev: string, w: number) => `  ${'PV'.padEnd(w)} VG  Fmt  Attr PSize   PFree  \n  ${dev} vg1 lvm2 a--  508.00m 508.00m\n`;
+    const a = normalizeResults([{ ...sr(0, table('/dev/loop9', 10)), argv: ['lvm', 'pvs'] }], newNormalizeContext([['/dev/loop9', '{disk0}']]));
+    const b = normalizeResults([{ ...sr(0, table('/dev/loop10', 11)), argv: ['lvm', 'pvs'] }], newNormalizeContext([['/dev/loop10', '{disk0}']]));
+    assert.equal(a[0]!.stdout, '  PV VG Fmt Attr PSize PFree\n  {disk0} vg1 lvm2 a-- 508.00m 508.00m\n');
+    assert.equal(a[0]!.stdout, b[0]!.stdout);
+    // Other commands keep their spacing.
+    assert.equal(normalizeResults([{ ...sr(0, 'a  b'), argv: ['lvm', 'lvchange'] }], newNormalizeContext())[0]!.stdout, 'a  b');
+    assert.equal(collapseColumns('x   y  \n  z'), 'x y\n  z');
   });
 
   test('normalizeInfo handles the global lockspace quirk and optional sorting', () => {
