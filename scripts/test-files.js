@@ -1,19 +1,20 @@
 #!/usr/bin/env node
-// Prints the compiled test files `npm test` runs (every dist/test/**/*.test.js
-// except the VM tier), longest first, so that `node --test
-// --test-concurrency=2` keeps both lanes busy to the end (a long file started
-// last would run alone). Files not listed in SLOW keep name order after them.
-// Usage: node scripts/test-files.js [dist/test] [--exclude-dir vm]
+// The compiled test files `npm test` runs (every dist/test/**/*.test.js except
+// the VM tier), longest first, so that running two at a time keeps both lanes
+// busy to the end (a long file started last would run alone). Files not
+// listed in SLOW follow in name order. Printed one per line when run
+// directly; scripts/run-tests.js runs them in this order (`node --test`
+// itself would sort them by name).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
-// Slowest first (seconds measured on 2 loaded cores, 2026-11-25). Approximate
-// is fine: only the order matters. A missing entry only costs balance.
+// Slowest first (measured on 2 loaded cores, 2026-11-25). Approximate is
+// fine: only the order matters, and a missing entry only costs balance.
 const SLOW = [
-  'unit/sim-quick.test.js', // CPU-bound, 2 workers: overlaps with the lease waits below
-  'integration/sanlock-failover.test.js', // ~80 s waiting for host_dead
-  'integration/leases-sanlock.test.js', // ~80 s, idem
+  'unit/sim-quick.test.js', // CPU-bound, two workers: beside the lease waits of the next two
+  'integration/sanlock-failover.test.js', // ~90 s, waits for host_dead
+  'integration/leases-sanlock.test.js', // ~85 s, idem
   'integration/sanlock-race.test.js',
   'integration/sanlock-compare.test.js',
   'integration/compat-test-mode.test.js',
@@ -28,25 +29,26 @@ const SLOW = [
   'integration/harness-c-reference.test.js',
   'integration/harness-self.test.js',
 ];
+const EXCLUDE_DIRS = ['vm'];
 
-const args = process.argv.slice(2);
-const root = args.find((a) => !a.startsWith('--')) ?? path.join('dist', 'test');
-const excludeDirs = new Set(['vm']);
-
-function walk(dir, out) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      if (!(dir === root && excludeDirs.has(e.name))) walk(p, out);
-    } else if (e.name.endsWith('.test.js')) out.push(p);
-  }
-  return out;
+function testFiles(root = path.join('dist', 'test')) {
+  const out = [];
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (!(dir === root && EXCLUDE_DIRS.includes(e.name))) walk(p);
+      } else if (e.name.endsWith('.test.js')) out.push(p);
+    }
+  };
+  walk(root);
+  const rank = (f) => {
+    const i = SLOW.indexOf(path.relative(root, f).split(path.sep).join('/'));
+    return i < 0 ? SLOW.length : i;
+  };
+  return out.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
-const files = walk(root, []).sort();
-const rank = (f) => {
-  const i = SLOW.indexOf(path.relative(root, f).split(path.sep).join('/'));
-  return i < 0 ? SLOW.length : i;
-};
-files.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-process.stdout.write(files.join('\n') + '\n');
+module.exports = { testFiles, SLOW };
+
+if (require.main === module) process.stdout.write(testFiles(process.argv[2]).join('\n') + '\n');
