@@ -226,6 +226,21 @@ async function stopProc(h: ProcHandle, timeoutMs: number, signal: NodeJS.Signals
   return Promise.race([h.exited, sleep(100).then(() => ({ code: null, signal: null }))]);
 }
 
+/**
+ * `losetup -f --show ...` with retries: clusters of other test files (run in
+ * parallel) attach loop devices at the same time, and `losetup -f` can lose
+ * the race for the free device it found (EBUSY).
+ */
+async function attachLoop(argv: string[]): Promise<string> {
+  let r: RunResult | null = null;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    r = await runCommand(argv);
+    if (r.code === 0 && r.stdout.trim()) return r.stdout.trim();
+    await sleep(100 + 100 * attempt);
+  }
+  throw new Error(`${shellQuote(argv)} failed: ${r?.stderr}`);
+}
+
 export class Host {
   daemon: DaemonHandle | null = null;
   sanlock: ProcHandle | null = null;
@@ -560,14 +575,7 @@ export class Cluster {
     const argv = ['losetup', '-f', '--show'];
     if (spec.sectorSize && spec.sectorSize !== 512) argv.push('--sector-size', String(spec.sectorSize));
     argv.push(file);
-    let r: RunResult | null = null;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      r = await runCommand(argv);
-      if (r.code === 0) break;
-      await sleep(200);
-    }
-    if (!r || r.code !== 0) throw new Error(`losetup failed: ${r?.stderr}`);
-    const dev = r.stdout.trim();
+    const dev = await attachLoop(argv);
     this.tracker.addLoop(dev, file);
     const disk: Disk = { index, path: dev, backingFile: file, sizeMiB: spec.sizeMiB, sectorSize: spec.sectorSize ?? 512 };
     this.disks.push(disk);
@@ -589,9 +597,7 @@ export class Cluster {
     const argv = ['losetup', '-f', '--show', '--offset', String(o.offsetBytes), '--sizelimit', String(o.sizeBytes)];
     if (disk.sectorSize !== 512) argv.push('--sector-size', String(disk.sectorSize));
     argv.push(disk.backingFile);
-    const r = await runCommand(argv);
-    if (r.code !== 0) throw new Error(`losetup failed: ${r.stderr}`);
-    const loop = r.stdout.trim();
+    const loop = await attachLoop(argv);
     this.tracker.addLoop(loop, disk.backingFile);
     const [major, minor] = fs.readFileSync(`/sys/block/${path.basename(loop)}/dev`, 'utf8').trim().split(':');
     const mk = await runCommand(['mknod', '-m', '660', node, 'b', major!, minor!]);

@@ -67,6 +67,13 @@ export interface ScriptOptions {
    * {vg1.uuid}, {vg1/lv1.uuid}, {pv:{disk0}.uuid}. Default true.
    */
   learnUuids?: boolean;
+  /**
+   * compareDaemons: run the A and B clusters one after the other instead of
+   * at the same time. Default false: the two clusters share nothing (own
+   * disks, lvm.conf filters, namespaces, /dev/mapper dir), and most of each
+   * run is spent waiting (lease timings, the C daemon's sleeps).
+   */
+  sequential?: boolean;
 }
 
 export interface StepResult {
@@ -218,12 +225,33 @@ function expand(argv: string[], c: Cluster, spec?: DaemonSpec): string[] {
  */
 export async function learnUuids(c: Cluster, names: Map<string, string>, hostIndex = 1): Promise<void> {
   const h = c.host(hostIndex);
-  const common = ['--nolocking', '--noheadings', '--separator', '|'];
   const lits: Array<[string, string]> = c.disks.map((d) => [d.path, `{disk${d.index}}`]);
   const pvName = (p: string) => lits.find(([l]) => l === p)?.[1] ?? p;
   const set = (u: string | undefined, token: string) => {
     if (u && /^[A-Za-z0-9]{6}(-[A-Za-z0-9]{4}){5}-[A-Za-z0-9]{6}$/.test(u) && !names.has(u)) names.set(u, token);
   };
+  // One `lvm fullreport` (VGs, all LVs, PVs incl. orphans) instead of vgs + lvs -a + pvs:
+  // this runs after every step of every comparison, so it is a good part of their CPU time.
+  const full = await h.lvm(['fullreport', '-a', '--nolocking', '--reportformat', 'json',
+    '--configreport', 'vg', '-o', 'vg_name,vg_uuid', '--configreport', 'lv', '-o', 'vg_name,lv_name,lv_uuid',
+    '--configreport', 'pv', '-o', 'pv_name,pv_uuid', '--configreport', 'pvseg', '-o', 'pv_name', '--configreport', 'seg', '-o', 'lv_name']);
+  type Row = Record<string, string | undefined>;
+  let report: Array<Record<string, Row[] | undefined>> | null = null;
+  try {
+    if (full.code === 0) report = (JSON.parse(full.stdout) as { report: Array<Record<string, Row[] | undefined>> }).report;
+  } catch {
+    report = null;
+  }
+  if (report) {
+    for (const part of report) {
+      for (const r of part.vg ?? []) if (r.vg_name) set(r.vg_uuid, `{${r.vg_name}.uuid}`);
+      for (const r of part.lv ?? []) if (r.vg_name && r.lv_name) set(r.lv_uuid, `{${r.vg_name}/${r.lv_name.replace(/^\[|\]$/g, '')}.uuid}`);
+      for (const r of part.pv ?? []) if (r.pv_name) set(r.pv_uuid, `{pv:${pvName(r.pv_name)}.uuid}`);
+    }
+    return;
+  }
+  // Fallback: the three plain reports.
+  const common = ['--nolocking', '--noheadings', '--separator', '|'];
   const vgs = await h.lvm(['vgs', ...common, '-o', 'vg_name,vg_uuid']);
   for (const l of vgs.stdout.split('\n')) {
     const [vg, vu] = l.trim().split('|');
@@ -271,11 +299,33 @@ export async function runScript(
 export function normalizeResults(results: StepResult[], ctx: NormalizeContext): StepResult[] {
   return results.map((r) => {
     const isInfo = /lvmlockctl$/.test(r.argv[0] ?? '') && r.argv.some((a) => a === '--info' || a === '-i');
+    const isReport = isLvmReport(r.argv);
     const drop = r.step.dropLines;
     const filt = (s: string) => (drop ? s.split('\n').filter((l) => !drop.test(l)).join('\n') : s);
     const f = (s: string) => filt(isInfo ? normalizeInfo(s, ctx, { sort: r.step.sortInfo }) : normalize(s, ctx));
-    return { ...r, argv: r.argv.map((a) => normalize(a, ctx)), stdout: f(r.stdout), stderr: f(r.stderr) };
+    const out = (s: string) => (isReport ? collapseColumns(f(s)) : f(s));
+    return { ...r, argv: r.argv.map((a) => normalize(a, ctx)), stdout: out(r.stdout), stderr: f(r.stderr) };
   });
+}
+
+/** `lvm pvs|vgs|lvs ...` (or the bare command name): an aligned lvm report table on stdout. */
+export function isLvmReport(argv: string[]): boolean {
+  const a = argv[0] === 'lvm' ? argv.slice(1) : argv;
+  return /^(pvs|vgs|lvs|fullreport)$/.test(a[0] ?? '');
+}
+
+/**
+ * One space between the columns of an lvm report table. lvm pads each column
+ * to its widest value, and a loop device name is part of some values
+ * (/dev/loop9 vs /dev/loop10 in the two clusters of a comparison, which run at
+ * the same time), so the padding differs after the names are normalized. The
+ * values themselves are still compared; the padding is lvm's, not the daemon's.
+ */
+export function collapseColumns(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/(\S) {2,}(?=\S)/g, '$1 ').replace(/ +$/, ''))
+    .join('\n');
 }
 
 export interface RunOutcome {
@@ -350,10 +400,24 @@ export function diffRuns(a: StepResult[], b: StepResult[]): StepDiff[] {
   return diffs;
 }
 
-/** Run the script with daemon A and B on fresh clusters and diff the outputs. */
+/**
+ * Run the script with daemon A and B on fresh clusters (at the same time
+ * unless `o.sequential`) and diff the outputs.
+ */
 export async function compareDaemons(steps: Step[], a: DaemonSpec, b: DaemonSpec, o: ScriptOptions = {}): Promise<Comparison> {
-  const ra = await runScriptFresh(steps, a, o);
-  const rb = await runScriptFresh(steps, b, o);
+  let ra: RunOutcome;
+  let rb: RunOutcome;
+  if (o.sequential) {
+    ra = await runScriptFresh(steps, a, o);
+    rb = await runScriptFresh(steps, b, o);
+  } else {
+    // Both runs finish (and tear down their cluster) before an error is reported.
+    const [sa, sb] = await Promise.allSettled([runScriptFresh(steps, a, o), runScriptFresh(steps, b, o)]);
+    if (sa.status === 'rejected') throw sa.reason;
+    if (sb.status === 'rejected') throw sb.reason;
+    ra = sa.value;
+    rb = sb.value;
+  }
   const diffs = diffRuns(ra.normalized, rb.normalized);
   return { a: ra, b: rb, diffs, same: diffs.length === 0 };
 }

@@ -147,7 +147,9 @@ describe('C lvmlockd -T vs TS lvmlockd -T, sanlock', () => {
   }
 });
 
-describe('C lvmlockd -T vs TS lvmlockd -T', () => {
+// Scenarios use their own fresh clusters (C and ours at the same time); up to
+// three run at once.
+describe('C lvmlockd -T vs TS lvmlockd -T', { concurrency: 3 }, () => {
   for (const [name, steps] of Object.entries(SCENARIOS)) {
     const known = KNOWN_DIFFERENT[name];
     const todo = !STRICT && known ? `known difference: ${known} (COMPAT_STRICT=1 to enforce)` : false;

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { Cluster } from '../harness/cluster';
 import { pidAlive } from '../harness/exec';
 import { loopBackingFile } from '../harness/resources';
-import { normalize, normalizeInfo, newNormalizeContext, diffRuns, formatComparison, lineDiff, StepResult, Comparison } from '../harness/compare';
+import { normalize, normalizeInfo, normalizeResults, collapseColumns, newNormalizeContext, diffRuns, formatComparison, lineDiff, StepResult, Comparison } from '../harness/compare';
 
 describe('cluster lifecycle', () => {
   test('destroy() releases every process, loop device and the temp dir', async () => {
@@ -83,6 +83,37 @@ describe('cluster lifecycle', () => {
     }
   });
 
+  test('clusters running at the same time do not see each other (test files run in parallel)', async () => {
+    // Each cluster's lvm.conf filter accepts only its own loop devices, and
+    // /run, /etc/lvm, /dev/mapper and the network are per host or cluster:
+    // the same VG name on both is no duplicate, and neither lists the other.
+    const [a, b] = await Promise.all([
+      Cluster.create({ hosts: 1, disks: [{ sizeMiB: 16 }], useLvmlockd: false, name: 'iso-a' }),
+      Cluster.create({ hosts: 1, disks: [{ sizeMiB: 16 }], useLvmlockd: false, name: 'iso-b' }),
+    ]);
+    try {
+      for (const c of [a, b]) {
+        const r = await c.host(1).lvm(['vgcreate', 'vgiso', c.disks[0]!.path]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      await Promise.all([a.emulateLv('vgiso', 'lvx', { offsetBytes: 1 << 20, sizeBytes: 1 << 20 }), b.emulateLvmlock('vgiso', { sizeBytes: 1 << 20 })]);
+      for (const [c, other] of [[a, b], [b, a]] as const) {
+        const h = c.host(1);
+        const pvs = await h.lvm(['pvs', '--noheadings', '-o', 'pv_name,vg_name']);
+        assert.equal(pvs.code, 0, pvs.stderr);
+        assert.deepEqual(pvs.stdout.trim().split(/\s+/), [c.disks[0]!.path, 'vgiso']);
+        assert.doesNotMatch(pvs.stderr, /duplicate|VG name/i);
+        const vgs = await h.lvm(['vgs', '--noheadings', '-o', 'vg_name,pv_count']);
+        assert.deepEqual(vgs.stdout.trim().split(/\s+/), ['vgiso', '1']);
+        const mapper = await h.run(['ls', '/dev/mapper']);
+        assert.deepEqual(mapper.stdout.trim().split('\n').sort(), ['control', c === a ? 'vgiso-lvx' : 'vgiso-lvmlock']);
+        assert.notEqual(c.disks[0]!.path, other.disks[0]!.path);
+      }
+    } finally {
+      await Promise.all([a.destroy(), b.destroy()]);
+    }
+  });
+
   test('hosts reach each other on the cluster network, and can be cut off', async () => {
     const c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 16 }], network: true, name: 'net' });
     try {
@@ -120,6 +151,17 @@ describe('normalization and diffs', () => {
     const b = normalize('uRgWe9-Ldt7-EKWj-dv0Z-Uhht-5eDW-ckQEub Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK', ctx);
     assert.equal(b, '{UUID2} {UUID1}');
     assert.equal(normalize('daemon c6bc556c-cb06-4c58-b73f-59ca064af944.host1'), 'daemon {GUID1}.host1');
+  });
+
+  test('lvm report tables: column padding does not depend on the loop device name length', () => {
+    const table = (dev: string, w: number) => `  ${'PV'.padEnd(w)} VG  Fmt  Attr PSize   PFree  \n  ${dev} vg1 lvm2 a--  508.00m 508.00m\n`;
+    const a = normalizeResults([{ ...sr(0, table('/dev/loop9', 10)), argv: ['lvm', 'pvs'] }], newNormalizeContext([['/dev/loop9', '{disk0}']]));
+    const b = normalizeResults([{ ...sr(0, table('/dev/loop10', 11)), argv: ['lvm', 'pvs'] }], newNormalizeContext([['/dev/loop10', '{disk0}']]));
+    assert.equal(a[0]!.stdout, '  PV VG Fmt Attr PSize PFree\n  {disk0} vg1 lvm2 a-- 508.00m 508.00m\n');
+    assert.equal(a[0]!.stdout, b[0]!.stdout);
+    // Other commands keep their spacing.
+    assert.equal(normalizeResults([{ ...sr(0, 'a  b'), argv: ['lvm', 'lvchange'] }], newNormalizeContext())[0]!.stdout, 'a  b');
+    assert.equal(collapseColumns('x   y  \n  z'), 'x y\n  z');
   });
 
   test('normalizeInfo handles the global lockspace quirk and optional sorting', () => {

@@ -64,183 +64,188 @@ async function sanlock(...args: string[]) {
 
 const clock = new RealClock();
 
-describe('interop with sanlock direct', { skip, concurrency: false, timeout: 240_000 }, () => {
-  const geometries: Array<[512 | 4096, string, number]> = [
-    [512, '1M', MIB],
-    [4096, '1M', MIB],
-    [4096, '2M', 2 * MIB],
-    [4096, '4M', 4 * MIB],
-    [4096, '8M', 8 * MIB],
-  ];
+// The expiry test waits ~70 s for host_dead_seconds; it runs beside the
+// others (own image, own sanlock run dir), which still run one at a time.
+describe('interop with sanlock direct', { skip, concurrency: true, timeout: 240_000 }, () => {
+  describe('sanlock direct', { concurrency: false }, () => {
+    const geometries: Array<[512 | 4096, string, number]> = [
+      [512, '1M', MIB],
+      [4096, '1M', MIB],
+      [4096, '2M', 2 * MIB],
+      [4096, '4M', 4 * MIB],
+      [4096, '8M', 8 * MIB],
+    ];
 
-  for (const [sector, alignArg, align] of geometries) {
-    test(`init byte equality on files: ${sector}/${alignArg}`, async () => {
-      const size = 3 * align;
-      const ours = img(`ours-${sector}-${alignArg}.img`, size);
-      const theirs = img(`theirs-${sector}-${alignArg}.img`, size);
-      const d = await DirectDisk.open(ours);
-      try {
-        await initLockspace(d, 0, 'lvm_vg1', { sectorSize: sector, alignSize: align, ioTimeout: 10 });
-        await initResource(d, align, 'lvm_vg1', 'VGLK', { sectorSize: sector, alignSize: align });
-        await initResource(d, 2 * align, 'lvm_vg1', '#unused', { sectorSize: sector, alignSize: align, numHosts: 8 });
-      } finally {
-        await d.close();
-      }
-      for (const args of [
-        ['init', '-s', `lvm_vg1:0:${theirs}:0`],
-        ['init', '-r', `lvm_vg1:VGLK:${theirs}:${align}`],
-        ['init', '-r', `lvm_vg1:#unused:${theirs}:${2 * align}`, '-n', '8'],
-      ]) {
-        const r = await sanlock(...args, '-Z', String(sector), '-A', alignArg);
-        assert.match(r.stdout, /init done 0/, r.stdout + r.stderr);
-      }
-      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'images differ');
-    });
-  }
-
-  for (const sector of [512, 4096] as const) {
-    test(`init byte equality on a ${sector}-byte-sector loop device (device defaults)`, async () => {
-      const size = 24 * MIB;
-      const fa = img(`la-${sector}.img`, size);
-      const fb = img(`lb-${sector}.img`, size);
-      const la = await loop(fa, sector);
-      const lb = await loop(fb, sector);
-      const d = await DirectDisk.open(la);
-      assert.equal(d.sectorSize, sector, 'detected logical sector size');
-      const align = sector === 512 ? MIB : 8 * MIB;
-      try {
-        await initLockspace(d, 0, 'LS', { sectorSize: d.sectorSize });
-        await initResource(d, align, 'LS', 'RES', { sectorSize: d.sectorSize });
-      } finally {
-        await d.close();
-      }
-      assert.match((await sanlock('init', '-s', `LS:0:${lb}:0`)).stdout, /init done 0/);
-      assert.match((await sanlock('init', '-r', `LS:RES:${lb}:${align}`)).stdout, /init done 0/);
-      await sh('sync', []);
-      const a = fs.readFileSync(fa);
-      const b = fs.readFileSync(fb);
-      assert.ok(a.subarray(0, 2 * align).equals(b.subarray(0, 2 * align)), 'device contents differ');
-    });
-  }
-
-  for (const kind of ['file', 'loop512', 'loop4096'] as const) {
-    test(`we init -> sanlock dumps the same and acquires; it acquires -> we see the owner (${kind})`, async () => {
-      const f = img(`x-${kind}.img`, 40 * MIB);
-      const dev = kind === 'file' ? f : await loop(f, kind === 'loop512' ? 512 : 4096);
-      const d = await DirectDisk.open(dev);
-      const align = d.sectorSize === 512 ? MIB : 8 * MIB;
-      try {
-        await initLockspace(d, 0, 'LS', { sectorSize: d.sectorSize, ioTimeout: 1 });
-        await initResource(d, align, 'LS', 'R1', { sectorSize: d.sectorSize });
-        await initResource(d, 2 * align, 'LS', 'R2', { sectorSize: d.sectorSize });
-        // sanlock acquires our freshly initialized resource
-        const r = await sanlock('acquire', '-r', `LS:R1:${dev}:${align}`, '-i', '3', '-g', '7');
-        assert.match(r.stdout, /acquire done 0/, r.stdout + r.stderr);
-        const owners = await readResourceOwners({ disk: d, offset: align, lockspace: 'LS', resource: 'R1' });
-        assert.equal(owners.exclusive?.hostId, 3);
-        assert.equal(owners.exclusive?.generation, 7);
-        // a delta lease taken by sanlock is visible to us
-        const a = await sanlock('acquire_id', '-s', `LS:5:${dev}:0`, '-o', '1', '-e', 'sanlock-host5');
-        assert.match(a.stdout, /acquire_id done 0/, a.stdout + a.stderr);
-        const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
-        const l5 = await ls.readHostLeader(5);
-        assert.equal(l5.ownerId, 5);
-        assert.equal(l5.ioTimeout, 1);
-        // our delta lease and paxos lease are visible to sanlock
-        assert.equal(await ls.acquire(), 1);
-        const mine = await acquireResource(paxosHostFor(ls), { disk: d, offset: 2 * align, lockspace: 'LS', resource: 'R2' });
-        assert.equal(mine.leader.ownerId, 2);
-        for (const off of [0, align, 2 * align]) {
-          const theirs = await sanlock('dump', `${dev}:${off}:${align}`, '-f', '2');
-          const ours = await directDump(d, off, align, { forceMode: 2 });
-          assert.equal(ours.text, theirs.stdout, `dump at ${off}`);
+    for (const [sector, alignArg, align] of geometries) {
+      test(`init byte equality on files: ${sector}/${alignArg}`, async () => {
+        const size = 3 * align;
+        const ours = img(`ours-${sector}-${alignArg}.img`, size);
+        const theirs = img(`theirs-${sector}-${alignArg}.img`, size);
+        const d = await DirectDisk.open(ours);
+        try {
+          await initLockspace(d, 0, 'lvm_vg1', { sectorSize: sector, alignSize: align, ioTimeout: 10 });
+          await initResource(d, align, 'lvm_vg1', 'VGLK', { sectorSize: sector, alignSize: align });
+          await initResource(d, 2 * align, 'lvm_vg1', '#unused', { sectorSize: sector, alignSize: align, numHosts: 8 });
+        } finally {
+          await d.close();
         }
-        const rl = await sanlock('read_leader', '-r', `LS:R2:${dev}:${2 * align}`);
-        assert.match(rl.stdout, /read_leader done 0[\s\S]*owner_id 2\n/);
-        // leasectl CLI prints the same as sanlock for the whole device
-        const cli = await sh(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'leasectl'), 'direct', 'dump', dev, '-f', '2']);
-        const sl = await sanlock('dump', dev, '-f', '2');
-        assert.equal(cli.stdout, sl.stdout);
-        await releaseResource(paxosHostFor(ls), mine);
-        await ls.release();
-      } finally {
-        await d.close();
-      }
-    });
-  }
+        for (const args of [
+          ['init', '-s', `lvm_vg1:0:${theirs}:0`],
+          ['init', '-r', `lvm_vg1:VGLK:${theirs}:${align}`],
+          ['init', '-r', `lvm_vg1:#unused:${theirs}:${2 * align}`, '-n', '8'],
+        ]) {
+          const r = await sanlock(...args, '-Z', String(sector), '-A', alignArg);
+          assert.match(r.stdout, /init done 0/, r.stdout + r.stderr);
+        }
+        assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'images differ');
+      });
+    }
 
-  test('lease held by sanlock: refused to us while its delta lease is live, granted after release_id', async () => {
-    const f = img('hold-sl.img', 4 * MIB);
-    const d = await DirectDisk.open(f);
-    const ref: ResourceRef = { disk: d, offset: MIB, lockspace: 'LS', resource: 'R' };
-    try {
-      await initLockspace(d, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
-      await initResource(d, MIB, 'LS', 'R', { sectorSize: 512 });
-      assert.match((await sanlock('acquire_id', '-s', `LS:1:${f}:0`, '-o', '1', '-e', 'sl-host1')).stdout, /done 0/);
-      assert.match((await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '1', '-g', '1', '-o', '1')).stdout, /done 0/);
-      const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
-      await ls.acquire();
-      ls.startRenewal();
-      try {
-        // keep sanlock's host 1 alive with renew_id while we try
-        let renewing = true;
-        const renewer = (async () => {
-          while (renewing) {
-            await sanlock('renew_id', '-s', `LS:1:${f}:0`, '-o', '1');
-            await clock.sleep(1000);
+    for (const sector of [512, 4096] as const) {
+      test(`init byte equality on a ${sector}-byte-sector loop device (device defaults)`, async () => {
+        const size = 24 * MIB;
+        const fa = img(`la-${sector}.img`, size);
+        const fb = img(`lb-${sector}.img`, size);
+        const la = await loop(fa, sector);
+        const lb = await loop(fb, sector);
+        const d = await DirectDisk.open(la);
+        assert.equal(d.sectorSize, sector, 'detected logical sector size');
+        const align = sector === 512 ? MIB : 8 * MIB;
+        try {
+          await initLockspace(d, 0, 'LS', { sectorSize: d.sectorSize });
+          await initResource(d, align, 'LS', 'RES', { sectorSize: d.sectorSize });
+        } finally {
+          await d.close();
+        }
+        assert.match((await sanlock('init', '-s', `LS:0:${lb}:0`)).stdout, /init done 0/);
+        assert.match((await sanlock('init', '-r', `LS:RES:${lb}:${align}`)).stdout, /init done 0/);
+        await sh('sync', []);
+        const a = fs.readFileSync(fa);
+        const b = fs.readFileSync(fb);
+        assert.ok(a.subarray(0, 2 * align).equals(b.subarray(0, 2 * align)), 'device contents differ');
+      });
+    }
+
+    for (const kind of ['file', 'loop512', 'loop4096'] as const) {
+      test(`we init -> sanlock dumps the same and acquires; it acquires -> we see the owner (${kind})`, async () => {
+        const f = img(`x-${kind}.img`, 40 * MIB);
+        const dev = kind === 'file' ? f : await loop(f, kind === 'loop512' ? 512 : 4096);
+        const d = await DirectDisk.open(dev);
+        const align = d.sectorSize === 512 ? MIB : 8 * MIB;
+        try {
+          await initLockspace(d, 0, 'LS', { sectorSize: d.sectorSize, ioTimeout: 1 });
+          await initResource(d, align, 'LS', 'R1', { sectorSize: d.sectorSize });
+          await initResource(d, 2 * align, 'LS', 'R2', { sectorSize: d.sectorSize });
+          // sanlock acquires our freshly initialized resource
+          const r = await sanlock('acquire', '-r', `LS:R1:${dev}:${align}`, '-i', '3', '-g', '7');
+          assert.match(r.stdout, /acquire done 0/, r.stdout + r.stderr);
+          const owners = await readResourceOwners({ disk: d, offset: align, lockspace: 'LS', resource: 'R1' });
+          assert.equal(owners.exclusive?.hostId, 3);
+          assert.equal(owners.exclusive?.generation, 7);
+          // a delta lease taken by sanlock is visible to us
+          const a = await sanlock('acquire_id', '-s', `LS:5:${dev}:0`, '-o', '1', '-e', 'sanlock-host5');
+          assert.match(a.stdout, /acquire_id done 0/, a.stdout + a.stderr);
+          const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
+          const l5 = await ls.readHostLeader(5);
+          assert.equal(l5.ownerId, 5);
+          assert.equal(l5.ioTimeout, 1);
+          // our delta lease and paxos lease are visible to sanlock
+          assert.equal(await ls.acquire(), 1);
+          const mine = await acquireResource(paxosHostFor(ls), { disk: d, offset: 2 * align, lockspace: 'LS', resource: 'R2' });
+          assert.equal(mine.leader.ownerId, 2);
+          for (const off of [0, align, 2 * align]) {
+            const theirs = await sanlock('dump', `${dev}:${off}:${align}`, '-f', '2');
+            const ours = await directDump(d, off, align, { forceMode: 2 });
+            assert.equal(ours.text, theirs.stdout, `dump at ${off}`);
           }
-        })();
-        await clock.sleep(3500); // our renewal thread sees host 1 change
-        for (const nowait of [true, false]) {
-          await assert.rejects(acquireResource(paxosHostFor(ls), ref, { ownerNowait: nowait }), (e: unknown) => {
-            assert.ok(e instanceof LeaseError);
-            assert.ok(e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED_RETRY, e.message);
-            assert.equal(e.holder?.hostId, 1);
-            assert.match(e.message, /held by host_id 1 generation 1/);
-            return true;
-          });
+          const rl = await sanlock('read_leader', '-r', `LS:R2:${dev}:${2 * align}`);
+          assert.match(rl.stdout, /read_leader done 0[\s\S]*owner_id 2\n/);
+          // leasectl CLI prints the same as sanlock for the whole device
+          const cli = await sh(process.execPath, [path.join(__dirname, '..', '..', '..', 'bin', 'leasectl'), 'direct', 'dump', dev, '-f', '2']);
+          const sl = await sanlock('dump', dev, '-f', '2');
+          assert.equal(cli.stdout, sl.stdout);
+          await releaseResource(paxosHostFor(ls), mine);
+          await ls.release();
+        } finally {
+          await d.close();
         }
-        renewing = false;
-        await renewer;
-        assert.match((await sanlock('release_id', '-s', `LS:1:${f}:0`)).stdout, /release_id done 0/);
-        const t0 = clock.nowMs();
-        const lease = await acquireResource(paxosHostFor(ls), ref, { ownerNowait: true });
-        assert.equal(lease.leader.ownerId, 2);
-        assert.ok(clock.nowMs() - t0 < 2000, 'granted at once after release_id');
-        await releaseResource(paxosHostFor(ls), lease);
-      } finally {
-        await ls.stopRenewal();
-      }
-    } finally {
-      await d.close();
+      });
     }
-  });
 
-  test('lease held by us is refused to sanlock; granted to sanlock after we release', async () => {
-    const f = img('hold-ts.img', 4 * MIB);
-    const d = await DirectDisk.open(f);
-    try {
-      await initLockspace(d, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
-      await initResource(d, MIB, 'LS', 'R', { sectorSize: 512 });
-      const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 1, clock, random: new SeededRandom(1), hostName: 'ts-host1', ioTimeout: 1 });
-      await ls.acquire();
-      ls.startRenewal();
+    test('lease held by sanlock: refused to us while its delta lease is live, granted after release_id', async () => {
+      const f = img('hold-sl.img', 4 * MIB);
+      const d = await DirectDisk.open(f);
+      const ref: ResourceRef = { disk: d, offset: MIB, lockspace: 'LS', resource: 'R' };
       try {
-        const lease = await acquireResource(paxosHostFor(ls), { disk: d, offset: MIB, lockspace: 'LS', resource: 'R' });
-        const r = await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '2', '-g', '1', '-o', '1');
-        assert.match(r.stdout, /acquire done -241/, 'sanlock direct refuses a lease owned by another host');
-        await releaseResource(paxosHostFor(ls), lease);
-        const r2 = await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '2', '-g', '1', '-o', '1');
-        assert.match(r2.stdout, /acquire done 0/, r2.stdout);
-        const dump = await sanlock('dump', `${f}:${MIB}:${MIB}`);
-        assert.match(dump.stdout, /LS\s+R 0000\d{6} 0002 0001 2\n/);
+        await initLockspace(d, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+        await initResource(d, MIB, 'LS', 'R', { sectorSize: 512 });
+        assert.match((await sanlock('acquire_id', '-s', `LS:1:${f}:0`, '-o', '1', '-e', 'sl-host1')).stdout, /done 0/);
+        assert.match((await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '1', '-g', '1', '-o', '1')).stdout, /done 0/);
+        const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 2, clock, random: new SeededRandom(2), hostName: 'ts-host2', ioTimeout: 1 });
+        await ls.acquire();
+        ls.startRenewal();
+        try {
+          // keep sanlock's host 1 alive with renew_id while we try
+          let renewing = true;
+          const renewer = (async () => {
+            while (renewing) {
+              await sanlock('renew_id', '-s', `LS:1:${f}:0`, '-o', '1');
+              await clock.sleep(1000);
+            }
+          })();
+          await clock.sleep(3500); // our renewal thread sees host 1 change
+          for (const nowait of [true, false]) {
+            await assert.rejects(acquireResource(paxosHostFor(ls), ref, { ownerNowait: nowait }), (e: unknown) => {
+              assert.ok(e instanceof LeaseError);
+              assert.ok(e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED_RETRY, e.message);
+              assert.equal(e.holder?.hostId, 1);
+              assert.match(e.message, /held by host_id 1 generation 1/);
+              return true;
+            });
+          }
+          renewing = false;
+          await renewer;
+          assert.match((await sanlock('release_id', '-s', `LS:1:${f}:0`)).stdout, /release_id done 0/);
+          const t0 = clock.nowMs();
+          const lease = await acquireResource(paxosHostFor(ls), ref, { ownerNowait: true });
+          assert.equal(lease.leader.ownerId, 2);
+          assert.ok(clock.nowMs() - t0 < 2000, 'granted at once after release_id');
+          await releaseResource(paxosHostFor(ls), lease);
+        } finally {
+          await ls.stopRenewal();
+        }
       } finally {
-        await ls.stopRenewal();
-        await ls.release();
+        await d.close();
       }
-    } finally {
-      await d.close();
-    }
+    });
+
+    test('lease held by us is refused to sanlock; granted to sanlock after we release', async () => {
+      const f = img('hold-ts.img', 4 * MIB);
+      const d = await DirectDisk.open(f);
+      try {
+        await initLockspace(d, 0, 'LS', { sectorSize: 512, ioTimeout: 1 });
+        await initResource(d, MIB, 'LS', 'R', { sectorSize: 512 });
+        const ls = new Lockspace({ disk: d, offset: 0, name: 'LS', hostId: 1, clock, random: new SeededRandom(1), hostName: 'ts-host1', ioTimeout: 1 });
+        await ls.acquire();
+        ls.startRenewal();
+        try {
+          const lease = await acquireResource(paxosHostFor(ls), { disk: d, offset: MIB, lockspace: 'LS', resource: 'R' });
+          const r = await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '2', '-g', '1', '-o', '1');
+          assert.match(r.stdout, /acquire done -241/, 'sanlock direct refuses a lease owned by another host');
+          await releaseResource(paxosHostFor(ls), lease);
+          const r2 = await sanlock('acquire', '-r', `LS:R:${f}:${MIB}`, '-i', '2', '-g', '1', '-o', '1');
+          assert.match(r2.stdout, /acquire done 0/, r2.stdout);
+          const dump = await sanlock('dump', `${f}:${MIB}:${MIB}`);
+          assert.match(dump.stdout, /LS\s+R 0000\d{6} 0002 0001 2\n/);
+        } finally {
+          await ls.stopRenewal();
+          await ls.release();
+        }
+      } finally {
+        await d.close();
+      }
+    });
+
   });
 
   test('expiry both ways, with the real sanlock daemon: leases of a silent host are granted after host_dead_seconds', { timeout: 150_000 }, async () => {

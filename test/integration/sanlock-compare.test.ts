@@ -94,7 +94,10 @@ const DUP_GL: Step[] = [
   { host: 1, argv: ['sh', '-c', "sanlock direct dump /dev/mapper/vgb-lvmlock:65M:1M | awk '{print $1, $2, $3}'"], label: 'lease names' },
 ];
 
-describe('sanlock: all-C cluster vs all-ours cluster', () => {
+// The three comparisons (each an all-C and an all-ours cluster, run at the
+// same time by compareDaemons) share nothing and mostly wait for lease
+// timings: they run at the same time too.
+describe('sanlock: all-C cluster vs all-ours cluster', { concurrency: true }, () => {
   test('same command sequence, same output', { timeout: 300_000 }, async () => {
     const cmp = await compareDaemons(SCRIPT, C, TS, {
       disks: [{ sizeMiB: 512 }],

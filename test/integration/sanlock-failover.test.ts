@@ -20,7 +20,9 @@ async function until(h: Host, args: string[], deadlineMs: number): Promise<{ ok:
   return { ok: false, refusals };
 }
 
-describe('sanlock failover after a host dies', () => {
+// The two scenarios use separate clusters and mostly wait for host_dead:
+// they run at the same time.
+describe('sanlock failover after a host dies', { concurrency: true }, () => {
   const clusters: Cluster[] = [];
   after(async () => {
     for (const c of clusters) await c.destroy();

@@ -3,9 +3,9 @@
 // the same sanlock VGs on shared storage, in both directions: a VG created
 // by the C host and started by ours, and one created by ours and started by C.
 
-import { test, describe, before, after } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, type Host } from '../harness/cluster';
+import { Cluster, type DiskSpec, type Host } from '../harness/cluster';
 import { sleep } from '../harness/exec';
 
 const IO = '2';
@@ -80,23 +80,30 @@ async function removeVg(vg: string, remover: Host, other: Host): Promise<void> {
   assert.match(rm.stdout, new RegExp(`Volume group "${vg}" successfully removed`));
 }
 
-describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', () => {
-  let c: Cluster;
-  let hc: Host, hts: Host;
+// Each scenario gets its own cluster (host1 C + sanlock daemon, host2 ours)
+// and the three run at the same time: they mostly wait for lease timings.
+// Every scenario removes its VG at the end, so it sees the same world as
+// when they shared one cluster one after the other (in particular each
+// vgcreate finds no other sanlock VG and enables the global lock).
+describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', { concurrency: true }, () => {
+  const clusters: Cluster[] = [];
 
-  before(async () => {
-    c = await Cluster.create({ hosts: 2, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }, { sizeMiB: 2048, sectorSize: 4096 }], name: 'san-mixed' });
-    [hc, hts] = [c.host(1), c.host(2)];
+  async function mixed(name: string, disk: DiskSpec): Promise<{ c: Cluster; hc: Host; hts: Host }> {
+    const c = await Cluster.create({ hosts: 2, disks: [disk], name });
+    clusters.push(c);
+    const [hc, hts] = [c.host(1), c.host(2)];
     await hc.startSanlock();
     await hc.startDaemon({ kind: 'c', args: ['-o', IO] });
     await hts.startDaemon({ kind: 'ts', args: ['-o', IO] });
-  });
+    return { c, hc, hts };
+  }
 
   after(async () => {
-    if (c) await c.destroy();
+    for (const c of clusters) await c.destroy();
   });
 
   test('VG created by the C host, started by ours', { timeout: 180_000 }, async () => {
+    const { c, hc, hts } = await mixed('san-mixed1', { sizeMiB: 512 });
     await c.emulateLvmlock('vgm1', { disk: 0 });
     const vg = await hc.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm1', c.disks[0]!.path]);
     assert.equal(vg.code, 0, vg.stderr);
@@ -112,8 +119,9 @@ describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', () => {
   });
 
   test('VG created by our host, started by C', { timeout: 180_000 }, async () => {
-    await c.emulateLvmlock('vgm2', { disk: 1 });
-    const vg = await hts.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm2', c.disks[1]!.path]);
+    const { c, hc, hts } = await mixed('san-mixed2', { sizeMiB: 512 });
+    await c.emulateLvmlock('vgm2', { disk: 0 });
+    const vg = await hts.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm2', c.disks[0]!.path]);
     assert.equal(vg.code, 0, vg.stderr);
     assert.match(vg.stdout, /VG vgm2 starting sanlock lockspace/);
     const st = await hc.lvm(['vgchange', '--lock-start', 'vgm2']);
@@ -125,8 +133,9 @@ describe('mixed cluster: C lvmlockd + sanlock daemon beside our daemon', () => {
   });
 
   test('4K-sector storage: VG created by ours (4096/8M layout), used by C', { timeout: 180_000 }, async () => {
-    await c.emulateLvmlock('vgm4', { disk: 2 });
-    const vg = await hts.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm4', c.disks[2]!.path]);
+    const { c, hc, hts } = await mixed('san-mixed4k', { sizeMiB: 2048, sectorSize: 4096 });
+    await c.emulateLvmlock('vgm4', { disk: 0 });
+    const vg = await hts.lvm(['vgcreate', '--shared', '--lock-type', 'sanlock', 'vgm4', c.disks[0]!.path]);
     assert.equal(vg.code, 0, vg.stderr);
     const dump = await hts.run(['sanlock', 'direct', 'dump', '/dev/mapper/vgm4-lvmlock:0:600M']);
     assert.match(dump.stdout, /^\s*545259520\s+lvm_vgm4\s+GLLK\b/m, dump.stdout); // no other sanlock VG left: it gets the GL
