@@ -15,6 +15,7 @@ const SLOW = [
   'unit/sim-quick.test.js', // CPU-bound, two workers: beside the lease waits of the next two
   'integration/sanlock-failover.test.js', // ~90 s, waits for host_dead
   'integration/leases-sanlock.test.js', // ~85 s, idem
+  'integration/sanlock-adopt.test.js', // ~90 s, a kill -9 and host_dead
   'integration/sanlock-race.test.js',
   'integration/sanlock-compare.test.js',
   'integration/compat-test-mode.test.js',
