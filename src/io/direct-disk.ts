@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import { promisify, getSystemErrorMap } from 'node:util';
 import { Disk, DiskError, IoOptions, checkIo } from './disk';
-import { AioQueue, AioSubmitError, IOCB_CMD_PREAD, IOCB_CMD_PWRITE, NativeMem, linuxAioSys } from './linux-aio';
+import { AioQueue, AioSubmitError, AioSys, IOCB_CMD_PREAD, IOCB_CMD_PWRITE, NativeMem, linuxAioSys } from './linux-aio';
 
 const fsRead = promisify(fs.read);
 const fsWrite = promisify(fs.write);
@@ -94,6 +94,9 @@ export const AIO_NR_EVENTS = 32;
 
 const EAGAIN = 11;
 
+/** Tests only: a fake aio platform for the disks opened while it is set. */
+export const aioTesting: { sys: AioSys | undefined } = { sys: undefined };
+
 function aioModeFromEnv(): AioMode {
   const v = process.env['LVMLOCKD_DISK_AIO'];
   return v === 'all' || v === 'writes' || v === 'off' ? v : DEFAULT_AIO_MODE;
@@ -112,8 +115,10 @@ export interface AioStatus {
   active: boolean;
   /** Why aio is not used although the mode asks for it. */
   reason?: string;
-  /** aio I/Os submitted and not completed (including timed-out ones). */
+  /** aio I/Os submitted and not completed (including timed-out ones), also after close(). */
   outstanding: number;
+  /** The disk's aio context was destroyed (after close(), once idle). */
+  contextDestroyed: boolean;
 }
 
 /** Logical sector size: sysfs for block devices, 512 for regular files (as sanlock). */
@@ -145,6 +150,8 @@ export class DirectDisk implements Disk {
   private readonly pool = new Map<number, NativeMem[]>();
   private readonly aioMode: AioMode;
   private aio: AioQueue | undefined;
+  /** The queue this disk opened, kept after close() for aioStatus. */
+  private aioOpened: AioQueue | undefined;
   private aioReason: string | undefined;
 
   private take(size: number): NativeMem {
@@ -176,9 +183,9 @@ export class DirectDisk implements Disk {
   private openAio(): void {
     try {
       const n = loadNative();
-      const sys = linuxAioSys(n.alloc, (m) => n.free(m.ptr));
+      const sys = aioTesting.sys ?? linuxAioSys(n.alloc, (m) => n.free(m.ptr));
       const q = AioQueue.create(sys, AIO_NR_EVENTS);
-      if (q instanceof AioQueue) this.aio = q;
+      if (q instanceof AioQueue) this.aio = this.aioOpened = q;
       else this.aioReason = `io_setup failed: ${errnoError(q.errno, 'io_setup').message}`;
     } catch (e) {
       this.aioReason = `aio unavailable: ${(e as Error).message}`;
@@ -186,7 +193,13 @@ export class DirectDisk implements Disk {
   }
 
   get aioStatus(): AioStatus {
-    const st: AioStatus = { mode: this.aioMode, active: this.aio !== undefined, outstanding: this.aio?.outstanding ?? 0 };
+    const q = this.aioOpened;
+    const st: AioStatus = {
+      mode: this.aioMode,
+      active: this.aio !== undefined,
+      outstanding: q?.outstanding ?? 0,
+      contextDestroyed: q?.isDestroyed ?? false,
+    };
     if (this.aioReason !== undefined) st.reason = this.aioReason;
     return st;
   }
