@@ -313,10 +313,11 @@ export class DirectDisk implements Disk {
           },
         );
       } catch (e) {
-        if (!(e instanceof AioSubmitError)) throw e;
-        // EAGAIN: no room in the kernel right now, this I/O only uses the
-        // thread pool. Anything else: aio does not work on this fd.
-        if (e.errno !== EAGAIN) this.dropAio(`io_submit failed: ${errnoError(e.errno, 'io_submit').message}`);
+        // Nothing was queued. EAGAIN: no room in the kernel right now, this
+        // I/O only uses the thread pool. Anything else: aio does not work
+        // on this fd (or the FFI call itself failed): stop using it.
+        if (!(e instanceof AioSubmitError)) this.dropAio(`io_submit failed: ${(e as Error).message}`);
+        else if (e.errno !== EAGAIN) this.dropAio(`io_submit failed: ${errnoError(e.errno, 'io_submit').message}`);
       }
     }
     if (op === 'read') return fsRead(fd, mem.buf, 0, length, offset).then((r) => r.bytesRead);
