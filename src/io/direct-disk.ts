@@ -6,12 +6,19 @@
  *
  * O_DIRECT needs the user buffer aligned (to the logical block size; we use
  * 4096). Node cannot allocate aligned Buffers, so we call posix_memalign()
- * through koffi and wrap the memory with koffi.view(); fs.read/fs.write then
- * run on libuv's thread pool with that memory, which keeps the event loop free.
+ * through koffi and wrap the memory with koffi.view().
+ *
+ * The I/O itself goes through Linux native aio (./linux-aio), as sanlock's
+ * does: a synchronous O_SYNC pwrite() on a block device costs a device flush
+ * on top of the FUA write, an aio write only the FUA write. When aio is not
+ * available (io_setup fails, e.g. fs.aio-max-nr used up) or is turned off,
+ * fs.read/fs.write run the I/O on libuv's thread pool instead. Either way
+ * the event loop never waits for the device.
  */
 import * as fs from 'node:fs';
-import { promisify } from 'node:util';
+import { promisify, getSystemErrorMap } from 'node:util';
 import { Disk, DiskError, IoOptions, checkIo } from './disk';
+import { AioQueue, AioSubmitError, AioSys, IOCB_CMD_PREAD, IOCB_CMD_PWRITE, NativeMem, linuxAioSys } from './linux-aio';
 
 const fsRead = promisify(fs.read);
 const fsWrite = promisify(fs.write);
@@ -29,7 +36,7 @@ const ALIGN = 4096;
 export const MAX_STUCK_IOS = 2;
 
 interface Native {
-  alloc(size: number): { buf: Buffer; ptr: unknown };
+  alloc(size: number): NativeMem;
   free(ptr: unknown): void;
   lseekEnd(fd: number): number;
 }
@@ -50,7 +57,7 @@ function loadNative(): Native {
       const rc = posixMemalign(out, ALIGN, size) as number;
       if (rc !== 0 || !out[0]) throw new DiskError('EIO', `posix_memalign(${size}) failed: ${rc}`);
       const buf = Buffer.from(koffi.view(out[0], size) as ArrayBuffer);
-      return { buf, ptr: out[0] };
+      return { buf, ptr: out[0], addr: koffi.address(out[0]) as bigint };
     },
     free(ptr: unknown) {
       cfree(ptr);
@@ -70,6 +77,48 @@ export interface DirectDiskOptions {
   defaultTimeoutMs?: number;
   /** Open read-only. */
   readOnly?: boolean;
+  /**
+   * Which I/O goes through Linux native aio: 'all' (default), 'writes', or
+   * 'off' (everything on libuv's thread pool). Without this option the
+   * environment variable LVMLOCKD_DISK_AIO (same values) decides.
+   */
+  aio?: AioMode;
+}
+
+export type AioMode = 'all' | 'writes' | 'off';
+
+export const DEFAULT_AIO_MODE: AioMode = 'all';
+
+/** Requests per aio context (io_setup nr_events); more outstanding I/O uses the thread pool. */
+export const AIO_NR_EVENTS = 32;
+
+const EAGAIN = 11;
+
+/** Tests only: a fake aio platform for the disks opened while it is set. */
+export const aioTesting: { sys: AioSys | undefined } = { sys: undefined };
+
+function aioModeFromEnv(): AioMode {
+  const v = process.env['LVMLOCKD_DISK_AIO'];
+  return v === 'all' || v === 'writes' || v === 'off' ? v : DEFAULT_AIO_MODE;
+}
+
+/** An error like libuv's ("EIO: i/o error, write") for an errno from an aio completion. */
+function errnoError(errno: number, op: string): Error {
+  const m = getSystemErrorMap().get(-errno);
+  return new Error(m ? `${m[0]}: ${m[1]}, ${op}` : `errno ${errno}, ${op}`);
+}
+
+/** What a disk's I/O goes through, for tests and diagnostics. */
+export interface AioStatus {
+  mode: AioMode;
+  /** An aio context is open and used. */
+  active: boolean;
+  /** Why aio is not used although the mode asks for it. */
+  reason?: string;
+  /** aio I/Os submitted and not completed (including timed-out ones), also after close(). */
+  outstanding: number;
+  /** The disk's aio context was destroyed (after close(), once idle). */
+  contextDestroyed: boolean;
 }
 
 /** Logical sector size: sysfs for block devices, 512 for regular files (as sanlock). */
@@ -98,15 +147,20 @@ export class DirectDisk implements Disk {
   /** I/Os whose caller got ETIMEDOUT and that the device has not completed yet. */
   private stuck = 0;
   /** Aligned buffers not in use, by size (reused: no mmap/munmap and page faults per I/O). */
-  private readonly pool = new Map<number, Array<{ buf: Buffer; ptr: unknown }>>();
+  private readonly pool = new Map<number, NativeMem[]>();
+  private readonly aioMode: AioMode;
+  private aio: AioQueue | undefined;
+  /** The queue this disk opened, kept after close() for aioStatus. */
+  private aioOpened: AioQueue | undefined;
+  private aioReason: string | undefined;
 
-  private take(size: number): { buf: Buffer; ptr: unknown } {
+  private take(size: number): NativeMem {
     const free = this.pool.get(size);
     const got = free?.pop();
     return got ?? loadNative().alloc(size);
   }
 
-  private give(b: { buf: Buffer; ptr: unknown }): void {
+  private give(b: NativeMem): void {
     const size = b.buf.length;
     const free = this.pool.get(size) ?? [];
     if (this.fd === undefined || free.length >= 4) {
@@ -117,11 +171,37 @@ export class DirectDisk implements Disk {
     this.pool.set(size, free);
   }
 
-  private constructor(path: string, fd: number, sectorSize: number, defaultTimeoutMs?: number) {
+  private constructor(path: string, fd: number, sectorSize: number, defaultTimeoutMs: number | undefined, aioMode: AioMode) {
     this.path = path;
     this.fd = fd;
     this.sectorSize = sectorSize;
     this.defaultTimeoutMs = defaultTimeoutMs;
+    this.aioMode = aioMode;
+    if (aioMode !== 'off') this.openAio();
+  }
+
+  private openAio(): void {
+    try {
+      const n = loadNative();
+      const sys = aioTesting.sys ?? linuxAioSys(n.alloc, (m) => n.free(m.ptr));
+      const q = AioQueue.create(sys, AIO_NR_EVENTS);
+      if (q instanceof AioQueue) this.aio = this.aioOpened = q;
+      else this.aioReason = `io_setup failed: ${errnoError(q.errno, 'io_setup').message}`;
+    } catch (e) {
+      this.aioReason = `aio unavailable: ${(e as Error).message}`;
+    }
+  }
+
+  get aioStatus(): AioStatus {
+    const q = this.aioOpened;
+    const st: AioStatus = {
+      mode: this.aioMode,
+      active: this.aio !== undefined,
+      outstanding: q?.outstanding ?? 0,
+      contextDestroyed: q?.isDestroyed ?? false,
+    };
+    if (this.aioReason !== undefined) st.reason = this.aioReason;
+    return st;
   }
 
   static async open(path: string, opts: DirectDiskOptions = {}): Promise<DirectDisk> {
@@ -140,7 +220,7 @@ export class DirectDisk implements Disk {
     } catch (e) {
       throw new DiskError('ENODEV', `cannot open ${path} with O_DIRECT: ${(e as Error).message}`);
     }
-    return new DirectDisk(path, fd, sectorSize, opts.defaultTimeoutMs);
+    return new DirectDisk(path, fd, sectorSize, opts.defaultTimeoutMs, opts.aio ?? aioModeFromEnv());
   }
 
   private getFd(op: string): number {
@@ -196,19 +276,68 @@ export class DirectDisk implements Disk {
     });
   }
 
+  /** The aio queue for this I/O, or undefined for the thread pool. */
+  private aioFor(op: 'read' | 'write'): AioQueue | undefined {
+    const q = this.aio;
+    if (!q || (op === 'read' && this.aioMode !== 'all')) return undefined;
+    if (q.broken !== undefined) {
+      this.dropAio(q.broken);
+      return undefined;
+    }
+    return q.usable() ? q : undefined;
+  }
+
+  private dropAio(reason: string): void {
+    this.aioReason = reason;
+    this.aio?.close();
+    this.aio = undefined;
+  }
+
+  /**
+   * Runs one I/O on `mem` and resolves with the byte count. Rejects with an
+   * Error carrying `abandoned` when the memory may still be in the kernel's
+   * hands and must never be reused or freed.
+   */
+  private transfer(op: 'read' | 'write', fd: number, mem: NativeMem, length: number, offset: number): Promise<number> {
+    const q = this.aioFor(op);
+    if (q) {
+      try {
+        return q.submit(op === 'read' ? IOCB_CMD_PREAD : IOCB_CMD_PWRITE, fd, mem.addr, length, offset).then(
+          (res) => {
+            if (res < 0) throw errnoError(-res, op);
+            return res;
+          },
+          (e: Error) => {
+            // the queue gave up on the context: the kernel may still use mem
+            throw Object.assign(new Error(`${e.message}, ${op}`), { abandoned: true });
+          },
+        );
+      } catch (e) {
+        // Nothing was queued. EAGAIN: no room in the kernel right now, this
+        // I/O only uses the thread pool. Anything else: aio does not work
+        // on this fd (or the FFI call itself failed): stop using it.
+        if (!(e instanceof AioSubmitError)) this.dropAio(`io_submit failed: ${(e as Error).message}`);
+        else if (e.errno !== EAGAIN) this.dropAio(`io_submit failed: ${errnoError(e.errno, 'io_submit').message}`);
+      }
+    }
+    if (op === 'read') return fsRead(fd, mem.buf, 0, length, offset).then((r) => r.bytesRead);
+    return fsWrite(fd, mem.buf, 0, length, offset).then((r) => r.bytesWritten);
+  }
+
   async read(offset: number, length: number, opts?: IoOptions): Promise<Buffer> {
     const fd = this.getFd('read');
     checkIo(this, 'read', offset, length, undefined);
     this.checkNotStuck('read', offset, opts);
     const mem = this.take(length);
     const buf = mem.buf;
+    let abandoned = false;
     this.inflight++;
-    const io = fsRead(fd, buf, 0, length, offset)
-      .then((r) => {
-        if (r.bytesRead !== length) {
+    const io = this.transfer('read', fd, mem, length, offset)
+      .then((n) => {
+        if (n !== length) {
           throw new DiskError(
             'ERANGE',
-            `read ${this.path}: short read of ${r.bytesRead}/${length} bytes at offset ${offset} (device too small?)`,
+            `read ${this.path}: short read of ${n}/${length} bytes at offset ${offset} (device too small?)`,
           );
         }
         // copy out of the aligned memory (allocUnsafe + copy: one memcpy, no fill)
@@ -218,12 +347,13 @@ export class DirectDisk implements Disk {
       })
       .catch((e: unknown) => {
         if (e instanceof DiskError) throw e;
+        if ((e as { abandoned?: boolean }).abandoned) abandoned = true;
         throw new DiskError('EIO', `read ${this.path} offset ${offset} length ${length}: ${(e as Error).message}`);
       })
       .finally(() => {
         // The aligned memory is reused or freed only when the kernel is done
         // with it, even if the caller already gave up on a timeout.
-        this.give(mem);
+        if (!abandoned) this.give(mem);
         this.inflight--;
       });
     return this.withTimeout(io, 'read', offset, opts);
@@ -234,24 +364,25 @@ export class DirectDisk implements Disk {
     checkIo(this, 'write', offset, data.length, undefined);
     this.checkNotStuck('write', offset, opts);
     const mem = this.take(data.length);
-    const buf = mem.buf;
-    data.copy(buf);
+    data.copy(mem.buf);
+    let abandoned = false;
     this.inflight++;
-    const io = fsWrite(fd, buf, 0, data.length, offset)
-      .then((r) => {
-        if (r.bytesWritten !== data.length) {
+    const io = this.transfer('write', fd, mem, data.length, offset)
+      .then((n) => {
+        if (n !== data.length) {
           throw new DiskError(
             'ERANGE',
-            `write ${this.path}: short write of ${r.bytesWritten}/${data.length} bytes at offset ${offset}`,
+            `write ${this.path}: short write of ${n}/${data.length} bytes at offset ${offset}`,
           );
         }
       })
       .catch((e: unknown) => {
         if (e instanceof DiskError) throw e;
+        if ((e as { abandoned?: boolean }).abandoned) abandoned = true;
         throw new DiskError('EIO', `write ${this.path} offset ${offset} length ${data.length}: ${(e as Error).message}`);
       })
       .finally(() => {
-        this.give(mem);
+        if (!abandoned) this.give(mem);
         this.inflight--;
       });
     return this.withTimeout(io, 'write', offset, opts);
@@ -264,7 +395,11 @@ export class DirectDisk implements Disk {
     for (const free of this.pool.values()) for (const b of free) loadNative().free(b.ptr);
     this.pool.clear();
     // close(2) directly, not on the thread pool: threads may all be held by
-    // I/O the device never completes, and close does not wait for it.
+    // I/O the device never completes, and close does not wait for it. An aio
+    // request in flight holds its own reference to the file.
     fs.closeSync(fd);
+    // io_destroy now if idle, else after the last completion: never waits.
+    this.aio?.close();
+    this.aio = undefined;
   }
 }
