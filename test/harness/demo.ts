@@ -9,7 +9,7 @@
 // --daemon c runs the same demo against the C lvmlockd for comparison (with
 // the real sanlock daemon on each host for sanlock).
 
-import { Cluster, DaemonKind, Host, tsLvmlockdPath, C_LVMLOCKD } from './cluster';
+import { Cluster, DaemonKind, DaemonOptions, Host, tsLvmlockdPath, C_LVMLOCKD } from './cluster';
 import { shellQuote } from './exec';
 
 interface Args {
@@ -122,21 +122,30 @@ async function main(): Promise<number> {
 /** sanlock io_timeout of the demo (-o): short, so that joining a lockspace takes seconds. */
 const DEMO_IO_TIMEOUT = '1';
 
-async function sanlockDemo(c: Cluster, binary: string): Promise<void> {
-  say(`daemon: ${opts.kind === 'ts' ? 'our TypeScript lvmlockd, native sanlock leases (no sanlock daemon)' : 'C lvmlockd + the sanlock daemon (reference)'}: ${binary} -o ${DEMO_IO_TIMEOUT}`);
+/** Prints what runs where, starts each host's daemon (and sanlock daemon); returns the shared disk. */
+async function setUpHosts(c: Cluster, daemon: string, notes: string[], d: DaemonOptions, withSanlock: boolean): Promise<string> {
+  say(`daemon: ${daemon}`);
   say('hosts: 2 network+mount namespaces on this machine, each with its own /etc/lvm (host_id),');
   say('       /run (daemon socket, pid file) and daemon; they share one loop device as "SAN" disk.');
   say('lvm.conf sets global/activation=0 (no device-mapper here): activation only takes/releases LV locks.');
-  say('The hidden lvmlock LV (/dev/mapper/demo_vg-lvmlock) is an offset loop device over the PV.');
+  for (const n of notes) say(n);
 
   section('setting up the cluster');
   const disk = c.disks[0]!.path;
   say(`shared disk: ${disk} (1 GiB sparse file)`);
   for (const h of c.hosts) {
-    if (opts.kind === 'c') await h.startSanlock();
-    const d = await h.startDaemon({ kind: opts.kind, binary, args: ['-o', DEMO_IO_TIMEOUT] });
-    say(`${h.name}: host_id ${h.hostId}, lvmlockd pid ${d.pid}, log ${d.logPath}`);
+    if (withSanlock) await h.startSanlock();
+    const p = await h.startDaemon(d);
+    say(`${h.name}: host_id ${h.hostId}, lvmlockd pid ${p.pid}, log ${p.logPath}`);
   }
+  return disk;
+}
+
+async function sanlockDemo(c: Cluster, binary: string): Promise<void> {
+  const daemon = opts.kind === 'ts' ? 'our TypeScript lvmlockd, native sanlock leases (no sanlock daemon)' : 'C lvmlockd + the sanlock daemon (reference)';
+  const disk = await setUpHosts(c, `${daemon}: ${binary} -o ${DEMO_IO_TIMEOUT}`,
+    ['The hidden lvmlock LV (/dev/mapper/demo_vg-lvmlock) is an offset loop device over the PV.'],
+    { kind: opts.kind, binary, args: ['-o', DEMO_IO_TIMEOUT] }, opts.kind === 'c');
   const [h1, h2] = [c.host(1), c.host(2)];
   await c.emulateLvmlock('demo_vg');
   const lvmlock = '/dev/mapper/demo_vg-lvmlock';
@@ -200,18 +209,9 @@ async function waitLockspaceGone(h: Host, vg: string): Promise<void> {
 }
 
 async function testModeDemo(c: Cluster, binary: string): Promise<void> {
-  say(`daemon: ${opts.kind === 'ts' ? 'our TypeScript lvmlockd' : 'C lvmlockd (reference)'}: ${binary} -T (test mode: dlm lock type, no real dlm)`);
-  say('hosts: 2 network+mount namespaces on this machine, each with its own /etc/lvm (host_id),');
-  say('       /run (daemon socket, pid file) and daemon; they share one loop device as "SAN" disk.');
-  say('lvm.conf sets global/activation=0 (no device-mapper here): activation only takes/releases LV locks.');
-
-  section('setting up the cluster');
-  const disk = c.disks[0]!.path;
-  say(`shared disk: ${disk} (1 GiB sparse file)`);
-  for (const h of c.hosts) {
-    const d = await h.startDaemon({ kind: opts.kind, binary, args: ['-T'] });
-    say(`${h.name}: host_id ${h.hostId}, lvmlockd pid ${d.pid}, log ${d.logPath}`);
-  }
+  const daemon = opts.kind === 'ts' ? 'our TypeScript lvmlockd' : 'C lvmlockd (reference)';
+  const disk = await setUpHosts(c, `${daemon}: ${binary} -T (test mode: dlm lock type, no real dlm)`, [],
+    { kind: opts.kind, binary, args: ['-T'] }, false);
   const [h1, h2] = [c.host(1), c.host(2)];
 
   section('create a shared VG (lock type dlm) on host1');
