@@ -159,19 +159,29 @@ function lvUuid(tag: number, i: number): string {
   return `${s}-Bnch-LvUu-idAa-Bbbb-Cccc-Dd${String(i).padStart(4, '0')}`;
 }
 
-function lockLvFrame(mode: 'ex' | 'un', lvName: string, uuid: string): Buffer {
+/** A `lock_lv` request with the keys `lvchange` sends (2.03.16), without the persistent flag. */
+export interface LockLvTarget {
+  vg: string;
+  lv: string;
+  lvUuid: string;
+  lockType: 'dlm' | 'sanlock';
+  vgArgs: string;
+  lvArgs: string;
+}
+
+export function lockLvFrame(t: LockLvTarget, mode: 'ex' | 'un'): Buffer {
   return encodeFrame(formatRequest([
     ['request', 'lock_lv'],
     ['cmd', 'bench'],
     ['pid', process.pid],
     ['mode', mode],
     ['opts', 'none'],
-    ['vg_name', VG],
-    ['lv_name', lvName],
-    ['lv_uuid', uuid],
-    ['vg_lock_type', 'dlm'],
-    ['vg_lock_args', VG_LOCK_ARGS],
-    ['lv_lock_args', 'dlm'],
+    ['vg_name', t.vg],
+    ['lv_name', t.lv],
+    ['lv_uuid', t.lvUuid],
+    ['vg_lock_type', t.lockType],
+    ['vg_lock_args', t.vgArgs],
+    ['lv_lock_args', t.lvArgs],
   ]));
 }
 
@@ -439,8 +449,9 @@ async function runCase(d: RunningDaemon, def: CaseDef, tag: number, o: LockdBenc
       const c = clients[idx]!;
       const lvName = def.contended ? 'lvhot' : `lv${idx}`;
       const uuid = lvUuid(tag, def.contended ? 999 : idx);
-      const ex = lockLvFrame('ex', lvName, uuid);
-      const un = lockLvFrame('un', lvName, uuid);
+      const target: LockLvTarget = { vg: VG, lv: lvName, lvUuid: uuid, lockType: 'dlm', vgArgs: VG_LOCK_ARGS, lvArgs: 'dlm' };
+      const ex = lockLvFrame(target, 'ex');
+      const un = lockLvFrame(target, 'un');
       const one = async (frame: Buffer): Promise<number> => {
         const t0 = process.hrtime.bigint();
         const counted = measuring;

@@ -35,7 +35,8 @@ import * as os from 'node:os';
 import { Cluster, type Host, C_LVMLOCKD } from '../test/harness/cluster';
 import { sleep, descendants } from '../test/harness/exec';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
-import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
+import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
+import { lockLvFrame } from './lockd';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -208,26 +209,10 @@ function replyMap(text: string): ConfigMap {
   return new ConfigMap(p.entries);
 }
 
-function lockLvFrame(s: SideSetup, mode: 'ex' | 'un'): Buffer {
-  // the keys `lvchange -aey/-an` sends (2.03.16), without the persistent flag:
-  // the lock belongs to this connection
-  return encodeFrame(formatRequest([
-    ['request', 'lock_lv'],
-    ['cmd', 'bench'],
-    ['pid', process.pid],
-    ['mode', mode],
-    ['opts', 'none'],
-    ['vg_name', s.vg],
-    ['lv_name', s.lv],
-    ['lv_uuid', s.lvUuid],
-    ['vg_lock_type', 'sanlock'],
-    ['vg_lock_args', s.vgArgs],
-    ['lv_lock_args', s.lvArgs],
-  ]));
-}
 
 async function rawLock(c: RawClient, s: SideSetup, mode: 'ex' | 'un'): Promise<number> {
-  const frame = lockLvFrame(s, mode);
+  // the lock belongs to this connection (no persistent flag)
+  const frame = lockLvFrame({ vg: s.vg, lv: s.lv, lvUuid: s.lvUuid, lockType: 'sanlock', vgArgs: s.vgArgs, lvArgs: s.lvArgs }, mode);
   const t = nowMs();
   const reply = await c.request(frame);
   const ms = nowMs() - t;
