@@ -362,6 +362,19 @@ export class Lockspace {
           { hostId: check.ownerId, generation: check.ownerGeneration, timestamp: check.timestamp, lver: 0 },
         );
       }
+      // The 2*io wait may have lasted far longer (the process was stopped, or I/O
+      // stalled). Other hosts count host_dead from their last sight of our write and
+      // may already hold this generation dead; renewing now would not undo what they
+      // did on that view (clear our SH mode blocks, take our leases) nor reach the
+      // hosts whose view is a renewal interval old. Fail: the caller rejoins with a
+      // new generation.
+      const age = this.clock.monotonicSeconds() - rec.timestamp;
+      if (age >= this.timeouts.idRenewalFailSeconds) {
+        throw new LeaseError(
+          SANLK.ETIMEDOUT,
+          `host_id ${this.hostId} in lockspace ${this.name}: the acquire took ${age} s from its write, past the renewal-fail time of ${this.timeouts.idRenewalFailSeconds} s; other hosts may count this generation dead`,
+        );
+      }
       this.last = check;
       this.generation = check.ownerGeneration;
       // As sanlock: the last success is the timestamp we wrote, not the end of the
@@ -370,13 +383,6 @@ export class Lockspace {
       this.lastSuccess = rec.timestamp;
       this.lastRenewOk = true;
       this.state = 'held';
-      if (this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {
-        // The acquire outlived the lease it wrote (the process was stopped, or I/O
-        // stalled, during the 2*io wait): other hosts may already consider this
-        // host_id dead, and the renewal loop would only notice at its first poll.
-        // Renew before anyone uses the lockspace (a failure fails the acquire).
-        await this.renew();
-      }
       return this.generation;
     } catch (e) {
       this.state = 'idle';
