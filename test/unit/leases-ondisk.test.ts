@@ -29,20 +29,12 @@ import { SeededRandom } from '../../src/leases/random';
 import { alignSizeOld, geometry, maxHostsFor } from '../../src/leases/sizes';
 import { deriveTimeouts } from '../../src/leases/timeouts';
 import { parseArgs } from '../../src/cli/leasectl';
+import { repoRoot } from '../harness/cluster';
 
 // ---------------------------------------------------------------------------
 // helpers
 
-function repoRoot(): string {
-  let d = __dirname;
-  for (let i = 0; i < 8; i++) {
-    if (fs.existsSync(path.join(d, 'package.json')) && fs.existsSync(path.join(d, 'src'))) return d;
-    d = path.dirname(d);
-  }
-  throw new Error('repo root not found');
-}
-const GOLDEN = path.join(repoRoot(), '..', 'shared', 'spec', 'sanlock-golden');
-const haveGolden = fs.existsSync(path.join(GOLDEN, 'cases.json'));
+const GOLDEN = path.join(repoRoot(), 'test', 'fixtures', 'sanlock-golden');
 
 /** Sparse in-memory disk (sectors in a map) so images with 500 MiB offsets stay cheap. */
 class SparseDisk implements Disk {
@@ -168,7 +160,7 @@ function words(line: string): string[] {
   return out;
 }
 
-const cases: GoldenCase[] = haveGolden ? JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases.json'), 'utf8')) : [];
+const cases: GoldenCase[] = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'cases.json'), 'utf8'));
 
 // ---------------------------------------------------------------------------
 
@@ -227,7 +219,7 @@ describe('sizes', () => {
   });
 });
 
-describe('golden sectors', { skip: haveGolden ? false : 'golden data not present' }, () => {
+describe('golden sectors', () => {
   test('every leader and dblock decodes, re-encodes byte for byte and has a good checksum', () => {
     let leaders = 0;
     let dblocks = 0;

@@ -21,7 +21,7 @@ import {
 import { repoRoot } from '../harness/cluster';
 
 const MiB = 1 << 20;
-const GOLDEN = path.join(repoRoot(), '..', 'shared', 'spec', 'sanlock-golden');
+const GOLDEN = path.join(repoRoot(), 'test', 'fixtures', 'sanlock-golden');
 
 /** Blocks of a golden sectors.xxd: offset → bytes. */
 function goldenBlocks(caseName: string): Map<number, Buffer> {
