@@ -243,6 +243,8 @@ interface LeaseRead {
   leader: LeaderRecord;
   geometry: LeaseGeometry;
   maxMbal: number;
+  /** The lver of our own dblock if it is marked RELEASED, else 0. */
+  ownReleasedLver: number;
 }
 
 /** sanlock paxos_lease_read: whole area, leader verified, every dblock verified. */
@@ -264,6 +266,7 @@ async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number
       const words = wordsOf(area);
       const versions = ref.disk.sectorVersions?.(area);
       let maxMbal = 0;
+      let ownReleasedLver = 0;
       for (let q = 0; q < leader.numHosts; q++) {
         const off = (2 + q) * g.sectorSize;
         if (off + g.sectorSize > area.length) break;
@@ -272,10 +275,11 @@ async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number
         if (!dblockValid(area, off)) {
           throw new LeaseError(SANLK.DBLOCK_CHECKSUM, `${describe(ref)}: dblock of host_id ${q + 1} has a bad checksum`);
         }
-        const mbal = decodeDblock(area, off).mbal;
-        if (mbal > maxMbal) maxMbal = mbal;
+        const d = decodeDblock(area, off);
+        if (d.mbal > maxMbal) maxMbal = d.mbal;
+        if (q + 1 === hostId && d.flags & DBLOCK_FL_RELEASED) ownReleasedLver = d.lver;
       }
-      return { leader, geometry: g, maxMbal };
+      return { leader, geometry: g, maxMbal, ownReleasedLver };
     } finally {
       ref.disk.release?.(area);
     }
@@ -412,10 +416,19 @@ async function paxosLeaseAcquire(
 ): Promise<PaxosAcquireResult> {
   const io = host.timeouts.ioTimeout;
   let g = await refGeometry(ref, io);
+  // Our dblock marked RELEASED at lver L tells other hosts that we do not own
+  // lver L, and they may run a ballot for L+1 on that word (sanlock's "owner
+  // dblock released" check). A proposal of ours that an earlier, retracted
+  // acquire left in the dblocks can still be committed at L, by another host
+  // or by one of our own ballots that adopts it; our ballots' writes then hide
+  // the RELEASED flag. So no commit at an lver up to L may be claimed by this
+  // acquire: it starts again, and the leader naming us lets it run at L+1.
+  let noClaimUpTo = 0;
   restart: for (let restarts = 0; ; restarts++) {
     if (restarts > 1000) throw new LeaseError(SANLK.ERROR, `${describe(ref)}: acquire restarted too often`);
     const rd = await paxosLeaseRead(ref, g, host.hostId, io);
     g = rd.geometry;
+    if (rd.ownReleasedLver > noClaimUpTo) noClaimUpTo = rd.ownReleasedLver;
     const cur = rd.leader;
     let reuseRead = true;
     let mayRun = false;
@@ -519,7 +532,7 @@ async function paxosLeaseAcquire(
           }
           const own = (2 + host.hostId - 1) * g.sectorSize;
           const ownDblock = decodeDblock(area, own);
-          if (ownDblock.flags & DBLOCK_FL_RELEASED) {
+          if (ownDblock.flags & DBLOCK_FL_RELEASED || tmp.lver <= noClaimUpTo) {
             // The committed proposal is one we retracted after an earlier failed acquire:
             // other hosts see our dblock RELEASED and may take the lease over, so it is not
             // ours to claim. Start again: the leader names us, so a new ballot runs.
@@ -572,6 +585,16 @@ async function paxosLeaseAcquire(
         // host restarted): that owner is dead to every other host, which may take the lease
         // over at once. The next acquire sees an older generation of ours and runs a new ballot.
         throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, nl.ownerId === host.hostId ? 'ballot committed a proposal of an earlier generation of this host' : 'ballot committed an earlier proposal of another host');
+      }
+      if (nl.lver <= noClaimUpTo) {
+        // The proposal we committed is one we retracted (see noClaimUpTo): not ours to
+        // claim. Give the lver back (we wrote this leader) and run a ballot at the next.
+        try {
+          await paxosLeaseRelease(ref, g, host, nl);
+        } catch (e) {
+          throw markRetract(e, g);
+        }
+        continue restart;
       }
       return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }

@@ -190,3 +190,14 @@ test('a shared holder whose generation is newer than any we have seen is live, n
   const r = await runLeaseSchedule(makeLeaseSchedule(2539072980, { faults: ALL_FAULTS }));
   assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
 });
+
+test('a proposal of ours that an earlier acquire retracted is not claimed when a later ballot commits it (two-ex, seed 4225378954)', async () => {
+  // Found by the long run: host 5's acquire failed at the commit (EIO) and retracted (dblock
+  // RELEASED, lver 41). Host 2 committed host 5's proposal at lver 41; host 6 saw the owner's
+  // dblock RELEASED and ran a ballot for lver 42. Host 5's next acquire, which had read the
+  // leader at lver 40, ran its ballot at lver 41, adopted its own old proposal, committed it
+  // and took the lease: two ex holders. An acquire now claims no lver up to the one it found
+  // its own dblock RELEASED at; it gives such a commit back and runs at the next lver.
+  const r = await runLeaseSchedule(makeLeaseSchedule(4225378954, { faults: ALL_FAULTS }));
+  assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
+});
