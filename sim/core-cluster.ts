@@ -360,9 +360,14 @@ export async function runCoreSchedule(
         const mode = rng.chance(0.6) ? 'ex' : 'sh';
         await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
         await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
+        // -asy on an LV this host has active ex asks to share it: from the moment the
+        // request is sent other hosts may activate it shared (the convert's SH mode block
+        // can land before the reply), as the lease level counts an ex->sh convert.
+        const key = `${vg.name}/${lv}`;
+        if (mode === 'sh' && uses.get(ch.id)?.get(key) === 'ex') use(c, key, 'sh');
         const r = await rpc(c, lockLv(vg, lv, mode, 'persistent'), `lock_lv ${mode}`);
         const arv = expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
-        if (arv === 0 && vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, mode as 'sh' | 'ex');
+        if (arv === 0 && vg.lockType === 'sanlock') use(c, key, mode as 'sh' | 'ex');
         await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
         await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
       } finally {

@@ -201,3 +201,14 @@ test('a proposal of ours that an earlier acquire retracted is not claimed when a
   const r = await runLeaseSchedule(makeLeaseSchedule(4225378954, { faults: ALL_FAULTS }));
   assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
 });
+
+test('core level: lvchange -asy on an LV active ex counts as shared from the request on (checker, ex-with-sh, seed 2811934190)', async () => {
+  // Found by the long run: host 2 converted its ex LV lock to sh for an -asy; the SH mode block
+  // landed and host 1 activated the LV shared before host 2's reply (host 2 was then paused),
+  // and the checker still counted host 2 ex. The user asked to share the LV, so this is what
+  // sh means; C lvmlockd with sanlock behaves the same. The lease level already counted it so.
+  const r = await runCoreSchedule(2811934190, { lm: 'sanlock' });
+  assert.ok(r.trace.some((l) => l.includes('h2 PAUSE daemon 113.4s')), 'the schedule still pauses host 2 mid-convert');
+  assert.ok(r.trace.some((l) => l.includes('h1 c5 lvchange -asy vga/lvuuid-a1 -> 0')), 'host 1 still activates the LV shared');
+  assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
+});
