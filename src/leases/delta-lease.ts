@@ -368,8 +368,8 @@ export class Lockspace {
       // did on that view (clear our SH mode blocks, take our leases) nor reach the
       // hosts whose view is a renewal interval old. Fail: the caller rejoins with a
       // new generation.
-      const age = this.clock.monotonicSeconds() - rec.timestamp;
-      if (age >= this.timeouts.idRenewalFailSeconds) {
+      if (this.renewalFailPassed(rec.timestamp)) {
+        const age = this.clock.monotonicSeconds() - rec.timestamp;
         throw new LeaseError(
           SANLK.ETIMEDOUT,
           `host_id ${this.hostId} in lockspace ${this.name}: the acquire took ${age} s from its write, past the renewal-fail time of ${this.timeouts.idRenewalFailSeconds} s; other hosts may count this generation dead`,
@@ -710,7 +710,7 @@ export class Lockspace {
           }
           failing = true;
           const lost = e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF);
-          if (lost || this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds) {
+          if (lost || this.renewalFailPassed(this.lastSuccess)) {
             this.state = 'failed';
             this.onFail?.(e as Error);
             break;
@@ -725,7 +725,12 @@ export class Lockspace {
    * soon count it dead): resource leases must not be granted on it.
    */
   leaseStale(): boolean {
-    return this.state !== 'held' || this.clock.monotonicSeconds() - this.lastSuccess >= this.timeouts.idRenewalFailSeconds;
+    return this.state !== 'held' || this.renewalFailPassed(this.lastSuccess);
+  }
+
+  /** Whether id_renewal_fail_seconds have passed since `since` (a monotonic timestamp of ours). */
+  private renewalFailPassed(since: number): boolean {
+    return this.clock.monotonicSeconds() - since >= this.timeouts.idRenewalFailSeconds;
   }
 
   async stopRenewal(): Promise<void> {
