@@ -11,6 +11,7 @@ import { Daemon, type DaemonConfig } from '../daemon/server';
 import { syslogPriority, LOG_WARNING } from '../daemon/log';
 import { sendDumpText } from '../daemon/dump-sender';
 import type { LmType } from '../core/constants';
+import { WDMD_DEFAULT_SOCKET, parseWatchdogMode } from '../daemon/wdmd';
 
 export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0]';
 const DEFAULT_PIDFILE = '/run/lvmlockd.pid';
@@ -51,6 +52,11 @@ function usage(prog: string): string {
     '        Set the sanlock lockspace I/O timeout.',
     '  --adopt | -A 0|1',
     '        Adopt locks from a previous instance of lvmlockd.',
+    '  --watchdog auto|on|off',
+    '        Arm the host watchdog through wdmd for sanlock lockspaces:',
+    '        auto uses wdmd when it runs, on requires it. [auto]',
+    '  --wdmd-socket <path>',
+    `        Path of wdmd's socket. [${WDMD_DEFAULT_SOCKET}]`,
     '',
   ].join('\n');
 }
@@ -70,6 +76,8 @@ const LONGOPTS: LongOption[] = [
   { name: 'adopt', hasArg: 'required', val: 'A' },
   { name: 'syslog-priority', hasArg: 'required', val: 'S' },
   { name: 'sanlock-timeout', hasArg: 'required', val: 'o' },
+  { name: 'watchdog', hasArg: 'required', val: 129 },
+  { name: 'wdmd-socket', hasArg: 'required', val: 130 },
 ];
 
 /** lock managers this build can serve outside test mode */
@@ -92,6 +100,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv, prog = 'lvmloc
     sanlockTimeout: 0,
     debugToStdout: false,
     syslogPriority: LOG_WARNING,
+    watchdog: 'auto',
+    wdmdSocket: WDMD_DEFAULT_SOCKET,
     killHelper: env.LVMLOCKD_KILL_HELPER || path.join(__dirname, '..', '..', '..', 'bin', 'lvmlockctl'),
   };
   let foreground = false;
@@ -107,6 +117,13 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv, prog = 'lvmloc
     const arg = ev.arg ?? '';
     switch (ev.opt) {
       case 128: config.adoptFile = arg; break;
+      case 129: {
+        const mode = parseWatchdogMode(arg);
+        if (!mode) return { kind: 'exit', code: 1, stdout: '', stderr: `invalid watchdog option '${arg}' (auto, on or off)\n` };
+        config.watchdog = mode;
+        break;
+      }
+      case 130: config.wdmdSocket = arg; break;
       case 'h': return { kind: 'exit', code: 0, stdout: usage(prog), stderr: '' };
       case 'V': return { kind: 'exit', code: 0, stdout: VERSION_TEXT + '\n', stderr: '' };
       case 'T': config.testMode = true; break;

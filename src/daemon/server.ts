@@ -20,6 +20,7 @@ import { parseAdoptFile } from './adopt-file';
 import { lvDmUuid, readActiveLvs } from './dm-active';
 import type { AdoptVg } from '../core/adopt';
 import { peerPid, tryLockFd } from '../util/libc';
+import { WdmdWatchdog, type WatchdogMode } from './wdmd';
 
 export interface DaemonConfig {
   testMode: boolean;
@@ -33,6 +34,9 @@ export interface DaemonConfig {
   sanlockTimeout: number;
   debugToStdout: boolean;
   syslogPriority: number;
+  /** --watchdog: arm wdmd for sanlock lockspaces (auto: when wdmd runs). */
+  watchdog: WatchdogMode;
+  wdmdSocket: string;
   /** Program run with `--kill <vg>` when a lockspace's lease storage fails. */
   killHelper: string;
 }
@@ -103,6 +107,7 @@ export class Daemon {
         random: systemRandom(),
         openDisk: (p) => DirectDisk.open(p),
         ...(this.adoptState ? { adoptNames: this.adoptState } : {}),
+        watchdog: new WdmdWatchdog(config.watchdog, config.wdmdSocket, (m) => this.log.error(m)),
       });
     }
     const ports: CorePorts = {

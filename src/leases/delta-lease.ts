@@ -193,6 +193,8 @@ export interface LockspaceOptions {
   alignSize?: number;
   /** Called when renewals have failed for id_renewal_fail_seconds: the host_id is lost. */
   onFail?: (err: Error) => void;
+  /** Called after every successful renewal with its local monotonic time (the host watchdog follows it). */
+  onRenewed?: (lastSuccess: number) => void;
   /** Simulator self-check only: deliberate bugs (src/leases/hooks.ts). Production passes none. */
   hooks?: LeaseBugHooks;
 }
@@ -264,6 +266,7 @@ export class Lockspace {
   private stopRequested = false;
   private wake: (() => void) | undefined;
   private onFail: ((err: Error) => void) | undefined;
+  private onRenewed: ((lastSuccess: number) => void) | undefined;
   /** Called when a renewal shows our bit set in another host's bitmap. */
   onBitmapSeen: ((fromHostId: number, leader: LeaderRecord) => void) | undefined;
 
@@ -281,6 +284,7 @@ export class Lockspace {
     this.hostName = o.hostName ?? randomHostName(o.random);
     this.timeouts = deriveTimeouts(o.ioTimeout ?? DEFAULT_IO_TIMEOUT, o.watchdogFireTimeout);
     this.onFail = o.onFail;
+    this.onRenewed = o.onRenewed;
     this.hooks = o.hooks;
     if (o.sectorSize) this.geometry = geometry(o.sectorSize, o.alignSize);
   }
@@ -703,6 +707,7 @@ export class Lockspace {
         try {
           await this.renew();
           failing = false;
+          if (!this.stopRequested) this.onRenewed?.(this.lastSuccess);
         } catch (e) {
           if (this.hooks?.renewWithoutTimeoutCheck && !(e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF))) {
             this.lastSuccess = this.clock.monotonicSeconds(); // injected bug

@@ -7,6 +7,8 @@ export const SANLK = {
   OK: 1,
   ERROR: -201,
   AIO_TIMEOUT: -202,
+  /** The watchdog (wdmd) could not be used for a lockspace. */
+  WD_ERROR: -203,
   DBLOCK_READ: -210,
   DBLOCK_WRITE: -211,
   DBLOCK_LVER: -212,

@@ -387,6 +387,16 @@ describe('lvmlockd process handling', () => {
     assert.equal((await runLvmlockd(['-g', 'sanlock', '-V'])).code, 0);
   });
 
+  test('--watchdog accepts auto|on|off and refuses anything else, exit 1', async () => {
+    for (const bad of ['yes', '1', '']) {
+      const r = await runLvmlockd(['--watchdog', bad]);
+      assert.equal(r.code, 1, bad);
+      assert.match(r.stderr, /invalid watchdog option '.*' \(auto, on or off\)/);
+    }
+    for (const ok of ['auto', 'on', 'off']) assert.equal((await runLvmlockd(['--watchdog', ok, '--wdmd-socket', '/nonexistent', '-V'])).code, 0, ok);
+    assert.match((await runLvmlockd(['-h'])).stdout, /--watchdog auto\|on\|off/);
+  });
+
   test('a bad option prints usage and exits 1', async () => {
     for (const args of [['--bogus'], ['-Z'], ['-p']]) {
       const r = await runLvmlockd(args);

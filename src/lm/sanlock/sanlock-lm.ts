@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
+import { watchdogExpire, watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from './watchdog';
 import type {
   GlobalLockState, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult,
   LockspaceEvents, LockspaceView, ManagedLockspace, PrepareResult, ResourceView,
@@ -59,6 +60,11 @@ export interface SanlockLmDeps {
    * lockspace only when its delta lease still carries the recorded name.
    */
   adoptNames?: AdoptNameStore;
+  /**
+   * The host watchdog armed for every joined lockspace (the daemon: wdmd).
+   * Without one, nothing resets a hung host before others take its leases.
+   */
+  watchdog?: WatchdogProvider;
 }
 
 /** Our delta lease in a joined lockspace: its host_id and the host name it carries. */
@@ -419,6 +425,8 @@ export class SanlockLockspace implements ManagedLockspace {
   private readonly extraDisks: Disk[] = [];
   private readonly held = new Map<string, L.ResourceLease>();
   private failed = false;
+  /** Our registration with the host watchdog while the delta lease is held. */
+  private wd: WatchdogConnection | null = null;
   /**
    * The lockspace continues our previous instance's delta lease: leases it
    * held under this generation may still be on disk until adopted or purged.
@@ -540,11 +548,19 @@ export class SanlockLockspace implements ManagedLockspace {
       d.debug(`S ${this.name} add_lockspace_san adopt: nothing to adopt (${resumed.reason}), joining`);
     }
     const ls = this.newLeases(this.m.hostName);
+    if (d.watchdog) {
+      const wdRv = await this.connectWatchdog(ls, d.watchdog);
+      if (wdRv < 0) {
+        await this.closeDisk();
+        return wdRv;
+      }
+    }
     d.debug(`S ${this.name} add_lockspace_san host_id ${this.hostId} io_timeout ${this.m.ioTimeout}${opts.nodelay ? ' nodelay' : ''}`);
     try {
       await ls.acquire({ nodelay: opts.nodelay });
     } catch (e) {
       d.error(`S ${this.name} add_lockspace_san add_lockspace error ${(e as Error).message}`);
+      if (this.wd) await this.dropWatchdog(false);
       await this.closeDisk();
       return leaseRv(e);
     }
@@ -555,7 +571,7 @@ export class SanlockLockspace implements ManagedLockspace {
 
   private newLeases(hostName: string): L.Lockspace {
     const d = this.d;
-    return new L.Lockspace({
+    const ls: L.Lockspace = new L.Lockspace({
       disk: this.disk!, offset: 0, name: this.name, hostId: this.hostId,
       clock: d.clock, random: d.random, hostName, ioTimeout: this.m.ioTimeout,
       sectorSize: this.sectorSize, alignSize: this.alignSize,
@@ -564,10 +580,63 @@ export class SanlockLockspace implements ManagedLockspace {
         d.error(`S ${this.name} lockspace lease renewal failed: ${err.message}`);
         this.events.failed(`delta lease for host_id ${this.hostId} lost: ${err.message}`);
       },
+      onRenewed: (lastSuccess) => this.wd?.testLive(lastSuccess, watchdogExpire(ls.timeouts, lastSuccess)),
     });
+    return ls;
+  }
+
+  /**
+   * Register with the host watchdog before the delta lease is acquired (fail
+   * fast, touch no disk), as sanlock's add_lockspace does. 0, or < 0 when a
+   * required watchdog cannot be used or does not fit the timeouts.
+   */
+  private async connectWatchdog(ls: L.Lockspace, watchdog: WatchdogProvider): Promise<number> {
+    const d = this.d;
+    let wd: WatchdogConnection | null;
+    try {
+      wd = await watchdog.connect(`lvmlockd_${this.name}:${this.hostId}`, ls.timeouts.watchdogFireTimeout);
+    } catch (e) {
+      d.error(`S ${this.name} add_lockspace_san watchdog ${watchdog.describe}: ${(e as Error).message}`);
+      return L.SANLK.WD_ERROR;
+    }
+    if (!wd) {
+      d.error(`S ${this.name} add_lockspace_san WARNING: no watchdog (${watchdog.absentReason}); ` +
+        'if this daemon hangs, other hosts may take its leases while its LVs are in use');
+      return 0;
+    }
+    const problem = watchdogTimeoutProblem(ls.timeouts, wd);
+    if (problem) {
+      d.error(`S ${this.name} add_lockspace_san watchdog: ${problem}`);
+      await wd.close();
+      return L.SANLK.WD_ERROR;
+    }
+    this.wd = wd;
+    return 0;
+  }
+
+  /**
+   * Unregister from the watchdog: `armed` after the lockspace was in use and
+   * all its leases are given up (clean leave, or the kill path completed);
+   * otherwise only close the connection of a join that failed.
+   */
+  private async dropWatchdog(armed: boolean): Promise<void> {
+    const wd = this.wd;
+    this.wd = null;
+    if (!wd) return;
+    if (armed) {
+      this.d.debug(`S ${this.name} watchdog disarmed`);
+      await wd.disarm();
+    } else {
+      await wd.close();
+    }
   }
 
   private joined(ls: L.Lockspace): void {
+    // Arm before any lease can be granted in this lockspace.
+    if (this.wd) {
+      this.wd.testLive(ls.lastSuccess, watchdogExpire(ls.timeouts, ls.lastSuccess));
+      this.d.debug(`S ${this.name} watchdog armed: expire ${watchdogExpire(ls.timeouts, ls.lastSuccess)}`);
+    }
     this.leases = ls;
     ls.startRenewal();
     this.d.adoptNames?.set(this.name, { hostId: this.hostId, hostName: ls.hostName });
@@ -589,14 +658,22 @@ export class SanlockLockspace implements ManagedLockspace {
     const ls = this.newLeases(prev.hostName);
     const io = this.m.ioTimeout;
     const maxAge = L.calcHostDeadSeconds(io, ls.timeouts.watchdogFireTimeout) - 4 * io;
+    if (d.watchdog) {
+      const wdRv = await this.connectWatchdog(ls, d.watchdog);
+      if (wdRv < 0) return wdRv;
+    }
     let out: L.ResumeOutcome;
     try {
       out = await ls.resume(maxAge);
     } catch (e) {
       d.error(`S ${this.name} add_lockspace_san adopt resume error ${(e as Error).message}`);
+      if (this.wd) await this.dropWatchdog(false);
       return leaseRv(e);
     }
-    if (!out.resumed) return { ok: false, reason: out.reason };
+    if (!out.resumed) {
+      if (this.wd) await this.dropWatchdog(false);
+      return { ok: false, reason: out.reason };
+    }
     this.orphansPossible = true;
     this.joined(ls);
     d.debug(`S ${this.name} add_lockspace_san adopt found ls host_id ${this.hostId} generation ${out.generation} (last renewal ${out.age} s ago)`);
@@ -623,6 +700,8 @@ export class SanlockLockspace implements ManagedLockspace {
       this.leases = null;
       this.orphansPossible = false;
       this.d.adoptNames?.delete(this.name);
+      // Every lease is released (or, after a failure, the kill path has completed).
+      if (this.wd) await this.dropWatchdog(true);
     }
     if (opts.freeVg && this.disk) {
       // Destroy the delta leases: any host still using them fails at once.
