@@ -35,8 +35,6 @@ const HANG_MS = 600_000;
 
 export interface StorageLossResult {
   ioTimeout: number;
-  /** host clock (Date.now()) when pv0 failed */
-  failedAtMs: number;
   fault: 'error' | 'hang';
   killStartS: number | null;
   killDoneS: number | null;
@@ -141,7 +139,6 @@ export async function storageLoss(c: VmCluster, steps: Steps, o: StorageLossOpti
   };
   const res: StorageLossResult = {
     ioTimeout: o.ioTimeout,
-    failedAtMs: t0,
     fault,
     killStartS: parseAt(/^(\S+) start/m),
     wipedS: parseAt(/^(\S+) wiped/m),
