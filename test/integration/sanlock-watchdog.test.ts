@@ -5,52 +5,12 @@
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
 import { Cluster, type Host } from '../harness/cluster';
 import { sleep } from '../harness/exec';
-import { WDMD_CMD, WDMD_HEADER_SIZE, decodeWdmdHeader, encodeWdmdHeader, type WdmdHeader } from '../../src/daemon/wdmd';
+import { WDMD_CMD } from '../../src/daemon/wdmd';
+import { FakeWdmd } from '../helpers/fake-wdmd';
 
 const monotonicSeconds = (): number => Number(process.hrtime.bigint() / 1_000_000_000n);
-
-interface Client { headers: WdmdHeader[]; closed: boolean }
-
-/** Answers like wdmd 3.8 (Debian 12): STATUS only; OPEN_WATCHDOG is ignored. */
-class StandInWdmd {
-  readonly clients: Client[] = [];
-  private server: net.Server | null = null;
-  constructor(readonly socketPath: string) {}
-  async start(): Promise<void> {
-    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true });
-    this.server = net.createServer((s) => {
-      const c: Client = { headers: [], closed: false };
-      this.clients.push(c);
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        while (buf.length >= WDMD_HEADER_SIZE) {
-          const h = decodeWdmdHeader(buf.subarray(0, WDMD_HEADER_SIZE));
-          buf = buf.subarray(WDMD_HEADER_SIZE);
-          c.headers.push(h);
-          if (h.cmd === WDMD_CMD.STATUS) s.write(encodeWdmdHeader({ cmd: WDMD_CMD.STATUS, testInterval: 10, fireTimeout: 60, lastKeepalive: BigInt(monotonicSeconds()) }));
-        }
-      });
-      s.on('close', () => { c.closed = true; });
-      s.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.socketPath, r));
-  }
-  async stop(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    if (s) await new Promise((r) => s.close(() => r(undefined)));
-    fs.rmSync(this.socketPath, { force: true });
-  }
-  lives(c: Client): Array<[number, number]> {
-    return c.headers.filter((h) => h.cmd === WDMD_CMD.TEST_LIVE).map((h) => [Number(h.renewalTime), Number(h.expireTime)]);
-  }
-}
 
 async function waitFor(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
   for (let t = 0; t < ms; t += 100) {
@@ -63,12 +23,12 @@ async function waitFor(what: string, cond: () => boolean, ms = 15_000): Promise<
 describe('sanlock lockspaces arm the host watchdog (wdmd stand-in, real LVM2 commands)', () => {
   let c: Cluster;
   let h: Host;
-  let wdmd: StandInWdmd;
+  let wdmd: FakeWdmd;
 
   before(async () => {
     c = await Cluster.create({ hosts: 1, disks: [{ sizeMiB: 1024 }], name: 'san-wd' });
     h = c.host(1);
-    wdmd = new StandInWdmd(h.hostPath('/run/wdmd/wdmd.sock'));
+    wdmd = new FakeWdmd(h.hostPath('/run/wdmd/wdmd.sock'), { legacy: true }); // as wdmd 3.8 of Debian 12
     await wdmd.start();
     // Default --watchdog auto: wdmd is used because it runs.
     await h.startDaemon({ kind: 'ts', args: ['-o', '2'] });
@@ -87,12 +47,12 @@ describe('sanlock lockspaces arm the host watchdog (wdmd stand-in, real LVM2 com
     // lvm's start is asynchronous: wait for the lockspace, then look at what wdmd heard.
     const st = await h.lvm(['vgchange', '--lock-start', 'vgw']);
     assert.equal(st.code, 0, st.stderr);
-    await waitFor('the lockspace to be armed', () => wdmd.clients.some((cl) => wdmd.lives(cl).length > 0), 30_000);
-    const cl = wdmd.clients.find((x) => wdmd.lives(x).length > 0)!;
+    await waitFor('the lockspace to be armed', () => wdmd.clients.some((cl) => FakeWdmd.lives(cl).length > 0), 30_000);
+    const cl = wdmd.clients.find((x) => FakeWdmd.lives(x).length > 0)!;
     const cmds = cl.headers.map((x) => x.cmd);
     assert.deepEqual(cmds.slice(0, 5), [WDMD_CMD.REGISTER, WDMD_CMD.REFCOUNT_SET, WDMD_CMD.OPEN_WATCHDOG, WDMD_CMD.STATUS, WDMD_CMD.TEST_LIVE]);
     assert.equal(cl.headers[0]!.name, 'lvmlockd_lvm_vgw:1');
-    const [renewal, expire] = wdmd.lives(cl)[0]!;
+    const [renewal, expire] = FakeWdmd.lives(cl)[0]!;
     assert.equal(expire - renewal, 16, 'expire = last renewal + id_renewal_fail (8 x io_timeout 2)');
     const now = monotonicSeconds();
     assert.ok(renewal <= now && expire > now, `renewal ${renewal} expire ${expire} now ${now} (CLOCK_MONOTONIC)`);
@@ -103,8 +63,8 @@ describe('sanlock lockspaces arm the host watchdog (wdmd stand-in, real LVM2 com
     assert.equal(act.code, 0, act.stderr);
 
     // Renewals every 2 x io_timeout move the expiry forward.
-    await waitFor('two renewals', () => wdmd.lives(cl).length >= 3, 20_000);
-    const lives = wdmd.lives(cl);
+    await waitFor('two renewals', () => FakeWdmd.lives(cl).length >= 3, 20_000);
+    const lives = FakeWdmd.lives(cl);
     for (let i = 1; i < lives.length; i++) {
       assert.ok(lives[i]![0] > lives[i - 1]![0], `renewals go forward: ${JSON.stringify(lives)}`);
       assert.equal(lives[i]![1] - lives[i]![0], 16);

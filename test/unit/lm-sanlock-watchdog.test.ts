@@ -8,7 +8,6 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ManualClock } from '../../src/io/clock';
@@ -20,8 +19,9 @@ import { newGlobalLockState } from '../../src/core/lockd';
 import { SanlockLockManager } from '../../src/lm/sanlock/sanlock-lm';
 import { watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from '../../src/lm/sanlock/watchdog';
 import {
-  WDMD_CMD, WDMD_HEADER_SIZE, WdmdWatchdog, decodeWdmdHeader, encodeWdmdHeader, parseWatchdogMode, type WdmdHeader,
+  WDMD_CMD, WDMD_HEADER_SIZE, WdmdWatchdog, decodeWdmdHeader, encodeWdmdHeader, parseWatchdogMode,
 } from '../../src/daemon/wdmd';
+import { FakeWdmd } from '../helpers/fake-wdmd';
 
 const MiB = 1 << 20;
 
@@ -50,43 +50,6 @@ describe('wdmd wire format', () => {
   });
 });
 
-/** A wdmd stand-in: records every header per connection and answers like wdmd. */
-class FakeWdmd {
-  readonly conns: WdmdHeader[][] = [];
-  private readonly server: net.Server;
-  constructor(readonly socketPath: string, private readonly o: { legacy: boolean; fireTimeout: number; testInterval: number; openFails?: boolean }) {
-    this.server = net.createServer((s) => {
-      const got: WdmdHeader[] = [];
-      this.conns.push(got);
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        while (buf.length >= WDMD_HEADER_SIZE) {
-          const h = decodeWdmdHeader(buf.subarray(0, WDMD_HEADER_SIZE));
-          buf = buf.subarray(WDMD_HEADER_SIZE);
-          got.push(h);
-          if (h.cmd === WDMD_CMD.STATUS) {
-            s.write(encodeWdmdHeader({ cmd: WDMD_CMD.STATUS, testInterval: this.o.testInterval, fireTimeout: this.o.fireTimeout, lastKeepalive: 5n }));
-          } else if (h.cmd === WDMD_CMD.OPEN_WATCHDOG && !this.o.legacy) {
-            // newer wdmd: fire_timeout 0 when the device cannot be opened with it
-            s.write(encodeWdmdHeader({ cmd: WDMD_CMD.OPEN_WATCHDOG, fireTimeout: this.o.openFails ? 0 : h.fireTimeout }));
-          }
-        }
-      });
-      s.on('error', () => undefined);
-    });
-  }
-  listen(): Promise<void> {
-    return new Promise((r) => this.server.listen(this.socketPath, r));
-  }
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
-  }
-  async settle(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('wdmd client', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lvmlockd-wdmd-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -103,7 +66,7 @@ describe('wdmd client', () => {
     test(`${legacy ? 'wdmd 3.8 (opens the device at start)' : 'newer wdmd (OPEN_WATCHDOG)'}: register, refcount, status; test_live; disarm`, async () => {
       const sock = path.join(dir, `w${legacy ? 'old' : 'new'}.sock`);
       const fake = new FakeWdmd(sock, { legacy, fireTimeout: 60, testInterval: 10 });
-      await fake.listen();
+      await fake.start();
       try {
         const wd = await new WdmdWatchdog('on', sock, (m) => errors.push(m)).connect('lvmlockd_lvm_vg1:1', 60);
         assert.ok(wd);
@@ -112,54 +75,47 @@ describe('wdmd client', () => {
         wd.testLive(100, 180);
         wd.testLive(120, 200);
         await wd.disarm();
-        await fake.settle();
-        const cmds = fake.conns[0]!.map((h) => h.cmd);
+        await new Promise((r) => setTimeout(r, 50));
+        const conn = fake.clients[0]!.headers;
+        const cmds = conn.map((h) => h.cmd);
         assert.deepEqual(cmds, [WDMD_CMD.REGISTER, WDMD_CMD.REFCOUNT_SET, WDMD_CMD.OPEN_WATCHDOG, WDMD_CMD.STATUS,
           WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.REFCOUNT_CLEAR]);
-        assert.equal(fake.conns[0]![0]!.name, 'lvmlockd_lvm_vg1:1');
-        assert.equal(fake.conns[0]![2]!.fireTimeout, 60);
-        const lives = fake.conns[0]!.filter((h) => h.cmd === WDMD_CMD.TEST_LIVE).map((h) => [h.renewalTime, h.expireTime]);
-        assert.deepEqual(lives, [[100n, 180n], [120n, 200n], [0n, 0n]], 'disarm is test_live 0 0');
+        assert.equal(conn[0]!.name, 'lvmlockd_lvm_vg1:1');
+        assert.equal(conn[2]!.fireTimeout, 60);
+        assert.deepEqual(FakeWdmd.lives(fake.clients[0]!), [[100, 180], [120, 200], [0, 0]], 'disarm is test_live 0 0');
+        assert.ok(fake.clients[0]!.closed);
       } finally {
-        await fake.close();
+        await fake.stop();
       }
     });
   }
 
   test('newer wdmd that cannot open the device with our fire timeout: refused', async () => {
     const sock = path.join(dir, 'wfail.sock');
-    const fake = new FakeWdmd(sock, { legacy: false, fireTimeout: 60, testInterval: 10, openFails: true });
-    await fake.listen();
+    const fake = new FakeWdmd(sock, { legacy: false, openFails: true });
+    await fake.start();
     try {
       await assert.rejects(new WdmdWatchdog('auto', sock, (m) => errors.push(m)).connect('x', 60), /could not open the watchdog device with fire timeout 60/);
     } finally {
-      await fake.close();
+      await fake.stop();
     }
   });
 
   test('wdmd going away is logged (the device will reset the host)', async () => {
     const sock = path.join(dir, 'wgone.sock');
-    let server: net.Socket | undefined;
-    const fake = net.createServer((s) => {
-      server = s;
-      s.on('data', (d: Buffer) => {
-        for (let o = 0; o + WDMD_HEADER_SIZE <= d.length; o += WDMD_HEADER_SIZE) {
-          if (d.readUInt32LE(o + 4) === WDMD_CMD.STATUS) s.write(encodeWdmdHeader({ cmd: WDMD_CMD.STATUS, testInterval: 10, fireTimeout: 60 }));
-        }
-      });
-    });
-    await new Promise<void>((r) => fake.listen(sock, r));
+    const fake = new FakeWdmd(sock, { legacy: true });
+    await fake.start();
     const logged: string[] = [];
     try {
       const wd = await new WdmdWatchdog('on', sock, (m) => logged.push(m)).connect('x', 60);
       assert.ok(wd);
-      server!.destroy();
+      fake.clients[0]!.socket.destroy();
       await new Promise((r) => setTimeout(r, 50));
       assert.match(logged.join('\n'), /wdmd connection lost/);
       wd.testLive(1, 2);
       assert.match(logged.join('\n'), /test_live 1 2 failed: wdmd connection is closed/);
     } finally {
-      await new Promise((r) => fake.close(() => r(undefined)));
+      await fake.stop();
     }
   });
 });
