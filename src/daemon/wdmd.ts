@@ -166,6 +166,13 @@ class WdmdConnection implements WatchdogConnection {
       try {
         this.send({ cmd: WDMD_CMD.TEST_LIVE, renewalTime: 0n, expireTime: 0n });
         this.send({ cmd: WDMD_CMD.REFCOUNT_CLEAR });
+        // wdmd handles a client's headers in order, one per poll wakeup, and
+        // on hang-up it reads no further: a close right after these writes
+        // could leave a renewal's expiry as the last one it read, and a dead
+        // client with an expiry resets the host. Its answer to STATUS proves
+        // that the disarm has been read.
+        this.send({ cmd: WDMD_CMD.STATUS });
+        await this.reply();
       } catch (e) {
         this.onError(`wdmd disarm failed: ${(e as Error).message}`);
       }
@@ -173,13 +180,11 @@ class WdmdConnection implements WatchdogConnection {
     await this.close();
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  /** Close the connection (a full close: wdmd drops a client without an expiry on hang-up). */
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    return new Promise((resolve) => {
-      this.sock.end(() => resolve());
-      setTimeout(resolve, 1000).unref();
-    });
+    this.sock.destroy();
   }
 }
 

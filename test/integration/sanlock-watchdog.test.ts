@@ -75,10 +75,11 @@ describe('sanlock lockspaces arm the host watchdog (wdmd stand-in, real LVM2 com
     const stop = await h.lvm(['vgchange', '--lock-stop', 'vgw']);
     assert.equal(stop.code, 0, stop.stderr);
     await waitFor('the wdmd connection to close', () => cl.closed);
-    const tail = cl.headers.slice(-2);
+    const tail = cl.headers.slice(-3);
     assert.equal(tail[0]!.cmd, WDMD_CMD.TEST_LIVE);
     assert.equal(tail[0]!.expireTime, 0n, 'disarm: test_live 0 0');
     assert.equal(tail[1]!.cmd, WDMD_CMD.REFCOUNT_CLEAR);
+    assert.equal(tail[2]!.cmd, WDMD_CMD.STATUS, 'the daemon waits for wdmd to have read the disarm before it closes');
   });
 
   test('--watchdog on without wdmd: the lockspace does not start and the log says why; auto without wdmd starts with a warning', { timeout: 180_000 }, async () => {

@@ -79,7 +79,7 @@ describe('wdmd client', () => {
         const conn = fake.clients[0]!.headers;
         const cmds = conn.map((h) => h.cmd);
         assert.deepEqual(cmds, [WDMD_CMD.REGISTER, WDMD_CMD.REFCOUNT_SET, WDMD_CMD.OPEN_WATCHDOG, WDMD_CMD.STATUS,
-          WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.REFCOUNT_CLEAR]);
+          WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.TEST_LIVE, WDMD_CMD.REFCOUNT_CLEAR, WDMD_CMD.STATUS]);
         assert.equal(conn[0]!.name, 'lvmlockd_lvm_vg1:1');
         assert.equal(conn[2]!.fireTimeout, 60);
         assert.deepEqual(FakeWdmd.lives(fake.clients[0]!), [[100, 180], [120, 200], [0, 0]], 'disarm is test_live 0 0');
@@ -114,6 +114,7 @@ describe('wdmd client', () => {
       assert.match(logged.join('\n'), /wdmd connection lost/);
       wd.testLive(1, 2);
       assert.match(logged.join('\n'), /test_live 1 2 failed: wdmd connection is closed/);
+      await wd.disarm(); // nothing to tell a wdmd that is gone: no throw, no wait
     } finally {
       await fake.stop();
     }
