@@ -13,7 +13,6 @@
 // OPEN_WATCHDOG are answered; wdmd before 2022 ignores OPEN_WATCHDOG (it opens
 // the device when it starts).
 
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { WatchdogConnection, WatchdogProvider } from '../lm/sanlock/watchdog';
 
@@ -216,7 +215,6 @@ export class WdmdWatchdog implements WatchdogProvider {
 
   async connect(name: string, fireTimeout: number): Promise<WatchdogConnection | null> {
     if (this.mode === 'off') return null;
-    if (this.mode === 'auto' && !fs.existsSync(this.socketPath)) return null;
     let sock: net.Socket;
     try {
       sock = await new Promise<net.Socket>((resolve, reject) => {

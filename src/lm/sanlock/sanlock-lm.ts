@@ -580,7 +580,7 @@ export class SanlockLockspace implements ManagedLockspace {
         d.error(`S ${this.name} lockspace lease renewal failed: ${err.message}`);
         this.events.failed(`delta lease for host_id ${this.hostId} lost: ${err.message}`);
       },
-      onRenewed: (lastSuccess) => this.wd?.testLive(lastSuccess, watchdogExpire(ls.timeouts, lastSuccess)),
+      onRenewed: (lastSuccess) => this.feedWatchdog(ls, lastSuccess),
     });
     return ls;
   }
@@ -617,7 +617,10 @@ export class SanlockLockspace implements ManagedLockspace {
   /**
    * Unregister from the watchdog: `armed` after the lockspace was in use and
    * all its leases are given up (clean leave, or the kill path completed);
-   * otherwise only close the connection of a join that failed.
+   * otherwise only close the connection of a join that failed. Callers test
+   * `this.wd` first so that without a watchdog no await is added to join and
+   * leave: the simulator, which passes none, then replays its schedules
+   * exactly as before.
    */
   private async dropWatchdog(armed: boolean): Promise<void> {
     const wd = this.wd;
@@ -631,12 +634,18 @@ export class SanlockLockspace implements ManagedLockspace {
     }
   }
 
+  /** Tell the watchdog our delta lease is good until a renewal at `lastSuccess` expires. */
+  private feedWatchdog(ls: L.Lockspace, lastSuccess: number): number | null {
+    if (!this.wd) return null;
+    const expire = watchdogExpire(ls.timeouts, lastSuccess);
+    this.wd.testLive(lastSuccess, expire);
+    return expire;
+  }
+
   private joined(ls: L.Lockspace): void {
     // Arm before any lease can be granted in this lockspace.
-    if (this.wd) {
-      this.wd.testLive(ls.lastSuccess, watchdogExpire(ls.timeouts, ls.lastSuccess));
-      this.d.debug(`S ${this.name} watchdog armed: expire ${watchdogExpire(ls.timeouts, ls.lastSuccess)}`);
-    }
+    const expire = this.feedWatchdog(ls, ls.lastSuccess);
+    if (expire !== null) this.d.debug(`S ${this.name} watchdog armed: expire ${expire}`);
     this.leases = ls;
     ls.startRenewal();
     this.d.adoptNames?.set(this.name, { hostId: this.hostId, hostName: ls.hostName });

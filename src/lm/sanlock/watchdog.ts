@@ -46,8 +46,9 @@ export function watchdogTimeoutProblem(t: Timeouts, wd: Pick<WatchdogConnection,
   }
   const margin = t.idRenewalFailSeconds - t.idRenewalSeconds;
   if (margin <= wd.testInterval) {
+    const marginPerIo = margin / t.ioTimeout; // both timeouts are multiples of io_timeout
     return `io_timeout ${t.ioTimeout} s is too small for the watchdog: renewals every ${t.idRenewalSeconds} s expire after ${t.idRenewalFailSeconds} s, ` +
-      `and the watchdog counts a lease failed ${wd.testInterval} s before it expires (use -o ${Math.floor(wd.testInterval / 6) + 1} or more)`;
+      `and the watchdog counts a lease failed ${wd.testInterval} s before it expires (use -o ${Math.floor(wd.testInterval / marginPerIo) + 1} or more)`;
   }
   return null;
 }
