@@ -74,7 +74,7 @@ describe('lvmlockd -T robustness over the socket', () => {
     c.destroy();
   });
 
-  test('malformed frames get no reply and leave the connection usable', async () => {
+  test('malformed frames get libdaemon\'s "failed" reply and leave the connection usable', async () => {
     const cases: Array<[string, Buffer]> = [
       ['garbage text', Buffer.from('this is not a config tree }}}{{{ = = =\n')],
       ['unterminated string', Buffer.from('request = "frobnicate\n')],
@@ -85,10 +85,21 @@ describe('lvmlockd -T robustness over the socket', () => {
       ['empty body', Buffer.from('\n')],
       ['deep nesting', Buffer.from('a = ' + '['.repeat(100000) + ']'.repeat(100000) + '\n')],
     ];
+    const reasons: Record<string, RegExp> = {
+      'unterminated string': /^unknown request frobnicate$/,
+      'empty body': /^no request name$/,
+      'bad number': /^unparsable request$/,
+      'garbage text': /^unparsable request$/,
+      'deep nesting': /^unparsable request$/,
+    };
     for (const [what, body] of cases) {
       const c = await open();
       await c.write(Buffer.concat([body, Buffer.from(TERM)]));
-      assert.equal(await c.next(NO_REPLY_MS), null, `${what}: unexpected reply`);
+      const r = await c.next(2000);
+      assert.ok(r !== null, `${what}: no reply`);
+      const m = /^response = "failed"\nreason = "([^"\n]*)"\n$/.exec(r);
+      assert.ok(m, `${what}: not a failed reply: ${r}`);
+      if (reasons[what]) assert.match(m[1]!, reasons[what]!, what);
       assert.equal(c.closed, false, `${what}: connection closed`);
       assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, `${what}: hello afterwards`);
       c.destroy();
@@ -106,14 +117,19 @@ describe('lvmlockd -T robustness over the socket', () => {
     await assertAlive('malformed frames');
   });
 
-  test('unknown request names get no reply; a following hello on the same connection works', async () => {
+  test('unknown request names get a "failed" reply naming them; a following hello on the same connection works', async () => {
     const c = await open();
-    for (const name of ['frobnicate', '', 'HELLO', 'lock_lv_extra', 'x'.repeat(10000)]) {
+    const cases: Array<[string, string]> = [
+      ['frobnicate', 'unknown request frobnicate'], ['', 'empty request name'], ['HELLO', 'unknown request HELLO'],
+      ['lock_lv_extra', 'unknown request lock_lv_extra'], ['x'.repeat(10000), `unknown request ${'x'.repeat(64)}...`],
+      ['../../etc/passwd', 'unknown request ..?..?etc?passwd'],
+    ];
+    for (const [name, reason] of cases) {
       await c.sendFrame(`request = "${name}"\n`);
-      assert.equal(await c.next(NO_REPLY_MS), null, `reply to bad request name "${name.slice(0, 20)}"`);
+      assert.equal(await c.next(2000), `response = "failed"\nreason = "${reason}"\n`, `reply to bad request name "${name.slice(0, 20)}"`);
     }
     await c.sendFrame('no_request_key = 1\n');
-    assert.equal(await c.next(NO_REPLY_MS), null);
+    assert.equal(await c.next(2000), 'response = "failed"\nreason = "no request name"\n');
     assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
     assert.equal(c.buffered, 0, 'late extra replies');
     c.destroy();
@@ -220,13 +236,14 @@ describe('lvmlockd -T robustness over the socket', () => {
     ];
     await c.write(reqs.map((r) => r + '\n##\n').join(''));
     const got: Array<string | null> = [];
-    for (let i = 0; i < 5; i++) got.push(await c.next(3000));
+    for (let i = 0; i < 6; i++) got.push(await c.next(3000));
     assert.equal(got[0], HELLO_REPLY);
     assert.equal(opResult(got[1]!), 0);
-    assert.equal(opResult(got[2]!), 0);
-    assert.equal(got[3], HELLO_REPLY);
-    assert.equal(opResult(got[4]!), -114);
-    assert.equal(await c.next(NO_REPLY_MS), null, 'the bogus request must not be answered');
+    assert.equal(got[2], 'response = "failed"\nreason = "unknown request bogus"\n');
+    assert.equal(opResult(got[3]!), 0);
+    assert.equal(got[4], HELLO_REPLY);
+    assert.equal(opResult(got[5]!), -114);
+    assert.equal(await c.next(NO_REPLY_MS), null, 'one reply per request');
     c.destroy();
   });
 
@@ -457,7 +474,7 @@ describe('random and mutated requests over the socket', () => {
             if (f === HELLO_REPLY && (seen === 1 || !/^request="hello"/.test(body.toString('latin1')))) { ok = true; break; }
             seen++;
             assert.ok(seen <= 2, 'more replies than requests');
-            assert.match(f, /^response = "OK"\n/);
+            assert.match(f, /^response = "OK"\n|^response = "failed"\nreason = "[^"\n]*"\n$/);
           }
           if (!ok) {
             // Only a request that legitimately waits (a lock behind another lock, stop_all wait) may hold the line.
@@ -579,7 +596,14 @@ describe('same request sequences as lvmlockd 2.03.16 -T', { skip: !fs.existsSync
     test(name, async () => {
       const c = await replay(C_LVMLOCKD, [], steps);
       const ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
-      assert.deepEqual(ours, c);
+      // The one deliberate difference: where lvmlockd 2.03.16 stays silent (a frame it cannot
+      // parse, a request it does not know) we answer libdaemon's "failed" reply.
+      const failed = /-> response = "failed"\nreason = "[^"\n]*"\n$/;
+      if (name === 'malformed and unknown requests') {
+        assert.ok(!ours.some((l) => l.endsWith('-> (none)')), `a frame went unanswered:\n${ours.join('\n')}`);
+        assert.ok(ours.filter((l) => failed.test(l)).length >= 10, 'expected "failed" replies');
+      }
+      assert.deepEqual(ours.map((l) => l.replace(failed, '-> (none)')), c);
     });
   }
 });
