@@ -34,6 +34,12 @@ test('parseArgs: every option, in both spellings', () => {
   const ci = parseArgs(['--only', 'ci']);
   assert.ok(ci.ok);
   assert.equal(ci.options.only, CI_SUBSET);
+  assert.equal(ci.options.ci, false);
+  const run = parseArgs(['--ci']);
+  assert.ok(run.ok);
+  assert.equal(run.options.ci, true);
+  assert.equal(run.options.only, CI_SUBSET);
+  assert.deepEqual(run.options.flavours, ['udev-lvmlockd-test', 'udev-lvmlockd-sanlock']);
 });
 
 test('parseArgs: bad input is an error value with a reason', () => {

@@ -46,6 +46,7 @@ export const FLAVOURS: Flavour[] = [
 export const DEFAULT_FLAVOURS = FLAVOURS.filter((f) => f.notRun === null).map((f) => f.name);
 
 /** The CI subset: every lvmlockd test, and the shared-VG tests of lvchange/lvextend/vgremove/vgchange that run with lvmlockd. */
+export const CI_FLAVOURS = ['udev-lvmlockd-test', 'udev-lvmlockd-sanlock'];
 export const CI_SUBSET = 'lvmlockd*,lvchange-partial.sh,lvextend-percent-extents.sh,vgremove-corrupt-vg.sh,vgchange-usage.sh';
 
 export interface Options {
@@ -57,12 +58,14 @@ export interface Options {
   list: boolean;
   keep: boolean;
   memMiB: number;
+  /** The CI run: the CI subset in the CI flavours; a VM tier that cannot start is a loud skip, as in test:vm. */
+  ci: boolean;
 }
 
 export type Parsed = { ok: true; options: Options } | { ok: false; error: string } | { ok: false; help: string };
 
 export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [--only GLOB[,GLOB]] [--daemon ours|c|both]
-                              [--jobs N] [--from N] [--list] [--keep] [--mem MIB]
+                              [--jobs N] [--from N] [--list] [--keep] [--mem MIB] [--ci]
   --flavour  flavours to run (default: ${DEFAULT_FLAVOURS.join(',')}); known: ${FLAVOURS.map((f) => f.name).join(', ')}
   --only     test names (shell/*.sh, with or without .sh; * and ? match) to run; 'ci' = ${CI_SUBSET}
   --daemon   which lvmlockd to run the tests with (default both: C then ours, per test or per shard)
@@ -70,10 +73,11 @@ export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [-
   --from     skip the first N items (flavour × test, in the order --list prints): resume a run
   --list     print the items with their numbers and exit (builds the suite if needed)
   --keep     keep each VM's cluster dir (logs, disks)
+  --ci       the CI run: --only ci --flavour ${CI_FLAVOURS.join(',')}; when the VM tier cannot start here, say so and exit 0 (as test:vm skips)
 `;
 
 export function parseArgs(argv: string[]): Parsed {
-  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536 };
+  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false };
   const known = new Set(FLAVOURS.map((f) => f.name));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -114,6 +118,7 @@ export function parseArgs(argv: string[]): Parsed {
       case '--mem': { const n = num('--mem', 512); if (typeof n === 'string') return { ok: false, error: n }; o.memMiB = n; break; }
       case '--list': o.list = true; break;
       case '--keep': o.keep = true; break;
+      case '--ci': o.ci = true; o.only = CI_SUBSET; o.flavours = [...CI_FLAVOURS]; break;
       default: return { ok: false, error: `unknown argument ${a}\n${USAGE}` };
     }
   }

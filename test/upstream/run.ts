@@ -19,6 +19,7 @@ const SCRATCH = '/scratch';
 /** Runner's silence timeout per test (s) and our hard limit per test (ms), generous for TCG. */
 const RUNNER_SILENCE_S = 400;
 const TEST_LIMIT_MS = 40 * 60_000;
+const HANG_SNAPSHOT_MS = 5 * 60_000;
 
 /**
  * `systemctl` for the suite inside the VM (no systemd there): aux.sh starts
@@ -114,7 +115,12 @@ async function runOne(vm: Vm, d: Daemon, flavour: string, test: string): Promise
       ` --flavours ${flavour} --only shell/${test} --batch --timeout ${RUNNER_SILENCE_S} >${out}/runner.out 2>&1`,
     `cat ${out}/list`,
   ].join('; ');
-  const r = await vm.sh(script, { timeoutMs: TEST_LIMIT_MS });
+  // a test silent for long is usually hung: note what the VM runs then (the
+  // agent runs requests side by side), for the logs
+  const watch = setInterval(() => {
+    vm.sh(`ps -eo pid,ppid,etimes,stat,wchan:20,args > ${out}/ps-$(cut -d. -f1 /proc/uptime).txt 2>&1`, { timeoutMs: 30_000 }).catch(() => undefined);
+  }, HANG_SNAPSHOT_MS);
+  const r = await vm.sh(script, { timeoutMs: TEST_LIMIT_MS }).finally(() => clearInterval(watch));
   const status = parseRunnerList(r.stdout).get(`${flavour}:${test}`);
   return { verdict: r.timedOut ? 'fail' : verdictOf(status), status: r.timedOut ? 'killed (time limit)' : status ?? 'no result', seconds: r.durationMs / 1000 };
 }

@@ -15,10 +15,17 @@ export const GUEST_PREFIX = '/opt/lvm2-testsuite';
 export const GUEST_DATADIR = `${GUEST_PREFIX}/share/lvm2-testsuite`;
 export const GUEST_RUNNER = `${GUEST_PREFIX}/bin/lvm2-testsuite`;
 
+/** Bumped when the build or the installed layout changes (part of the cache key). */
+const LAYOUT = 3;
+
 export function upstreamCacheRoot(): string {
   if (process.env.LVMLOCKD_UPSTREAM_CACHE) return process.env.LVMLOCKD_UPSTREAM_CACHE;
   if (process.env.XDG_CACHE_HOME) return path.join(process.env.XDG_CACHE_HOME, 'lvmlockd-ts-upstream');
   return '/var/cache/lvmlockd-ts-upstream';
+}
+
+function suiteRoot(version: string): string {
+  return path.join(upstreamCacheRoot(), `lvm2-${version}-l${LAYOUT}`);
 }
 
 export interface BuiltSuite {
@@ -107,6 +114,29 @@ function run(argv: string[], cwd: string, logFile: string, env: NodeJS.ProcessEn
   }
 }
 
+/**
+ * Fixes to upstream test scripts that fail before they test anything on this
+ * system, each applied to the installed copy only (and refused loudly when
+ * the text is not there, e.g. in another lvm2 version).
+ */
+export const SCRIPT_FIXES: Array<{ file: string; from: string; to: string; why: string }> = [
+  {
+    file: 'shell/aa-lvmlockd-sanlock-prepare.sh',
+    from: '"0 $(blockdev --getsize $GL_LOOP linear $GL_LOOP 0)"',
+    to: '"0 $(blockdev --getsize $GL_LOOP) linear $GL_LOOP 0"',
+    why: "the command substitution swallows the table's tail, so blockdev (util-linux 2.38) fails on the extra arguments and the sanlock flavour's global-lock VG is never made",
+  },
+];
+
+export function applyScriptFixes(dataDir: string): void {
+  for (const f of SCRIPT_FIXES) {
+    const p = path.join(dataDir, f.file);
+    const text = fs.readFileSync(p, 'utf8');
+    if (!text.includes(f.from)) throw new Error(`${f.file}: the text to fix is not there: ${f.from}`);
+    fs.writeFileSync(p, text.split(f.from).join(f.to));
+  }
+}
+
 /** Tools the host needs to build the suite, with the Debian package of each. */
 const BUILD_TOOLS: Array<[string, string]> = [
   ['apt-get', 'apt'], ['dpkg-source', 'dpkg-dev'], ['gcc', 'gcc'], ['g++', 'g++'], ['make', 'make'], ['xz', 'xz-utils'],
@@ -121,7 +151,7 @@ export function buildToolsMissing(): string[] {
  * later calls reuse it). Concurrent callers serialize on a lock file.
  */
 export function ensureSuite(version: string, log: (s: string) => void = () => {}): BuiltSuite {
-  const root = path.join(upstreamCacheRoot(), `lvm2-${version}`);
+  const root = suiteRoot(version);
   const prefixDir = path.join(root, 'prefix');
   const stamp = path.join(root, 'installed');
   const suite = (): BuiltSuite => ({
@@ -144,7 +174,7 @@ export function ensureSuite(version: string, log: (s: string) => void = () => {}
 
 /** The build itself (called under the lock by ensureSuite). */
 export function buildSuiteLocked(version: string, log: (s: string) => void): void {
-  const root = path.join(upstreamCacheRoot(), `lvm2-${version}`);
+  const root = suiteRoot(version);
   const stamp = path.join(root, 'installed');
   if (fs.existsSync(stamp)) return;
   const missing = buildToolsMissing();
@@ -210,6 +240,7 @@ export function buildSuiteLocked(version: string, log: (s: string) => void): voi
   copyGlob(path.join(test, 'shell'), path.join(data, 'shell'), '.sh');
   copyGlob(path.join(test, 'api'), path.join(data, 'api'), '.sh');
   copyGlob(path.join(test, 'unit'), path.join(data, 'unit'), '.sh');
+  applyScriptFixes(data);
   // the guest's lvm has udev sync (Debian builds with --enable-udev_sync)
   const paths = fs.readFileSync(path.join(test, 'lib', 'paths-installed'), 'utf8').replace(/^DM_UDEV_SYNCHRONISATION=.*$/m, 'DM_UDEV_SYNCHRONISATION=1');
   fs.writeFileSync(path.join(data, 'lib', 'paths'), paths);
@@ -232,12 +263,13 @@ export function buildSuiteLocked(version: string, log: (s: string) => void): voi
   fs.chmodSync(path.join(prefix, 'bin', 'lvm2-testsuite'), 0o755);
 
   // 4. our extra flavour: lvmlockd --test with sanlock (aux.sh has the branch,
-  //    upstream ships no flavour file for it)
+  //    upstream ships no flavour file for it). LVM_TEST_LVMLOCKD_TEST_DLM stays
+  //    set, empty: aux.sh tests it under `set -u` before the sanlock branch.
   const testFlavour = fs.readFileSync(path.join(test, 'lib', 'flavour-udev-lvmlockd-test.sh'), 'utf8');
   const dlmLine = /^export LVM_TEST_LVMLOCKD_TEST_DLM=1$/m;
   if (!dlmLine.test(testFlavour)) throw new Error('flavour-udev-lvmlockd-test.sh has no LVM_TEST_LVMLOCKD_TEST_DLM line to derive the sanlock --test flavour from');
   fs.writeFileSync(path.join(data, 'lib', 'flavour-udev-lvmlockd-test-sanlock'),
-    testFlavour.replace(dlmLine, 'export LVM_TEST_LVMLOCKD_TEST_SANLOCK=1'));
+    testFlavour.replace(dlmLine, 'export LVM_TEST_LVMLOCKD_TEST_DLM=\nexport LVM_TEST_LVMLOCKD_TEST_SANLOCK=1'));
 
   fs.writeFileSync(stamp, `${new Date().toISOString()} ${version} built in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   fs.rmSync(dl, { recursive: true, force: true });
