@@ -62,12 +62,13 @@ echo "lvmlockd (ours): no socket after 30 s" >&2
 exit 1
 `;
 
-/** True when our built daemon names its own process (then PATH gets bin/lvmlockd itself). */
+/** True when bin/lvmlockd names its own process (then PATH gets bin/lvmlockd itself, no launcher). */
 export function oursNamesItself(repo: string): boolean {
-  const files = [path.join(repo, 'bin', 'lvmlockd'), path.join(repo, 'dist', 'src', 'cli', 'lvmlockd.js')];
-  return files.some((f) => {
-    try { return /process\.title\s*=|prctl|PR_SET_NAME/.test(fs.readFileSync(f, 'utf8')); } catch { return false; }
-  });
+  try {
+    return /setProcessName\(\s*'lvmlockd'/.test(fs.readFileSync(path.join(repo, 'bin', 'lvmlockd'), 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
@@ -163,7 +164,9 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
   });
   const vm = cluster.vm(1);
   try {
-    await prepareVm(vm, oursNamesItself(path.resolve(__dirname, '..', '..', '..')));
+    const selfNamed = oursNamesItself(path.resolve(__dirname, '..', '..', '..'));
+    ctx.log(`[shard ${shardNo}] ours as lvmlockd: ${selfNamed ? 'bin/lvmlockd (names its process)' : 'through the launcher'}`);
+    await prepareVm(vm, selfNamed);
     const byFlavour = new Map<string, Item[]>();
     for (const it of items) byFlavour.set(it.flavour.name, [...(byFlavour.get(it.flavour.name) ?? []), it]);
     for (const group of byFlavour.values()) {
