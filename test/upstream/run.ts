@@ -83,9 +83,9 @@ export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
     await vm.shOk(`ln -sf /repo/bin/lvmlockd ${OURS}/lvmlockd`);
   } else {
     await vm.writeFile(`${OURS}/lvmlockd`, OURS_LAUNCHER);
-    await vm.shOk(`ln -sf "$(command -v node)" ${OURS}/libexec/lvmlockd`);
+    await vm.shOk(`chmod +x ${OURS}/lvmlockd && ln -sf "$(command -v node)" ${OURS}/libexec/lvmlockd`);
   }
-  await vm.shOk(`ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && chmod +x ${SHIMS}/systemctl ${OURS}/lvmlockd`);
+  await vm.shOk(`ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && chmod +x ${SHIMS}/systemctl`);
 }
 
 function pathFor(d: Daemon): string {
