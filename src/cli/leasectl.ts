@@ -10,6 +10,7 @@
  *   -Z 512|4096  -A 1M|2M|4M|8M          sector and align size
  *   -o IO_TIMEOUT  -n NUM_HOSTS  -e HOST_NAME  -f FORCE_MODE (dump detail)  -z 1 (init: clear)
  */
+import * as os from 'node:os';
 import { RealClock } from '../io/clock';
 import { DirectDisk } from '../io/direct-disk';
 import { Disk, DiskError } from '../io/disk';
@@ -26,7 +27,7 @@ import {
 import { LeaseError, SANLK } from '../leases/errors';
 import { decodeLeader, emptyLeader, LeaderRecord } from '../leases/ondisk';
 import { acquireResource, directHost, initResource, readResourceLeader, releaseResourceDirect } from '../leases/paxos-lease';
-import { systemRandom } from '../leases/random';
+import { systemRandom } from '../io/system-random';
 import { SizeError, alignSizeOld, parseAlignSize } from '../leases/sizes';
 
 interface Opts {
@@ -258,6 +259,7 @@ export async function run(argv: string[], out: (s: string) => void = (s) => proc
               clock,
               random,
               ioTimeout: o.ioTimeout,
+              nodeName: os.hostname(),
               ...(o.hostName ? { hostName: o.hostName } : {}),
               ...(o.sectorSize && o.alignSize ? { sectorSize: o.sectorSize, alignSize: o.alignSize } : {}),
             });

@@ -5,7 +5,6 @@ import type { LmType, Mode, OpName, ResourceType } from './constants';
 import type { LockOwner } from '../lm/types';
 
 export interface Action {
-  readonly id: number;          // unique per daemon run, for tracing
   clientId: number;
   op: OpName;
   rt: ResourceType | null;
@@ -57,11 +56,8 @@ export interface Resource {
   actions: Action[];
 }
 
-let nextActionId = 1;
-
 export function newAction(fields: Partial<Action> & Pick<Action, 'op' | 'clientId'>): Action {
   return {
-    id: nextActionId++,
     rt: null, mode: 'un', flags: 0, lmType: 'none', vgName: '', vgUuid: '', lvName: '',
     lvUuid: '', vgArgs: '', lvArgs: '', otherArgs: '', version: 0, hostId: 0, alignMb: 0,
     lvSizeBytes: 0n, path: '', maxRetries: 4, retries: 0, result: 0, lmResult: 0, owner: null,

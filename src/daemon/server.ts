@@ -13,7 +13,7 @@ import { TestLockManager } from '../lm/test/test-lm';
 import { SanlockLockManager } from '../lm/sanlock/sanlock-lm';
 import { DirectDisk } from '../io/direct-disk';
 import { RealClock } from '../io/clock';
-import { systemRandom } from '../leases/random';
+import { systemRandom } from '../io/system-random';
 import { DaemonLog } from './log';
 import { AdoptStateFile } from './adopt-state';
 import { parseAdoptFile } from './adopt-file';

@@ -183,8 +183,10 @@ export interface LockspaceOptions {
   hostId: number;
   clock: Clock;
   random: Random;
-  /** Unique name of this host instance (sanlock: "<uuid>.<nodename>"); defaults to a random one. */
+  /** Unique name of this host instance (sanlock: "<uuid>.<nodename>"); defaults to a random uuid with `nodeName`. */
   hostName?: string;
+  /** This machine's node name (uname -n), handed in by the caller; used only for a default hostName (default "localhost"). */
+  nodeName?: string;
   ioTimeout?: number;
   /** Must be the same on all hosts (sanlock: 60). */
   watchdogFireTimeout?: number;
@@ -217,18 +219,11 @@ export function hostNameField(name: string): Buffer {
   return b;
 }
 
-function randomHostName(random: Random): string {
+/** sanlock's default host name: a random uuid and the node name, cut to 47 bytes. */
+export function randomHostName(random: Random, nodeName: string): string {
   const hex = (n: number) =>
     Array.from({ length: n }, () => Math.floor(random.next() * 16).toString(16)).join('');
-  const host = (() => {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      return (require('node:os') as typeof import('node:os')).hostname();
-    } catch {
-      return 'localhost';
-    }
-  })();
-  return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}.${host}`.slice(0, 47);
+  return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}.${nodeName}`.slice(0, 47);
 }
 
 /**
@@ -281,7 +276,7 @@ export class Lockspace {
     this.hostId = o.hostId;
     this.clock = o.clock;
     this.random = o.random;
-    this.hostName = o.hostName ?? randomHostName(o.random);
+    this.hostName = o.hostName ?? randomHostName(o.random, o.nodeName ?? 'localhost');
     this.timeouts = deriveTimeouts(o.ioTimeout ?? DEFAULT_IO_TIMEOUT, o.watchdogFireTimeout);
     this.onFail = o.onFail;
     this.onRenewed = o.onRenewed;

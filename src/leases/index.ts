@@ -12,7 +12,7 @@ export * from './errors';
 export * from './sizes';
 export * from './timeouts';
 export { LeaseBugHooks } from './hooks';
-export { Random, SeededRandom, systemRandom } from './random';
+export { Random, SeededRandom } from './random';
 export {
   AcquireHostIdOptions,
   HostStatus,

@@ -1,6 +1,7 @@
 /**
  * Seeded random source. The lease algorithms take one of these instead of
- * calling Math.random, so simulations are reproducible.
+ * calling Math.random, so simulations are reproducible. The composition root
+ * hands in one seeded from the OS (src/io/system-random.ts).
  */
 export interface Random {
   /** Uniform in [0, 1). */
@@ -23,11 +24,4 @@ export class SeededRandom implements Random {
   int(maxExclusive: number): number {
     return Math.floor(this.next() * maxExclusive);
   }
-}
-
-/** Random source seeded from the OS (for production use). */
-export function systemRandom(): Random {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { randomBytes } = require('node:crypto') as typeof import('node:crypto');
-  return new SeededRandom(randomBytes(4).readUInt32LE(0));
 }
