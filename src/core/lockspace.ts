@@ -7,7 +7,8 @@ import {
   AF, E, LOCK_RETRY_MS, R_NAME_GL, R_NAME_VG, VAL_BLK_VERSION, VBF_REMOVED,
   type LmType, type Mode,
 } from './constants';
-import { newResource, type Action, type Lock, type Resource } from './model';
+import { assertHeldLocksMatchMode, newResource, type Action, type Lock, type Resource } from './model';
+import { assert } from '../util/assert';
 import type { LockManager, ManagedLockspace, ResourceView } from '../lm/types';
 
 export interface LockspaceHost {
@@ -418,7 +419,8 @@ export class Lockspace {
   }
 
   private setRemoteLvLock(act: Action): void {
-    const r = this.findResource(act, false)!;
+    const r = this.findResource(act, false);
+    assert(r, () => `set_remote_lv_lock without a resource type (op ${act.op})`);
     r.testRemote = act.mode === 'ex' ? 'ex' : act.mode === 'sh' ? 'sh' : null;
     const i = r.locks.findIndex((l) => l.persistent);
     if (i >= 0) {
@@ -596,6 +598,9 @@ export class Lockspace {
 
   private async resLock(r: Resource, act: Action): Promise<{ rv: number; retry: boolean }> {
     const h = this.host;
+    // processResource grants nothing on an ex resource, and an ex request only on an unheld one.
+    assert(r.mode !== 'ex', () => `${this.name}:${r.name} lock ${act.mode} requested on a resource held ex`);
+    assert(act.mode === 'sh' || r.mode === 'un', () => `${this.name}:${r.name} lock ex requested on a resource held ${r.mode}`);
     r.lastClientId = act.clientId;
     h.debug(r.type === 'lv'
       ? `${this.name}:${r.name} res_lock ${act.mode} cl ${act.clientId} (${act.lvName})`
@@ -634,6 +639,7 @@ export class Lockspace {
     if (act.flags & AF.PERSISTENT) { lk.persistent = true; lk.clientId = 0; }
     if (r.type === 'lv') act.flags |= AF.LV_LOCK;
     r.locks.push(lk);
+    assertHeldLocksMatchMode(r);
     return { rv, retry: false };
   }
 
@@ -728,6 +734,7 @@ export class Lockspace {
     }
     r.mode = act.mode;
     lk.mode = act.mode;
+    assertHeldLocksMatchMode(r);
     return 0;
   }
 

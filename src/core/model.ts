@@ -3,6 +3,7 @@
 
 import type { LmType, Mode, OpName, ResourceType } from './constants';
 import type { LockOwner } from '../lm/types';
+import { assert } from '../util/assert';
 
 export interface Action {
   clientId: number;
@@ -72,4 +73,18 @@ export function newResource(type: ResourceType, name: string): Resource {
     useValueBlock: type !== 'lv', lvArgs: '', lastClientId: 0, disposeClientId: 0,
     testRemote: null, locks: [], actions: [],
   };
+}
+
+/**
+ * A held resource's lock list agrees with its mode: every lock has the
+ * resource's mode (so an ex lock excludes sh locks), and an ex resource has
+ * exactly one lock. Checked where a lock is granted or converted.
+ */
+export function assertHeldLocksMatchMode(r: Resource): void {
+  assert(r.mode === 'sh' || r.mode === 'ex', () => `resource ${r.name} has mode ${r.mode} after a grant`);
+  assert(r.locks.length > 0, () => `resource ${r.name} is held ${r.mode} with no lock`);
+  for (const lk of r.locks) {
+    assert(lk.mode === r.mode, () => `resource ${r.name} is held ${r.mode} and has a ${lk.mode} lock (client ${lk.clientId})`);
+  }
+  if (r.mode === 'ex') assert(r.locks.length === 1, () => `resource ${r.name} has ${r.locks.length} ex locks`);
 }

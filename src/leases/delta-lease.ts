@@ -19,6 +19,7 @@ import {
   PAXOS_DISK_MAGIC,
   cloneLeader,
   decodeLeader,
+  deltaSectorOffset,
   emptyLeader,
   encodeLeader,
   leaderSector,
@@ -34,6 +35,7 @@ import {
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
+import { assert } from '../util/assert';
 import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize } from './sizes';
 import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, calcIdRenewalSeconds, deriveTimeouts } from './timeouts';
 
@@ -157,7 +159,7 @@ export async function readDeltaLeader(
   timeoutS = DEFAULT_IO_TIMEOUT,
 ): Promise<{ leader: LeaderRecord; sector: Buffer }> {
   if (!Number.isInteger(hostId) || hostId < 1) throw new LeaseError(SANLK.EINVAL, `invalid host_id ${hostId}`);
-  const sector = await diskRead(disk, offset + (hostId - 1) * sectorSize, sectorSize, timeoutS, 'delta_leader_read', SANLK.LEADER_READ);
+  const sector = await diskRead(disk, offset + deltaSectorOffset(hostId, sectorSize), sectorSize, timeoutS, 'delta_leader_read', SANLK.LEADER_READ);
   const leader = decodeLeader(sector);
   const sn = typeof spaceName === 'string' ? nameField(spaceName) : spaceName;
   verifyDeltaLeader(leader, sector.subarray(0, LEADER_RECORD_SIZE), sn, `lockspace host_id ${hostId} at ${disk.path}:${offset}`);
@@ -346,8 +348,10 @@ export class Lockspace {
       rec.ownerId = this.hostId;
       rec.ownerGeneration = leader.ownerGeneration + 1;
       rec.resourceName = snprintfName(leader.resourceName, this.hostName);
+      assert(rec.ownerId >= 1 && rec.ownerId <= g.maxHosts, () => `delta lease of host_id ${rec.ownerId} with max_hosts ${g.maxHosts}`);
+      assert(rec.ownerGeneration > leader.ownerGeneration, 'acquire takes a new generation');
       const sector = leaderSector(rec, g.sectorSize);
-      await diskWrite(this.disk, this.offset + (this.hostId - 1) * g.sectorSize, sector, this.io, 'delta_leader', SANLK.LEADER_WRITE);
+      await diskWrite(this.disk, this.offset + deltaSectorOffset(this.hostId, g.sectorSize), sector, this.io, 'delta_leader', SANLK.LEADER_WRITE);
       // The wait lets a concurrent acquirer of the same host_id overwrite us, which the
       // re-read below detects. nodelay skips it for a record that was free: the caller
       // vouches that no other host uses this host_id. A record that was held is never
@@ -456,7 +460,7 @@ export class Lockspace {
       this.lastRenewOk = false;
       throw e;
     }
-    const off = (this.hostId - 1) * g.sectorSize;
+    const off = deltaSectorOffset(this.hostId, g.sectorSize);
     let leader: LeaderRecord;
     let now: number;
     try {
@@ -673,7 +677,7 @@ export class Lockspace {
     const base = this.last ?? (await this.readOwn());
     const rec = cloneLeader(base);
     rec.timestamp = 0;
-    await diskWrite(this.disk, this.offset + (this.hostId - 1) * g.sectorSize, leaderSector(rec, g.sectorSize), this.io, 'delta_release', SANLK.LEADER_WRITE);
+    await diskWrite(this.disk, this.offset + deltaSectorOffset(this.hostId, g.sectorSize), leaderSector(rec, g.sectorSize), this.io, 'delta_release', SANLK.LEADER_WRITE);
     this.last = rec;
     this.state = 'released';
   }

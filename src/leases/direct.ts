@@ -13,6 +13,8 @@ import {
   LEADER_RECORD_SIZE,
   LeaderRecord,
   MBLOCK_OFFSET,
+  PAXOS_DBLOCK_FIRST_SECTOR,
+  dblockSectorOffset,
   MBLOCK_SHARED,
   PAXOS_DISK_MAGIC,
   decodeDblock,
@@ -222,9 +224,9 @@ export async function directDump(disk: Disk, startOffset: number, dumpSize: numb
         out += `/${rr.lver}/${rr.forceMode}`;
       }
       out += '\n';
-      const n = Math.min(lr.numHosts, sectorCount - 2);
+      const n = Math.min(lr.numHosts, sectorCount - PAXOS_DBLOCK_FIRST_SECTOR);
       for (let i = 0; i < n; i++) {
-        const pd = (2 + i) * sectorSize;
+        const pd = dblockSectorOffset(i + 1, sectorSize);
         if (force > 1) {
           const d = decodeDblock(data, pd);
           if (d.mbal || d.inp || d.lver) {

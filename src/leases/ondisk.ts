@@ -15,6 +15,7 @@
  */
 import { sanlockChecksum } from './crc32c';
 import { LeaseError, SANLK } from './errors';
+import { assert } from '../util/assert';
 
 export const DELTA_DISK_MAGIC = 0x12212010;
 export const PAXOS_DISK_MAGIC = 0x06152010;
@@ -39,6 +40,19 @@ export const MBLOCK_OFFSET = 128;
 export const REQUEST_RECORD_SIZE = 24;
 export const HOSTID_BITMAP_OFFSET = 256;
 export const HOSTID_BITMAP_SIZE = 256;
+
+/** Sectors before host_id 1's dblock in a resource lease area: the leader (0) and the request record (1). */
+export const PAXOS_DBLOCK_FIRST_SECTOR = 2;
+
+/** Byte offset of host_id's delta lease sector in a lockspace area (sector host_id - 1). */
+export function deltaSectorOffset(hostId: number, sectorSize: number): number {
+  return (hostId - 1) * sectorSize;
+}
+
+/** Byte offset of host_id's dblock sector (dblock at 0, mode block at MBLOCK_OFFSET) in a resource lease area. */
+export function dblockSectorOffset(hostId: number, sectorSize: number): number {
+  return (PAXOS_DBLOCK_FIRST_SECTOR + hostId - 1) * sectorSize;
+}
 
 export const DBLOCK_FL_RELEASED = 0x1;
 export const MBLOCK_SHARED = 0x1;
@@ -153,6 +167,49 @@ export function snprintfName(old: Buffer, name: string): Buffer {
   return out;
 }
 
+// ---- field ranges ----------------------------------------------------------
+
+function isU32(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+function isU16(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffff;
+}
+
+function isU64(v: number): boolean {
+  return Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * The first leader field whose value its on-disk width cannot hold, or
+ * undefined. `wide` includes the 64-bit fields (writeU64 checks those itself
+ * on encode, with a RangeError callers rely on).
+ */
+function leaderFieldOutOfRange(rec: LeaderRecord, wide: boolean): string | undefined {
+  if (!isU32(rec.magic)) return `magic ${rec.magic}`;
+  if (!isU32(rec.version)) return `version ${rec.version}`;
+  if (!isU32(rec.flags)) return `flags ${rec.flags}`;
+  if (!isU32(rec.sectorSize)) return `sector_size ${rec.sectorSize}`;
+  if (!isU32(rec.checksum)) return `checksum ${rec.checksum}`;
+  if (!isU16(rec.unused2)) return `unused2 ${rec.unused2}`;
+  if (!isU16(rec.ioTimeout)) return `io_timeout ${rec.ioTimeout}`;
+  if (rec.spaceName.length > NAME_ID_SIZE || rec.resourceName.length > NAME_ID_SIZE) return 'a name field longer than 48 bytes';
+  if (wide) {
+    if (!isU64(rec.numHosts)) return `num_hosts ${rec.numHosts}`;
+    if (!isU64(rec.maxHosts)) return `max_hosts ${rec.maxHosts}`;
+    if (!isU64(rec.ownerId)) return `owner_id ${rec.ownerId}`;
+    if (!isU64(rec.ownerGeneration)) return `owner_generation ${rec.ownerGeneration}`;
+    if (!isU64(rec.lver)) return `lver ${rec.lver}`;
+    if (!isU64(rec.timestamp)) return `timestamp ${rec.timestamp}`;
+    if (!isU64(rec.unused1)) return `unused1 ${rec.unused1}`;
+    if (!isU64(rec.writeId)) return `write_id ${rec.writeId}`;
+    if (!isU64(rec.writeGeneration)) return `write_generation ${rec.writeGeneration}`;
+    if (!isU64(rec.writeTimestamp)) return `write_timestamp ${rec.writeTimestamp}`;
+  }
+  return undefined;
+}
+
 // ---- u64 helpers ---------------------------------------------------------
 
 function readU64(b: Buffer, off: number): number {
@@ -232,7 +289,7 @@ export function decodeLeader(buf: Buffer, off = 0): LeaderRecord {
     throw new LeaseError(SANLK.LEADER_READ, `leader record needs ${LEADER_RECORD_SIZE} bytes, have ${buf.length - off}`);
   }
   const b = buf.subarray(off, off + LEADER_RECORD_SIZE);
-  return {
+  const rec: LeaderRecord = {
     magic: b.readUInt32LE(0),
     version: b.readUInt32LE(4),
     flags: b.readUInt32LE(8),
@@ -253,10 +310,14 @@ export function decodeLeader(buf: Buffer, off = 0): LeaderRecord {
     writeGeneration: readU64(b, 184),
     writeTimestamp: readU64(b, 192),
   };
+  assert(leaderFieldOutOfRange(rec, true) === undefined, () => `decoded leader has ${leaderFieldOutOfRange(rec, true)}`);
+  return rec;
 }
 
 /** Encode without touching the checksum field's value (writes rec.checksum). */
 export function encodeLeaderRaw(rec: LeaderRecord): Buffer {
+  // The 32- and 16-bit fields would otherwise be cut to their width without a word.
+  assert(leaderFieldOutOfRange(rec, false) === undefined, () => `leader to encode has ${leaderFieldOutOfRange(rec, false)}`);
   const b = zeroBuffer(LEADER_RECORD_SIZE);
   b.writeUInt32LE(rec.magic >>> 0, 0);
   b.writeUInt32LE(rec.version >>> 0, 4);
@@ -338,7 +399,7 @@ export function leadersEqual(a: LeaderRecord, b: LeaderRecord): boolean {
 // ---- dblock / mode block ---------------------------------------------------
 
 export function decodeDblock(buf: Buffer, off = 0): PaxosDblock {
-  return {
+  const d: PaxosDblock = {
     mbal: readU64(buf, off),
     bal: readU64(buf, off + 8),
     inp: readU64(buf, off + 16),
@@ -348,10 +409,14 @@ export function decodeDblock(buf: Buffer, off = 0): PaxosDblock {
     checksum: buf.readUInt32LE(off + 48),
     flags: buf.readUInt32LE(off + 52),
   };
+  assert(isU64(d.mbal) && isU64(d.bal) && isU64(d.inp) && isU64(d.inp2) && isU64(d.inp3) && isU64(d.lver), 'decoded dblock has a 64-bit field out of range');
+  assert(isU32(d.checksum) && isU32(d.flags), 'decoded dblock has a 32-bit field out of range');
+  return d;
 }
 
 /** Encode a dblock with a fresh checksum (stored into d.checksum too). */
 export function encodeDblock(d: PaxosDblock): Buffer {
+  assert(isU32(d.flags), () => `dblock to encode has flags ${d.flags}`);
   const b = zeroBuffer(DBLOCK_SIZE);
   writeU64(b, 0, d.mbal);
   writeU64(b, 8, d.bal);
@@ -383,6 +448,7 @@ export function decodeModeBlock(buf: Buffer, off = MBLOCK_OFFSET): ModeBlock {
 }
 
 function encodeModeBlockInto(b: Buffer, m: ModeBlock): void {
+  assert(isU32(m.flags), () => `mode block to encode has flags ${m.flags}`);
   b.writeUInt32LE(m.flags >>> 0, MBLOCK_OFFSET);
   b.writeUInt32LE(0, MBLOCK_OFFSET + 4);
   writeU64(b, MBLOCK_OFFSET + 8, m.generation);
@@ -400,6 +466,7 @@ export function decodeRequest(buf: Buffer, off = 0): RequestRecord {
 }
 
 export function encodeRequest(r: RequestRecord): Buffer {
+  assert(isU32(r.magic) && isU32(r.version) && isU32(r.forceMode), () => `request record to encode has magic ${r.magic} version ${r.version} force_mode ${r.forceMode}`);
   const b = zeroBuffer(REQUEST_RECORD_SIZE);
   b.writeUInt32LE(r.magic >>> 0, 0);
   b.writeUInt32LE(r.version >>> 0, 4);

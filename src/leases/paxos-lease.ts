@@ -16,6 +16,7 @@ import {
   LEADER_RECORD_SIZE,
   LeaderRecord,
   MBLOCK_OFFSET,
+  PAXOS_DBLOCK_FIRST_SECTOR,
   MBLOCK_SHARED,
   PAXOS_DISK_CLEAR,
   PAXOS_DISK_MAGIC,
@@ -28,6 +29,7 @@ import {
   VERSION_MAJOR_MASK,
   cloneLeader,
   dblockSector,
+  dblockSectorOffset,
   hostBlockSector,
   dblockIsZero,
   dblockValid,
@@ -47,6 +49,7 @@ import {
 } from './ondisk';
 import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
+import { assert } from '../util/assert';
 import { LFL_SHORT_HOLD, LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, roundupPow2 } from './sizes';
 import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, deriveTimeouts } from './timeouts';
 
@@ -210,9 +213,9 @@ export async function readResourceOwners(
     verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
     const shared: Array<{ hostId: number; generation: number }> = [];
     for (let q = 0; q < leader.numHosts; q++) {
-      const off = (2 + q) * g.sectorSize;
+      const off = dblockSectorOffset(q + 1, g.sectorSize);
       if (off + g.sectorSize > area.length) break;
-      const mb = decodeModeBlock(area, off + 128);
+      const mb = decodeModeBlock(area, off + MBLOCK_OFFSET);
       if (mb.flags & MBLOCK_SHARED) shared.push({ hostId: q + 1, generation: mb.generation });
     }
     return { leader, exclusive: leader.timestamp ? holderOf(leader) : undefined, shared };
@@ -230,11 +233,11 @@ export async function readResourceOwners(
 export async function readOwnHold(host: PaxosHost, ref: ResourceRef): Promise<{ hold: LeaseMode | null; leader: LeaderRecord }> {
   const io = host.timeouts.ioTimeout;
   const g = await refGeometry(ref, io);
-  const area = await diskRead(ref.disk, ref.offset, (2 + host.hostId) * g.sectorSize, io, 'own_hold_read', SANLK.LEADER_READ);
+  const area = await diskRead(ref.disk, ref.offset, dblockSectorOffset(host.hostId, g.sectorSize) + g.sectorSize, io, 'own_hold_read', SANLK.LEADER_READ);
   const leader = decodeLeader(area);
   verifyPaxosLeader(leader, area.subarray(0, LEADER_RECORD_SIZE), nameField(ref.lockspace), nameField(ref.resource), 0, describe(ref));
   if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) return { hold: 'ex', leader };
-  const mb = decodeModeBlock(area, (2 + host.hostId - 1) * g.sectorSize + MBLOCK_OFFSET);
+  const mb = decodeModeBlock(area, dblockSectorOffset(host.hostId, g.sectorSize) + MBLOCK_OFFSET);
   if ((mb.flags & MBLOCK_SHARED) && mb.generation === host.generation) return { hold: 'sh', leader };
   return { hold: null, leader };
 }
@@ -268,7 +271,7 @@ async function paxosLeaseRead(ref: ResourceRef, g: LeaseGeometry, hostId: number
       let maxMbal = 0;
       let ownReleasedLver = 0;
       for (let q = 0; q < leader.numHosts; q++) {
-        const off = (2 + q) * g.sectorSize;
+        const off = dblockSectorOffset(q + 1, g.sectorSize);
         if (off + g.sectorSize > area.length) break;
         if (versions && versions[2 + q] === 0) continue; // never written: all zero
         if (dblockIsZero(area, off, words)) continue;
@@ -309,7 +312,7 @@ async function writeHostBlock(
   what: string,
 ): Promise<void> {
   const sector = hostBlockSector(g.sectorSize, dblock, mode);
-  await diskWrite(ref.disk, ref.offset + (2 + hostId - 1) * g.sectorSize, sector, io, what, SANLK.DBLOCK_WRITE);
+  await diskWrite(ref.disk, ref.offset + dblockSectorOffset(hostId, g.sectorSize), sector, io, what, SANLK.DBLOCK_WRITE);
 }
 
 interface BallotResult {
@@ -331,8 +334,11 @@ async function runBallot(
   keepSharedMode: boolean,
 ): Promise<BallotResult> {
   const io = host.timeouts.ioTimeout;
-  const span = roundupPow2(numHosts + 2) * g.sectorSize;
-  const mySector = ref.offset + (2 + host.hostId - 1) * g.sectorSize;
+  const span = roundupPow2(numHosts + PAXOS_DBLOCK_FIRST_SECTOR) * g.sectorSize;
+  // The leader was verified to have room for our host_id (SANLK_LEADER_NUMHOSTS otherwise).
+  assert(host.hostId >= 1 && host.hostId <= numHosts, () => `ballot by host_id ${host.hostId} with num_hosts ${numHosts}`);
+  assert(ourMbal > 0, () => `ballot number ${ourMbal}`);
+  const mySector = ref.offset + dblockSectorOffset(host.hostId, g.sectorSize);
   const mode = keepSharedMode ? { flags: MBLOCK_SHARED, generation: host.generation } : undefined;
   const d1: PaxosDblock = { mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver, checksum: 0, flags: 0 };
   await diskWrite(ref.disk, mySector, dblockSector(d1, g.sectorSize, mode), io, 'ballot_phase1_write', SANLK.DBLOCK_WRITE);
@@ -343,16 +349,16 @@ async function runBallot(
   const v1 = ref.disk.sectorVersions?.(r1);
   try {
     for (let q = 0; q < numHosts; q++) {
-      const off = (2 + q) * g.sectorSize;
+      const off = dblockSectorOffset(q + 1, g.sectorSize);
       if (off + g.sectorSize > r1.length) break;
       if (v1 && v1[2 + q] === 0) continue; // never written: zero dblock, zero mode block
       if (dblockIsZero(r1, off, w1)) {
         // a never-written dblock (lver 0) can still sit next to a mode block
-        if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
+        if (r1.readUInt32LE(off + MBLOCK_OFFSET) & MBLOCK_SHARED) sharedHosts.push(q + 1);
         continue;
       }
       if (!dblockValid(r1, off)) continue;
-      if (r1.readUInt32LE(off + 128) & MBLOCK_SHARED) sharedHosts.push(q + 1);
+      if (r1.readUInt32LE(off + MBLOCK_OFFSET) & MBLOCK_SHARED) sharedHosts.push(q + 1);
       const bk = decodeDblock(r1, off);
       if (host.hooks?.skipPaxosReadPhase && q + 1 !== host.hostId) continue; // injected bug
       if (bk.lver < nextLver) continue;
@@ -381,7 +387,7 @@ async function runBallot(
   const v2 = ref.disk.sectorVersions?.(r2);
   try {
     for (let q = 0; q < numHosts; q++) {
-      const off = (2 + q) * g.sectorSize;
+      const off = dblockSectorOffset(q + 1, g.sectorSize);
       if (off + g.sectorSize > r2.length) break;
       if (v2 && v2[2 + q] === 0) continue; // never written: all zero
       if (dblockIsZero(r2, off, w2) || !dblockValid(r2, off)) continue;
@@ -471,7 +477,7 @@ async function paxosLeaseAcquire(
           if (hl.timestamp !== lastTimestamp || (hs && hs.lastLive && hs.lastCheck === hs.lastLive)) {
             if (cur.writeId !== cur.ownerId) {
               // Owner may have released while another host's commit overwrote its release.
-              const sec = await diskRead(ref.disk, ref.offset + (2 + cur.ownerId - 1) * g.sectorSize, g.sectorSize, io, 'owner_dblock', SANLK.DBLOCK_READ).catch(
+              const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(cur.ownerId, g.sectorSize), g.sectorSize, io, 'owner_dblock', SANLK.DBLOCK_READ).catch(
                 () => undefined,
               );
               if (sec && dblockValid(sec, 0) && decodeDblock(sec, 0).flags & DBLOCK_FL_RELEASED) break;
@@ -527,10 +533,10 @@ async function paxosLeaseAcquire(
           // SH holder that could conflict wrote its mode block before this read.
           const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'committed_by_other', SANLK.DBLOCK_READ);
           const sharedHosts: number[] = [];
-          for (let q = 0; q < cur.numHosts && (3 + q) * g.sectorSize <= area.length; q++) {
-            if (decodeModeBlock(area, (2 + q) * g.sectorSize + 128).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
+          for (let q = 0; q < cur.numHosts && dblockSectorOffset(q + 1, g.sectorSize) + g.sectorSize <= area.length; q++) {
+            if (decodeModeBlock(area, dblockSectorOffset(q + 1, g.sectorSize) + MBLOCK_OFFSET).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
           }
-          const own = (2 + host.hostId - 1) * g.sectorSize;
+          const own = dblockSectorOffset(host.hostId, g.sectorSize);
           const ownDblock = decodeDblock(area, own);
           if (ownDblock.flags & DBLOCK_FL_RELEASED || tmp.lver <= noClaimUpTo) {
             // The committed proposal is one we retracted after an earlier failed acquire:
@@ -544,6 +550,9 @@ async function paxosLeaseAcquire(
       }
       if (tmp.lver > nextLver) continue restart;
       if (!leadersEqual(cur, tmp)) continue restart;
+      // A ballot number belongs to one host: it is host_id modulo max_hosts (sanlock's our_mbal).
+      assert(!(cur.maxHosts > 0) || ourMbal % cur.maxHosts === host.hostId % cur.maxHosts,
+        () => `ballot ${ourMbal} of host_id ${host.hostId} is not ours (max_hosts ${cur.maxHosts})`);
       let ballot: BallotResult;
       try {
         ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
@@ -620,7 +629,7 @@ async function retract(ref: ResourceRef, host: PaxosHost, e: unknown): Promise<v
   if (!g) return;
   const io = host.timeouts.ioTimeout;
   try {
-    const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+    const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
     if (dblockValid(sec, 0)) {
       const d = decodeDblock(sec, 0);
       await writeHostBlock(ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, undefined, io, 'retract_dblock');
@@ -681,7 +690,7 @@ async function clearDeadShared(
   const live: Array<{ hostId: number; generation: number }> = [];
   for (const h of sharedHosts) {
     if (h === host.hostId) continue;
-    const sec = await diskRead(ref.disk, ref.offset + (2 + h - 1) * g.sectorSize, g.sectorSize, io, 'read_mode_block', SANLK.DBLOCK_READ);
+    const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(h, g.sectorSize), g.sectorSize, io, 'read_mode_block', SANLK.DBLOCK_READ);
     const mb = decodeModeBlock(sec);
     if (!(mb.flags & MBLOCK_SHARED) || !mb.generation) continue;
     const alive = host.lockspace ? host.lockspace.hostLive(h, mb.generation) : true;
@@ -823,7 +832,7 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
     if (e && typeof e === 'object' && (e as Record<symbol, unknown>)[RETRACT]) {
       // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
       try {
-        const sec = await diskRead(lease.ref.disk, lease.ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+        const sec = await diskRead(lease.ref.disk, lease.ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
         if (dblockValid(sec, 0)) {
           const d = decodeDblock(sec, 0);
           await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
@@ -907,7 +916,7 @@ export async function releaseResourceDirect(host: PaxosHost, ref: ResourceRef): 
   const io = host.timeouts.ioTimeout;
   const { leader, geometry: g } = await readResourceLeader(ref, 0, io);
   if (host.hostId === 0) return leader; // sanlock 3.8.5 behaviour: nothing written
-  const sec = await diskRead(ref.disk, ref.offset + (2 + host.hostId - 1) * g.sectorSize, g.sectorSize, io, 'own_dblock', SANLK.DBLOCK_READ);
+  const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'own_dblock', SANLK.DBLOCK_READ);
   const d = decodeDblock(sec);
   if (d.mbal || d.inp || d.lver) {
     await writeHostBlock(ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, undefined, io, 'release_dblock').catch(() => undefined);
