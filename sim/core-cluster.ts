@@ -26,6 +26,7 @@ import type { LockManager, LockspaceView, ManagedLockspace, ResourceView } from 
 import { TestLockManager } from '../src/lm/test/test-lm';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
 import { SanlockLockManager } from '../src/lm/sanlock/sanlock-lm';
+import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import { NO_DISK_FAULTS, Rng, Scheduler, SimHost, SimStorage, crashWriteResolver, drain, fmtT } from './kernel';
 import type { Violation } from './lease-cluster';
 
@@ -176,7 +177,7 @@ export async function runCoreSchedule(
   if (storage) storage.rates = { ...NO_DISK_FAULTS, latencyMax: rng.pick([0.5, 5, 50]) };
   const factory = o.factory ?? (storage ? sanlockLmFactory(storage, root.fork('lm'), ioTimeout) : testLmFactory);
   // host_dead with io_timeout 1 and sanlock's watchdog_fire_timeout 60: 68 s.
-  const hostDeadMs = (8 * ioTimeout + 60) * 1000;
+  const hostDeadMs = calcHostDeadSeconds(ioTimeout) * 1000;
   const durationMs = Math.round(sanlockMode ? rng.range(2, 3) * hostDeadMs : rng.range(60_000, 180_000));
   /** sanlock mode: lv_lock_args of each LV from init_lv; what each host uses (told by replies). */
   const lvArgs = new Map<string, string>();
@@ -638,7 +639,7 @@ export async function runCoreSchedule(
         for (const ls of h.core.lockspaces) {
           const leases = (ls.managed as unknown as { leases?: { lastSuccess: number; state: string } | null }).leases;
           if (!leases || leases.state !== 'held' || ls.killVg) continue;
-          if (h.host.clock.nowMs() >= (leases.lastSuccess + 8 * ioTimeout + 60 - 1) * 1000) {
+          if (h.host.clock.nowMs() >= (leases.lastSuccess + calcHostDeadSeconds(ioTimeout) - 1) * 1000) {
             sim.log(`h${h.id} watchdog fires (${ls.name} last renewal at local ${leases.lastSuccess}s)`);
             crashHost(h, rng.range(5000, 30_000));
             break;

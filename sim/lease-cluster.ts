@@ -7,8 +7,8 @@
  * path, loses the whole storage, delays and fails I/O. The invariant
  * checker runs after every scheduler step.
  *
- * Host model (what the future sanlock lock manager inside the daemon must
- * provide): the daemon joins the lockspace, renews it, and when the
+ * Host model (what the sanlock lock manager inside the daemon,
+ * src/lm/sanlock, provides): the daemon joins the lockspace, renews it, and when the
  * lockspace fails (renewals failing for id_renewal_fail_seconds, or the
  * host_id lost) its kill path drops every lease of that lockspace at once.
  * As with sanlock + wdmd, an external watchdog (not paused with the daemon)

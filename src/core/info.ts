@@ -13,7 +13,8 @@ function actionLine(prefix: string, a: Action): string {
     `lm_rv=${a.lmResult} owner_host_id=${o?.hostId ?? 0} owner_generation=${o?.generation ?? 0}\n`;
 }
 
-export function formatInfo(clients: ClientInfo[], lockspaces: Lockspace[]): string {
+/** The daemon side of `info`: the raw `info=` lines (lvmlockctl's formatInfo turns them into its display). */
+export function infoLines(clients: ClientInfo[], lockspaces: Lockspace[]): string {
   let out = 'info=structs unused_action_count=0 unused_client_count=0 unused_resource_count=0 unused_lock_count=0\n';
   for (const c of clients) {
     out += `info=client pid=${c.pid} fd=${c.fd} pi=${c.pi} id=${c.id} name=${c.name || '.'}\n`;

@@ -11,7 +11,7 @@ import {
 import { Lockspace, type LockspaceHost } from './lockspace';
 import { newAction, type Action } from './model';
 import type { GlobalLockChoice, LockManager, ManagerGlobalLock } from '../lm/types';
-import { formatInfo } from './info';
+import { infoLines } from './info';
 import { adoptLocks, type AdoptHost, type AdoptSummary, type AdoptVg } from './adopt';
 
 export interface CorePorts {
@@ -854,7 +854,7 @@ export class LockdCore implements LockspaceHost {
   }
 
   info(): string {
-    return formatInfo([...this.clients.values()], this.lockspaces);
+    return infoLines([...this.clients.values()], this.lockspaces);
   }
 
   /** The adopt file (lvmlockd's format 1.0): lockspaces and the LV locks held in them. */

@@ -37,10 +37,16 @@ import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
 import { assert } from '../util/assert';
 import { LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, isSectorSize } from './sizes';
-import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, calcIdRenewalSeconds, deriveTimeouts } from './timeouts';
+import {
+  DEFAULT_IO_TIMEOUT,
+  Timeouts,
+  WRITE_INIT_IO_TIMEOUT,
+  calcDeltaLargeDelaySeconds,
+  calcHostDeadSeconds,
+  deriveTimeouts,
+} from './timeouts';
 
-/** I/O timeout used by init writes (sanlock: write_init_io_timeout). */
-export const WRITE_INIT_IO_TIMEOUT = 60;
+export { WRITE_INIT_IO_TIMEOUT };
 
 function ioErr(rv: number, e: unknown, what: string): LeaseError {
   if (e instanceof LeaseError) return e;
@@ -71,7 +77,7 @@ export interface InitLockspaceOptions {
   sectorSize: number;
   /** Defaults to 1 MiB for 512 and 8 MiB for 4096, as sanlock. */
   alignSize?: number;
-  /** Written into every record (default 10). */
+  /** Seconds; written into every record (default 10). */
   ioTimeout?: number;
 }
 
@@ -189,6 +195,7 @@ export interface LockspaceOptions {
   hostName?: string;
   /** This machine's node name (uname -n), handed in by the caller; used only for a default hostName (default "localhost"). */
   nodeName?: string;
+  /** Seconds (sanlock's io_timeout, 1..255; default 10). */
   ioTimeout?: number;
   /** Must be the same on all hosts (sanlock: 60). */
   watchdogFireTimeout?: number;
@@ -330,7 +337,7 @@ export class Lockspace {
       const otherIo = leader.ioTimeout || this.io;
       if (leader.timestamp !== 0 && !namesEqual(leader.resourceName, hostNameField(this.hostName))) {
         const wf = this.timeouts.watchdogFireTimeout;
-        const delay = Math.max(calcHostDeadSeconds(otherIo, wf), calcIdRenewalSeconds(otherIo) + 6 * otherIo);
+        const delay = Math.max(calcHostDeadSeconds(otherIo, wf), calcDeltaLargeDelaySeconds(otherIo));
         const before = cloneLeader(leader);
         await this.sleepSeconds(delay);
         leader = await this.readOwn();

@@ -51,7 +51,7 @@ import { LeaseBugHooks } from './hooks';
 import { Random } from './random';
 import { assert } from '../util/assert';
 import { LFL_SHORT_HOLD, LeaseGeometry, alignFlag, alignFromFlags, alignSizeOld, geometry, roundupPow2 } from './sizes';
-import { DEFAULT_IO_TIMEOUT, Timeouts, calcHostDeadSeconds, deriveTimeouts } from './timeouts';
+import { DEFAULT_IO_TIMEOUT, Timeouts, WRITE_INIT_IO_TIMEOUT, calcHostDeadSeconds, deriveTimeouts } from './timeouts';
 
 /** sanlock: sh_retries default. */
 export const SH_RETRIES = 8;
@@ -175,7 +175,7 @@ export async function initResource(
   encodeLeader(rec).copy(buf, 0);
   requestSector({ magic: REQ_DISK_MAGIC, version: REQ_DISK_VERSION, lver: 0, forceMode: 0 }, g.sectorSize).copy(buf, g.sectorSize);
   await ensureSize(disk, offset + g.alignSize);
-  await diskWrite(disk, offset, buf, 60, 'paxos_init', SANLK.LEADER_WRITE);
+  await diskWrite(disk, offset, buf, WRITE_INIT_IO_TIMEOUT, 'paxos_init', SANLK.LEADER_WRITE);
   return g;
 }
 

@@ -5,7 +5,10 @@
  */
 export const DEFAULT_IO_TIMEOUT = 10;
 export const DEFAULT_WATCHDOG_FIRE_TIMEOUT = 60;
+/** I/O timeout (seconds) of the writes that format a lease area (sanlock: write_init_io_timeout). */
+export const WRITE_INIT_IO_TIMEOUT = 60;
 
+/** Every field is in seconds. */
 export interface Timeouts {
   ioTimeout: number;
   watchdogFireTimeout: number;
@@ -40,6 +43,10 @@ export function calcIdRenewalFailSeconds(io: number): number {
 export function calcIdRenewalWarnSeconds(io: number): number {
   return 6 * io;
 }
+/** How long a delta acquire waits on a record another instance may hold (before max with host_dead). */
+export function calcDeltaLargeDelaySeconds(io: number): number {
+  return calcIdRenewalSeconds(io) + 6 * io;
+}
 export function calcSetBitmapSeconds(io: number, override = 0): number {
   return override > 0 ? override : 6 * io;
 }
@@ -55,8 +62,8 @@ export function deriveTimeouts(
   const io = ioTimeout;
   const idRenewalSeconds = calcIdRenewalSeconds(io);
   const idRenewalFailSeconds = calcIdRenewalFailSeconds(io);
-  const hostDeadSeconds = idRenewalFailSeconds + watchdogFireTimeout;
-  const deltaLargeDelay = idRenewalSeconds + 6 * io;
+  const hostDeadSeconds = calcHostDeadSeconds(io, watchdogFireTimeout);
+  const deltaLargeDelay = calcDeltaLargeDelaySeconds(io);
   const deltaShortDelay = 2 * io;
   const maxDelay = Math.max(hostDeadSeconds, deltaLargeDelay);
   return {

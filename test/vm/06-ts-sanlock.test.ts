@@ -5,7 +5,8 @@
 //  - storage loss under vm1's PV, by I/O errors and by I/O that hangs beyond
 //    io_timeout: our daemon must stop using the VG and run the kill command
 //    before vm2 can take the lock (as the C reference in 02-c-sanlock).
-// Skipped with a message until the daemon has the sanlock lock manager.
+// Skipped with a message when this build of the daemon has no sanlock lock
+// manager (tsSanlockSkipReason in lib/gate.ts).
 
 import assert from 'node:assert/strict';
 import { it, after } from 'node:test';

@@ -4,7 +4,8 @@
 // and once with ours creating it. Then storage loss under OUR host with a C
 // host (sanlock daemon) waiting for the lock: C's sanlock must judge our
 // host dead from our delta lease only after our kill command has run.
-// Skipped with a message until our daemon has the sanlock lock manager.
+// Skipped with a message when this build of our daemon has no sanlock lock
+// manager (tsSanlockSkipReason in lib/gate.ts).
 
 import { it, after } from 'node:test';
 import { VmCluster } from './lib/vm';

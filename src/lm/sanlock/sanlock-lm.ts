@@ -407,7 +407,14 @@ function leaseRv(e: unknown): number {
   return -E.LMERR;
 }
 
-function hostState(ls: L.Lockspace, hostId: number): string {
+/**
+ * sanlock's name for another host's state (SANLK_HOST_*), which lvmlockd sends
+ * as owner_state and lvm prints; upper case on the wire. (The lease layer's
+ * Lockspace.hostState is a coarser lower-case summary without FAIL.)
+ */
+type SanlockHostState = 'UNKNOWN' | 'FREE' | 'LIVE' | 'FAIL' | 'DEAD';
+
+function sanlockHostState(ls: L.Lockspace, hostId: number): SanlockHostState {
   const hs = ls.hostStatus(hostId);
   if (!hs || !hs.lastCheck) return 'UNKNOWN';
   if (!hs.timestamp) return 'FREE';
@@ -922,7 +929,7 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
       name = L.nameString(l.resourceName);
       if (l.ownerGeneration === h.generation) timestamp = l.timestamp;
     } catch { /* name unknown */ }
-    return { hostId: h.hostId, generation: h.generation, timestamp, state: hostState(ls, h.hostId), name };
+    return { hostId: h.hostId, generation: h.generation, timestamp, state: sanlockHostState(ls, h.hostId), name };
   }
 
   async convert(res: ResourceView, mode: 'sh' | 'ex', _rVersion: number): Promise<number> {
@@ -991,7 +998,7 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
       let others = 0;
       for (let id = 1; id <= g.maxHosts; id++) {
         if (id === this.hostId) continue;
-        const st = hostState(ls, id);
+        const st = sanlockHostState(ls, id);
         if (st === 'LIVE') {
           this.d.debug(`S ${this.name} hosts_san host_id ${id} gen ${ls.hostStatus(id)!.ownerGeneration} LIVE`);
           others++;
