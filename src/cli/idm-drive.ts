@@ -1,5 +1,5 @@
 // An emulated IDM drive: `idm-drive --socket PATH --state FILE [--wwn HEX]
-// [--delay-ms N] [--keep-lvb-on-destroy]`. Runs in the foreground until
+// [--delay-ms N] [--drop-lvb-on-destroy]`. Runs in the foreground until
 // SIGTERM/SIGINT; the state file keeps the mutex table across restarts.
 
 import { parseArgs } from 'node:util';
@@ -16,7 +16,7 @@ export async function runIdmDrive(argv: string[]): Promise<void> {
         state: { type: 'string' },
         wwn: { type: 'string' },
         'delay-ms': { type: 'string' },
-        'keep-lvb-on-destroy': { type: 'boolean' },
+        'drop-lvb-on-destroy': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -26,7 +26,7 @@ export async function runIdmDrive(argv: string[]): Promise<void> {
     process.exit(2);
   }
   if (values.help || !values.socket || !values.state) {
-    process.stderr.write('usage: idm-drive --socket PATH --state FILE [--wwn HEX] [--delay-ms N] [--keep-lvb-on-destroy]\n');
+    process.stderr.write('usage: idm-drive --socket PATH --state FILE [--wwn HEX] [--delay-ms N] [--drop-lvb-on-destroy]\n');
     process.exit(values.help ? 0 : 2);
   }
   const wwn = values.wwn ?? createHash('sha256').update(values.state).digest('hex').slice(0, 16);
@@ -39,7 +39,7 @@ export async function runIdmDrive(argv: string[]): Promise<void> {
     statePath: values.state,
     wwn,
     delayMs: values['delay-ms'] ? Number(values['delay-ms']) : 0,
-    firmware: { keepLvbOnDestroy: values['keep-lvb-on-destroy'] === true },
+    firmware: { keepLvbOnDestroy: values['drop-lvb-on-destroy'] !== true },
     log: (l) => process.stderr.write(`idm-drive: ${l}\n`),
   });
   await server.listen();

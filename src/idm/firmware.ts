@@ -11,9 +11,12 @@
 //   a live one (the ILM always follows a refused TRYLOCK with BREAK).
 // - BREAK drops the broken holders' entries, so their later UNLOCK gets a
 //   reservation conflict (-ENOENT) and their REFRESH one too (-ETIME).
-// - DESTROY with no live holder removes the mutex and its LVB (what current
-//   propeller, which destroys after every release, then sees); see
-//   FirmwareOptions.keepLvbOnDestroy for the other reading.
+// - DESTROY with no live holder removes the mutex's entries. Whether the real
+//   firmware also forgets the mutex's LVB is not known (propeller's LVB tests
+//   predate its destroy-after-every-release); by default the emulated drive
+//   keeps the LVB for the next TRYLOCK of the same id, which is what lvmlockd's
+//   timestamp scheme needs to tell other hosts about a change.
+//   FirmwareOptions.keepLvbOnDestroy = false models the other reading.
 // - Capacity: entryLimit entries in the table, hostLimit distinct hosts,
 //   sharedHostLimit holders of one mutex (the real values are not public).
 
@@ -35,12 +38,12 @@ export interface FirmwareOptions {
   entryLimit: number;
   hostLimit: number;
   sharedHostLimit: number;
-  /** Keep a destroyed mutex's LVB for the next TRYLOCK of the same id (off: current propeller's view). */
+  /** Keep a destroyed mutex's LVB for the next TRYLOCK of the same id. */
   keepLvbOnDestroy: boolean;
 }
 
 export const DEFAULT_FIRMWARE_OPTIONS: FirmwareOptions = {
-  entryLimit: 4000, hostLimit: 64, sharedHostLimit: 64, keepLvbOnDestroy: false,
+  entryLimit: 4000, hostLimit: 64, sharedHostLimit: 64, keepLvbOnDestroy: true,
 };
 
 /** One (mutex, host) entry. Times are the drive's clock in ms. */
