@@ -17,6 +17,8 @@ import { IdmFirmware } from '../../src/idm/firmware';
 import { ScsiTarget } from '../../src/idm/scsi-target';
 import { DriveCommands } from '../../src/ilm/drive-commands';
 import type { DriveTransport, ScsiCommand, ScsiReply } from '../../src/idm/transport';
+import { encodeNvmeAdminCmd, nvmeErrno, NVME_IDM_WRITE, NVME_IDM_READ, NVME_IOCTL_ADMIN_CMD } from '../../src/idm/nvme';
+import { encodeSgIoHdr, decodeSgIoHdr, SG_IO_HDR_BYTES, SG_DXFER_TO_DEV } from '../../src/idm/sg-io';
 import { encodeSgRequest, parseSgRequest, encodeSgReply, parseSgReply } from '../../src/idm/transport';
 
 const E = { PERM: 1, NOENT: 2, IO: 5, AGAIN: 11, NOMEM: 12, BUSY: 16, INVAL: 22, TIME: 62 };
@@ -203,6 +205,19 @@ describe('emulated firmware through the ILM drive layer (spec §5.2)', () => {
     assert.deepEqual(await cmds.mode(LOCK), { rv: 0, mode: 0 });
   });
 
+  test('destroy and the LVB: kept for the next lock by default, dropped with keepLvbOnDestroy false', async () => {
+    for (const keep of [true, false]) {
+      const t = new LoopbackTransport(new ScsiTarget(new IdmFirmware(undefined, { keepLvbOnDestroy: keep }), { wwn: '1', versionMajor: 8 }));
+      const cmds = new DriveCommands(t);
+      await cmds.mutex(MutexOp.TRYLOCK, req(HOST_A, EX));
+      await cmds.mutex(MutexOp.UNLOCK, req(HOST_A, EX, 0, Buffer.from([9, 9, 9, 9, 9, 9, 9, 9])));
+      assert.equal(await cmds.mutex(MutexOp.DESTROY, req(HOST_A, EX)), 0);
+      await cmds.mutex(MutexOp.TRYLOCK, req(HOST_B, EX));
+      const r = await cmds.readLvb(LOCK, HOST_B);
+      assert.deepEqual(r.lvb, keep ? Buffer.from([9, 9, 9, 9, 9, 9, 9, 0]) : Buffer.alloc(8), `keep=${keep}`);
+    }
+  });
+
   test('table full -> -ENOMEM; unsupported opcode -> -EINVAL; version and WWN inquiries', async () => {
     const t = new LoopbackTransport(new ScsiTarget(new IdmFirmware(undefined, { entryLimit: 1 }), { wwn: '5000c500a1b2c3d4', versionMajor: 8 }));
     const cmds = new DriveCommands(t);
@@ -221,5 +236,44 @@ describe('emulated firmware through the ILM drive layer (spec §5.2)', () => {
     assert.equal(await cmds.mutex(MutexOp.TRYLOCK, req(HOST_A, EX)), -E.IO);
     assert.equal((await cmds.table()).rv, -E.IO);
     assert.equal(calls, 0);
+  });
+});
+
+describe('IDM NVMe and SG_IO encodings (spec §4.4; struct layouts of the 64-bit kernel)', () => {
+  test('NVMe admin command: opcode C1/C2, data address and length, cdw10 = dwords, cdw12 = op<<4 | group<<8, 15 s', () => {
+    const b = encodeNvmeAdminCmd({ nvmeOpcode: NVME_IDM_WRITE, mutexOp: MutexOp.BREAK, group: 1, dataAddress: 0x1122334455667788n, dataBytes: 512 });
+    assert.equal(b.length, 72);
+    assert.equal(b[0], 0xc1);
+    assert.equal(b.readBigUInt64LE(24), 0x1122334455667788n);
+    assert.equal(b.readUInt32LE(36), 512);
+    assert.equal(b.readUInt32LE(40), 128);
+    assert.equal(b.readUInt32LE(48), 0x0160);
+    assert.equal(b.readUInt32LE(64), 15000);
+    assert.equal(encodeNvmeAdminCmd({ nvmeOpcode: NVME_IDM_READ, mutexOp: MutexOp.INIT, group: 0xff, dataAddress: 0n, dataBytes: 512 }).readUInt32LE(48), 0xff10);
+    assert.equal(NVME_IOCTL_ADMIN_CMD, 0xc0484e41);
+  });
+
+  test('NVMe vendor status -> errno, per opcode (only the status code byte counts)', () => {
+    const cases: Array<[number, number, number]> = [
+      [0, MutexOp.TRYLOCK, 0], [-5, MutexOp.TRYLOCK, -5],
+      [0x1c0, MutexOp.TRYLOCK, -E.INVAL], [0x1c5, MutexOp.TRYLOCK, -E.INVAL],
+      [0x1c6, MutexOp.TRYLOCK, -E.NOMEM], [0x1c8, MutexOp.TRYLOCK, -E.NOMEM], [0x1c9, MutexOp.UNLOCK, -E.NOENT],
+      [0x1ca, MutexOp.REFRESH, -E.TIME], [0x1ca, MutexOp.UNLOCK, -E.NOENT], [0x1ca, MutexOp.BREAK, -E.BUSY],
+      [0x1cb, MutexOp.REFRESH, -E.PERM], [0x1cb, MutexOp.UNLOCK, -E.INVAL], [0x1cb, MutexOp.DESTROY, -E.AGAIN],
+      [0x1cc, MutexOp.TRYLOCK, -E.BUSY], [0x0cc, MutexOp.TRYLOCK, -E.BUSY],
+    ];
+    for (const [st, op, errno] of cases) assert.equal(nvmeErrno(st, op), errno, `0x${st.toString(16)} op ${op}`);
+  });
+
+  test('sg_io_hdr: 88 bytes, pointers at 16/24/32, timeout at 40, status/sense/host/driver/resid at 64..72', () => {
+    const b = encodeSgIoHdr({ direction: SG_DXFER_TO_DEV, cmdLen: 16, senseMax: 64, dxferLen: 512, dxferp: 1n, cmdp: 2n, sbp: 3n, timeoutMs: 15000 });
+    assert.equal(b.length, SG_IO_HDR_BYTES);
+    assert.equal(b.readInt32LE(0), 0x53);
+    assert.equal(b.readInt32LE(4), -2);
+    assert.deepEqual([b[8], b[9], b.readUInt32LE(12)], [16, 64, 512]);
+    assert.deepEqual([b.readBigUInt64LE(16), b.readBigUInt64LE(24), b.readBigUInt64LE(32)], [1n, 2n, 3n]);
+    assert.equal(b.readUInt32LE(40), 15000);
+    b[64] = 0x18; b[65] = 0x0c; b[67] = 28; b.writeUInt16LE(7, 68); b.writeUInt16LE(8, 70); b.writeInt32LE(12, 72);
+    assert.deepEqual(decodeSgIoHdr(b), { status: 0x18, maskedStatus: 0x0c, senseWritten: 28, hostStatus: 7, driverStatus: 8, resid: 12 });
   });
 });
