@@ -8,12 +8,15 @@
 // socket is taken as an emulated drive directly. Paths that resolve to the
 // same drive are one drive (propeller merges them by WWN).
 //
-// Real SCSI devices (SG_IO) are not wired in yet: such paths count as failed
-// drives, with a log line saying why.
+// Real SCSI disks: /dev/sdX (or a partition of it) is reached through its SCSI
+// generic node (sysfs device/scsi_generic) with SG_IO, one drive per sysfs
+// wwid. That path is not yet verified against a device (see sg-io.ts).
 
 import * as fs from 'node:fs';
 import { DriveCommands, type FaultInjector } from './drive-commands';
 import { SocketTransport } from '../idm/socket-transport';
+import { SgIoTransport } from '../idm/sg-io';
+import type { DriveTransport } from '../idm/transport';
 import type { LockDrive } from './raid-lock';
 
 export function parseDriveMap(text: string): Map<string, string> {
@@ -64,14 +67,20 @@ export class DriveRegistry {
   /** The drive a path names, or null (counted as a failed drive). */
   resolve(path: string): LockDrive | null {
     const sock = this.socketFor(path);
-    if (!sock) {
-      this.log(`drive ${path}: not an emulated drive and no SG_IO transport here; counted as failed`);
+    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : scsiGenericFor(path);
+    if (!target) {
+      this.log(`drive ${path}: neither an emulated drive nor a SCSI disk with a generic node; counted as failed`);
       return null;
     }
-    let d = this.channels.get(sock);
+    let d = this.channels.get(target.id);
     if (!d) {
-      d = { id: sock, cmds: new DriveCommands(new SocketTransport(sock), this.faults) };
-      this.channels.set(sock, d);
+      try {
+        d = { id: target.id, cmds: new DriveCommands(target.open(), this.faults) };
+      } catch (e) {
+        this.log(`drive ${path}: ${(e as Error).message}; counted as failed`);
+        return null;
+      }
+      this.channels.set(target.id, d);
     }
     return d;
   }
@@ -103,4 +112,17 @@ export class DriveRegistry {
     }
     return null;
   }
+}
+
+/** /dev/sdX[N] -> its /dev/sgN and wwid, from sysfs; null when not a SCSI disk. */
+function scsiGenericFor(path: string): { id: string; open: () => DriveTransport } | null {
+  const disk = stripPartition(realpath(path)).replace(/^\/dev\//, '');
+  if (!/^sd[a-z]+$/.test(disk)) return null;
+  let sg: string[];
+  try { sg = fs.readdirSync(`/sys/class/block/${disk}/device/scsi_generic`); } catch { return null; }
+  if (sg.length !== 1) return null;
+  let wwid = '';
+  try { wwid = fs.readFileSync(`/sys/class/block/${disk}/device/wwid`, 'utf8').trim(); } catch { /* none */ }
+  const node = `/dev/${sg[0]}`;
+  return { id: wwid || node, open: () => new SgIoTransport(node) };
 }
