@@ -1,0 +1,35 @@
+// The IDM manager's ties to this machine, made in the composition root: the
+// ILM socket (ILM_RUN_DIR as libseagate_ilm honours it), the kill path, the
+// wall clock in microseconds and the global-lock drives (a sysfs scan, plus
+// LVMLOCKD_IDM_GL_DRIVES for emulated drives, which are not SCSI disks).
+
+import * as fs from 'node:fs';
+import { IlmClient, ilmSocketPath } from '../ilm/client';
+import { scsiPropellerDrives, extraGlDrives, type SysfsReader } from '../lm/idm/gl-drives';
+import type { IdmManagerDeps } from '../lm/idm/idm-lm';
+
+/** C builds it from LVM_PATH (Debian: /sbin/lvm) + "lockctl". */
+export const DEFAULT_IDM_KILL_PATH = '/sbin/lvmlockctl';
+
+const sysfs: SysfsReader = {
+  listDir: (p) => { try { return fs.readdirSync(p); } catch { return null; } },
+  readFile: (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return null; } },
+};
+
+export function idmManagerDeps(log: { debug(l: string): void; error(l: string): void }): IdmManagerDeps {
+  const socket = ilmSocketPath();
+  return {
+    connect: () => IlmClient.connect(socket),
+    ilmRunning: () => { try { return fs.statSync(socket).isSocket(); } catch { return false; } },
+    killPath: process.env.LVMLOCKD_IDM_KILL_PATH || DEFAULT_IDM_KILL_PATH,
+    utcUs: () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)),
+    glDrives: () => {
+      const scanned = scsiPropellerDrives(sysfs);
+      const extra = extraGlDrives(process.env.LVMLOCKD_IDM_GL_DRIVES);
+      if (!scanned && extra.length === 0) return null;
+      return [...(scanned ?? []), ...extra.filter((p) => !(scanned ?? []).includes(p))];
+    },
+    debug: (l) => log.debug(l),
+    error: (l) => log.error(l),
+  };
+}

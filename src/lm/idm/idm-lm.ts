@@ -1,0 +1,126 @@
+// The IDM lock manager for the core: each lockspace (a VG, or lvm_global)
+// is an IdmSession with its own connection to the ILM daemon (seagate_ilm or
+// ours). Nothing is created on disk by init_vg/init_lv; the drives themselves
+// arbitrate. Locks cannot be adopted after a daemon restart (C: "TODO").
+
+import { E } from '../../core/constants';
+import type {
+  InitVgRequest, LockManager, LockResult, LockspaceEvents, LockspaceView, ManagedLockspace,
+  PrepareResult, ResourceView,
+} from '../types';
+import { IdmSession, type IlmConnection } from './idm-session';
+
+export interface IdmManagerDeps {
+  /** ilm_connect: a new connection (and ILM lockspace). */
+  connect(): Promise<{ rv: number; client?: IlmConnection }>;
+  /** Whether an ILM daemon answers here (lm_is_running_idm). */
+  ilmRunning(): boolean;
+  /** The kill path handed to the ILM (C: LVM_PATH + "lockctl"). */
+  killPath: string;
+  utcUs(): bigint;
+  glDrives(): string[] | null;
+  debug(line: string): void;
+  error(line: string): void;
+}
+
+export class IdmLockManager implements LockManager {
+  readonly type = 'idm' as const;
+
+  constructor(private readonly deps: IdmManagerDeps) {}
+
+  isRunning(): boolean {
+    return this.deps.ilmRunning();
+  }
+
+  /** Nothing to create: the VG keeps the lock_args the command sent. */
+  async initVg(req: InitVgRequest): Promise<{ rv: number; vgArgs: string }> {
+    return { rv: 0, vgArgs: req.vgArgs };
+  }
+
+  async initLv(): Promise<{ rv: number; lvArgs: string }> {
+    return { rv: 0, lvArgs: '' };
+  }
+
+  async renameVg(): Promise<number> {
+    return 0;
+  }
+
+  createLockspace(view: LockspaceView, _events: LockspaceEvents): ManagedLockspace {
+    return new IdmLockspace(view, this.deps);
+  }
+}
+
+class IdmLockspace implements ManagedLockspace {
+  private readonly session: IdmSession;
+  readonly glEnabled = false;
+  readonly generation = 0;
+  readonly hostId = 0;
+
+  constructor(private readonly view: LockspaceView, deps: IdmManagerDeps) {
+    this.session = new IdmSession({
+      lsName: view.name, vgName: view.vgName, vgUuid: view.vgUuid,
+      connect: deps.connect, killPath: deps.killPath, utcUs: deps.utcUs, glDrives: deps.glDrives,
+      debug: deps.debug, error: deps.error,
+    });
+  }
+
+  async prepare(): Promise<PrepareResult> {
+    return { rv: 0 };
+  }
+
+  async join(): Promise<number> {
+    this.session.vgDrives = [...(this.view.pvs ?? [])];
+    return this.session.start();
+  }
+
+  async leave(): Promise<number> {
+    return this.session.stop();
+  }
+
+  async lock(res: ResourceView, mode: 'sh' | 'ex', opts: { pvs?: readonly string[] }): Promise<LockResult> {
+    // The VG's PV list may have been replaced by a later start_vg (C: add_lockspace_thread).
+    this.session.vgDrives = [...(this.view.pvs ?? [])];
+    const r = await this.session.lock({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, mode, res.name, [...(opts.pvs ?? [])]);
+    return r.vb ? { rv: r.rv, vb: r.vb } : { rv: r.rv };
+  }
+
+  convert(res: ResourceView, mode: 'sh' | 'ex', rVersion: number): Promise<number> {
+    return this.session.convert({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, mode, rVersion);
+  }
+
+  unlock(res: ResourceView, rVersion: number): Promise<number> {
+    return this.session.unlock({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, rVersion);
+  }
+
+  forget(resName: string): void {
+    this.session.forget(resName);
+  }
+
+  async purgeOrphans(): Promise<number> {
+    return 0;
+  }
+
+  async otherHosts(): Promise<{ rv: number; hostsUnknown: boolean }> {
+    return { rv: await this.session.hosts(), hostsUnknown: false };
+  }
+
+  async freeLv(): Promise<number> {
+    return 0;
+  }
+
+  async findFreeLock(): Promise<number> {
+    return -E.PROTONOSUPPORT;
+  }
+
+  async refreshGlEnabled(): Promise<boolean> {
+    return false;
+  }
+
+  async setGlEnabled(): Promise<number> {
+    return -E.PROTONOSUPPORT;
+  }
+
+  async exDisableGl(): Promise<number> {
+    return -E.PROTONOSUPPORT;
+  }
+}
