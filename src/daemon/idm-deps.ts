@@ -18,7 +18,10 @@ const sysfs: SysfsReader = {
 
 export function idmManagerDeps(log: { debug(l: string): void; error(l: string): void }): IdmManagerDeps {
   const socket = ilmSocketPath();
+  // LVMLOCKD_IDM_TIMEOUT_MS: a test knob (C has the 60 s compiled in) so host-crash tests need not wait a minute.
+  const timeout = Number(process.env.LVMLOCKD_IDM_TIMEOUT_MS);
   return {
+    ...(Number.isInteger(timeout) && timeout > 0 ? { lockTimeoutMs: timeout } : {}),
     connect: () => IlmClient.connect(socket),
     ilmRunning: () => { try { return fs.statSync(socket).isSocket(); } catch { return false; } },
     killPath: process.env.LVMLOCKD_IDM_KILL_PATH || DEFAULT_IDM_KILL_PATH,

@@ -3,8 +3,9 @@
 // backed for locking by an emulated IDM drive process (the ILMs' drive map
 // sends the loop device's IDM SCSI commands to that drive's socket).
 // global/activation = 0. The ILMs' renewal-failure period is shortened to
-// 4 s (ILM_TS_QUIESCENT_MS; 50 s in propeller) so the kill path fires fast;
-// lvmlockd's 60 s lock timeout is unchanged.
+// 4 s (ILM_TS_QUIESCENT_MS; 50 s in propeller) so the kill path fires fast,
+// and lvmlockd's lock timeout (the drives' membership countdown) to 8 s
+// (LVMLOCKD_IDM_TIMEOUT_MS; 60 s in C), so a crashed host's locks expire fast.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import type { FirmwareState } from '../../src/idm/firmware';
 
 const STORAGE_ERRORS = /LV vgi\/lv1 lock failed: storage errors for sanlock leases/;
 const ILM_ENV = { ILM_TS_QUIESCENT_MS: '4000' };
+// Longer than the ILM's 5 s of lock retries, so a lock asked for right after the crash is refused.
+const LOCK_TIMEOUT_MS = 8000;
 
 function driveState(rig: IdmRig, drive: number): FirmwareState {
   return JSON.parse(fs.readFileSync(rig.drives[drive]!.state, 'utf8')) as FirmwareState;
@@ -50,6 +53,11 @@ describe('IDM VGs with our lvmlockd and ILM (3 hosts, 3 emulated drives)', { tim
   let vgUuid = '';
   let lvUuid = '';
 
+  const daemonEnv = (): Record<string, string> => ({
+    LVMLOCKD_IDM_GL_DRIVES: c.disks.map((d) => d.path).join(','),
+    LVMLOCKD_IDM_TIMEOUT_MS: String(LOCK_TIMEOUT_MS),
+  });
+
   before(async () => {
     c = await Cluster.create({ hosts: 3, disks: [{ sizeMiB: 64 }, { sizeMiB: 64 }, { sizeMiB: 64 }], name: 'idm' });
     [h1, h2, h3] = [c.host(1), c.host(2), c.host(3)];
@@ -60,7 +68,7 @@ describe('IDM VGs with our lvmlockd and ILM (3 hosts, 3 emulated drives)', { tim
     fs.writeFileSync(driveMap, lines.join('\n') + '\n');
     for (const h of c.hosts) {
       await h.startIlm({ env: { ILM_DRIVE_MAP: driveMap, ...ILM_ENV } });
-      await h.startDaemon({ kind: 'ts', env: { LVMLOCKD_IDM_GL_DRIVES: c.disks.map((d) => d.path).join(',') } });
+      await h.startDaemon({ kind: 'ts', env: daemonEnv() });
     }
   });
 
@@ -179,5 +187,44 @@ describe('IDM VGs with our lvmlockd and ILM (3 hosts, 3 emulated drives)', { tim
     assert.equal((await h3.lvm(['lvcreate', '-an', '-n', 'lv3', '-L', '8M', 'vgi'])).code, 0);
     assert.equal((await h3.lvm(['lvchange', '-aey', 'vgi/lv3'])).code, 0);
     assert.equal((await h3.lvm(['lvchange', '-an', 'vgi/lv3'])).code, 0);
+  });
+
+  test('a host crash: its mutexes outlive it until their countdown, then another host breaks them', async () => {
+    assert.equal((await h2.lvm(['lvchange', '-aey', 'vgi/lv1'])).code, 0);
+    await h2.stopIlm({ signal: 'SIGKILL' });
+    await h2.stopDaemon({ signal: 'SIGKILL' });
+    const early = await h1.lvm(['lvchange', '-aey', 'vgi/lv1']);
+    assert.equal(early.code, 5);
+    assert.match(early.stderr, STORAGE_ERRORS);
+    await sleep(LOCK_TIMEOUT_MS + 1000);
+    const late = await h1.lvm(['lvchange', '-aey', 'vgi/lv1']);
+    assert.equal(late.code, 0, late.stderr);
+    assert.match((await h1.lvmlockctl(['--info'])).stdout, new RegExp(`^LK LV ex ${lvUuid}$`, 'm'));
+    assert.equal((await h1.lvm(['lvchange', '-an', 'vgi/lv1'])).code, 0);
+    await h2.startIlm({ env: { ILM_DRIVE_MAP: driveMap, ...ILM_ENV } });
+    await h2.startDaemon({ kind: 'ts', env: daemonEnv() });
+    const st = await h2.lvm(['vgchange', '--lock-start', 'vgi']);
+    assert.equal(st.code, 0, st.stderr);
+  });
+
+  test('clock behind: a stored LVB timestamp ahead of this host\'s clock is moved on by one', async () => {
+    // Another host whose clock runs an hour ahead wrote the VG lock's LVB.
+    const ahead = BigInt(Date.now()) * 1000n + 3_600_000_000n;
+    for (let d = 0; d < 3; d++) await rig.stopDrive(d, 'SIGTERM');
+    for (let d = 0; d < 3; d++) {
+      const st = driveState(rig, d);
+      const id = lockIdHex(vgUuid);
+      const lvb = Buffer.alloc(8);
+      lvb.writeBigUInt64LE(ahead);
+      const m = st.mutexes.find((x) => x.lockId === id);
+      if (m) m.lvb = lvb.toString('hex'); else st.keptLvbs[id] = lvb.toString('hex');
+      fs.writeFileSync(rig.drives[d]!.state, JSON.stringify(st));
+    }
+    for (let d = 0; d < 3; d++) await rig.startDrive(d);
+    const lc = await h1.lvm(['lvcreate', '-an', '-n', 'lv4', '-L', '4M', 'vgi']);
+    assert.equal(lc.code, 0, lc.stderr);
+    assert.equal(lvbMicros(rig, 0, lockIdHex(vgUuid)), ahead + 1n);
+    assert.equal((await h2.lvm(['lvremove', '-y', 'vgi/lv4'])).code, 0);
+    assert.equal(lvbMicros(rig, 1, lockIdHex(vgUuid)), ahead + 2n);
   });
 });

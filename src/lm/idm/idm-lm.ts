@@ -18,6 +18,8 @@ export interface IdmManagerDeps {
   /** The kill path handed to the ILM (C: LVM_PATH + "lockctl"). */
   killPath: string;
   utcUs(): bigint;
+  /** Overrides the 60 s lock timeout (tests only). */
+  lockTimeoutMs?: number;
   glDrives(): string[] | null;
   debug(line: string): void;
   error(line: string): void;
@@ -59,7 +61,7 @@ class IdmLockspace implements ManagedLockspace {
   constructor(private readonly view: LockspaceView, deps: IdmManagerDeps) {
     this.session = new IdmSession({
       lsName: view.name, vgName: view.vgName, vgUuid: view.vgUuid,
-      connect: deps.connect, killPath: deps.killPath, utcUs: deps.utcUs, glDrives: deps.glDrives,
+      connect: deps.connect, killPath: deps.killPath, utcUs: deps.utcUs, glDrives: deps.glDrives, lockTimeoutMs: deps.lockTimeoutMs,
       debug: deps.debug, error: deps.error,
     });
   }

@@ -38,6 +38,8 @@ export interface IdmSessionDeps {
   killPath: string;
   /** CLOCK_REALTIME in microseconds. */
   utcUs(): bigint;
+  /** The drive countdown of every lock; IDM_TIMEOUT_MS unless a test shortens it. */
+  lockTimeoutMs?: number;
   /** The drives of the global lock; null when none can be found (start fails -EIO). */
   glDrives(): string[] | null;
   debug(line: string): void;
@@ -142,7 +144,7 @@ export class IdmSession {
     if (drives.length >= DRIVE_MAX) return { rv: -E.INVAL };
     rd.drives = [...drives];
     const c = this.conn;
-    const rv = c ? await c.lock(rd.lockId, idmMode(mode), rd.drives, IDM_TIMEOUT_MS) : -E.MANAGER;
+    const rv = c ? await c.lock(rd.lockId, idmMode(mode), rd.drives, this.d.lockTimeoutMs ?? IDM_TIMEOUT_MS) : -E.MANAGER;
     if (rv < 0) {
       this.d.error(`S ${this.d.lsName} R ${r.name} lock_idm acquire mode ${mode} rv ${rv}`);
       return { rv: -E.LOCKIO };
