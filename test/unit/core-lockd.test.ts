@@ -432,7 +432,7 @@ describe('lock value block versions', () => {
 describe('global lock, sanlock', () => {
   test('sanlock VG start enables the GL in that VG; lock_gl goes there', async () => {
     const { h, a } = await started('sanlock');
-    assert.equal(h.gl.sanlockGlLockspace, 'lvm_vgs');
+    assert.equal(h.managers.sanlock?.glInVg?.glLockspace, 'lvm_vgs');
     const r = await h.req(a, lockGl('ex'));
     assert.equal(r.opResult, 0, r.text);
     assert.equal(r.str('lock_type'), 'sanlock');
