@@ -1,13 +1,15 @@
 // The IDM lock manager for the core: each lockspace (a VG, or lvm_global)
 // is an IdmSession with its own connection to the ILM daemon (seagate_ilm or
 // ours). Nothing is created on disk by init_vg/init_lv; the drives themselves
-// arbitrate. Locks cannot be adopted after a daemon restart (C: "TODO").
+// arbitrate. The global lock has a lockspace of its own (lvm_global), as with
+// dlm. None of the optional capabilities: no global lock inside VGs, no lock
+// slots, no adoption after a daemon restart (C: "TODO: adoption").
 
-import { E } from '../../core/constants';
 import type {
   InitVgRequest, LockManager, LockResult, LockspaceEvents, LockspaceView, ManagedLockspace,
-  PrepareResult, ResourceView,
+  LockOptions, PrepareResult, ResourceView,
 } from '../types';
+import type { IdmResource } from './idm-session';
 import { IdmSession, type IlmConnection } from './idm-session';
 
 export interface IdmManagerDeps {
@@ -54,8 +56,7 @@ export class IdmLockManager implements LockManager {
 
 class IdmLockspace implements ManagedLockspace {
   private readonly session: IdmSession;
-  readonly glEnabled = false;
-  readonly generation = 0;
+  /** IDM has no host ids: the ILM makes its own from the lvmlockd pid and a per-start uuid. */
   readonly hostId = 0;
 
   constructor(private readonly view: LockspaceView, deps: IdmManagerDeps) {
@@ -79,50 +80,31 @@ class IdmLockspace implements ManagedLockspace {
     return this.session.stop();
   }
 
-  async lock(res: ResourceView, mode: 'sh' | 'ex', opts: { pvs?: readonly string[] }): Promise<LockResult> {
+  async lock(res: ResourceView, mode: 'sh' | 'ex', opts: LockOptions): Promise<LockResult> {
     // The VG's PV list may have been replaced by a later start_vg (C: add_lockspace_thread).
     this.session.vgDrives = [...(this.view.pvs ?? [])];
-    const r = await this.session.lock({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, mode, res.name, [...(opts.pvs ?? [])]);
+    const r = await this.session.lock(idmResource(res), mode, res.name, [...(opts.pvs ?? [])]);
     return r.vb ? { rv: r.rv, vb: r.vb } : { rv: r.rv };
   }
 
   convert(res: ResourceView, mode: 'sh' | 'ex', rVersion: number): Promise<number> {
-    return this.session.convert({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, mode, rVersion);
+    return this.session.convert(idmResource(res), mode, rVersion);
   }
 
   unlock(res: ResourceView, rVersion: number): Promise<number> {
-    return this.session.unlock({ name: res.name, type: res.type, mode: res.mode as 'un' | 'sh' | 'ex' }, rVersion);
+    return this.session.unlock(idmResource(res), rVersion);
   }
 
   forget(resName: string): void {
     this.session.forget(resName);
   }
 
-  async purgeOrphans(): Promise<number> {
-    return 0;
-  }
-
   async otherHosts(): Promise<{ rv: number; hostsUnknown: boolean }> {
     return { rv: await this.session.hosts(), hostsUnknown: false };
   }
+}
 
-  async freeLv(): Promise<number> {
-    return 0;
-  }
-
-  async findFreeLock(): Promise<number> {
-    return -E.PROTONOSUPPORT;
-  }
-
-  async refreshGlEnabled(): Promise<boolean> {
-    return false;
-  }
-
-  async setGlEnabled(): Promise<number> {
-    return -E.PROTONOSUPPORT;
-  }
-
-  async exDisableGl(): Promise<number> {
-    return -E.PROTONOSUPPORT;
-  }
+/** The core's view of a resource as the session needs it (a held mode is un, sh or ex). */
+function idmResource(res: ResourceView): IdmResource {
+  return { name: res.name, type: res.type, mode: res.mode === 'sh' || res.mode === 'ex' ? res.mode : 'un' };
 }
