@@ -20,7 +20,7 @@
 // - Capacity: entryLimit entries in the table, hostLimit distinct hosts,
 //   sharedHostLimit holders of one mutex (the real values are not public).
 
-import { EntryState, LVB_BYTES, MutexClass, MutexOp, ResVerType, COUNTDOWN_FOREVER, type WriteRecord } from './record';
+import { EntryState, LVB_BYTES, MutexClass, MutexOp, ResVerType, COUNTDOWN_FOREVER, type ReadRecord, type WriteRecord } from './record';
 
 /** What the firmware answers; the SCSI/NVMe front ends turn it into status + sense. */
 export type Outcome =
@@ -76,15 +76,7 @@ export function emptyFirmwareState(): FirmwareState {
 }
 
 /** One row of a list read: an entry of a mutex, as the drive reports it. */
-export interface ListedEntry {
-  state: number;
-  modifiedMs: bigint;
-  countdownMs: bigint;
-  mutexClass: number;
-  lvb: Buffer;
-  lockId: Buffer;
-  hostId: Buffer;
-}
+export type ListedEntry = ReadRecord;
 
 const ZERO_LVB = '00'.repeat(LVB_BYTES);
 

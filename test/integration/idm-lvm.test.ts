@@ -4,7 +4,7 @@
 // sends the loop device's IDM SCSI commands to that drive's socket).
 // global/activation = 0. The ILMs' renewal-failure period is shortened to
 // 4 s (ILM_TS_QUIESCENT_MS; 50 s in propeller) so the kill path fires fast,
-// and lvmlockd's lock timeout (the drives' membership countdown) to 8 s
+// and lvmlockd's lock timeout (the drives' membership countdown) to 10 s
 // (LVMLOCKD_IDM_TIMEOUT_MS; 60 s in C), so a crashed host's locks expire fast.
 
 import { test, describe, before, after } from 'node:test';
@@ -19,7 +19,7 @@ import type { FirmwareState } from '../../src/idm/firmware';
 const STORAGE_ERRORS = /LV vgi\/lv1 lock failed: storage errors for sanlock leases/;
 const ILM_ENV = { ILM_TS_QUIESCENT_MS: '4000' };
 // Longer than the ILM's 5 s of lock retries, so a lock asked for right after the crash is refused.
-const LOCK_TIMEOUT_MS = 8000;
+const LOCK_TIMEOUT_MS = 10000;
 
 function driveState(rig: IdmRig, drive: number): FirmwareState {
   return JSON.parse(fs.readFileSync(rig.drives[drive]!.state, 'utf8')) as FirmwareState;

@@ -9,23 +9,13 @@ import type {
   InitVgRequest, LockManager, LockResult, LockspaceEvents, LockspaceView, ManagedLockspace,
   LockOptions, PrepareResult, ResourceView,
 } from '../types';
-import type { IdmResource } from './idm-session';
-import { IdmSession, type IlmConnection } from './idm-session';
+import { IdmSession, type IdmResource, type IdmSessionDeps } from './idm-session';
 
-export interface IdmManagerDeps {
-  /** ilm_connect: a new connection (and ILM lockspace). */
-  connect(): Promise<{ rv: number; client?: IlmConnection }>;
+/** What every lockspace's session needs, plus the running check. */
+export type IdmManagerDeps = Omit<IdmSessionDeps, 'lsName' | 'vgName' | 'vgUuid'> & {
   /** Whether an ILM daemon answers here (lm_is_running_idm). */
   ilmRunning(): boolean;
-  /** The kill path handed to the ILM (C: LVM_PATH + "lockctl"). */
-  killPath: string;
-  utcUs(): bigint;
-  /** Overrides the 60 s lock timeout (tests only). */
-  lockTimeoutMs?: number;
-  glDrives(): string[] | null;
-  debug(line: string): void;
-  error(line: string): void;
-}
+};
 
 export class IdmLockManager implements LockManager {
   readonly type = 'idm' as const;
@@ -60,11 +50,7 @@ class IdmLockspace implements ManagedLockspace {
   readonly hostId = 0;
 
   constructor(private readonly view: LockspaceView, deps: IdmManagerDeps) {
-    this.session = new IdmSession({
-      lsName: view.name, vgName: view.vgName, vgUuid: view.vgUuid,
-      connect: deps.connect, killPath: deps.killPath, utcUs: deps.utcUs, glDrives: deps.glDrives, lockTimeoutMs: deps.lockTimeoutMs,
-      debug: deps.debug, error: deps.error,
-    });
+    this.session = new IdmSession({ ...deps, lsName: view.name, vgName: view.vgName, vgUuid: view.vgUuid });
   }
 
   async prepare(): Promise<PrepareResult> {
