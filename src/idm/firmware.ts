@@ -20,6 +20,7 @@
 // - Capacity: entryLimit entries in the table, hostLimit distinct hosts,
 //   sharedHostLimit holders of one mutex (the real values are not public).
 
+import assert from 'node:assert/strict';
 import { EntryState, LVB_BYTES, MutexClass, MutexOp, ResVerType, COUNTDOWN_FOREVER, type ReadRecord, type WriteRecord } from './record';
 
 /** What the firmware answers; the SCSI/NVMe front ends turn it into status + sense. */
@@ -98,6 +99,13 @@ export class IdmFirmware {
     }
     const lockId = rec.lockId.toString('hex');
     const hostId = rec.hostId.toString('hex');
+    const outcome = this.dispatch(op, lockId, hostId, rec, nowMs);
+    const m = this.find(lockId);
+    if (m) checkMutex(m);
+    return outcome;
+  }
+
+  private dispatch(op: number, lockId: string, hostId: string, rec: WriteRecord, nowMs: number): Outcome {
     switch (op) {
       case MutexOp.TRYLOCK: return this.trylock(lockId, hostId, rec, nowMs);
       case MutexOp.UNLOCK: return this.unlock(lockId, hostId, rec);
@@ -238,4 +246,12 @@ export class IdmFirmware {
     if (this.opts.keepLvbOnDestroy && m.lvb !== ZERO_LVB) this.state.keptLvbs[lockId] = m.lvb;
     return 'good';
   }
+}
+
+/** What no command may break: one entry per host; an exclusive holder holds alone. */
+function checkMutex(m: Mutex): void {
+  assert.equal(new Set(m.entries.map((e) => e.hostId)).size, m.entries.length, `mutex ${m.lockId}: two entries of one host`);
+  const held = m.entries.filter((e) => e.locked);
+  const exclusive = held.filter((e) => e.mutexClass === MutexClass.EXCLUSIVE);
+  assert.ok(exclusive.length === 0 || held.length === 1, `mutex ${m.lockId}: an exclusive holder beside others`);
 }
