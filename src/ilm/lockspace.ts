@@ -63,6 +63,12 @@ export class IlmLockspace {
     return this.locks.get(lockId.toString('hex'));
   }
 
+  /** Runs a query on a held lock between its renewals (null when not held). */
+  query<T>(lockId: Buffer, fn: (raid: RaidLock) => Promise<T>): Promise<T> | null {
+    const held = this.find(lockId);
+    return held ? this.serial(held, () => fn(held.raid)) : null;
+  }
+
   async acquire(spec: RaidLockSpec): Promise<number> {
     const key = spec.lockId.toString('hex');
     if (this.locks.has(key)) return -E.BUSY;

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { E } from '../core/constants';
 import { peerPid } from '../util/libc';
-import { Cmd, RequestParser, cmdName, encodeReply, type IlmRequest, DRIVE_MAX } from './protocol';
+import { Cmd, RequestParser, cmdName, encodeReply, type IlmRequest } from './protocol';
 import { IlmLockspace } from './lockspace';
 import { RaidLock, type RaidEnv } from './raid-lock';
 import { DriveRegistry } from './drives';
@@ -219,19 +219,17 @@ export class IlmServer {
         const r = await ls.readLvb(req.lockId);
         return { result: r.rv, data: r.lvb };
       }
-      case Cmd.LOCK_HOST_COUNT:
+      case Cmd.LOCK_HOST_COUNT: {
+        const r = await this.queryLock(ls, req.lockId, req.drives, (raid) => raid.count());
+        if (!r) return { result: -E.NOMEM };
+        const data = Buffer.alloc(8);
+        data.writeInt32LE(r.count, 0);
+        data.writeInt32LE(r.self, 4);
+        return { result: r.rv, data };
+      }
       case Cmd.LOCK_MODE: {
-        if (req.drives.length > DRIVE_MAX) return { result: -E.INVAL };
-        const raid = this.queryLock(ls, req.lockId, req.drives);
-        if (!raid) return { result: -E.NOMEM };
-        if (req.cmd === Cmd.LOCK_HOST_COUNT) {
-          const r = await raid.count();
-          const data = Buffer.alloc(8);
-          data.writeInt32LE(r.count, 0);
-          data.writeInt32LE(r.self, 4);
-          return { result: r.rv, data };
-        }
-        const r = await raid.queryMode();
+        const r = await this.queryLock(ls, req.lockId, req.drives, (raid) => raid.queryMode());
+        if (!r) return { result: -E.NOMEM };
         const data = Buffer.alloc(4);
         data.writeInt32LE(r.mode, 0);
         return { result: r.rv, data };
@@ -260,12 +258,15 @@ export class IlmServer {
     }
   }
 
-  /** The held lock's drives, or a temporary lock over the given paths (null: no majority resolvable). */
-  private queryLock(ls: IlmLockspace, lockId: Buffer, paths: string[]): RaidLock | null {
-    const held = ls.find(lockId);
-    if (held) return held.raid;
+  /**
+   * A query on the held lock (between its renewals), or on a temporary lock
+   * over the given paths; null when too few of them resolve to drives.
+   */
+  private async queryLock<T>(ls: IlmLockspace, lockId: Buffer, paths: string[], fn: (raid: RaidLock) => Promise<T>): Promise<T | null> {
+    const held = ls.query(lockId, fn);
+    if (held) return held;
     const { drives, failed } = this.drives.resolveAll(paths);
     if (drives.length <= Math.floor((drives.length + failed) / 2)) return null;
-    return new RaidLock({ lockId, hostId: ls.hostId, mode: 0, timeoutMs: 0, drives, failedDrives: failed }, this.env);
+    return fn(new RaidLock({ lockId, hostId: ls.hostId, mode: 0, timeoutMs: 0, drives, failedDrives: failed }, this.env));
   }
 }
