@@ -149,7 +149,7 @@ describe('ILM daemon with emulated drives', { timeout: 180_000 }, () => {
     const c = await client(crashed);
     const b = await client(ilmB);
     const id = lockId(6);
-    assert.equal(await c.lock(id, EX, drives, TIMEOUT_MS), 0);
+    assert.equal(await c.lock(id, EX, drives, 2000), 0, 'a short countdown: B must get it within its 5 s of retries');
     await crashed.proc.kill('SIGKILL');
     const t0 = Date.now();
     assert.equal(await b.lock(id, EX, drives, TIMEOUT_MS), 0);
