@@ -11,7 +11,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Cluster, type Host } from '../harness/cluster';
+import { Cluster, C_LVMLOCKCTL, tsLvmlockctlPath, type Host } from '../harness/cluster';
 import { sleep } from '../harness/exec';
 import { IdmRig } from '../helpers/idm-rig';
 import type { FirmwareState } from '../../src/idm/firmware';
@@ -99,7 +99,9 @@ describe('IDM VGs with our lvmlockd and ILM (3 hosts, 3 emulated drives)', { tim
 
     // ex on host1: the mutex is held on all three drives; ex and sh refused elsewhere
     assert.equal((await h1.lvm(['lvchange', '-aey', 'vgi/lv1'])).code, 0);
-    assert.match((await h1.lvmlockctl(['--info'])).stdout, new RegExp(`^LK LV ex ${lvUuid}$`, 'm'));
+    const cInfo = await h1.lvmlockctl(['--info'], { binary: C_LVMLOCKCTL });
+    assert.match(cInfo.stdout, new RegExp(`^LK LV ex ${lvUuid}$`, 'm'));
+    assert.equal((await h1.lvmlockctl(['--info'], { binary: tsLvmlockctlPath() })).stdout, cInfo.stdout, 'our lvmlockctl prints what C\'s prints');
     for (let d = 0; d < 3; d++) {
       const m = mutex(rig, d, lockIdHex(vgUuid, lvUuid));
       assert.equal(m?.entries.filter((e) => e.locked).length, 1, `drive ${d}`);
