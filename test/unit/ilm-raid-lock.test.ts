@@ -4,44 +4,20 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdmFirmware } from '../../src/idm/firmware';
-import { ScsiTarget } from '../../src/idm/scsi-target';
 import { MutexOp } from '../../src/idm/record';
 import { DriveCommands } from '../../src/ilm/drive-commands';
-import { RaidLock, MAJORITY_TIMEOUT_MS, type LockDrive, type RaidEnv } from '../../src/ilm/raid-lock';
-import type { DriveTransport, ScsiCommand, ScsiReply } from '../../src/idm/transport';
+import { RaidLock, MAJORITY_TIMEOUT_MS } from '../../src/ilm/raid-lock';
+import { ManualClock, inProcessDrives } from '../helpers/idm-inprocess';
 
-const E = { IO: 5, TIME: 62 };
+const E = { IO: 5 };
 const EX = 1;
 const SH = 2;
 const LOCK_ID = Buffer.alloc(64, 0x41);
 const hostId = (n: number): Buffer => Buffer.alloc(32, n);
 
-class Clock implements RaidEnv {
-  ms = 10_000;
-  nowMs(): number { return this.ms; }
-  utcMs(): bigint { return BigInt(this.ms); }
-  async sleep(ms: number): Promise<void> { this.ms += Math.max(ms, 1); }
-  randomInt(lo: number): number { return lo; }
-}
-
-/** A drive on the shared clock; `down` makes it fail every command like a pulled disk. */
-class Drive implements DriveTransport {
-  down = false;
-  readonly target = new ScsiTarget(new IdmFirmware(), { wwn: '1', versionMajor: 8 });
-  constructor(readonly path: string, private readonly clock: Clock) {}
-  async execute(cmd: ScsiCommand): Promise<ScsiReply> {
-    this.clock.ms += 1; // every command takes a millisecond
-    if (this.down) return { ok: false, errno: -E.IO, message: 'down' };
-    return { ok: true, ...this.target.execute(cmd.cdb, cmd.dataOut, cmd.dataInBytes, this.clock.ms) };
-  }
-  close(): void {}
-}
-
 function rig(n: number) {
-  const clock = new Clock();
-  const drives = Array.from({ length: n }, (_, i) => new Drive(`d${i}`, clock));
-  const lockDrives: LockDrive[] = drives.map((d) => ({ id: d.path, cmds: new DriveCommands(d) }));
+  const clock = new ManualClock();
+  const { drives, lockDrives } = inProcessDrives(n, clock);
   const lock = (host: number, mode: number, timeoutMs = 60_000, failedDrives = 0) =>
     new RaidLock({ lockId: LOCK_ID, hostId: hostId(host), mode, timeoutMs, drives: lockDrives, failedDrives }, clock);
   return { clock, drives, lock };
