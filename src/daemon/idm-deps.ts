@@ -4,7 +4,9 @@
 // LVMLOCKD_IDM_GL_DRIVES for emulated drives, which are not SCSI disks).
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { IlmClient, ilmSocketPath } from '../ilm/client';
+import { tryLockFd } from '../util/libc';
 import { scsiPropellerDrives, extraGlDrives, type SysfsReader } from '../lm/idm/gl-drives';
 import type { IdmManagerDeps } from '../lm/idm/idm-lm';
 
@@ -23,7 +25,7 @@ export function idmManagerDeps(log: { debug(l: string): void; error(l: string): 
   return {
     ...(Number.isInteger(timeout) && timeout > 0 ? { lockTimeoutMs: timeout } : {}),
     connect: () => IlmClient.connect(socket),
-    ilmRunning: () => { try { return fs.statSync(socket).isSocket(); } catch { return false; } },
+    ilmRunning: () => ilmRunning(socket),
     killPath: process.env.LVMLOCKD_IDM_KILL_PATH || DEFAULT_IDM_KILL_PATH,
     utcUs: () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)),
     glDrives: () => {
@@ -35,4 +37,25 @@ export function idmManagerDeps(log: { debug(l: string): void; error(l: string): 
     debug: (l) => log.debug(l),
     error: (l) => log.error(l),
   };
+}
+
+/**
+ * lm_is_running_idm without creating an ILM lockspace (C connects and
+ * disconnects): the socket exists and a live daemon holds the lock on main.pid.
+ */
+function ilmRunning(socket: string): boolean {
+  try {
+    if (!fs.statSync(socket).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  let fd = -1;
+  try {
+    fd = fs.openSync(path.join(path.dirname(socket), 'main.pid'), fs.constants.O_RDWR);
+    return !tryLockFd(fd); // got it: nobody holds it (closing gives it back)
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
 }

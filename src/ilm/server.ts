@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { E } from '../core/constants';
-import { peerPid } from '../util/libc';
+import { peerPid, tryLockFd } from '../util/libc';
 import { Cmd, RequestParser, cmdName, encodeReply, type IlmRequest } from './protocol';
 import { IlmLockspace } from './lockspace';
 import { RaidLock, type RaidEnv } from './raid-lock';
@@ -83,9 +83,16 @@ export class IlmServer {
     } finally {
       process.umask(old);
     }
+    // As propeller: a write lock on main.pid marks the running daemon; a second one refuses to start.
     const pidFile = path.join(this.opts.runDir, 'main.pid');
-    this.pidFd = fs.openSync(pidFile, 'w', 0o644);
-    fs.writeSync(this.pidFd, `${process.pid}\n`);
+    this.pidFd = fs.openSync(pidFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    if (!tryLockFd(this.pidFd)) {
+      fs.closeSync(this.pidFd);
+      this.pidFd = -1;
+      throw new Error(`${pidFile} is locked: another ILM daemon is running`);
+    }
+    fs.ftruncateSync(this.pidFd, 0);
+    fs.writeSync(this.pidFd, `${process.pid}\n`, 0);
     try { fs.unlinkSync(this.socketPath); } catch { /* absent */ }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

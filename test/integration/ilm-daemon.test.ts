@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { REPO_ROOT } from '../helpers/daemon-process';
 import { IdmRig, type IlmDaemon } from '../helpers/idm-rig';
 import { IlmClient } from '../../src/ilm/client';
 import { Cmd, IdmMode, ILM_MAGIC, encodeHeader, encodeRequest, ReplyReader } from '../../src/ilm/protocol';
@@ -211,5 +213,14 @@ describe('ILM daemon with emulated drives', { timeout: 180_000 }, () => {
     assert.equal(await a.startRenew(), 0);
     assert.equal(await a.setSignal(15), 0);
     await a.disconnect();
+  });
+
+  test('a second daemon on the same run dir refuses to start (main.pid is locked)', () => {
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'ilmd'), '-D', '1', '-E', '3'], {
+      env: { ...process.env, ILM_RUN_DIR: ilmA.runDir, ILM_LOG_DIR: ilmA.logDir }, encoding: 'utf8', timeout: 20000,
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /main\.pid is locked: another ILM daemon is running/);
+    assert.ok(fs.statSync(ilmA.socket).isSocket(), 'the running daemon keeps its socket');
   });
 });
