@@ -6,7 +6,8 @@
 //
 // Deliberate differences from propeller (never hang a client): DEL_LOCKSPACE
 // without a lockspace and unknown commands are answered -EINVAL (propeller
-// sends nothing); a frame cut short by EOF is answered -EIO.
+// sends nothing); a frame cut short by EOF is answered -EIO; a second
+// ADD_LOCKSPACE on one connection is refused with -EBUSY (propeller leaks the first).
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -185,6 +186,8 @@ export class IlmServer {
     const ls = c.ls;
     switch (req.cmd) {
       case Cmd.ADD_LOCKSPACE:
+        // propeller would make a second lockspace and leak the first (still renewing its locks).
+        if (ls) return { result: -E.BUSY };
         c.ls = new IlmLockspace(this.hostIdFor(c.pid), c.pid, { env: this.env, log: this.opts.log, quiescentMs: this.opts.quiescentMs });
         this.opts.log('info', `client pid ${c.pid}: lockspace added`);
         return { result: 0 };

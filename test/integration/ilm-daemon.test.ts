@@ -209,6 +209,7 @@ describe('ILM daemon with emulated drives', { timeout: 180_000 }, () => {
     assert.deepEqual(await rawExchange(ilmA.socket, truncated, true), [-E.IO]);
     assert.deepEqual(await rawExchange(ilmA.socket, encodeRequest({ cmd: Cmd.RELEASE, lockId: lockId(10) })), [-E.INVAL], 'no lockspace on this connection');
     const a = await client(ilmA);
+    assert.equal((await a.call({ cmd: Cmd.ADD_LOCKSPACE })).rv, -E.BUSY, 'one lockspace per connection');
     assert.equal(await a.stopRenew(), 0);
     assert.equal(await a.startRenew(), 0);
     assert.equal(await a.setSignal(15), 0);
