@@ -229,4 +229,12 @@ describe('IDM VGs with our lvmlockd and ILM (3 hosts, 3 emulated drives)', { tim
     assert.equal((await h2.lvm(['lvremove', '-y', 'vgi/lv4'])).code, 0);
     assert.equal(lvbMicros(rig, 1, lockIdHex(vgUuid)), ahead + 2n);
   });
+
+  test('vgremove once the other hosts stopped the VG', async () => {
+    for (const h of [h2, h3]) assert.equal((await h.lvm(['vgchange', '--lock-stop', 'vgi'])).code, 0);
+    const rm = await h1.lvm(['vgremove', '-y', 'vgi']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.match(rm.stdout, /Volume group "vgi" successfully removed/);
+    assert.doesNotMatch((await h1.lvmlockctl(['--info'])).stdout, /lvm_vgi/);
+  });
 });
