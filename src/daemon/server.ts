@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { FrameDecoder, encodeFrame } from '../protocol/framing';
-import { LockdCore, newGlobalLockState, type CorePorts } from '../core/lockd';
+import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
@@ -82,7 +82,7 @@ export class Daemon {
       nowSeconds: () => Math.floor(Date.now() / 1000),
       useSyslog: !config.debugToStdout,
     });
-    const gl = newGlobalLockState();
+    const glChoice = newGlobalLockChoice();
     const managers: Partial<Record<LmType, LockManager>> = {};
     if (config.testMode) {
       const hooks = {
@@ -90,13 +90,13 @@ export class Daemon {
         log: (line: string) => this.log.debug(line),
         sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
       };
-      managers.dlm = new TestLockManager('dlm', gl, hooks, () => this.defaultHostId());
-      managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
+      managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
+      managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
       // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
-        gl,
+        glChoice,
         ioTimeout: config.sanlockTimeout,
         defaultHostId: () => this.defaultHostId(),
         lockspaceCount: () => this.core.lockspaces.length,
@@ -123,7 +123,7 @@ export class Daemon {
       locksChanged: () => this.writeAdoptFile(),
       killVg: (vg) => this.runKillHelper(vg),
     };
-    this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, gl });
+    this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, glChoice });
   }
 
   private defaultHostId(): number {

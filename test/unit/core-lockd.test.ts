@@ -60,13 +60,14 @@ describe('hello, bad input, no lockspaces', () => {
       ['request = "hello"\nversion = 99999999999999999999999\n', 'unparsable request'],
       ['}}} garbage {{{\n', 'unparsable request'],
       ['', 'no request name'],
+      ['request = "hello"\nx = [' + '1,'.repeat(600_000) + '1]\n', 'request too large'],
     ];
     for (const [text, reason] of cases) {
       const logged = h.log.length;
       h.send(a, text);
       await h.settle();
-      assert.deepEqual(h.take(a), [`response = "failed"\nreason = "${reason}"\n`], JSON.stringify(text));
-      assert.ok(h.log.slice(logged).some((l) => /^ERROR client recv \d+ (config_from_string error|bad request name)/.test(l)), `no log line for ${JSON.stringify(text)}`);
+      assert.deepEqual(h.take(a), [`response = "failed"\nreason = "${reason}"\n`], JSON.stringify(text.slice(0, 80)));
+      assert.ok(h.log.slice(logged).some((l) => /^ERROR client recv \d+ (config_from_string error|bad request name|request of \d+ characters refused)/.test(l)), `no log line for ${JSON.stringify(text.slice(0, 80))}`);
     }
     // The connection keeps working.
     assert.equal((await h.req(a, hello())).str('protocol'), 'lvmlockd');
@@ -432,7 +433,7 @@ describe('lock value block versions', () => {
 describe('global lock, sanlock', () => {
   test('sanlock VG start enables the GL in that VG; lock_gl goes there', async () => {
     const { h, a } = await started('sanlock');
-    assert.equal(h.gl.sanlockGlLockspace, 'lvm_vgs');
+    assert.equal(h.managers.sanlock?.glInVg?.glLockspace, 'lvm_vgs');
     const r = await h.req(a, lockGl('ex'));
     assert.equal(r.opResult, 0, r.text);
     assert.equal(r.str('lock_type'), 'sanlock');
