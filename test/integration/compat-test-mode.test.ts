@@ -179,10 +179,10 @@ describe('concurrency and remote-lock injection (our daemon)', { concurrency: fa
 
       assert.equal((await ctl(['--set-remote-lv-lock', 'vgr', '--lv-uuid', uuid, '--lock-mode', 'ex'])).code, 0);
       let r = await h.lvm(['lvchange', '-aey', 'vgr/lv1']);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 5, r.stderr); // ECMD_FAILED
       assert.match(r.stderr, /LV locked by other host: vgr\/lv1/);
       r = await h.lvm(['lvchange', '-asy', 'vgr/lv1']);
-      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 5, r.stderr);
 
       assert.equal((await ctl(['--set-remote-lv-lock', 'vgr', '--lv-uuid', uuid, '--lock-mode', 'sh'])).code, 0);
       r = await h.lvm(['lvchange', '-asy', 'vgr/lv1']);

@@ -91,7 +91,7 @@ describe('sanlock lockspaces arm the host watchdog (wdmd stand-in, real LVM2 com
     const st = await h.lvm(['vgchange', '--lock-start', 'vgw']);
     assert.equal(st.code, 0, st.stderr);
     const lv = await h.lvm(['lvchange', '-aey', 'vgw/lv1']);
-    assert.notEqual(lv.code, 0, 'no LV lock without the lockspace');
+    assert.equal(lv.code, 5, `no LV lock without the lockspace: ${lv.stderr}`);
     const info = await h.lvmlockctl(['--info']);
     assert.doesNotMatch(info.stdout, /^LS sanlock lvm_vgw$/m, `${st.stdout}${st.stderr}\n${info.stdout}`);
     assert.match(h.daemonLog(), /watchdog wdmd at \/run\/wdmd\/wdmd\.sock \(--watchdog on\): cannot connect to wdmd/);
