@@ -181,33 +181,33 @@ function isU64(v: number): boolean {
   return Number.isSafeInteger(v) && v >= 0;
 }
 
+const LEADER_U32_FIELDS = ['magic', 'version', 'flags', 'sectorSize', 'checksum'] as const;
+const LEADER_U16_FIELDS = ['unused2', 'ioTimeout'] as const;
+const LEADER_U64_FIELDS = [
+  'numHosts', 'maxHosts', 'ownerId', 'ownerGeneration', 'lver',
+  'timestamp', 'unused1', 'writeId', 'writeGeneration', 'writeTimestamp',
+] as const;
+
 /**
  * The first leader field whose value its on-disk width cannot hold, or
  * undefined. `wide` includes the 64-bit fields (writeU64 checks those itself
  * on encode, with a RangeError callers rely on).
  */
 function leaderFieldOutOfRange(rec: LeaderRecord, wide: boolean): string | undefined {
-  if (!isU32(rec.magic)) return `magic ${rec.magic}`;
-  if (!isU32(rec.version)) return `version ${rec.version}`;
-  if (!isU32(rec.flags)) return `flags ${rec.flags}`;
-  if (!isU32(rec.sectorSize)) return `sector_size ${rec.sectorSize}`;
-  if (!isU32(rec.checksum)) return `checksum ${rec.checksum}`;
-  if (!isU16(rec.unused2)) return `unused2 ${rec.unused2}`;
-  if (!isU16(rec.ioTimeout)) return `io_timeout ${rec.ioTimeout}`;
-  if (rec.spaceName.length > NAME_ID_SIZE || rec.resourceName.length > NAME_ID_SIZE) return 'a name field longer than 48 bytes';
-  if (wide) {
-    if (!isU64(rec.numHosts)) return `num_hosts ${rec.numHosts}`;
-    if (!isU64(rec.maxHosts)) return `max_hosts ${rec.maxHosts}`;
-    if (!isU64(rec.ownerId)) return `owner_id ${rec.ownerId}`;
-    if (!isU64(rec.ownerGeneration)) return `owner_generation ${rec.ownerGeneration}`;
-    if (!isU64(rec.lver)) return `lver ${rec.lver}`;
-    if (!isU64(rec.timestamp)) return `timestamp ${rec.timestamp}`;
-    if (!isU64(rec.unused1)) return `unused1 ${rec.unused1}`;
-    if (!isU64(rec.writeId)) return `write_id ${rec.writeId}`;
-    if (!isU64(rec.writeGeneration)) return `write_generation ${rec.writeGeneration}`;
-    if (!isU64(rec.writeTimestamp)) return `write_timestamp ${rec.writeTimestamp}`;
-  }
-  return undefined;
+  // Plain comparisons first: this runs on every leader encoded and decoded.
+  const fits =
+    isU32(rec.magic) && isU32(rec.version) && isU32(rec.flags) && isU32(rec.sectorSize) && isU32(rec.checksum) &&
+    isU16(rec.unused2) && isU16(rec.ioTimeout) &&
+    rec.spaceName.length <= NAME_ID_SIZE && rec.resourceName.length <= NAME_ID_SIZE &&
+    (!wide ||
+      (isU64(rec.numHosts) && isU64(rec.maxHosts) && isU64(rec.ownerId) && isU64(rec.ownerGeneration) &&
+        isU64(rec.lver) && isU64(rec.timestamp) && isU64(rec.unused1) && isU64(rec.writeId) &&
+        isU64(rec.writeGeneration) && isU64(rec.writeTimestamp)));
+  if (fits) return undefined;
+  for (const k of LEADER_U32_FIELDS) if (!isU32(rec[k])) return `${k} ${rec[k]}`;
+  for (const k of LEADER_U16_FIELDS) if (!isU16(rec[k])) return `${k} ${rec[k]}`;
+  if (wide) for (const k of LEADER_U64_FIELDS) if (!isU64(rec[k])) return `${k} ${rec[k]}`;
+  return 'a name field longer than 48 bytes';
 }
 
 // ---- u64 helpers ---------------------------------------------------------
@@ -310,14 +310,16 @@ export function decodeLeader(buf: Buffer, off = 0): LeaderRecord {
     writeGeneration: readU64(b, 184),
     writeTimestamp: readU64(b, 192),
   };
-  assert(leaderFieldOutOfRange(rec, true) === undefined, () => `decoded leader has ${leaderFieldOutOfRange(rec, true)}`);
+  const bad = leaderFieldOutOfRange(rec, true);
+  assert(bad === undefined, () => `decoded leader has ${bad}`);
   return rec;
 }
 
 /** Encode without touching the checksum field's value (writes rec.checksum). */
 export function encodeLeaderRaw(rec: LeaderRecord): Buffer {
   // The 32- and 16-bit fields would otherwise be cut to their width without a word.
-  assert(leaderFieldOutOfRange(rec, false) === undefined, () => `leader to encode has ${leaderFieldOutOfRange(rec, false)}`);
+  const bad = leaderFieldOutOfRange(rec, false);
+  assert(bad === undefined, () => `leader to encode has ${bad}`);
   const b = zeroBuffer(LEADER_RECORD_SIZE);
   b.writeUInt32LE(rec.magic >>> 0, 0);
   b.writeUInt32LE(rec.version >>> 0, 4);
