@@ -18,6 +18,7 @@ import type {
 } from '../types';
 import type { Disk } from '../../io/disk';
 import type { Clock } from '../../io/clock';
+import { assert } from '../../util/assert';
 import * as L from '../../leases';
 import { decodeLeader, PAXOS_DISK_MAGIC, DELTA_DISK_MAGIC } from '../../leases/ondisk';
 import { dmName, lockLvName } from '../lvm-names';
@@ -595,8 +596,9 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
 
   private newLeases(hostName: string): L.Lockspace {
     const d = this.d;
+    assert(this.disk, () => `S ${this.name} delta lease without an open lvmlock device`);
     const ls: L.Lockspace = new L.Lockspace({
-      disk: this.disk!, offset: 0, name: this.name, hostId: this.hostId,
+      disk: this.disk, offset: 0, name: this.name, hostId: this.hostId,
       clock: d.clock, random: d.random, hostName, ioTimeout: this.m.ioTimeout,
       sectorSize: this.sectorSize, alignSize: this.alignSize,
       onFail: (err) => {
@@ -758,7 +760,9 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
 
   /** The newest handle on the lvmlock device (for resource leases). */
   private resDisk(): Disk {
-    return this.grown ?? this.disk!;
+    const disk = this.grown ?? this.disk;
+    assert(disk, () => `S ${this.name} resource lease without an open lvmlock device`);
+    return disk;
   }
 
   /** Reopen the device when it may have grown (lvextend of lvmlock); returns the newest handle. */
@@ -992,7 +996,8 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
     if (!ls || !this.disk) return { rv: 0, hostsUnknown: false };
     try {
       // A fresh look at every delta lease, as a renewal would take.
-      const g = ls.geometry!;
+      const g = ls.geometry;
+      assert(g, () => `S ${this.name} joined lockspace without lease geometry`);
       const area = await this.disk.read(0, this.alignSize, { timeoutMs: this.m.ioTimeout * 1000, label: 'get_hosts' });
       ls.observeArea(area, g);
       let others = 0;
