@@ -12,6 +12,7 @@ import { syslogPriority, LOG_WARNING } from '../daemon/log';
 import { sendDumpText } from '../daemon/dump-sender';
 import type { LmType } from '../core/constants';
 import { WDMD_DEFAULT_SOCKET, parseWatchdogMode } from '../daemon/wdmd';
+import { notifySystemd } from '../daemon/sd-notify';
 
 export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0]';
 const DEFAULT_PIDFILE = '/run/lvmlockd.pid';
@@ -155,11 +156,16 @@ async function runDaemon(config: DaemonConfig, readyFd: number | null): Promise<
     process.stderr.write(err.message + '\n');
     return err.exitCode;
   }
+  const systemd = notifySystemd(
+    { lockspaceNames: () => daemon.core.lockspaces.filter((l) => !l.threadStop).map((l) => l.name) },
+    process.env, process.pid, (m) => daemon.log.error(m));
   if (readyFd !== null) {
     fs.writeSync(readyFd, 'ready\n');
     fs.closeSync(readyFd);
   }
-  return daemon.exited;
+  const code = await daemon.exited;
+  systemd.stop();
+  return code;
 }
 
 /** Start a detached copy of ourselves and wait until it is serving. */
