@@ -90,6 +90,20 @@ export interface ManagedLockspace {
   exDisableGl(): Promise<number>;
   readonly generation: number;
   readonly hostId: number;
+  /** Health figures for metrics, where the manager has them (sanlock: delta lease renewals, other hosts). */
+  stats?(): LockspaceStats;
+}
+
+export interface LockspaceStats {
+  /** Seconds since our last successful lease renewal; null before the first. */
+  renewalAgeSeconds: number | null;
+  /** Duration of the last successful renewal (its disk I/O), ms. */
+  renewalLastMs: number | null;
+  renewals: number;
+  renewalFailures: number;
+  /** Other hosts seen holding a host_id, by liveness. */
+  hostsLive: number;
+  hostsDead: number;
 }
 
 export interface InitVgRequest {

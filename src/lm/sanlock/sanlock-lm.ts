@@ -14,7 +14,7 @@ import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
 import { watchdogExpire, watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from './watchdog';
 import type {
   GlobalLockState, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult,
-  LockspaceEvents, LockspaceView, ManagedLockspace, PrepareResult, ResourceView,
+  LockspaceEvents, LockspaceView, ManagedLockspace, PrepareResult, ResourceView, LockspaceStats,
 } from '../types';
 import type { Disk } from '../../io/disk';
 import type { Clock } from '../../io/clock';
@@ -394,6 +394,9 @@ function leaseRv(e: unknown): number {
   return -E.LMERR;
 }
 
+/** The largest sanlock host_id. */
+const MAX_HOST_ID = 2000;
+
 function hostState(ls: L.Lockspace, hostId: number): string {
   const hs = ls.hostStatus(hostId);
   if (!hs || !hs.lastCheck) return 'UNKNOWN';
@@ -442,6 +445,25 @@ export class SanlockLockspace implements ManagedLockspace {
   }
 
   get generation(): number { return this.leases?.generation ?? 0; }
+
+  stats(): LockspaceStats {
+    const ls = this.leases;
+    if (!ls) return { renewalAgeSeconds: null, renewalLastMs: null, renewals: 0, renewalFailures: 0, hostsLive: 0, hostsDead: 0 };
+    let hostsLive = 0;
+    let hostsDead = 0;
+    for (let id = 1; id <= MAX_HOST_ID; id++) {
+      if (id === this.hostId || !ls.hostStatus(id)) continue;
+      const s = hostState(ls, id);
+      if (s === 'LIVE' || s === 'FAIL') hostsLive++;
+      else if (s === 'DEAD') hostsDead++;
+    }
+    const r = ls.renewals;
+    return {
+      renewalAgeSeconds: ls.lastSuccess ? ls.clock.monotonicSeconds() - ls.lastSuccess : null,
+      renewalLastMs: r.ok ? r.lastMs : null,
+      renewals: r.ok, renewalFailures: r.failed, hostsLive, hostsDead,
+    };
+  }
   private get d(): SanlockLmDeps { return this.m.deps; }
   private get name(): string { return this.view.name; }
   private get gl(): GlobalLockState { return this.d.gl; }
@@ -465,7 +487,7 @@ export class SanlockLockspace implements ManagedLockspace {
       return { rv: -E.ARGS };
     }
     if (!this.hostId) this.hostId = d.defaultHostId();
-    if (!this.hostId || this.hostId > 2000) {
+    if (!this.hostId || this.hostId > MAX_HOST_ID) {
       d.error(`S ${this.name} prepare_lockspace_san invalid host_id ${this.hostId}`);
       return { rv: -E.HOSTID };
     }
