@@ -1,0 +1,131 @@
+// `npm run package` builds a .deb that installs next to lvm2-lockd, switches
+// between the C daemon and ours with one update-alternatives command each way,
+// runs with its own Node runtime (the system's node hidden), and leaves the C
+// daemon working after a purge.
+//
+// The package is installed into a throwaway copy of this machine: an overlay
+// of / (writes go to a temp dir) in a private mount and network namespace,
+// entered with chroot. The machine's own /sbin, dpkg database and abstract
+// sockets are never touched.
+//
+// Needs root, dpkg-deb, unshare, overlayfs, lvm2-lockd installed (the C
+// daemon to switch from), and `npm run build` first. Adds ~1 min (packing).
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT, makeTempDir, removeDir } from '../helpers/daemon-process';
+
+function whyNot(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (unshare, overlay mount, chroot)';
+  for (const tool of ['dpkg-deb', 'unshare', 'chroot']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
+  }
+  if (!fs.existsSync('/sbin/lvmlockd') || fs.lstatSync('/sbin/lvmlockd').isSymbolicLink()) return 'lvm2-lockd (the C /sbin/lvmlockd) is not installed as a plain file';
+  if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
+  return null;
+}
+
+const skip = whyNot();
+if (skip) console.error(`SKIPPED package: ${skip}`);
+
+// Runs in the chroot; prints "key=value" facts.
+const INSIDE = String.raw`
+set -u
+fact() { printf '%s=%s\n' "$1" "$2"; }
+cdaemon_info() {  # start whatever /sbin/lvmlockd is in test mode, ask it, stop it
+  /sbin/lvmlockd -T >/dev/null 2>&1; fact "$1_start" $?
+  /sbin/lvmlockctl --info >/dev/null 2>&1; fact "$1_info" $?
+  fact "$1_pgrep" "$(pgrep -x lvmlockd | wc -l)"
+  /sbin/lvmlockctl --quit >/dev/null 2>&1
+  i=0; while pgrep -x lvmlockd >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+}
+fact before "$(readlink -f /sbin/lvmlockd)"
+dpkg -i /pkg.deb >/tmp/dpkg.log 2>&1; fact install $?
+fact installed_target "$(readlink -f /sbin/lvmlockd)"
+fact installed_version "$(/sbin/lvmlockd --version)"
+update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd >/dev/null 2>&1; fact switch $?
+fact switched_target "$(readlink -f /sbin/lvmlockd)"
+fact switched_version "$(/sbin/lvmlockd --version)"
+fact man_path "$(man -w lvmlockd 2>&1)"
+fact man_warnings "$(MANWIDTH=80 man --warnings lvmlockd 2>&1 >/dev/null | wc -l)"
+fact man_ours "$(MANWIDTH=80 man lvmlockd 2>/dev/null | grep -c -- '--metrics-file')"
+fact leasectl_man "$(man -w leasectl 2>&1)"
+mv /usr/bin/node /usr/bin/node.hidden   # ours must run on its own runtime
+cdaemon_info ours
+/sbin/lvmlockd -T >/dev/null 2>&1
+fact ours_metrics "$(/sbin/lvmlockctl --metrics 2>&1 | grep -c '^lvmlockd_clients_connected ')"
+/sbin/lvmlockctl --quit >/dev/null 2>&1; sleep 1
+mv /usr/bin/node.hidden /usr/bin/node
+update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd >/dev/null 2>&1; fact switch_back $?
+fact back_version "$(/sbin/lvmlockd --version)"
+update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd >/dev/null 2>&1
+dpkg --purge lvmlockd-ts >>/tmp/dpkg.log 2>&1; fact purge $?
+fact purged_symlink "$([ -L /sbin/lvmlockd ] && echo yes || echo no)"
+fact purged_version "$(/sbin/lvmlockd --version)"
+fact purged_diversions "$(dpkg-divert --list '*lvm*' | wc -l)"
+fact purged_alternative "$(update-alternatives --query lvmlockd >/dev/null 2>&1 && echo yes || echo no)"
+fact purged_man "$(man -w lvmlockd 2>&1)"
+cdaemon_info c
+`;
+
+describe('Debian package', { skip: skip ?? false }, () => {
+  test('install next to lvm2-lockd, switch both ways, run on its own runtime, purge', { timeout: 600_000 }, () => {
+    const built = spawnSync('bash', [path.join(REPO_ROOT, 'scripts', 'package.sh')], {
+      encoding: 'utf8', cwd: REPO_ROOT, env: { ...process.env, LVMLOCKD_PACKAGE_NO_BUILD: '1' }, timeout: 300_000,
+    });
+    assert.equal(built.status, 0, built.stderr);
+    const deb = path.join(REPO_ROOT, built.stdout.trim().split('\n').at(-1)!);
+    assert.match(deb, /lvmlockd-ts_[\d.]+_amd64\.deb$/);
+    const info = spawnSync('dpkg-deb', ['-f', deb, 'Package', 'Architecture', 'Depends'], { encoding: 'utf8' }).stdout;
+    assert.match(info, /Package: lvmlockd-ts\nArchitecture: amd64\nDepends: .*lvm2-lockd/);
+
+    const dir = makeTempDir('lvmlockd-pkg-');
+    try {
+      for (const d of ['upper', 'work', 'root']) fs.mkdirSync(path.join(dir, d));
+      fs.writeFileSync(path.join(dir, 'inside.sh'), INSIDE);
+      const setup = `set -e
+        T="${dir}"
+        mount --make-rprivate /
+        mount -t overlay overlay -o lowerdir=/,upperdir=$T/upper,workdir=$T/work $T/root
+        mount --bind /proc $T/root/proc
+        mount --rbind /dev $T/root/dev
+        mount --bind /sys $T/root/sys
+        mount -t tmpfs tmpfs $T/root/run
+        mount -t tmpfs tmpfs $T/root/tmp
+        cp "${deb}" $T/root/pkg.deb
+        cp $T/inside.sh $T/root/inside.sh
+        exec chroot $T/root sh /inside.sh`;
+      const r = spawnSync('unshare', ['--mount', '--net', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', setup], { encoding: 'utf8', timeout: 300_000 });
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      const f = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      const all = JSON.stringify(f, null, 1);
+      assert.equal(f.install, '0', all);
+      // Installing keeps the C daemon in service (moved aside by dpkg-divert, chosen by the alternative).
+      assert.equal(f.installed_target, f.before + '.lvm2-lockd', all);
+      assert.doesNotMatch(f.installed_version!, /lvmlockd-ts/, 'installing must not switch the daemon');
+      assert.equal(f.switch, '0');
+      assert.equal(f.switched_target, '/usr/lib/lvmlockd-ts/bin/lvmlockd');
+      assert.match(f.switched_version!, /\[lvmlockd-ts /);
+      assert.equal(f.man_path, '/usr/lib/lvmlockd-ts/man/lvmlockd.8.gz');
+      assert.equal(f.man_warnings, '0');
+      assert.notEqual(f.man_ours, '0');
+      assert.equal(f.leasectl_man, '/usr/share/man/man8/leasectl.8.gz');
+      assert.deepEqual([f.ours_start, f.ours_info, f.ours_pgrep, f.ours_metrics], ['0', '0', '1', '1'], all);
+      assert.equal(f.switch_back, '0');
+      assert.doesNotMatch(f.back_version!, /lvmlockd-ts/);
+      assert.equal(f.purge, '0', all);
+      assert.equal(f.purged_symlink, 'no');
+      assert.doesNotMatch(f.purged_version!, /lvmlockd-ts/);
+      assert.match(f.purged_version!, /^lvmlockd version: /);
+      assert.equal(f.purged_diversions, '0');
+      assert.equal(f.purged_alternative, 'no');
+      assert.equal(f.purged_man, '/usr/share/man/man8/lvmlockd.8.gz');
+      assert.deepEqual([f.c_start, f.c_info, f.c_pgrep], ['0', '0', '1'], all);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
