@@ -7,7 +7,7 @@ interface HolderRow {
   generation: number;
   local: boolean;
   live: boolean | null;
-  since: number | null;
+  state: string;
 }
 
 interface Report {
@@ -22,21 +22,15 @@ function liveText(live: boolean | null): string {
   return live === null ? '?' : live ? 'yes' : 'no';
 }
 
-/** Seconds since the epoch → "2026-12-02 13:41:18 UTC" (holders' "since"). */
-function sinceText(since: number | null): string {
-  if (since === null || since <= 0) return '-';
-  return new Date(since * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-}
-
 export function formatHolders(text: string, json: boolean): string {
   const r = JSON.parse(text) as Report;
   if (json) return JSON.stringify(r, null, 2) + '\n';
-  const rows: string[][] = [['RESOURCE', 'TYPE', 'MODE', 'HOST_ID', 'HOST', 'GENERATION', 'LIVE', 'SINCE']];
+  const rows: string[][] = [['RESOURCE', 'TYPE', 'MODE', 'HOST_ID', 'HOST', 'GENERATION', 'LIVE', 'DELTA_LEASE']];
   for (const l of r.locks) {
     if (l.holders.length === 0) rows.push([l.resource, l.type, l.mode, '-', '-', '-', '-', '-']);
     for (const h of l.holders) {
       rows.push([l.resource, l.type, l.mode, h.host_id ? String(h.host_id) : '-', h.host + (h.local ? ' (this host)' : ''),
-        h.generation ? String(h.generation) : '-', liveText(h.live), sinceText(h.since)]);
+        h.generation ? String(h.generation) : '-', liveText(h.live), h.state || '-']);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));

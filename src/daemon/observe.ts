@@ -28,14 +28,23 @@ export interface HolderRecord {
   resource: string;
   type: 'gl' | 'vg' | 'lv';
   mode: string;
-  holders: Array<{ host_id: number; host: string; generation: number; local: boolean; live: boolean | null; since: number | null }>;
+  /** sanlock: the lease version. */
+  lver?: number;
+  holders: Array<{
+    host_id: number; host: string; generation: number; local: boolean;
+    /** Whether the holder's delta lease is live (null: unknown / not applicable). */
+    live: boolean | null;
+    /** The delta lease's state as our renewals judge it (sanlock), else ''. */
+    state: string;
+  }>;
 }
 
 export interface HoldersReport {
   vg: string;
   lockspace: string;
   lock_type: string;
-  source: 'daemon';
+  /** disk: the lock manager's storage (sanlock lease area), all hosts; daemon: this daemon's own locks. */
+  source: 'daemon' | 'disk';
   locks: HolderRecord[];
 }
 
@@ -76,24 +85,42 @@ export class Observer {
 
   async report(kind: 'metrics' | 'holders', vgName: string): Promise<string> {
     if (kind === 'metrics') return this.metrics.text();
-    return JSON.stringify(this.holders(vgName)) + '\n';
+    return JSON.stringify(await this.holders(vgName)) + '\n';
   }
 
-  /** The locks of a VG as this daemon knows them (its own, and test mode's injected remote ones). */
-  holders(vgName: string): HoldersReport {
+  /**
+   * The locks of a VG: from the lock manager's storage when it can show every
+   * host's (sanlock), else as this daemon knows them (its own, and test
+   * mode's injected remote ones).
+   */
+  async holders(vgName: string): Promise<HoldersReport> {
     const lsName = LS_PREFIX + vgName;
     const ls = this.d.lockspaces().find((l) => l.name === lsName);
     if (!ls) throw new Error(`VG ${vgName} has no lockspace started here`);
     const me = this.d.localHost(ls);
+    if (ls.managed.holders && ls.createDone && !ls.createFail) {
+      const disk = await ls.managed.holders();
+      return {
+        vg: vgName, lockspace: lsName, lock_type: ls.lmType, source: 'disk',
+        locks: disk.map((l) => ({
+          resource: l.resource, type: l.type, mode: l.mode, lver: l.lver,
+          holders: l.holders.map((h) => ({
+            host_id: h.hostId, host: h.hostName, generation: h.generation, local: h.hostId === me.hostId,
+            live: h.state === 'LIVE' || h.state === 'FAIL' ? true : h.state === 'DEAD' || h.state === 'FREE' ? false : null,
+            state: h.state,
+          })),
+        })),
+      };
+    }
     const locks: HolderRecord[] = [];
     for (const r of ls.resources) {
       const remote = r.testRemote;
       if ((r.mode === 'un' || r.mode === 'iv') && !remote) continue;
       const rec: HolderRecord = { resource: r.name, type: r.type, mode: remote ?? r.mode, holders: [] };
       if (r.mode !== 'un' && r.mode !== 'iv') {
-        rec.holders.push({ host_id: me.hostId, host: this.hostName, generation: me.generation, local: true, live: true, since: null });
+        rec.holders.push({ host_id: me.hostId, host: this.hostName, generation: me.generation, local: true, live: true, state: '' });
       }
-      if (remote) rec.holders.push({ host_id: 0, host: 'remote (test mode --set-remote-lv-lock)', generation: 0, local: false, live: null, since: null });
+      if (remote) rec.holders.push({ host_id: 0, host: 'remote (test mode --set-remote-lv-lock)', generation: 0, local: false, live: null, state: '' });
       locks.push(rec);
     }
     return { vg: vgName, lockspace: lsName, lock_type: ls.lmType, source: 'daemon', locks };

@@ -87,6 +87,27 @@ export interface ManagedLockspace {
   purgeOrphans?(): Promise<number>;
   /** Health figures for metrics, where the manager has them (sanlock: delta lease renewals, other hosts). */
   stats?(): LockspaceStats;
+  /** Every lock held in the lockspace by any host, as the lock manager's storage shows it (sanlock: the lease area). */
+  holders?(): Promise<DiskLock[]>;
+}
+
+export interface DiskHolder {
+  hostId: number;
+  generation: number;
+  /** The name the host gave its delta lease ('' when unknown). */
+  hostName: string;
+  /** Its delta lease as this host's renewals judge it: LIVE, FAIL, DEAD, FREE or UNKNOWN. */
+  state: string;
+}
+
+export interface DiskLock {
+  /** GLLK, VGLK, or the LV's uuid. */
+  resource: string;
+  type: 'gl' | 'vg' | 'lv';
+  mode: 'ex' | 'sh';
+  /** The lease version (sanlock lver). */
+  lver: number;
+  holders: DiskHolder[];
 }
 
 export interface LockspaceStats {

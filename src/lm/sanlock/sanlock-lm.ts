@@ -14,13 +14,14 @@ import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
 import { watchdogExpire, watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from './watchdog';
 import type {
   GlobalLockChoice, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult, LockSlots,
-  LockspaceEvents, LockspaceGlobalLock, LockspaceStats, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView,
+  LockspaceEvents, LockspaceGlobalLock, LockspaceStats, DiskLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView,
 } from '../types';
 import type { Disk } from '../../io/disk';
 import type { Clock } from '../../io/clock';
 import * as L from '../../leases';
 import { decodeLeader, PAXOS_DISK_MAGIC, DELTA_DISK_MAGIC } from '../../leases/ondisk';
 import { dmName, lockLvName } from '../lvm-names';
+import { readDiskHolders } from './holders';
 
 export const R_NAME_GL_DISABLED = '_GLLK_disabled';
 export const R_NAME_INVALID_REMOVED = 'invalid_removed';
@@ -477,6 +478,15 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
       renewals: r.ok, renewalFailures: r.failed, hostsLive, hostsDead, generation: ls.generation,
     };
   }
+  async holders(): Promise<DiskLock[]> {
+    const ls = this.leases;
+    if (!ls || !this.disk) return [];
+    return readDiskHolders({
+      disk: this.disk, sectorSize: this.sectorSize, alignSize: this.alignSize, ioTimeoutS: this.m.ioTimeout,
+      hostState: (id) => (id === this.hostId ? 'LIVE' : hostState(ls, id)),
+    });
+  }
+
   private get d(): SanlockLmDeps { return this.m.deps; }
   private get name(): string { return this.view.name; }
   private get gl(): SanlockGlobalLock { return this.m.glInVg; }
