@@ -20,6 +20,8 @@ const SLOW = [
   'integration/sanlock-compare.test.js',
   'integration/compat-test-mode.test.js',
   'integration/sanlock-ours.test.js',
+  'integration/package.test.js', // ~45 s: packs the .deb, installs it in an overlay chroot
+  'integration/holders-sanlock.test.js', // ~20 s
   'integration/fuzz-socket.test.js',
   'integration/sanlock-mixed.test.js',
   'integration/compat-dlm-testmode.test.js',
