@@ -11,9 +11,9 @@
 // Needs root, dpkg-deb, unshare, overlayfs, lvm2-lockd installed (the C
 // daemon to switch from), and `npm run build` first. Adds ~1 min (packing).
 
-import { test, describe } from 'node:test';
+import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, makeTempDir, removeDir } from '../helpers/daemon-process';
@@ -26,6 +26,17 @@ function whyNot(): string | null {
   if (!fs.existsSync('/sbin/lvmlockd') || fs.lstatSync('/sbin/lvmlockd').isSymbolicLink()) return 'lvm2-lockd (the C /sbin/lvmlockd) is not installed as a plain file';
   if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
   return null;
+}
+
+function systemdWhyNot(): string | null {
+  if (!fs.existsSync('/lib/systemd/systemd')) return 'systemd is not installed';
+  if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('cgroup2')) return 'the kernel has no cgroup2';
+  if (spawnSync('sh', ['-c', 'command -v nsenter']).status !== 0) return 'nsenter is not installed';
+  return null;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 const skip = whyNot();
@@ -72,12 +83,16 @@ cdaemon_info c
 `;
 
 describe('Debian package', { skip: skip ?? false }, () => {
-  test('install next to lvm2-lockd, switch both ways, run on its own runtime, purge', { timeout: 600_000 }, () => {
+  let deb = '';
+  before(() => {
     const built = spawnSync('bash', [path.join(REPO_ROOT, 'scripts', 'package.sh')], {
       encoding: 'utf8', cwd: REPO_ROOT, env: { ...process.env, LVMLOCKD_PACKAGE_NO_BUILD: '1' }, timeout: 300_000,
     });
     assert.equal(built.status, 0, built.stderr);
-    const deb = path.join(REPO_ROOT, built.stdout.trim().split('\n').at(-1)!);
+    deb = path.join(REPO_ROOT, built.stdout.trim().split('\n').at(-1)!);
+  });
+
+  test('install next to lvm2-lockd, switch both ways, run on its own runtime, purge', { timeout: 600_000 }, () => {
     assert.match(deb, /lvmlockd-ts_[\d.]+_amd64\.deb$/);
     const info = spawnSync('dpkg-deb', ['-f', deb, 'Package', 'Architecture', 'Depends'], { encoding: 'utf8' }).stdout;
     assert.match(info, /Package: lvmlockd-ts\nArchitecture: amd64\nDepends: .*lvm2-lockd/);
@@ -125,6 +140,105 @@ describe('Debian package', { skip: skip ?? false }, () => {
       assert.equal(f.purged_man, '/usr/share/man/man8/lvmlockd.8.gz');
       assert.deepEqual([f.c_start, f.c_info, f.c_pgrep], ['0', '0', '1'], all);
     } finally {
+      removeDir(dir);
+    }
+  });
+  // systemd as PID 1 (in a private pid/mount/net/uts/ipc/cgroup namespace over
+  // an overlay of /, like a container) runs Debian's unmodified units.
+  test('systemd runs ours through the unmodified lvmlockd.service and lvmlocks.service; switch back and purge give C', {
+    timeout: 600_000, skip: systemdWhyNot() ?? false,
+  }, async () => {
+    const dir = makeTempDir('lvmlockd-sd-');
+    let boot: ReturnType<typeof spawn> | null = null;
+    try {
+      for (const d of ['upper', 'work', 'root', 'hostdev']) fs.mkdirSync(path.join(dir, d));
+      const setup = `set -e
+        T="${dir}"
+        mount --make-rprivate /
+        mount -t overlay overlay -o lowerdir=/,upperdir=$T/upper,workdir=$T/work $T/root
+        mount -t proc proc $T/root/proc
+        mount -t sysfs -o ro sysfs $T/root/sys
+        mount -t cgroup2 cgroup2 $T/root/sys/fs/cgroup
+        mount --rbind /dev $T/hostdev
+        mount -t tmpfs -o mode=755 tmpfs $T/root/dev
+        for n in null zero urandom random full tty; do touch $T/root/dev/$n; mount --bind $T/hostdev/$n $T/root/dev/$n; done
+        mkdir $T/root/dev/pts $T/root/dev/shm
+        ln -s /proc/self/fd $T/root/dev/fd
+        mount -t tmpfs tmpfs $T/root/run
+        mount -t tmpfs tmpfs $T/root/tmp
+        echo lvmlockd-ts-systemd > $T/root/etc/hostname
+        cp "${deb}" $T/root/pkg.deb
+        exec chroot $T/root env container=lvmlockd-ts-test /lib/systemd/systemd --system --unit=basic.target`;
+      boot = spawn('unshare', ['--pid', '--mount', '--uts', '--ipc', '--net', '--cgroup', '--fork', '--kill-child', 'sh', '-c', setup],
+        { stdio: ['ignore', 'ignore', 'pipe'] });
+      let bootErr = '';
+      boot.stderr!.on('data', (d: Buffer) => { bootErr += d.toString(); });
+      // systemd is the child of unshare's fork.
+      let init = 0;
+      for (let i = 0; i < 100 && !init; i++) {
+        await sleep(100);
+        const kids = spawnSync('pgrep', ['-P', String(boot.pid)], { encoding: 'utf8' }).stdout.trim();
+        if (kids && fs.readFileSync(`/proc/${kids.split('\n')[0]}/comm`, 'utf8').trim() === 'systemd') init = Number(kids.split('\n')[0]);
+      }
+      assert.ok(init, `systemd did not start: ${bootErr}`);
+      const sh = (cmd: string) => spawnSync('nsenter', ['-t', String(init), '-a', '-r', '-w', 'sh', '-c', cmd], { encoding: 'utf8', timeout: 120_000 });
+      const ok = (cmd: string) => {
+        const r = sh(cmd);
+        assert.equal(r.status, 0, `${cmd}: ${r.stdout}${r.stderr}`);
+        return r.stdout.trim();
+      };
+      const show = (unit: string) => Object.fromEntries(ok(`systemctl show ${unit} -p ActiveState -p SubState -p MainPID -p StatusText`)
+        .split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      let state = '';
+      for (let i = 0; i < 100; i++) {
+        state = sh('systemctl is-system-running').stdout.trim();
+        if (state === 'running' || state === 'degraded') break;
+        await sleep(200);
+      }
+      assert.match(state, /^(running|degraded)$/, `systemd state ${state}`);
+
+      ok('dpkg -i /pkg.deb >/dev/null 2>&1');
+      ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
+      ok('systemctl enable --now lvmlockd lvmlocks');
+      let d = show('lvmlockd');
+      assert.deepEqual([d.ActiveState, d.SubState, d.StatusText], ['active', 'running', 'no lockspaces'], JSON.stringify(d));
+      assert.equal(show('lvmlocks').ActiveState, 'active');
+      const mainPid = d.MainPID!;
+      assert.equal(ok(`cat /proc/${mainPid}/comm`), 'lvmlockd');
+      assert.equal(ok(`readlink /proc/${mainPid}/exe`), '/usr/lib/lvmlockd-ts/node');
+      assert.equal(ok(`tr '\\0' ' ' < /proc/${mainPid}/cmdline`).trim(), 'lvmlockd --foreground');
+      assert.match(ok('systemctl status lvmlockd --no-pager || true'), /Status: "no lockspaces"/);
+      // An error line of ours (an unknown VG) goes through /dev/log into the journal of the unit.
+      sh('lvmlockctl --holders novg');
+      await sleep(500);
+      assert.match(ok('journalctl -u lvmlockd --no-pager -o cat'), /holders report failed: VG novg has no lockspace started here/);
+
+      ok('systemctl restart lvmlockd');
+      d = show('lvmlockd');
+      assert.equal(d.ActiveState, 'active');
+      assert.notEqual(d.MainPID, mainPid);
+
+      ok('systemctl stop lvmlocks lvmlockd');
+      ok('update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd');
+      ok('systemctl start lvmlockd');
+      d = show('lvmlockd');
+      assert.equal(d.ActiveState, 'active');
+      assert.equal(ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd.lvm2-lockd');
+
+      ok('systemctl stop lvmlockd');
+      ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
+      ok('dpkg --purge lvmlockd-ts >/dev/null 2>&1');
+      ok('systemctl start lvmlockd lvmlocks');
+      d = show('lvmlockd');
+      assert.equal(d.ActiveState, 'active');
+      assert.equal(ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd');
+      assert.match(ok('lvmlockctl --info; echo rc=$?'), /rc=0/);
+    } finally {
+      if (boot && boot.exitCode === null) {
+        const gone = new Promise((r) => boot!.once('exit', r));
+        boot.kill('SIGKILL');
+        await gone;
+      }
       removeDir(dir);
     }
   });
