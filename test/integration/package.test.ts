@@ -40,6 +40,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 const skip = whyNot();
+const HAVE_MAN = spawnSync('sh', ['-c', 'command -v man']).status === 0;
+if (!skip && !HAVE_MAN) console.error('package: man (man-db) is not installed: the man page checks of this test are SKIPPED');
 if (skip) console.error(`SKIPPED package: ${skip}`);
 
 // Runs in the chroot; prints "key=value" facts.
@@ -124,10 +126,12 @@ describe('Debian package', { skip: skip ?? false }, () => {
       assert.equal(f.switch, '0');
       assert.equal(f.switched_target, '/usr/lib/lvmlockd-ts/bin/lvmlockd');
       assert.match(f.switched_version!, /\[lvmlockd-ts /);
-      assert.equal(f.man_path, '/usr/lib/lvmlockd-ts/man/lvmlockd.8.gz');
-      assert.equal(f.man_warnings, '0');
-      assert.notEqual(f.man_ours, '0');
-      assert.equal(f.leasectl_man, '/usr/share/man/man8/leasectl.8.gz');
+      if (HAVE_MAN) {
+        assert.equal(f.man_path, '/usr/lib/lvmlockd-ts/man/lvmlockd.8.gz');
+        assert.equal(f.man_warnings, '0');
+        assert.notEqual(f.man_ours, '0');
+        assert.equal(f.leasectl_man, '/usr/share/man/man8/leasectl.8.gz');
+      }
       assert.deepEqual([f.ours_start, f.ours_info, f.ours_pgrep, f.ours_metrics], ['0', '0', '1', '1'], all);
       assert.equal(f.switch_back, '0');
       assert.doesNotMatch(f.back_version!, /lvmlockd-ts/);
@@ -137,7 +141,7 @@ describe('Debian package', { skip: skip ?? false }, () => {
       assert.match(f.purged_version!, /^lvmlockd version: /);
       assert.equal(f.purged_diversions, '0');
       assert.equal(f.purged_alternative, 'no');
-      assert.equal(f.purged_man, '/usr/share/man/man8/lvmlockd.8.gz');
+      if (HAVE_MAN) assert.equal(f.purged_man, '/usr/share/man/man8/lvmlockd.8.gz');
       assert.deepEqual([f.c_start, f.c_info, f.c_pgrep], ['0', '0', '1'], all);
     } finally {
       removeDir(dir);
