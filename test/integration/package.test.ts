@@ -17,6 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, makeTempDir, removeDir } from '../helpers/daemon-process';
+import { lvmConf } from '../harness/lvmconf';
 
 function whyNot(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (unshare, overlay mount, chroot)';
@@ -154,8 +155,19 @@ describe('Debian package', { skip: skip ?? false }, () => {
   }, async () => {
     const dir = makeTempDir('lvmlockd-sd-');
     let boot: ReturnType<typeof spawn> | null = null;
+    let loop = '';
     try {
       for (const d of ['upper', 'work', 'root', 'hostdev']) fs.mkdirSync(path.join(dir, d));
+      // A PV for a shared VG. There is no lock manager on this machine, so the
+      // daemon runs in test mode through a drop-in (the unit files stay Debian's).
+      const img = path.join(dir, 'pv.img');
+      fs.writeFileSync(img, '');
+      fs.truncateSync(img, 64 * 1024 * 1024);
+      const lo = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
+      assert.equal(lo.status, 0, lo.stderr);
+      loop = lo.stdout.trim();
+      fs.writeFileSync(path.join(dir, 'lvm.conf'), lvmConf({ devices: [loop] }));
+      fs.writeFileSync(path.join(dir, 'test-mode.conf'), '[Service]\nExecStart=\nExecStart=/sbin/lvmlockd --foreground -T\n');
       const setup = `set -e
         T="${dir}"
         mount --make-rprivate /
@@ -165,7 +177,10 @@ describe('Debian package', { skip: skip ?? false }, () => {
         mount -t cgroup2 cgroup2 $T/root/sys/fs/cgroup
         mount --rbind /dev $T/hostdev
         mount -t tmpfs -o mode=755 tmpfs $T/root/dev
-        for n in null zero urandom random full tty; do touch $T/root/dev/$n; mount --bind $T/hostdev/$n $T/root/dev/$n; done
+        for n in null zero urandom random full tty ${path.basename(loop)}; do touch $T/root/dev/$n; mount --bind $T/hostdev/$n $T/root/dev/$n; done
+        cp $T/lvm.conf $T/root/etc/lvm/lvm.conf
+        mkdir -p $T/root/etc/systemd/system/lvmlockd.service.d
+        cp $T/test-mode.conf $T/root/etc/systemd/system/lvmlockd.service.d/test-mode.conf
         mkdir $T/root/dev/pts $T/root/dev/shm
         ln -s /proc/self/fd $T/root/dev/fd
         mount -t tmpfs tmpfs $T/root/run
@@ -210,17 +225,32 @@ describe('Debian package', { skip: skip ?? false }, () => {
       const mainPid = d.MainPID!;
       assert.equal(ok(`cat /proc/${mainPid}/comm`), 'lvmlockd');
       assert.equal(ok(`readlink /proc/${mainPid}/exe`), '/usr/lib/lvmlockd-ts/node');
-      assert.equal(ok(`tr '\\0' ' ' < /proc/${mainPid}/cmdline`).trim(), 'lvmlockd --foreground');
+      assert.equal(ok(`tr '\\0' ' ' < /proc/${mainPid}/cmdline`).trim(), 'lvmlockd --foreground -T');
       assert.match(ok('systemctl status lvmlockd --no-pager || true'), /Status: "no lockspaces"/);
       // An error line of ours (an unknown VG) goes through /dev/log into the journal of the unit.
       sh('lvmlockctl --holders novg');
       await sleep(500);
       assert.match(ok('journalctl -u lvmlockd --no-pager -o cat'), /holders report failed: VG novg has no lockspace started here/);
 
+      // A shared VG: STATUS= names its lockspace; lvmlocks.service brings it
+      // back after the daemon is restarted.
+      ok(`lvm vgcreate --shared --lock-type dlm vgsd ${loop} >/dev/null 2>&1`);
+      const statusWith = async (want: RegExp) => {
+        let text = '';
+        for (let i = 0; i < 30 && !want.test(text); i++) { await sleep(200); text = show('lvmlockd').StatusText ?? ''; }
+        assert.match(text, want);
+      };
+      await statusWith(/^2 lockspaces: lvm_global lvm_vgsd$/);
+      ok('systemctl stop lvmlocks');
+      await statusWith(/^no lockspaces$/);
       ok('systemctl restart lvmlockd');
       d = show('lvmlockd');
       assert.equal(d.ActiveState, 'active');
       assert.notEqual(d.MainPID, mainPid);
+      ok('systemctl start lvmlocks');
+      await statusWith(/^\d lockspaces?: .*lvm_vgsd/);
+      assert.match(ok('lvmlockctl --info'), /^LS dlm lvm_vgsd$/m);
+      ok('lvm vgchange --lock-stop vgsd');
 
       ok('systemctl stop lvmlocks lvmlockd');
       ok('update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd');
@@ -243,6 +273,7 @@ describe('Debian package', { skip: skip ?? false }, () => {
         boot.kill('SIGKILL');
         await gone;
       }
+      if (loop) spawnSync('losetup', ['-d', loop]);
       removeDir(dir);
     }
   });
