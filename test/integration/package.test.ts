@@ -13,11 +13,12 @@
 
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, makeTempDir, removeDir } from '../helpers/daemon-process';
 import { lvmConf } from '../harness/lvmconf';
+import { SystemdContainer, sleep, systemdContainerWhyNot } from '../helpers/systemd-container';
 
 function whyNot(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (unshare, overlay mount, chroot)';
@@ -27,17 +28,6 @@ function whyNot(): string | null {
   if (!fs.existsSync('/sbin/lvmlockd') || fs.lstatSync('/sbin/lvmlockd').isSymbolicLink()) return 'lvm2-lockd (the C /sbin/lvmlockd) is not installed as a plain file';
   if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
   return null;
-}
-
-function systemdWhyNot(): string | null {
-  if (!fs.existsSync('/lib/systemd/systemd')) return 'systemd is not installed';
-  if (!fs.readFileSync('/proc/filesystems', 'utf8').includes('cgroup2')) return 'the kernel has no cgroup2';
-  if (spawnSync('sh', ['-c', 'command -v nsenter']).status !== 0) return 'nsenter is not installed';
-  return null;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 const skip = whyNot();
@@ -148,16 +138,14 @@ describe('Debian package', { skip: skip ?? false }, () => {
       removeDir(dir);
     }
   });
-  // systemd as PID 1 (in a private pid/mount/net/uts/ipc/cgroup namespace over
-  // an overlay of /, like a container) runs Debian's unmodified units.
+  // systemd as PID 1 (test/helpers/systemd-container.ts) runs Debian's unmodified units.
   test('systemd runs ours through the unmodified lvmlockd.service and lvmlocks.service; switch back and purge give C', {
-    timeout: 600_000, skip: systemdWhyNot() ?? false,
+    timeout: 600_000, skip: systemdContainerWhyNot() ?? false,
   }, async () => {
     const dir = makeTempDir('lvmlockd-sd-');
-    let boot: ReturnType<typeof spawn> | null = null;
+    let box: SystemdContainer | null = null;
     let loop = '';
     try {
-      for (const d of ['upper', 'work', 'root', 'hostdev']) fs.mkdirSync(path.join(dir, d));
       // A PV for a shared VG. There is no lock manager on this machine, so the
       // daemon runs in test mode through a drop-in (the unit files stay Debian's).
       const img = path.join(dir, 'pv.img');
@@ -166,113 +154,68 @@ describe('Debian package', { skip: skip ?? false }, () => {
       const lo = spawnSync('losetup', ['-f', '--show', img], { encoding: 'utf8' });
       assert.equal(lo.status, 0, lo.stderr);
       loop = lo.stdout.trim();
-      fs.writeFileSync(path.join(dir, 'lvm.conf'), lvmConf({ devices: [loop] }));
-      fs.writeFileSync(path.join(dir, 'test-mode.conf'), '[Service]\nExecStart=\nExecStart=/sbin/lvmlockd --foreground -T\n');
-      const setup = `set -e
-        T="${dir}"
-        mount --make-rprivate /
-        mount -t overlay overlay -o lowerdir=/,upperdir=$T/upper,workdir=$T/work $T/root
-        mount -t proc proc $T/root/proc
-        mount -t sysfs -o ro sysfs $T/root/sys
-        mount -t cgroup2 cgroup2 $T/root/sys/fs/cgroup
-        mount --rbind /dev $T/hostdev
-        mount -t tmpfs -o mode=755 tmpfs $T/root/dev
-        for n in null zero urandom random full tty ${path.basename(loop)}; do touch $T/root/dev/$n; mount --bind $T/hostdev/$n $T/root/dev/$n; done
-        cp $T/lvm.conf $T/root/etc/lvm/lvm.conf
-        mkdir -p $T/root/etc/systemd/system/lvmlockd.service.d
-        cp $T/test-mode.conf $T/root/etc/systemd/system/lvmlockd.service.d/test-mode.conf
-        mkdir $T/root/dev/pts $T/root/dev/shm
-        ln -s /proc/self/fd $T/root/dev/fd
-        mount -t tmpfs tmpfs $T/root/run
-        mount -t tmpfs tmpfs $T/root/tmp
-        echo lvmlockd-ts-systemd > $T/root/etc/hostname
-        cp "${deb}" $T/root/pkg.deb
-        exec chroot $T/root env container=lvmlockd-ts-test /lib/systemd/systemd --system --unit=basic.target`;
-      boot = spawn('unshare', ['--pid', '--mount', '--uts', '--ipc', '--net', '--cgroup', '--fork', '--kill-child', 'sh', '-c', setup],
-        { stdio: ['ignore', 'ignore', 'pipe'] });
-      let bootErr = '';
-      boot.stderr!.on('data', (d: Buffer) => { bootErr += d.toString(); });
-      // systemd is the child of unshare's fork.
-      let init = 0;
-      for (let i = 0; i < 100 && !init; i++) {
-        await sleep(100);
-        const kids = spawnSync('pgrep', ['-P', String(boot.pid)], { encoding: 'utf8' }).stdout.trim();
-        if (kids && fs.readFileSync(`/proc/${kids.split('\n')[0]}/comm`, 'utf8').trim() === 'systemd') init = Number(kids.split('\n')[0]);
-      }
-      assert.ok(init, `systemd did not start: ${bootErr}`);
-      const sh = (cmd: string) => spawnSync('nsenter', ['-t', String(init), '-a', '-r', '-w', 'sh', '-c', cmd], { encoding: 'utf8', timeout: 120_000 });
-      const ok = (cmd: string) => {
-        const r = sh(cmd);
-        assert.equal(r.status, 0, `${cmd}: ${r.stdout}${r.stderr}`);
-        return r.stdout.trim();
-      };
-      const show = (unit: string) => Object.fromEntries(ok(`systemctl show ${unit} -p ActiveState -p SubState -p MainPID -p StatusText`)
-        .split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      let state = '';
-      for (let i = 0; i < 100; i++) {
-        state = sh('systemctl is-system-running').stdout.trim();
-        if (state === 'running' || state === 'degraded') break;
-        await sleep(200);
-      }
-      assert.match(state, /^(running|degraded)$/, `systemd state ${state}`);
-
-      ok('dpkg -i /pkg.deb >/dev/null 2>&1');
-      ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
-      ok('systemctl enable --now lvmlockd lvmlocks');
-      let d = show('lvmlockd');
+      box = await SystemdContainer.boot({
+        dir: path.join(dir, 'c'), hostname: 'lvmlockd-ts-systemd', devices: [path.basename(loop)],
+        files: {
+          '/etc/lvm/lvm.conf': lvmConf({ devices: [loop] }),
+          '/etc/systemd/system/lvmlockd.service.d/test-mode.conf': '[Service]\nExecStart=\nExecStart=/sbin/lvmlockd --foreground -T\n',
+        },
+        copies: { '/pkg.deb': deb },
+      });
+      const c = box;
+      c.ok('dpkg -i /pkg.deb >/dev/null 2>&1');
+      c.ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
+      c.ok('systemctl enable --now lvmlockd lvmlocks');
+      let d = c.show('lvmlockd');
       assert.deepEqual([d.ActiveState, d.SubState, d.StatusText], ['active', 'running', 'no lockspaces'], JSON.stringify(d));
-      assert.equal(show('lvmlocks').ActiveState, 'active');
+      assert.equal(c.show('lvmlocks').ActiveState, 'active');
       const mainPid = d.MainPID!;
-      assert.equal(ok(`cat /proc/${mainPid}/comm`), 'lvmlockd');
-      assert.equal(ok(`readlink /proc/${mainPid}/exe`), '/usr/lib/lvmlockd-ts/node');
-      assert.equal(ok(`tr '\\0' ' ' < /proc/${mainPid}/cmdline`).trim(), 'lvmlockd --foreground -T');
-      assert.match(ok('systemctl status lvmlockd --no-pager || true'), /Status: "no lockspaces"/);
+      assert.equal(c.ok(`cat /proc/${mainPid}/comm`), 'lvmlockd');
+      assert.equal(c.ok(`readlink /proc/${mainPid}/exe`), '/usr/lib/lvmlockd-ts/node');
+      assert.equal(c.ok(`tr '\\0' ' ' < /proc/${mainPid}/cmdline`).trim(), 'lvmlockd --foreground -T');
+      assert.match(c.ok('systemctl status lvmlockd --no-pager || true'), /Status: "no lockspaces"/);
       // An error line of ours (an unknown VG) goes through /dev/log into the journal of the unit.
-      sh('lvmlockctl --holders novg');
+      c.sh('lvmlockctl --holders novg');
       await sleep(500);
-      assert.match(ok('journalctl -u lvmlockd --no-pager -o cat'), /holders report failed: VG novg has no lockspace started here/);
+      assert.match(c.ok('journalctl -u lvmlockd --no-pager -o cat'), /holders report failed: VG novg has no lockspace started here/);
 
       // A shared VG: STATUS= names its lockspace; lvmlocks.service brings it
       // back after the daemon is restarted.
-      ok(`lvm vgcreate --shared --lock-type dlm vgsd ${loop} >/dev/null 2>&1`);
+      c.ok(`lvm vgcreate --shared --lock-type dlm vgsd ${loop} >/dev/null 2>&1`);
       const statusWith = async (want: RegExp) => {
         let text = '';
-        for (let i = 0; i < 30 && !want.test(text); i++) { await sleep(200); text = show('lvmlockd').StatusText ?? ''; }
+        for (let i = 0; i < 30 && !want.test(text); i++) { await sleep(200); text = c.show('lvmlockd').StatusText ?? ''; }
         assert.match(text, want);
       };
       await statusWith(/^2 lockspaces: lvm_global lvm_vgsd$/);
-      ok('systemctl stop lvmlocks');
+      c.ok('systemctl stop lvmlocks');
       await statusWith(/^no lockspaces$/);
-      ok('systemctl restart lvmlockd');
-      d = show('lvmlockd');
+      c.ok('systemctl restart lvmlockd');
+      d = c.show('lvmlockd');
       assert.equal(d.ActiveState, 'active');
       assert.notEqual(d.MainPID, mainPid);
-      ok('systemctl start lvmlocks');
+      c.ok('systemctl start lvmlocks');
       await statusWith(/^\d lockspaces?: .*lvm_vgsd/);
-      assert.match(ok('lvmlockctl --info'), /^LS dlm lvm_vgsd$/m);
-      ok('lvm vgchange --lock-stop vgsd');
+      assert.match(c.ok('lvmlockctl --info'), /^LS dlm lvm_vgsd$/m);
+      c.ok('lvm vgchange --lock-stop vgsd');
 
-      ok('systemctl stop lvmlocks lvmlockd');
-      ok('update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd');
-      ok('systemctl start lvmlockd');
-      d = show('lvmlockd');
+      c.ok('systemctl stop lvmlocks lvmlockd');
+      c.ok('update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd');
+      c.ok('systemctl start lvmlockd');
+      d = c.show('lvmlockd');
       assert.equal(d.ActiveState, 'active');
-      assert.equal(ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd.lvm2-lockd');
+      assert.equal(c.ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd.lvm2-lockd');
 
-      ok('systemctl stop lvmlockd');
-      ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
-      ok('dpkg --purge lvmlockd-ts >/dev/null 2>&1');
-      ok('systemctl start lvmlockd lvmlocks');
-      d = show('lvmlockd');
+      c.ok('systemctl stop lvmlockd');
+      c.ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
+      c.ok('dpkg --purge lvmlockd-ts >/dev/null 2>&1');
+      c.ok('systemctl start lvmlockd lvmlocks');
+      d = c.show('lvmlockd');
       assert.equal(d.ActiveState, 'active');
-      assert.equal(ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd');
-      assert.match(ok('lvmlockctl --info; echo rc=$?'), /rc=0/);
+      assert.equal(c.ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd');
+      assert.match(c.ok('lvmlockctl --info; echo rc=$?'), /rc=0/);
     } finally {
-      if (boot && boot.exitCode === null) {
-        const gone = new Promise((r) => boot!.once('exit', r));
-        boot.kill('SIGKILL');
-        await gone;
-      }
+      await box?.stop();
       if (loop) spawnSync('losetup', ['-d', loop]);
       removeDir(dir);
     }
