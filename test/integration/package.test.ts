@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, makeTempDir, removeDir } from '../helpers/daemon-process';
-import { lvmConf } from '../harness/lvmconf';
+import { lvmConf, lvmLocalConf } from '../harness/lvmconf';
 import { SystemdContainer, sleep, systemdContainerWhyNot } from '../helpers/systemd-container';
 
 function whyNot(): string | null {
@@ -217,6 +217,77 @@ describe('Debian package', { skip: skip ?? false }, () => {
     } finally {
       await box?.stop();
       if (loop) spawnSync('losetup', ['-d', loop]);
+      removeDir(dir);
+    }
+  });
+  // Two hosts, each a systemd container with the package and Debian's units,
+  // sharing a sanlock VG (no sanlock daemon, no -T): the lvmlock LV is an
+  // offset loop device where lvm puts it, as in the namespace harness.
+  test('a sanlock VG on two systemd hosts with unit-started daemons: refusal names the holder, lvmlocks brings the lockspace back', {
+    timeout: 600_000, skip: systemdContainerWhyNot() ?? false,
+  }, async () => {
+    const dir = makeTempDir('lvmlockd-sd2-');
+    const boxes: SystemdContainer[] = [];
+    const loops: string[] = [];
+    try {
+      const img = path.join(dir, 'pv.img');
+      fs.writeFileSync(img, '');
+      fs.truncateSync(img, 512 * 1024 * 1024);
+      for (const extra of [[], ['--offset', String(1024 * 1024), '--sizelimit', String(256 * 1024 * 1024)]]) {
+        const lo = spawnSync('losetup', ['-f', '--show', ...extra, img], { encoding: 'utf8' });
+        assert.equal(lo.status, 0, lo.stderr);
+        loops.push(lo.stdout.trim());
+      }
+      const [pv, lockLv] = loops as [string, string];
+      for (const i of [1, 2]) {
+        boxes.push(await SystemdContainer.boot({
+          dir: path.join(dir, `host${i}`), hostname: `sdhost${i}`, devices: [path.basename(pv)],
+          blockNodes: { '/dev/mapper/vgsan-lvmlock': lockLv },
+          files: { '/etc/lvm/lvm.conf': lvmConf({ devices: [pv] }), '/etc/lvm/lvmlocal.conf': lvmLocalConf({ hostId: i }) },
+          copies: { '/pkg.deb': deb },
+        }));
+      }
+      const [h1, h2] = boxes as [SystemdContainer, SystemdContainer];
+      for (const h of boxes) {
+        h.ok('dpkg -i /pkg.deb >/dev/null 2>&1');
+        h.ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
+        h.ok('systemctl enable --now lvmlockd lvmlocks');
+      }
+      h1.ok(`lvm vgcreate --shared --lock-type sanlock vgsan ${pv} 2>&1`);
+      h1.ok('lvm lvcreate -an -n lv1 -L 8M vgsan 2>&1');
+      h1.ok('lvm lvchange -aey vgsan/lv1 2>&1');
+      const lockspaceUp = async (h: SystemdContainer) => {
+        for (let i = 0; i < 150; i++) {
+          if (/lvm_vgsan/.test(h.show('lvmlockd').StatusText ?? '')) return;
+          await sleep(400);
+        }
+        assert.fail(`lockspace lvm_vgsan not started: ${h.show('lvmlockd').StatusText}`);
+      };
+      h2.ok('systemctl restart lvmlocks');  // vgchange --lock-start --lock-opt auto, now that the VG exists
+      await lockspaceUp(h2);
+
+      const refused = h2.sh('lvm lvchange -aey vgsan/lv1');
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.stderr, /LV locked by other host: vgsan\/lv1/);
+      await sleep(500);
+      assert.match(h2.ok('journalctl -u lvmlockd --no-pager -o cat'), /LV vgsan\/lv1 ex for lvchange\[\d+\] refused: held by host_id 1 \(\S*sdhost1\) generation \d+/);
+      assert.match(h2.ok('lvmlockctl --holders vgsan'), /^\S+\s+lv\s+ex\s+1\s+\S*sdhost1\s+\d+\s+yes\s+LIVE$/m);
+
+      // host1 restarts its daemon; lvmlocks.service starts the lockspace again.
+      h1.ok('lvm lvchange -an vgsan/lv1 2>&1');
+      h1.ok('systemctl stop lvmlocks');
+      h1.ok('systemctl restart lvmlockd');
+      assert.equal(h1.show('lvmlockd').StatusText, 'no lockspaces');
+      h1.ok('systemctl start lvmlocks');
+      await lockspaceUp(h1);
+      h2.ok('lvm lvchange -aey vgsan/lv1 2>&1');
+      const nowRefused = h1.sh('lvm lvchange -aey vgsan/lv1');
+      assert.match(nowRefused.stderr, /LV locked by other host: vgsan\/lv1/);
+      h2.ok('lvm lvchange -an vgsan/lv1 2>&1');
+      for (const h of boxes) h.ok('systemctl stop lvmlocks');
+    } finally {
+      for (const b of boxes) await b.stop();
+      for (const l of loops.reverse()) spawnSync('losetup', ['-d', l]);
       removeDir(dir);
     }
   });
