@@ -201,18 +201,19 @@ describe('Debian package', { skip: skip ?? false }, () => {
 
       c.ok('systemctl stop lvmlocks lvmlockd');
       c.ok('update-alternatives --set lvmlockd /sbin/lvmlockd.lvm2-lockd');
+      const unitRuns = (exe: string) => {
+        const u = c.show('lvmlockd');
+        assert.equal(u.ActiveState, 'active');
+        assert.equal(c.ok(`readlink /proc/${u.MainPID}/exe`), exe);
+      };
       c.ok('systemctl start lvmlockd');
-      d = c.show('lvmlockd');
-      assert.equal(d.ActiveState, 'active');
-      assert.equal(c.ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd.lvm2-lockd');
+      unitRuns('/usr/sbin/lvmlockd.lvm2-lockd');
 
       c.ok('systemctl stop lvmlockd');
       c.ok('update-alternatives --set lvmlockd /usr/lib/lvmlockd-ts/bin/lvmlockd');
       c.ok('dpkg --purge lvmlockd-ts >/dev/null 2>&1');
       c.ok('systemctl start lvmlockd lvmlocks');
-      d = c.show('lvmlockd');
-      assert.equal(d.ActiveState, 'active');
-      assert.equal(c.ok(`readlink /proc/${d.MainPID}/exe`), '/usr/sbin/lvmlockd');
+      unitRuns('/usr/sbin/lvmlockd');
       assert.match(c.ok('lvmlockctl --info; echo rc=$?'), /rc=0/);
     } finally {
       await box?.stop();
