@@ -17,10 +17,12 @@ const SLOW = [
   'integration/sanlock-failover.test.js', // ~90 s, waits for host_dead
   'integration/leases-sanlock.test.js', // ~85 s, idem
   'integration/sanlock-adopt.test.js', // ~90 s, a kill -9 and host_dead
+  'integration/idm-lvm.test.js', // ~75 s: lock retries, a host crash's countdown
   'integration/sanlock-race.test.js',
   'integration/sanlock-compare.test.js',
   'integration/compat-test-mode.test.js',
   'integration/sanlock-ours.test.js',
+  'integration/ilm-daemon.test.js', // ~37 s: 5 s majority deadlines
   'integration/holders-sanlock.test.js', // ~20 s
   'integration/fuzz-socket.test.js',
   'integration/sanlock-mixed.test.js',

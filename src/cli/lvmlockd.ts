@@ -93,7 +93,7 @@ const LONGOPTS: LongOption[] = [
 ];
 
 /** lock managers this build can serve outside test mode */
-const SUPPORTED_GL_TYPES: LmType[] = ['sanlock', 'dlm'];
+const SUPPORTED_GL_TYPES: LmType[] = ['sanlock', 'dlm', 'idm'];
 
 export type ParsedArgs =
   | { kind: 'run'; config: DaemonConfig; foreground: boolean }

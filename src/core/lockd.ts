@@ -239,6 +239,7 @@ export class LockdCore implements LockspaceHost {
       alignMb: int('align_mb', 0),
       lvSizeBytes: req.int('lv_size_bytes') ?? 0n,
       path: str('path'),
+      pvs: pathList(req),
       maxRetries: int('max_retries', DEFAULT_MAX_RETRIES),
     });
 
@@ -342,6 +343,8 @@ export class LockdCore implements LockspaceHost {
     if (!manager) return -E.PROTONOSUPPORT;
     const existing = this.findLockspace(name);
     if (existing) {
+      // lvmlockd replaces the PV list of a running lockspace with the newest one.
+      if (act && act.pvs.length) existing.pvs = [...act.pvs];
       if (existing.threadStop) { this.debug(`add_lockspace_thread ${name} exists and stopping`); return -E.AGAIN; }
       if (!existing.createFail && !existing.createDone) { this.debug(`add_lockspace_thread ${name} exists and starting`); return -E.STARTING; }
       this.debug(`add_lockspace_thread ${name} exists`);
@@ -350,12 +353,13 @@ export class LockdCore implements LockspaceHost {
     const ls = new Lockspace(
       { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0, manager },
       (l) => manager.createLockspace(
-        { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId },
+        { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId, get pvs() { return l.pvs; } },
         { failed: (reason) => this.lockspaceFailed(l, reason) },
       ),
       this,
     );
     if (act) ls.startClientId = act.clientId;
+    if (act) ls.pvs = [...act.pvs];
     this.lockspaces.push(ls);
     void ls.run(act).catch((e: unknown) => {
       this.error(`S ${name} lockspace loop failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
@@ -903,4 +907,13 @@ export class LockdCore implements LockspaceHost {
     }
     return out;
   }
+}
+
+/** lvm's path_num / path[i] fields (sent for IDM VGs); a missing path is "none" in C. */
+function pathList(req: ConfigMap): string[] {
+  const n = req.int('path_num');
+  if (n === undefined || n <= 0n) return [];
+  const out: string[] = [];
+  for (let i = 0; i < Number(n) && i < 1024; i++) out.push(req.str(`path[${i}]`) ?? 'none');
+  return out;
 }

@@ -11,6 +11,8 @@ import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
 import { SanlockLockManager } from '../lm/sanlock/sanlock-lm';
+import { IdmLockManager } from '../lm/idm/idm-lm';
+import { idmManagerDeps } from './idm-deps';
 import { DirectDisk } from '../io/direct-disk';
 import { RealClock } from '../io/clock';
 import { systemRandom } from '../leases/random';
@@ -106,7 +108,7 @@ export class Daemon {
       managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
-      // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
+      // sanlock VGs on our own lease engine; idm VGs through an ILM daemon; dlm has no manager here (-EPROTONOSUPPORT).
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
         glChoice,
@@ -122,6 +124,7 @@ export class Daemon {
         ...(this.adoptState ? { adoptNames: this.adoptState } : {}),
         watchdog: new WdmdWatchdog(config.watchdog, config.wdmdSocket, (m) => this.log.error(m)),
       });
+      managers.idm = new IdmLockManager(idmManagerDeps({ debug: (l) => this.log.debug(l), error: (l) => this.log.error(l) }));
     }
     const ports: CorePorts = {
       send: (id, text) => this.sendReply(id, text),

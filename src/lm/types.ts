@@ -47,6 +47,11 @@ export interface LockspaceView {
   readonly vgUuid: string;
   readonly vgArgs: string;
   readonly hostId: number;
+  /**
+   * The VG's PVs as the lvm command listed them with start_vg (IDM: the drives
+   * of the VG lock). Owned by the core; a later start_vg replaces it.
+   */
+  readonly pvs?: readonly string[];
 }
 
 /**
@@ -58,6 +63,14 @@ export interface GlobalLockChoice {
   readonly manager: LmType | null;
 }
 
+export interface LockOptions {
+  adoptOnly: boolean;
+  adoptOk: boolean;
+  repair: boolean;
+  /** The PVs the LV is on, as the lvm command listed them (IDM: the drives of the LV lock). */
+  pvs?: readonly string[];
+}
+
 export interface JoinOptions { adoptOnly: boolean; adoptOk: boolean; nodelay: boolean }
 
 export interface PrepareResult { rv: number; prevGeneration?: number }
@@ -67,7 +80,7 @@ export interface ManagedLockspace {
   prepare(opts: { repair: boolean }): Promise<PrepareResult>;
   join(opts: JoinOptions): Promise<number>;
   leave(opts: { freeVg: boolean }): Promise<number>;
-  lock(res: ResourceView, mode: 'sh' | 'ex', opts: { adoptOnly: boolean; adoptOk: boolean; repair: boolean }): Promise<LockResult>;
+  lock(res: ResourceView, mode: 'sh' | 'ex', opts: LockOptions): Promise<LockResult>;
   convert(res: ResourceView, mode: 'sh' | 'ex', rVersion: number): Promise<number>;
   unlock(res: ResourceView, rVersion: number, opts: { freeVg: boolean }): Promise<number>;
   /** The core no longer tracks this resource; drop cached state. */
