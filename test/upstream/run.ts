@@ -113,7 +113,10 @@ async function runOne(vm: Vm, d: Daemon, flavour: string, test: string): Promise
   const out = `/out/runs/${d}/${flavour}/${test.replace(/\.sh$/, '')}`;
   const script = [
     `rm -rf ${out} && mkdir -p ${out} ${SCRATCH}/t && cd ${SCRATCH}`,
-    `PATH=${pathFor(d)} LVM_TEST_DIR=${SCRATCH}/t ${GUEST_RUNNER} --testdir ${GUEST_DATADIR} --outdir ${out}` +
+    // loop devices for every test: aux.sh takes a ramdisk (brd, 4 KiB physical
+    // blocks, so lvm sizes the sanlock lock LV larger) only while /sys/block/ram0
+    // is absent, which depends on what the previous test left loaded
+    `PATH=${pathFor(d)} LVM_TEST_DIR=${SCRATCH}/t LVM_TEST_PREFER_BRD=0 ${GUEST_RUNNER} --testdir ${GUEST_DATADIR} --outdir ${out}` +
       ` --flavours ${flavour} --only shell/${test} --batch --timeout ${RUNNER_SILENCE_S} >${out}/runner.out 2>&1`,
     `cat ${out}/list`,
   ].join('; ');
