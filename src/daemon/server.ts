@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { FrameDecoder, encodeFrame } from '../protocol/framing';
 import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
+import { DlmLockManager } from '../lm/dlm/dlm-lm';
+import { LibDlm, LibDlmControl, onLibdlmLoadError } from '../lm/dlm/libdlm';
+import { systemConfigfs } from './configfs';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
@@ -93,7 +96,17 @@ export class Daemon {
       managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
-      // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
+      // sanlock VGs on our own lease engine; dlm VGs on the kernel DLM (libdlm);
+      // idm has no manager here (-EPROTONOSUPPORT).
+      onLibdlmLoadError((m) => this.log.error(m));
+      managers.dlm = new DlmLockManager({
+        kernel: new LibDlm(),
+        control: new LibDlmControl(),
+        configfs: systemConfigfs,
+        debug: (l) => this.log.debug(l),
+        error: (l) => this.log.error(l),
+        sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
+      });
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
         glChoice,

@@ -139,6 +139,12 @@ export interface LockManager {
   readonly adoptsGlobalLockspace?: boolean;
   /** The manager can continue lockspaces and adopt the LV locks a previous daemon instance recorded. */
   readonly adoptsLocks?: boolean;
+  /**
+   * The manager runs inside the daemon (our sanlock lease engine), so it is
+   * always "running": it counts as running only when no external lock manager
+   * (dlm_controld, sanlock daemon) runs, where lvmlockd would see just that one.
+   */
+  readonly embedded?: boolean;
   /** vgchange --setlockargs is possible for this manager's VGs. */
   readonly setsLockArgs?: boolean;
   /**
