@@ -6,8 +6,9 @@
  * from EX, PERSISTENT locks left as orphans when their process dies (adopted
  * with LKF_ORPHAN, purged with dlm_ls_purge), and node failure: a dead node's
  * locks are released only when recovery completes (after fencing), requests
- * wait meanwhile, and LVB content is lost the ways the kernel loses it
- * (VALNOTVALID when an EX/PW holder died; zeroed when no survivor kept a copy).
+ * wait meanwhile, and LVB content is lost the ways the kernel loses it:
+ * VALNOTVALID when an EX holder died or only NL copies survive a recovery,
+ * and a zeroed LVB when the resource had no locks left (the kernel frees it).
  * Modelled on the kernel's documented behaviour, not its code.
  */
 import {
@@ -70,6 +71,8 @@ export interface DlmModelOptions {
   /** How a result reaches the caller (default: a macrotask). The simulator passes its scheduler. */
   defer?(fn: () => void): void;
   log?(line: string): void;
+  /** --inject-bug dlm-hide-lost-lvb: recovery keeps a dead writer's stale LVB and reports it as valid. */
+  bugHideLostLvb?: boolean;
 }
 
 /** The cluster: every node's view of the DLM, and the faults. */
@@ -129,11 +132,12 @@ export class DlmClusterModel {
         r.waiting = r.waiting.filter((w) => w.lkb.nodeid !== nodeid);
         if (lost.some((l) => l.grmode === LKM.EX)) {
           // The last writer died: its LVB updates may be lost.
-          r.valNotValid = true;
+          if (!this.opts.bugHideLostLvb) r.valNotValid = true;
         } else if (!r.granted.some((l) => l.grmode >= LKM.PR)) {
-          // No survivor holds a copy of the LVB: the recovered value is zeroed.
-          r.lvb.fill(0);
+          // Only NL copies survive: the value is recovered from one but marked not valid.
+          r.valNotValid = true;
         }
+        this.freeIfUnused(r);
         this.grantWaiting(r);
       }
       if (ls.recovering.size === 0) {
@@ -142,6 +146,13 @@ export class DlmClusterModel {
       }
     }
     this.log(`dlm node ${nodeid} recovered`);
+  }
+
+  /** A resource without locks is freed by the kernel: its LVB is gone (zero when it is used again). */
+  freeIfUnused(r: Rsb): void {
+    if (r.granted.length || r.waiting.length) return;
+    r.lvb.fill(0);
+    r.valNotValid = false;
   }
 
   /** Runs fn when the lockspace is not in recovery (requests wait, as the kernel's). */
@@ -254,8 +265,9 @@ export class ModelProcess implements DlmKernel {
 
   private get c(): DlmClusterModel { return this.node.cluster; }
 
+  /** A dead process (killed daemon, node off) never sees a completion. */
   private later<T>(fn: () => T): Promise<T> {
-    return new Promise((resolve) => this.c.defer(() => resolve(fn())));
+    return new Promise((resolve) => this.c.defer(() => { if (!this.dead) resolve(fn()); }));
   }
 
   /** The daemon died (SIGKILL): its device handles close; PERSISTENT locks stay as orphans. */
@@ -271,6 +283,7 @@ export class ModelProcess implements DlmKernel {
           r.granted.splice(r.granted.indexOf(l), 1);
         }
         r.waiting = r.waiting.filter((w) => w.lkb.proc !== this);
+        this.c.freeIfUnused(r);
         this.c.grantWaiting(r);
       }
     }
@@ -322,6 +335,7 @@ export class ModelProcess implements DlmKernel {
       for (const r of ls.resources.values()) {
         r.granted = r.granted.filter((l) => l.nodeid !== me);
         r.waiting = r.waiting.filter((w) => w.lkb.nodeid !== me);
+        this.c.freeIfUnused(r);
         this.c.grantWaiting(r);
       }
       if (ls.members.size === 0) this.c.lockspaces.delete(h.name);
@@ -337,10 +351,12 @@ export class ModelProcess implements DlmKernel {
 
   lockWait(h: DlmLockspaceHandle, mode: number, lk: LockBlock, flags: number, resName: string): Promise<CallResult> {
     return new Promise((resolve) => this.c.defer(() => {
+      if (this.dead) return;
       const s = this.space(h);
       if ('rv' in s) { resolve(s); return; }
       const block = lk as ModelLockBlock;
       this.c.whenRecovered(s.ls, () => {
+        if (this.dead) return;
         const r = this.c.rsb(s.ls, resName);
         let lkb: Lkb | undefined;
         if (flags & LKF.CONVERT) {
@@ -359,7 +375,7 @@ export class ModelProcess implements DlmKernel {
           resolve({ rv: -1, errno: EAGAIN });
           return;
         }
-        r.waiting.push({ lkb, mode, flags, block, done: () => resolve({ rv: 0, errno: 0 }) });
+        r.waiting.push({ lkb, mode, flags, block, done: () => { if (!this.dead) resolve({ rv: 0, errno: 0 }); } });
       });
     }));
   }
@@ -373,6 +389,7 @@ export class ModelProcess implements DlmKernel {
         const i = r.granted.findIndex((l) => l.id === block.lkid && l.proc === this);
         if (i < 0) continue;
         r.granted.splice(i, 1);
+        this.c.freeIfUnused(r);
         this.c.grantWaiting(r);
         return { rv: 0, errno: 0 };
       }
@@ -402,6 +419,7 @@ export class ModelProcess implements DlmKernel {
       if ('rv' in s) return s;
       for (const r of s.ls.resources.values()) {
         r.granted = r.granted.filter((l) => !(l.proc === null && l.nodeid === nodeid));
+        this.c.freeIfUnused(r);
         this.c.grantWaiting(r);
       }
       return { rv: 0, errno: 0 };

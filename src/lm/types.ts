@@ -26,6 +26,11 @@ export interface LockResult {
   vb?: ValueBlock;
   /** The manager says a retry may succeed (sanlock shared-lease transients). */
   retry?: boolean;
+  /**
+   * The lock manager lost the value block's content (dlm: DLM_SBF_VALNOTVALID,
+   * the last writer died): whatever `vb` says, what it protects must be reread.
+   */
+  vbLost?: boolean;
   owner?: LockOwner;
 }
 

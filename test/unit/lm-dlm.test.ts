@@ -131,7 +131,7 @@ describe('dlm lock manager on the DLM model', () => {
     assert.deepEqual((await lb.lock(vg, 'sh', PLAIN)).vb, { version: 0x101, flags: 1, rVersion: 3 });
   });
 
-  test('lost LVB: an EX holder node dies -> VALNOTVALID -> empty val_blk; an NL-only survivor set -> zeroed LVB', async () => {
+  test('lost LVB: an EX holder dies, or only NL copies survive -> VALNOTVALID -> empty val_blk; a freed resource -> zeroed LVB', async () => {
     const c = new DlmClusterModel();
     const a = node(c, 1), b = node(c, 2);
     const la = await started(a, 'vg1'), lb = await started(b, 'vg1');
@@ -148,11 +148,11 @@ describe('dlm lock manager on the DLM model', () => {
     assert.equal(got, null, 'granted before recovery');
     c.recoverNode(1);
     await p;
-    assert.deepEqual(got, { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 } });
+    assert.deepEqual(got, { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 }, vbLost: true });
     assert.ok(b.logs.includes('lvm_vg1:VGLK lock_dlm VALNOTVALID'), b.logs.join('\n'));
     void la;
 
-    // zeroed: the only copy was on the dead node, the survivor held NL
+    // only an NL copy survives the dead PR holder: recovered but not valid
     const c2 = new DlmClusterModel();
     const x = node(c2, 1), y = node(c2, 2);
     const lx = await started(x, 'vg2'), ly = await started(y, 'vg2');
@@ -163,7 +163,16 @@ describe('dlm lock manager on the DLM model', () => {
     await lx.lock(vg, 'sh', PLAIN);
     c2.failNode(1);
     c2.recoverNode(1);
-    assert.deepEqual((await ly.lock(vg, 'sh', PLAIN)).vb, { version: 0, flags: 0, rVersion: 0 });
+    assert.deepEqual(await ly.lock(vg, 'sh', PLAIN), { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 }, vbLost: true });
+    assert.ok(y.logs.includes('lvm_vg2:VGLK lock_dlm VALNOTVALID'), y.logs.join('\n'));
+
+    // every lock on the resource released: the kernel frees it and the LVB reads as zeros
+    await ly.unlock({ ...vg, mode: 'sh' }, 0, { freeVg: false });
+    ly.forget('VGLK');
+    await ly.leave({ freeVg: false });
+    const ly2 = await started(node(c2, 2), 'vg2');
+    assert.deepEqual((await ly2.lock(vg, 'sh', PLAIN)).vb, { version: 0, flags: 0, rVersion: 0 });
+    assert.equal(c2.lockspaces.get('lvm_vg2')!.resources.get('VGLK')!.valNotValid, false);
   });
 
   test('daemon killed: PERSISTENT locks stay as orphans, the other node stays refused; -A 1 adopts them; purge drops the rest', async () => {

@@ -315,7 +315,7 @@ export class DlmLockspace implements ManagedLockspace {
       // The kernel lost the LVB (the last writer died): nothing in it can be trusted.
       d.debug(`${tag} lock_dlm VALNOTVALID`);
       r.vb = { version: 0, flags: 0, rVersion: 0 };
-      return { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 } };
+      return { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 }, vbLost: true };
     }
     const vb = decodeVb(r.lk.lvb);
     r.vb = { ...vb };
