@@ -285,14 +285,6 @@ export async function runCoreSchedule(
         } else p.resolve(new ConfigMap(parsed.entries));
         return true;
       },
-      resume: (id: number): void => {
-        const c = ch.clients.get(id);
-        const p = c?.pending;
-        if (!c || !p) return;
-        c.pending = undefined;
-        pendingAll.delete(p);
-        p.resolve(null);
-      },
       sendDump: async (text: string): Promise<number> => Buffer.byteLength(text),
       dumpLog: (): string => '',
       debug: (l: string): void => {
@@ -345,7 +337,7 @@ export async function runCoreSchedule(
     if (u) for (const key of [...u.keys()]) if (key.endsWith(`|c${c.id}`)) u.delete(key);
   };
 
-  /** Send one request; resolves with the reply, or null (no reply by design, client gone, daemon crashed). */
+  /** Send one request; resolves with the reply, or null (client gone, daemon crashed). */
   const rpc = (c: Client, fields: Fields | string, what: string): Promise<ConfigMap | null> =>
     new Promise((resolve) => {
       if (c.gone || c.host.host.crashed) return resolve(null);
@@ -528,11 +520,11 @@ export async function runCoreSchedule(
       const r = await rpc(c, base('stop_vg', vg), `stop_vg ${vg.name}`);
       expectOne(c, r, `vgchange --lock-stop ${vg.name}`, [0]);
     } else if (x < 0.95) {
-      // A mutated or garbage frame: answered with an error, or no reply and the client may send again.
+      // A mutated or garbage frame: answered with an error (op_result, or response "failed").
       const good = formatRequest(lockLv(vg, rng.pick(vg.lvs), 'ex'));
       const bad = mutate(rng, good);
       const r = await rpc(c, bad, 'mutated frame');
-      log(c, `mutated frame ${JSON.stringify(bad.slice(0, 60))} -> ${r ? result(r) : 'no reply (resumed)'}`);
+      log(c, `mutated frame ${JSON.stringify(bad.slice(0, 60))} -> ${r ? (r.str('response') === 'failed' ? 'failed' : result(r)) : 'no reply'}`);
       const rv = result(r);
       if (rv === 0) {
         // A mutation can still be a valid request (it may hold a lock now): the client exits,

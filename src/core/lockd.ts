@@ -17,8 +17,6 @@ import { adoptLocks, type AdoptHost, type AdoptSummary, type AdoptVg } from './a
 export interface CorePorts {
   /** Write a reply; false when the client is gone. */
   send(clientId: number, text: string): boolean;
-  /** The request got no reply (bad input): let the client send again. */
-  resume(clientId: number): void;
   /** Send text on the dump datagram socket, after the reply was written. */
   sendDump(text: string): Promise<number>;
   /** The in-memory debug log, oldest first. */
@@ -71,6 +69,19 @@ const UUID_RE = /^[A-Za-z0-9-]+$/;
 // Printable, no space, no double quote or backslash: args are echoed raw in replies (libdaemon does
 // not escape), where a quote would make the reply unparsable for the command.
 const ARGS_RE = /^[\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * lvm's requests are a few KiB (the largest, with PV path lists, tens of KiB). A
+ * bigger one is refused unparsed: parsing millions of tokens takes seconds in the
+ * one thread that serves every client and renews every lease. (C parses any size.)
+ */
+export const MAX_PARSED_REQUEST = 1024 * 1024;
+
+/** A client-supplied name made safe to echo inside a quoted reply string. */
+function printable(name: string): string {
+  const safe = name.slice(0, 64).replace(/[^A-Za-z0-9_.:+-]/g, '?');
+  return name.length > 64 ? safe + '...' : safe;
+}
 
 export class LockdCore implements LockspaceHost {
   /** lvmlockd's gl_use_dlm / gl_use_sanlock / gl_use_idm, as one value. */
@@ -142,18 +153,23 @@ export class LockdCore implements LockspaceHost {
   request(clientId: number, text: string): void {
     const cl = this.clients.get(clientId);
     if (!cl) return;
+    if (text.length > MAX_PARSED_REQUEST) {
+      this.error(`client recv ${clientId} request of ${text.length} characters refused (limit ${MAX_PARSED_REQUEST})`);
+      this.refuse(clientId, 'request too large');
+      return;
+    }
     const parsed = parseConfigTree(text, { libdmOpenQuotes: true });
     if (!parsed.ok) {
       this.error(`client recv ${clientId} config_from_string error: ${parsed.error}`);
-      this.ports.resume(clientId);
+      this.refuse(clientId, 'unparsable request');
       return;
     }
     const req = new ConfigMap(parsed.entries);
     const name = req.str('request');
     const kind = name !== undefined ? REQUESTS[name] : undefined;
     if (!kind) {
-      this.error(`client recv ${clientId} bad request name "${name ?? ''}"`);
-      this.ports.resume(clientId);
+      this.error(`client recv ${clientId} bad request name "${(name ?? '').slice(0, 80)}"`);
+      this.refuse(clientId, name === undefined ? 'no request name' : name === '' ? 'empty request name' : `unknown request ${printable(name)}`);
       return;
     }
     if (kind.op === 'hello' || kind.op === 'quit') {
@@ -177,6 +193,15 @@ export class LockdCore implements LockspaceHost {
       return;
     }
     this.dispatch(cl, act);
+  }
+
+  /**
+   * libdaemon's error reply for a frame that names no request we know or cannot
+   * be parsed (lvmlockd 2.03.16 sends nothing, which hangs the client: an lvm
+   * newer than this daemon would wait forever on a request it added).
+   */
+  private refuse(clientId: number, reason: string): void {
+    this.ports.send(clientId, formatReply([['response', 'failed'], ['reason', reason]]));
   }
 
   private actionFromRequest(cl: Client, req: ConfigMap, op: Action['op'], rt: Action['rt']): Action | number {

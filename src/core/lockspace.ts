@@ -175,6 +175,7 @@ export class Lockspace {
           continue;
         }
         if (act.op === 'drop_vg') {
+          if (!this.killVg && this.refusedForHeldLvLocks(act)) continue;
           if (!this.killVg) h.debug(`S ${this.name} received drop without kill`);
           h.debug(`S ${this.name} drop_vg`);
           this.threadWork = false;
@@ -184,6 +185,7 @@ export class Lockspace {
         }
         if (act.op === 'stop') { this.threadWork = false; break; }
         if (act.op === 'free' && act.rt === 'vg') {
+          if (this.refusedForHeldLvLocks(act)) continue;
           if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
@@ -213,6 +215,7 @@ export class Lockspace {
               continue;
             }
           }
+          if (this.refusedForHeldLvLocks(act)) continue;
           if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
@@ -244,6 +247,13 @@ export class Lockspace {
         }
         if (act.op === 'free' && act.rt === 'lv') {
           this.actions.shift();
+          if (this.resources.some((x) => x.type === 'lv' && x.name === act.lvUuid && x.locks.length > 0)) {
+            // lvremove unlocks before free_lv; freeing a held lease would let another host take it.
+            h.error(`${this.name}:${act.lvUuid} free_lv refused: the LV lock is held`);
+            act.result = -E.BUSY;
+            h.deliver(act);
+            continue;
+          }
           const i = this.dispose.findIndex((r) => r.type === 'lv' && r.name === act.lvUuid);
           let r: Resource;
           if (i >= 0) {
@@ -314,6 +324,25 @@ export class Lockspace {
         this.host.deliver(act);
       }
     }
+  }
+
+  /**
+   * free_vg, drop_vg (without kill_vg) and rename_vg_before leave the lockspace,
+   * which releases every lock in it: refused with -EBUSY while this host holds
+   * LV locks there (as stop_vg is), unless the request says "force". lvm sends
+   * them only once its LVs are inactive and unlocked, so this catches a stray
+   * request, which on a real lock manager would let another host take an LV
+   * that is active here. (lvmlockd 2.03.16 drops the locks.) After kill_vg the
+   * drop is the end of the kill procedure and goes ahead.
+   */
+  private refusedForHeldLvLocks(act: Action): boolean {
+    if ((act.flags & AF.FORCE) || !this.hasLocks('lv')) return false;
+    const held = this.resources.filter((r) => r.type === 'lv' && r.locks.length > 0).length;
+    this.host.error(`S ${this.name} ${act.op}${act.rt ? '_' + act.rt : ''} refused: this host holds ${held} LV lock${held === 1 ? '' : 's'} in the lockspace`);
+    this.actions.shift();
+    act.result = -E.BUSY;
+    this.host.deliver(act);
+    return true;
   }
 
   /** vgremove, rename and setlockargs need this host alone in the lockspace. */

@@ -125,7 +125,6 @@ export class Daemon {
     }
     const ports: CorePorts = {
       send: (id, text) => this.sendReply(id, text),
-      resume: (id) => this.resume(id),
       sendDump: (text) => this.sendDump(text),
       dumpLog: () => this.log.dump(),
       debug: (l) => this.log.debug(l),
@@ -254,7 +253,7 @@ export class Daemon {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ path: sockPath, backlog: 128 }, () => { server.off('error', reject); resolve(); });
+        server.listen({ path: sockPath, backlog: listenBacklog() }, () => { server.off('error', reject); resolve(); });
       });
     } catch (e) {
       return { exitCode: 1, message: `Failed to create socket ${sockPath}: ${(e as Error).message}` };
@@ -324,13 +323,6 @@ export class Daemon {
     conn.busy = false;
     if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;
-  }
-
-  private resume(id: number): void {
-    const conn = this.conns.get(id);
-    if (!conn) return;
-    conn.busy = false;
-    if (conn.queue.length) setImmediate(() => this.pump(conn));
   }
 
   private onClose(conn: Conn): void {
@@ -408,6 +400,19 @@ export function ctime(d: Date): string {
   const p2 = (n: number) => String(n).padStart(2, '0');
   return `${days[d.getDay()]} ${months[d.getMonth()]} ${String(d.getDate()).padStart(2)} ` +
     `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${d.getFullYear()}`;
+}
+
+/**
+ * The kernel's cap on a listen backlog (net.core.somaxconn, per network
+ * namespace; 4096 since Linux 5.4): a burst of connections waits in the queue
+ * instead of being refused with EAGAIN.
+ */
+export function listenBacklog(): number {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    if (Number.isInteger(n) && n > 0) return n;
+  } catch { /* no procfs: the default below */ }
+  return 4096;
 }
 
 function answers(sockPath: string): Promise<boolean> {

@@ -26,7 +26,6 @@ export class CoreHarness {
   readonly core: LockdCore;
   readonly gl: MutableGlobalLockChoice;
   readonly replies = new Map<number, string[]>();
-  readonly resumed: number[] = [];
   readonly log: string[] = [];
   readonly dumps: string[] = [];
   readonly devices: Set<string>;
@@ -65,7 +64,6 @@ export class CoreHarness {
         this.replies.set(id, list);
         return true;
       },
-      resume: (id: number): void => { this.resumed.push(id); },
       sendDump: async (text: string): Promise<number> => { this.dumps.push(text); return Buffer.byteLength(text); },
       dumpLog: (): string => this.log.join('\n') + '\n',
       debug: (l: string): void => { this.log.push(l); },
