@@ -175,7 +175,8 @@ export async function startDlmStack(c: VmCluster, o: { fenceAgent?: string } = {
 }
 
 async function startDlmControld(vm: Vm, fencing: string[]): Promise<void> {
-  await spawnDetached(vm, ['dlm_controld', '-D', ...fencing, '--enable_startup_fencing', '0', '--enable_quorum_fencing', '0'], 'dlm_controld.log');
+  // --enable_helper 1: dlm_controld's helper runs the commands of dlmc_run_start (lvmlockd's refresh_lv)
+  await spawnDetached(vm, ['dlm_controld', '-D', ...fencing, '--enable_startup_fencing', '0', '--enable_quorum_fencing', '0', '--enable_helper', '1'], 'dlm_controld.log');
   // ready for lvmlockd: dlm_controld sees quorum, is past fence_init, and has
   // written the cluster name to configfs (lvmlockd's read_cluster_name)
   try {
