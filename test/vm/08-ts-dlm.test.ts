@@ -27,12 +27,14 @@ import { killPid } from '../harness/exec';
 const skip = tsLmSkipReason('dlm');
 
 async function restartDaemons(c: VmCluster, kinds: DaemonKind[], args: string[] = []): Promise<void> {
-  await Promise.all(c.vms.map(async (vm, i) => {
-    // leave the DLM lockspaces cleanly (lvm_global too) before switching daemons
-    await vm.sh('lvmlockctl --stop-lockspaces >/dev/null 2>&1; sleep 2');
+  await Promise.all(c.vms.map(async (vm) => {
+    // leave the DLM lockspaces cleanly (lvm_global too) before switching daemons; a
+    // scenario that failed half-way may have left LVs active and a VG on the disk
+    await vm.sh('dmsetup remove_all --force >/dev/null 2>&1; lvmlockctl --stop-lockspaces >/dev/null 2>&1; sleep 2');
     await stopLvmlockd(vm);
-    await startLvmlockd(vm, { kind: kinds[i]!, args });
   }));
+  await c.vm(1).sh('dd if=/dev/zero of=/dev/vdb bs=1M count=8 oflag=direct status=none', { timeoutMs: 60_000 });
+  await Promise.all(c.vms.map((vm, i) => startLvmlockd(vm, { kind: kinds[i]!, args })));
 }
 
 async function dlmLockspaces(vm: Vm): Promise<string[]> {
@@ -40,9 +42,11 @@ async function dlmLockspaces(vm: Vm): Promise<string[]> {
   return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('lvm_')).sort();
 }
 
-async function vgLockVersion(vm: Vm): Promise<number | null> {
+/** The VG lock's version in this VM's daemon (lvmlockctl --info: the LK VG line under LS dlm lvm_<vg>). */
+async function vgLockVersion(vm: Vm, vg: string): Promise<number | null> {
   const info = (await vm.sh('lvmlockctl --info')).stdout;
-  const m = /^LK VG \w+ ver (\d+)$/m.exec(info);
+  const ls = info.split(/\n\n+/).find((b) => new RegExp(`^LS dlm lvm_${vg}$`, 'm').test(b)) ?? '';
+  const m = /^LK VG \w+ ver (\d+)$/m.exec(ls);
   return m ? Number(m[1]) : null;
 }
 
@@ -63,7 +67,7 @@ async function dlmSequence(c: VmCluster, steps: Steps, vg: string): Promise<void
   // a metadata change on vm1 reaches vm2 through the VG lock's value block
   await steps.run(v1, ['lvcreate', '-an', '-n', 'lv1', '-L', '64M', vg]);
   await steps.run(v2, ['lvs', `${vg}/lv1`]);
-  const ver1 = await vgLockVersion(v1), ver2 = await vgLockVersion(v2);
+  const ver1 = await vgLockVersion(v1, vg), ver2 = await vgLockVersion(v2, vg);
   steps.note(v2, 'VG lock version (LVB) vm1 / vm2', 0, 0, `${ver1} / ${ver2}`);
   assert.ok(ver1 !== null && ver1 > 0, `vm1 VG lock version ${ver1}`);
   assert.equal(ver2, ver1, 'vm2 read the version vm1 wrote into the LVB');
