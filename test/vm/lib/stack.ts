@@ -157,13 +157,14 @@ exit 0
  * installed by this function).
  */
 export async function startDlmStack(c: VmCluster, o: { fenceAgent?: string } = {}): Promise<void> {
-  const fencing = o.fenceAgent ? ['--enable_fencing', '1', '--fence_all', o.fenceAgent] : ['--enable_fencing', '0'];
-  if (o.fenceAgent === RECORDING_FENCE_AGENT) {
-    await Promise.all(c.vms.map(async (vm) => {
+  const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
+  await Promise.all(c.vms.map(async (vm) => {
+    if (o.fenceAgent === RECORDING_FENCE_AGENT) {
       await vm.writeFile(RECORDING_FENCE_AGENT, RECORDING_FENCE_SCRIPT);
       await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
-    }));
-  }
+    }
+    if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
+  }));
   const conf = corosyncConf(c);
   await Promise.all(c.vms.map(async (vm) => {
     await vm.writeFile('/etc/corosync/corosync.conf', conf);
@@ -200,9 +201,12 @@ export async function restartDlmControld(c: VmCluster, o: { fenceAgent?: string 
       await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
     }));
   }
-  const fencing = o.fenceAgent ? ['--enable_fencing', '1', '--fence_all', o.fenceAgent] : ['--enable_fencing', '0'];
+  // fence_all is a dlm.conf setting (dlm_controld has no such command-line option)
+  const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
   await Promise.all(c.vms.map(async (vm) => {
     await vm.sh('for p in $(pidof dlm_controld); do kill $p; done; for i in $(seq 50); do pidof dlm_controld >/dev/null || break; sleep 0.2; done');
+    if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
+    else await vm.sh('rm -f /etc/dlm/dlm.conf');
   }));
   await Promise.all(c.vms.map((vm) => startDlmControld(vm, fencing)));
 }
