@@ -33,6 +33,11 @@ export class LogRing {
   }
 
   append(text: string): void {
+    if (text.length * 3 <= this.capacity - this.end) {
+      // Fits whatever it encodes to (UTF-8 takes at most 3 bytes per UTF-16 unit): no copy.
+      this.end += this.buf.write(text, this.end, 'utf8');
+      return;
+    }
     let data = Buffer.from(text);
     if (data.length > this.capacity) {
       data = data.subarray(data.length - this.capacity);
