@@ -753,6 +753,78 @@ export async function runProfile(clients: number, seconds: number, outFile: stri
   }
 }
 
+// ---------------------------------------------------------------- core only
+
+/**
+ * --core-only: our daemon's JS work per lock_lv round trip without sockets.
+ * One Daemon object is built as bin/lvmlockd -T builds it (never started: no
+ * pid file, no socket); its reply port is replaced so that each reply sends the
+ * client's next request at once. CPU time of this process per round trip is
+ * what the request path costs above the socket reads and writes.
+ */
+export async function runCoreOnly(clients: number, seconds: number): Promise<string> {
+  // Loaded here so that a bench run without --core-only does not load the daemon's modules.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Daemon } = require('../src/daemon/server') as typeof import('../src/daemon/server');
+  const dir = makeTmpDir();
+  try {
+    const daemon = new Daemon({
+      testMode: true, socketPath: path.join(dir, 's'), pidFile: path.join(dir, 'p'), adoptFile: path.join(dir, 'a'), adopt: false,
+      glType: null, hostId: 0, hostIdFile: '', sanlockTimeout: 10, debugToStdout: false, syslogPriority: 4,
+      watchdog: 'off' as never, wdmdSocket: '', killHelper: '',
+    }, async () => 0);
+    const replies = new Map<number, (text: string) => void>();
+    const internals = daemon as unknown as { sendReply: (id: number, text: string) => boolean; resume: (id: number) => void };
+    internals.sendReply = (id, text) => { const f = replies.get(id); if (f) setImmediate(() => f(text)); return !!f; };
+    internals.resume = () => undefined;
+    const core = daemon.core;
+    const ask = (id: number, body: string): Promise<string> => new Promise((resolve) => { replies.set(id, resolve); core.request(id, body); });
+    const setup = core.addClient(process.pid, -1, 1);
+    const frameBody = (b: Buffer): string => b.toString('utf8').slice(0, -4);
+    await ask(setup, frameBody(encodeFrame(formatRequest([
+      ['request', 'start_vg'], ['pid', process.pid], ['vg_name', VG], ['vg_lock_type', 'dlm'],
+      ['vg_lock_args', VG_LOCK_ARGS], ['vg_uuid', VG_UUID], ['version', 1], ['host_id', 0], ['opts', 'none'],
+    ]))));
+    await ask(setup, 'request="start_wait"\npid =' + process.pid + '\n');
+    let ops = 0;
+    let measuring = false;
+    let stop = false;
+    const { lockLvFrame, lvUuid } = require('./lockd-client') as typeof import('./lockd-client');
+    const loops: Promise<void>[] = [];
+    for (let i = 0; i < clients; i++) {
+      const id = core.addClient(process.pid, -1, 2 + i);
+      const t = { vg: VG, lv: `lv${i}`, lvUuid: lvUuid(77, i), lockType: 'dlm' as const, vgArgs: VG_LOCK_ARGS, lvArgs: 'dlm' };
+      const ex = frameBody(lockLvFrame(t, 'ex'));
+      const un = frameBody(lockLvFrame(t, 'un'));
+      loops.push((async () => {
+        while (!stop) {
+          for (const body of [ex, un]) {
+            const r = await ask(id, body);
+            if (!r.includes('op_result = 0')) throw new Error(`core-only: ${JSON.stringify(r)}`);
+            if (measuring) ops++;
+          }
+        }
+      })());
+    }
+    await sleep(500);
+    measuring = true;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    measuring = false;
+    const c = process.cpuUsage(c0);
+    const secs = (performance.now() - t0) / 1000;
+    stop = true;
+    await Promise.all(loops);
+    const cpu = (c.user + c.system) / 1e6;
+    return `core only (no sockets), ${clients} client${clients === 1 ? '' : 's'}: ${Math.round(ops / secs)} round trips/s, ` +
+      `${(1e6 * cpu / ops).toFixed(1)} us CPU per lock_lv round trip (this process: core, test manager, debug log, ` +
+      `request parse and reply text; setImmediate per reply stands in for the socket)\n`;
+  } finally {
+    removeTmpDir(dir);
+  }
+}
+
 // ---------------------------------------------------------------- entry points
 
 if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
@@ -769,7 +841,9 @@ function argValue(argv: string[], name: string): string | undefined {
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const seconds = Number(argValue(argv, '--seconds') ?? NaN);
-  const run = argv.includes('--profile')
+  const run = argv.includes('--core-only')
+    ? runCoreOnly(Number(argValue(argv, '--clients') ?? 8), Number.isFinite(seconds) ? seconds : 3)
+    : argv.includes('--profile')
     ? runProfile(Number(argValue(argv, '--clients') ?? 64), Number.isFinite(seconds) ? seconds : 5, argValue(argv, '--profile-out') ?? null)
     : runLockdBench({
       ...(Number.isFinite(seconds) ? { seconds } : {}),
