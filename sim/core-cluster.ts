@@ -20,9 +20,9 @@
  * versions seen by a holder never go backwards, and every request is
  * answered (or its client is gone) within a bound.
  */
-import { LockdCore, newGlobalLockState } from '../src/core/lockd';
+import { LockdCore, newGlobalLockChoice, type MutableGlobalLockChoice } from '../src/core/lockd';
 import type { LmType } from '../src/core/constants';
-import type { GlobalLockState, LockManager, LockspaceView, ManagedLockspace, ResourceView } from '../src/lm/types';
+import type { LockManager, LockspaceView, ManagedLockspace, ResourceView } from '../src/lm/types';
 import { TestLockManager } from '../src/lm/test/test-lm';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
 import { SanlockLockManager } from '../src/lm/sanlock/sanlock-lm';
@@ -39,7 +39,7 @@ export interface CoreRunResult {
 /** What a host's lock managers get from the simulator. */
 export interface CoreHostContext {
   host: SimHost;
-  gl: GlobalLockState;
+  gl: MutableGlobalLockChoice;
   hostId: number;
   log(line: string): void;
 }
@@ -68,7 +68,7 @@ export function sanlockLmFactory(storage: SimStorage, rng: Rng, ioTimeout: numbe
   return (ctx) => {
     const hooks = { deviceExists: () => true, log: (l: string) => ctx.log(l), sleep: (ms: number) => ctx.host.clock.sleep(ms) };
     const sanlock = new SanlockLockManager({
-      gl: ctx.gl,
+      glChoice: ctx.gl,
       ioTimeout,
       defaultHostId: () => ctx.hostId,
       lockspaceCount: () => 0,
@@ -152,7 +152,7 @@ interface Client {
 
 class CoreHost {
   core!: LockdCore;
-  gl!: GlobalLockState;
+  gl!: MutableGlobalLockChoice;
   clients = new Map<number, Client>();
   started = new Set<string>();
   constructor(readonly id: number, readonly host: SimHost) {}
@@ -203,7 +203,7 @@ export async function runCoreSchedule(
 
   let nextClient = 1;
   const boot = (ch: CoreHost) => {
-    ch.gl = newGlobalLockState();
+    ch.gl = newGlobalLockChoice();
     const managers = factory({ host: ch.host, gl: ch.gl, hostId: ch.id, log: (l) => void l });
     for (const m of Object.values(managers)) {
       if (!m) continue;
@@ -232,14 +232,6 @@ export async function runCoreSchedule(
         } else p.resolve(new ConfigMap(parsed.entries));
         return true;
       },
-      resume: (id: number): void => {
-        const c = ch.clients.get(id);
-        const p = c?.pending;
-        if (!c || !p) return;
-        c.pending = undefined;
-        pendingAll.delete(p);
-        p.resolve(null);
-      },
       sendDump: async (text: string): Promise<number> => Buffer.byteLength(text),
       dumpLog: (): string => '',
       debug: (l: string): void => {
@@ -262,7 +254,7 @@ export async function runCoreSchedule(
         if (u) for (const key of [...u.keys()]) if (key.startsWith(`${vg}/`)) u.delete(key);
       },
     };
-    ch.core = new LockdCore(ports, { testMode: true, glType: null, managers, gl: ch.gl });
+    ch.core = new LockdCore(ports, { testMode: true, glType: null, managers, glChoice: ch.gl });
     ch.started.clear();
     ch.clients.clear();
   };
@@ -288,7 +280,7 @@ export async function runCoreSchedule(
     if (u) for (const key of [...u.keys()]) if (key.endsWith(`|c${c.id}`)) u.delete(key);
   };
 
-  /** Send one request; resolves with the reply, or null (no reply by design, client gone, daemon crashed). */
+  /** Send one request; resolves with the reply, or null (client gone, daemon crashed). */
   const rpc = (c: Client, fields: Fields | string, what: string): Promise<ConfigMap | null> =>
     new Promise((resolve) => {
       if (c.gone || c.host.host.crashed) return resolve(null);
@@ -440,11 +432,11 @@ export async function runCoreSchedule(
       const r = await rpc(c, base('stop_vg', vg), `stop_vg ${vg.name}`);
       expectOne(c, r, `vgchange --lock-stop ${vg.name}`, [0]);
     } else if (x < 0.95) {
-      // A mutated or garbage frame: answered with an error, or no reply and the client may send again.
+      // A mutated or garbage frame: answered with an error (op_result, or response "failed").
       const good = formatRequest(lockLv(vg, rng.pick(vg.lvs), 'ex'));
       const bad = mutate(rng, good);
       const r = await rpc(c, bad, 'mutated frame');
-      log(c, `mutated frame ${JSON.stringify(bad.slice(0, 60))} -> ${r ? result(r) : 'no reply (resumed)'}`);
+      log(c, `mutated frame ${JSON.stringify(bad.slice(0, 60))} -> ${r ? (r.str('response') === 'failed' ? 'failed' : result(r)) : 'no reply'}`);
       const rv = result(r);
       if (rv === 0) {
         // A mutation can still be a valid request (it may hold a lock now): the client exits,

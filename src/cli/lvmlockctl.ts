@@ -1023,8 +1023,6 @@ export async function main(args: readonly string[], envOverrides: Partial<CliEnv
 
 /** Entry point of bin/lvmlockctl. */
 export function run(): void {
-  // Show up as "lvmlockctl" (ps, /proc/PID/comm, lvm's fd-leak notes name the parent).
-  process.title = 'lvmlockctl';
   // A closed stdout (`lvmlockctl --dump | head`) ends C lvmlockctl with SIGPIPE;
   // end quietly with the status a shell shows for that (128 + 13).
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

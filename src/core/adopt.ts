@@ -38,8 +38,10 @@ export interface AdoptHost {
   submit(act: Action): Promise<Action>;
   findLockspace(name: string): Lockspace | undefined;
   lsName(vgName: string): string;
-  hasManager(lm: LmType): boolean;
-  useSanlockGl(): void;
+  /** The manager of this lock type can continue lockspaces and adopt locks. */
+  adoptsLocks(lm: LmType): boolean;
+  /** Lockspaces of this lock type were continued: serve the global lock with it unless chosen. */
+  useGlOf(lm: LmType): void;
 }
 
 const MODE_NAME = { sh: 'sh', ex: 'ex' } as const;
@@ -57,7 +59,7 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
 
   // Start (continue) the lockspaces.
   const usable = vgs.filter((vg) => {
-    if (vg.lmType === 'sanlock' && h.hasManager('sanlock')) return true;
+    if (h.adoptsLocks(vg.lmType)) return true;
     if (vg.lvs.length) {
       h.error(`adopt vg ${vg.vgName}: lock type ${vg.lmType} cannot be adopted, ${vg.lvs.length} LV locks not adopted`);
       sum.failures++;
@@ -91,7 +93,7 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
   });
   h.debug(`adopt starting ${usable.length} lockspaces`);
   const started = (await Promise.all(starts)).filter((v): v is AdoptVg => v !== null);
-  if (started.length) h.useSanlockGl();
+  if (started.length) h.useGlOf(started[0]!.lmType);
   h.debug(`adopt started ${usable.length} lockspaces done ${usable.length} fail ${usable.length - started.length}`);
 
   // Adopt LV locks in their recorded mode; try the VG and global locks (sh, then ex).
@@ -112,7 +114,7 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
   if (started.length) {
     h.debug('adopt lock for gl');
     jobs.push(adoptOne(h, sum, newAction({
-      op: 'lock', rt: 'gl', mode: 'sh', clientId: INTERNAL_CLIENT_ID, flags: AF.ADOPT_ONLY, lmType: 'sanlock',
+      op: 'lock', rt: 'gl', mode: 'sh', clientId: INTERNAL_CLIENT_ID, flags: AF.ADOPT_ONLY, lmType: started[0]!.lmType,
     })));
   }
   const toUnlock = (await Promise.all(jobs)).filter((a): a is Action => a !== null);
@@ -132,7 +134,7 @@ export async function adoptLocks(h: AdoptHost, vgs: readonly AdoptVg[]): Promise
   for (const vg of started) {
     const ls = h.findLockspace(h.lsName(vg.vgName));
     if (!ls || !ls.createDone || ls.threadStop) continue;
-    const n = await ls.managed.purgeOrphans();
+    const n = ls.managed.purgeOrphans ? await ls.managed.purgeOrphans() : 0;
     if (n < 0) {
       h.error(`adopt purge orphans in ${ls.name} error ${n}`);
       sum.failures++;

@@ -15,6 +15,10 @@ export type ResourceType = 'gl' | 'vg' | 'lv';
 export type Mode = 'un' | 'nl' | 'sh' | 'ex' | 'iv';
 export type LmType = 'none' | 'dlm' | 'sanlock' | 'idm';
 export const LM_NUMBER: Record<LmType, number> = { none: 0, dlm: 2, sanlock: 3, idm: 4 };
+/** The lock managers, in the order lvmlockd lists them in its messages. */
+export const LM_TYPES: readonly Exclude<LmType, 'none'>[] = ['sanlock', 'dlm', 'idm'];
+/** lvmlockd's preference when several running managers could serve the global lock. */
+export const GL_PREFERENCE: readonly Exclude<LmType, 'none'>[] = ['dlm', 'sanlock', 'idm'];
 
 /** Request name → operation and resource type, as lvm commands and lvmlockctl spell them. */
 export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
@@ -85,7 +89,8 @@ export const DEFAULT_MAX_RETRIES = 4;
 export const LOCK_RETRY_MS = 1000;
 export const INTERNAL_CLIENT_ID = 0xffffffff;
 export const LS_PREFIX = 'lvm_';
-export const GL_LOCKSPACE_DLM = 'lvm_global';
+/** The global lock's own lockspace, for managers that do not keep it in a VG (dlm, idm). */
+export const GL_LOCKSPACE = 'lvm_global';
 export const R_NAME_GL = 'GLLK';
 export const R_NAME_VG = 'VGLK';
 export const VAL_BLK_VERSION = 0x0101;

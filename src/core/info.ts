@@ -23,7 +23,7 @@ export function formatInfo(clients: ClientInfo[], lockspaces: Lockspace[]): stri
       `vg_args=${ls.vgArgs} lm_type=${ls.lmType} host_id=${ls.hostId} create_fail=${+ls.createFail} ` +
       `create_done=${+ls.createDone} thread_work=${+ls.threadWork} thread_stop=${+ls.threadStop} ` +
       `thread_done=${+ls.threadDone} kill_vg=${+ls.killVg} drop_vg=${+ls.dropVgFlag} ` +
-      `sanlock_gl_enabled=${+ls.sanlockGlEnabled}\n`;
+      `sanlock_gl_enabled=${+ls.glEnabled}\n`;
     for (const a of ls.actions) out += actionLine('ls_action', a);
     for (const r of ls.resources) {
       out += `info=r name=${r.name} type=${r.type} mode=${r.mode} sh_count=${r.shCount} version=${r.version}\n`;

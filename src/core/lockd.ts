@@ -4,21 +4,19 @@
 
 import { ConfigMap, formatReply, parseConfigTree, type WireValue } from '../protocol/config-tree';
 import {
-  AF, DEFAULT_MAX_RETRIES, E, GL_LOCKSPACE_DLM, INTERNAL_CLIENT_ID, LM_NUMBER, LS_PREFIX,
+  AF, DEFAULT_MAX_RETRIES, E, GL_LOCKSPACE, GL_PREFERENCE, INTERNAL_CLIENT_ID, LM_NUMBER, LM_TYPES, LS_PREFIX,
   MAX_ARGS, MAX_NAME, Op, REQUESTS, errnoName, parseLmType, parseMode, parseOpts,
   type LmType, type Mode,
 } from './constants';
 import { Lockspace, type LockspaceHost } from './lockspace';
 import { newAction, type Action } from './model';
-import type { GlobalLockState, LockManager } from '../lm/types';
+import type { GlobalLockChoice, LockManager, ManagerGlobalLock } from '../lm/types';
 import { formatInfo } from './info';
 import { adoptLocks, type AdoptHost, type AdoptSummary, type AdoptVg } from './adopt';
 
 export interface CorePorts {
   /** Write a reply; false when the client is gone. */
   send(clientId: number, text: string): boolean;
-  /** The request got no reply (bad input): let the client send again. */
-  resume(clientId: number): void;
   /** Send text on the dump datagram socket, after the reply was written. */
   sendDump(text: string): Promise<number>;
   /** The in-memory debug log, oldest first. */
@@ -45,12 +43,14 @@ export interface CoreOptions {
   /** -g: the global lock manager, fixed at start. */
   glType: LmType | null;
   managers: Partial<Record<LmType, LockManager>>;
-  /** Shared with the lock managers, which record the sanlock GL holder in it. */
-  gl: GlobalLockState;
+  /** The core writes its global-lock choice here; the lock managers may read it. */
+  glChoice: MutableGlobalLockChoice;
 }
 
-export function newGlobalLockState(): GlobalLockState {
-  return { sanlockGlLockspace: '', useSanlock: false, useDlm: false, useIdm: false };
+export interface MutableGlobalLockChoice extends GlobalLockChoice { manager: LmType | null }
+
+export function newGlobalLockChoice(): MutableGlobalLockChoice {
+  return { manager: null };
 }
 
 interface Client {
@@ -70,9 +70,17 @@ const UUID_RE = /^[A-Za-z0-9-]+$/;
 // not escape), where a quote would make the reply unparsable for the command.
 const ARGS_RE = /^[\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/** A client-supplied name made safe to echo inside a quoted reply string. */
+function printable(name: string): string {
+  const safe = name.slice(0, 64).replace(/[^A-Za-z0-9_.:+-]/g, '?');
+  return name.length > 64 ? safe + '...' : safe;
+}
+
 export class LockdCore implements LockspaceHost {
-  readonly gl: GlobalLockState;
-  sanlockGlDup = false;
+  /** lvmlockd's gl_use_dlm / gl_use_sanlock / gl_use_idm, as one value. */
+  private readonly glChoice: MutableGlobalLockChoice;
+  /** lvmlockd's sanlock_gl_dup: more than one VG lockspace has the global lock enabled. */
+  glInVgDup = false;
   glVgRemoved = false;
   readonly lockspaces: Lockspace[] = [];
   private readonly clients = new Map<number, Client>();
@@ -83,11 +91,22 @@ export class LockdCore implements LockspaceHost {
   private readonly glTypeStatic: boolean;
 
   constructor(private readonly ports: CorePorts, private readonly opts: CoreOptions) {
-    this.gl = opts.gl;
+    this.glChoice = opts.glChoice;
     this.glTypeStatic = opts.glType !== null;
-    if (opts.glType === 'dlm') this.gl.useDlm = true;
-    if (opts.glType === 'sanlock') this.gl.useSanlock = true;
-    if (opts.glType === 'idm') this.gl.useIdm = true;
+    if (opts.glType !== null && opts.glType !== 'none') this.glChoice.manager = opts.glType;
+  }
+
+  /** The manager chosen for the global lock, when it keeps the lock in a VG lockspace. */
+  private glInVg(): ManagerGlobalLock | undefined {
+    const t = this.glChoice.manager;
+    return t ? this.opts.managers[t]?.glInVg : undefined;
+  }
+
+  /** The manager chosen for the global lock, when the lock has a lockspace of its own (lvm_global). */
+  private glOwnLockspaceType(): LmType | null {
+    const t = this.glChoice.manager;
+    if (!t || this.opts.managers[t]?.glInVg) return null;
+    return t;
   }
 
   get testMode(): boolean { return this.opts.testMode; }
@@ -130,15 +149,15 @@ export class LockdCore implements LockspaceHost {
     const parsed = parseConfigTree(text, { libdmOpenQuotes: true });
     if (!parsed.ok) {
       this.error(`client recv ${clientId} config_from_string error: ${parsed.error}`);
-      this.ports.resume(clientId);
+      this.refuse(clientId, 'unparsable request');
       return;
     }
     const req = new ConfigMap(parsed.entries);
     const name = req.str('request');
     const kind = name !== undefined ? REQUESTS[name] : undefined;
     if (!kind) {
-      this.error(`client recv ${clientId} bad request name "${name ?? ''}"`);
-      this.ports.resume(clientId);
+      this.error(`client recv ${clientId} bad request name "${(name ?? '').slice(0, 80)}"`);
+      this.refuse(clientId, name === undefined ? 'no request name' : name === '' ? 'empty request name' : `unknown request ${printable(name)}`);
       return;
     }
     if (kind.op === 'hello' || kind.op === 'quit') {
@@ -162,6 +181,15 @@ export class LockdCore implements LockspaceHost {
       return;
     }
     this.dispatch(cl, act);
+  }
+
+  /**
+   * libdaemon's error reply for a frame that names no request we know or cannot
+   * be parsed (lvmlockd 2.03.16 sends nothing, which hangs the client: an lvm
+   * newer than this daemon would wait forever on a request it added).
+   */
+  private refuse(clientId: number, reason: string): void {
+    this.ports.send(clientId, formatReply([['response', 'failed'], ['reason', reason]]));
   }
 
   private actionFromRequest(cl: Client, req: ConfigMap, op: Action['op'], rt: Action['rt']): Action | number {
@@ -208,10 +236,8 @@ export class LockdCore implements LockspaceHost {
       this.error(`recv ${who} refused: ${problem}`);
       return -E.INVAL;
     }
-    if (!this.gl.useDlm && !this.gl.useSanlock && !this.gl.useIdm && lm !== 'none' && this.opts.managers[lm]) {
-      if (lm === 'dlm') this.gl.useDlm = true;
-      if (lm === 'sanlock') this.gl.useSanlock = true;
-      if (lm === 'idm') this.gl.useIdm = true;
+    if (this.glChoice.manager === null && lm !== 'none' && this.opts.managers[lm]) {
+      this.glChoice.manager = lm;
       this.debug(`set gl_use_${lm}`);
     }
     return act;
@@ -273,21 +299,20 @@ export class LockdCore implements LockspaceHost {
   private lsName(vgName: string): string { return LS_PREFIX + vgName; }
 
   private glLsName(): string {
-    if (this.gl.useDlm || this.gl.useIdm) return GL_LOCKSPACE_DLM;
-    if (this.gl.useSanlock) return this.gl.sanlockGlLockspace;
-    return '';
+    if (this.glOwnLockspaceType()) return GL_LOCKSPACE;
+    return this.glInVg()?.glLockspace ?? '';
   }
 
-  /** lvmlockd's find_lockspace_name, which also re-checks duplicate sanlock GLs. */
+  /** lvmlockd's find_lockspace_name, which also re-checks duplicate GLs in VG lockspaces. */
   findLockspace(name: string): Lockspace | undefined {
     let found: Lockspace | undefined;
     let glCount = 0;
     for (const ls of this.lockspaces) {
       if (ls.name === name) found = ls;
-      if (!this.sanlockGlDup && found) return found;
-      if (this.sanlockGlDup && ls.sanlockGlEnabled) glCount++;
+      if (!this.glInVgDup && found) return found;
+      if (this.glInVgDup && ls.glEnabled) glCount++;
     }
-    if (this.sanlockGlDup && glCount < 2) this.sanlockGlDup = false;
+    if (this.glInVgDup && glCount < 2) this.glInVgDup = false;
     return found;
   }
 
@@ -303,7 +328,7 @@ export class LockdCore implements LockspaceHost {
       return -E.EXIST;
     }
     const ls = new Lockspace(
-      { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0 },
+      { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0, manager },
       (l) => manager.createLockspace(
         { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId },
         { failed: (reason) => this.lockspaceFailed(l, reason) },
@@ -318,10 +343,10 @@ export class LockdCore implements LockspaceHost {
     return 0;
   }
 
-  private addGlobalLockspace(lmType: 'dlm' | 'idm', act: Action | null): number {
-    const existing = this.lockspaces.find((l) => l.name === GL_LOCKSPACE_DLM);
+  private addGlobalLockspace(lmType: LmType, act: Action | null): number {
+    const existing = this.lockspaces.find((l) => l.name === GL_LOCKSPACE);
     if (existing) return 0;
-    const rv = this.addLockspaceThread(GL_LOCKSPACE_DLM, '', '', lmType, '', act);
+    const rv = this.addLockspaceThread(GL_LOCKSPACE, '', '', lmType, '', act);
     if (rv < 0) this.debug(`add_global_lockspace add_lockspace_thread ${rv}`);
     return rv;
   }
@@ -329,7 +354,7 @@ export class LockdCore implements LockspaceHost {
   private remGlobalLockspace(): void {
     let gl: Lockspace | undefined;
     for (const ls of this.lockspaces) {
-      if (ls.name === GL_LOCKSPACE_DLM) { gl = ls; continue; }
+      if (ls.name === GL_LOCKSPACE) { gl = ls; continue; }
       if (!ls.threadStop) return;
     }
     if (!gl) return;
@@ -339,8 +364,8 @@ export class LockdCore implements LockspaceHost {
 
   private addLockspace(act: Action): number {
     if (act.rt !== 'vg') return -E.INVAL;
-    if (this.gl.useDlm) this.addGlobalLockspace('dlm', null);
-    else if (this.gl.useIdm) this.addGlobalLockspace('idm', null);
+    const glType = this.glOwnLockspaceType();
+    if (glType) this.addGlobalLockspace(glType, null);
     const lmType = act.lmType;
     if (lmType === 'none') return -E.INVAL;
     const rv = this.addLockspaceThread(this.lsName(act.vgName), act.vgName, act.vgUuid, lmType, act.vgArgs, act);
@@ -355,17 +380,17 @@ export class LockdCore implements LockspaceHost {
     if (!(act.flags & AF.FORCE) && ls.hasLocks('lv')) return -E.BUSY;
     ls.threadStop = true;
     ls.enqueue(act);
-    if (this.gl.useDlm || this.gl.useIdm) this.remGlobalLockspace();
+    if (this.glOwnLockspaceType()) this.remGlobalLockspace();
     return 0;
   }
 
   private addLockAction(act: Action): number {
     let name: string;
     if (act.rt === 'gl') {
-      if (this.gl.useSanlock && (act.op === 'enable' || act.op === 'disable')) {
+      if (this.glInVg() && (act.op === 'enable' || act.op === 'disable')) {
         name = this.lsName(act.vgName);
       } else {
-        if (!this.gl.useDlm && !this.gl.useSanlock && !this.gl.useIdm) this.chooseGlByRunningManager(act);
+        if (this.glChoice.manager === null) this.chooseGlByRunningManager(act);
         name = this.glLsName();
       }
     } else {
@@ -379,13 +404,13 @@ export class LockdCore implements LockspaceHost {
       } else if (act.flags & AF.SEARCH_LS) {
         this.debug(`lockspace "${name}" not found after search`);
         return -E.NOLS;
-      } else if (act.op === 'lock' && act.rt === 'gl' && this.gl.useSanlock) {
-        this.debug(`lockspace "${name}" not found for sanlock gl, searching...`);
+      } else if (act.op === 'lock' && act.rt === 'gl' && this.glInVg()) {
+        this.debug(`lockspace "${name}" not found for ${this.glChoice.manager} gl, searching...`);
         act.flags |= AF.SEARCH_LS;
         this.addWork(act);
         return 0;
-      } else if (act.op === 'lock' && act.rt === 'gl' && act.mode !== 'un' && (this.gl.useDlm || this.gl.useIdm)) {
-        const t = this.gl.useDlm ? 'dlm' : 'idm';
+      } else if (act.op === 'lock' && act.rt === 'gl' && act.mode !== 'un' && this.glOwnLockspaceType()) {
+        const t = this.glOwnLockspaceType()!;
         this.debug(`lockspace "${name}" not found for ${t} gl, adding...`);
         act.flags |= AF.SEARCH_LS | AF.WAIT_STARTING;
         this.addGlobalLockspace(t, null);
@@ -418,20 +443,20 @@ export class LockdCore implements LockspaceHost {
   }
 
   private chooseGlByRunningManager(act: Action): void {
-    const running = (t: LmType): boolean => this.opts.managers[t]?.isRunning() ?? false;
-    const runSanlock = running('sanlock');
-    const runDlm = running('dlm');
-    const runIdm = running('idm');
-    const count = Number(runSanlock) + Number(runDlm) + Number(runIdm);
-    if (count >= 2) {
-      this.error(`global lock op ${act.op} mode ${act.mode}: multiple lock managers running sanlock=${+runSanlock} dlm=${+runDlm} idm=${+runIdm}`);
-    } else if (count === 0) {
+    const running = this.runningManagers();
+    if (running.length >= 2) {
+      const each = LM_TYPES.map((t) => `${t}=${+running.includes(t)}`).join(' ');
+      this.error(`global lock op ${act.op} mode ${act.mode}: multiple lock managers running ${each}`);
+    } else if (running.length === 0) {
       this.debug(`global lock op ${act.op} mode ${act.mode}: no lock manager running`);
     } else {
-      if (runDlm) this.gl.useDlm = true;
-      else if (runSanlock) this.gl.useSanlock = true;
-      else this.gl.useIdm = true;
+      this.glChoice.manager = running[0]!;
     }
+  }
+
+  /** The managers running here, in lvmlockd's order of preference for the global lock. */
+  private runningManagers(): LmType[] {
+    return GL_PREFERENCE.filter((t) => this.opts.managers[t]?.isRunning() ?? false);
   }
 
   /**
@@ -446,10 +471,10 @@ export class LockdCore implements LockspaceHost {
     this.ports.killVg(ls.vgName);
   }
 
-  otherSanlockVgsExist(rem: Lockspace): boolean {
+  otherVgsOfSameManager(rem: Lockspace): boolean {
     for (const ls of this.lockspaces) {
-      if (ls.lmType !== 'sanlock' || ls === rem || ls.name === rem.name) continue;
-      this.debug(`other sanlock vg exists ${ls.name}`);
+      if (ls.lmType !== rem.lmType || ls === rem || ls.name === rem.name) continue;
+      this.debug(`other ${ls.lmType} vg exists ${ls.name}`);
       return true;
     }
     return false;
@@ -510,15 +535,10 @@ export class LockdCore implements LockspaceHost {
   private async runWork(act: Action): Promise<void> {
     switch (act.op) {
       case 'running_lm': {
-        const running = (t: LmType): boolean => {
-          if (!this.opts.managers[t]) return false;
-          if (this.testMode) return t === 'sanlock' ? this.gl.useSanlock : t === 'dlm' ? this.gl.useDlm : this.gl.useIdm;
-          return this.opts.managers[t]!.isRunning();
-        };
-        const s = running('sanlock'), d = running('dlm'), i = running('idm');
-        if (Number(s) + Number(d) + Number(i) >= 2) act.result = -E.XFULL;
-        else if (!s && !d && !i) act.result = -E.NOLCK;
-        else act.result = LM_NUMBER[s ? 'sanlock' : d ? 'dlm' : 'idm'];
+        const running = this.runningManagers();
+        if (running.length >= 2) act.result = -E.XFULL;
+        else if (running.length === 0) act.result = -E.NOLCK;
+        else act.result = LM_NUMBER[running[0]!];
         this.deliver(act);
         return;
       }
@@ -542,8 +562,7 @@ export class LockdCore implements LockspaceHost {
       case 'rename_final': {
         this.debug(`work rename_vg ${act.vgName}`);
         const m = this.opts.managers[act.lmType];
-        act.result = act.lmType === 'dlm' ? 0 : m && act.lmType === 'sanlock'
-          ? await m.renameVg(this.lsName(act.vgName), act.vgName, act.vgArgs) : -E.INVAL;
+        act.result = m ? await m.renameVg(this.lsName(act.vgName), act.vgName, act.vgArgs) : -E.INVAL;
         this.deliver(act);
         return;
       }
@@ -558,11 +577,14 @@ export class LockdCore implements LockspaceHost {
         this.deliver(act);
         return;
       }
-      case 'refresh_lv':
-        // Only dlm can run commands on other nodes (through dlm_controld).
-        act.result = this.testMode ? 0 : -E.PROTONOSUPPORT;
+      case 'refresh_lv': {
+        // Only a manager that can run commands on other hosts (dlm, through dlm_controld) can.
+        this.debug(`work refresh_lv ${act.lvUuid} ${act.path}`);
+        const m = LM_TYPES.map((t) => this.opts.managers[t]).find((x) => x?.refreshLv);
+        act.result = m?.refreshLv ? await m.refreshLv({ lvUuid: act.lvUuid, path: act.path }) : -E.PROTONOSUPPORT;
         this.deliver(act);
         return;
+      }
       case 'start_wait':
       case 'stop_all':
         if (!this.delayedDone(act)) this.delayed.push(act);
@@ -626,7 +648,7 @@ export class LockdCore implements LockspaceHost {
       }
     }
     if (this.lockspaces.length === 0 && !this.glTypeStatic) {
-      this.gl.useDlm = this.gl.useSanlock = this.gl.useIdm = false;
+      this.glChoice.manager = null;
     }
     if (stopCount || freeCount || needStop || needFree) {
       this.debug(`for_each_lockspace do_stop ${+doStop} do_free ${+doFree} stop_count ${stopCount} free_count ${freeCount} need_stop ${needStop} need_free ${needFree}`);
@@ -637,10 +659,11 @@ export class LockdCore implements LockspaceHost {
   private async searchGl(): Promise<void> {
     let found = false;
     for (const ls of this.lockspaces) {
-      if (ls.lmType !== 'sanlock' || !ls.createDone || ls.threadStop) continue;
-      if (await ls.managed.refreshGlEnabled()) {
+      const gl = ls.managed.glInVg;
+      if (!gl || !ls.createDone || ls.threadStop) continue;
+      if (await gl.refreshGlEnabled()) {
         this.debug(`S ${ls.name} worker found gl_is_enabled`);
-        this.gl.sanlockGlLockspace = ls.name;
+        this.opts.managers[ls.lmType]?.glInVg?.setGlLockspace(ls.name);
         found = true;
         break;
       }
@@ -650,14 +673,15 @@ export class LockdCore implements LockspaceHost {
 
   private async initVg(act: Action): Promise<number> {
     const name = this.lsName(act.vgName);
-    const clash = this.lockspaces.find((ls) =>
-      (ls.lmType === 'sanlock' && ls.name.slice(0, 48) === name.slice(0, 48)) || (ls.lmType === 'dlm' && ls.name === name));
+    const clash = this.lockspaces.find((ls) => {
+      const n = this.opts.managers[ls.lmType]?.lockspaceNameLength ?? MAX_NAME;
+      return ls.name.slice(0, n) === name.slice(0, n);
+    });
     if (clash) {
       this.error(`Existing lockspace name ${clash.name} matches new ${name} VG names ${clash.vgName} ${act.vgName}`);
       return -E.EXIST;
     }
     const m = this.opts.managers[act.lmType];
-    if (act.lmType === 'idm' && m) return 0;
     if (!m || act.lmType === 'none') return -E.INVAL;
     const out = await m.initVg({ lsName: name, vgName: act.vgName, flags: act.flags, vgArgs: act.vgArgs, alignMb: act.alignMb, otherArgs: act.otherArgs });
     act.vgArgs = out.vgArgs;
@@ -729,12 +753,13 @@ export class LockdCore implements LockspaceHost {
     if (act.result === -E.UNATCH) act.result = -E.NOLS;
     if (act.result === -E.NOLS) {
       if (this.lockspaces.length === 0) flags += 'NO_LOCKSPACES,';
-      if (this.gl.useSanlock) { if (!this.gl.sanlockGlLockspace) flags += 'NO_GL_LS,'; }
-      else if (this.gl.useDlm || this.gl.useIdm) {
+      const inVg = this.glInVg();
+      if (inVg) { if (!inVg.glLockspace) flags += 'NO_GL_LS,'; }
+      else if (this.glOwnLockspaceType()) {
         // lvmlockd tests its dlm/idm global lockspace *name*, set once at start: never NO_GL_LS.
       }
       else {
-        const found = (['dlm', 'sanlock', 'idm'] as const).some((t) => this.opts.managers[t]?.isRunning());
+        const found = this.runningManagers().length > 0;
         flags += found ? 'NO_GL_LS' : 'NO_GL_LS,NO_LM';
       }
     }
@@ -797,8 +822,8 @@ export class LockdCore implements LockspaceHost {
       submit: (act) => this.submitInternal(act),
       findLockspace: (n) => this.findLockspace(n),
       lsName: (vg) => this.lsName(vg),
-      hasManager: (lm) => !!this.opts.managers[lm],
-      useSanlockGl: () => { if (!this.gl.useDlm) this.gl.useSanlock = true; },
+      adoptsLocks: (lm) => !!this.opts.managers[lm]?.adoptsLocks,
+      useGlOf: (lm) => { if (this.glChoice.manager === null) this.glChoice.manager = lm; },
     };
     return adoptLocks(host, vgs);
   }
@@ -824,7 +849,7 @@ export class LockdCore implements LockspaceHost {
   adoptFileText(pid: number, updates: number, ctime: string): string {
     let out = `lvmlockd adopt_version 1.0 pid ${pid} updates ${updates} ${ctime}\n`;
     for (const ls of this.lockspaces) {
-      if (ls.lmType === 'dlm' && ls.name === GL_LOCKSPACE_DLM) continue;
+      if (ls.vgName === '') continue;  // a global lockspace (lvm_global) belongs to no VG
       out += `VG: ${ls.vgUuid.padStart(38)} ${ls.vgName} ${ls.lmType} ${ls.vgArgs}\n`;
       for (const r of ls.resources) {
         if (r.type !== 'lv' || (r.mode !== 'ex' && r.mode !== 'sh')) continue;

@@ -8,18 +8,18 @@ import {
   type LmType, type Mode,
 } from './constants';
 import { newResource, type Action, type Lock, type Resource } from './model';
-import type { GlobalLockState, ManagedLockspace, ResourceView } from '../lm/types';
+import type { LockManager, ManagedLockspace, ResourceView } from '../lm/types';
 
 export interface LockspaceHost {
   deliver(act: Action): void;
   debug(msg: string): void;
   error(msg: string): void;
   sleep(ms: number): Promise<void>;
-  readonly gl: GlobalLockState;
   readonly testMode: boolean;
-  sanlockGlDup: boolean;
+  /** More than one VG lockspace has the global lock enabled (lvmlockd's sanlock_gl_dup). */
+  glInVgDup: boolean;
   glVgRemoved: boolean;
-  otherSanlockVgsExist(ls: Lockspace): boolean;
+  otherVgsOfSameManager(ls: Lockspace): boolean;
   lockspaceDone(ls: Lockspace): void;
   /** Called after every loop pass so waiters (start_wait, stop_all) can re-check. */
   lockspaceChanged(): void;
@@ -45,9 +45,10 @@ export class Lockspace {
   private readonly dispose: Resource[] = [];
   private wake: (() => void) | null = null;
   private readonly lm: ManagedLockspace;
+  private readonly manager: LockManager;
 
   constructor(
-    fields: { name: string; vgName: string; vgUuid: string; vgArgs: string; lmType: LmType; hostId: number },
+    fields: { name: string; vgName: string; vgUuid: string; vgArgs: string; lmType: LmType; hostId: number; manager: LockManager },
     lmFactory: (ls: Lockspace) => ManagedLockspace,
     private readonly host: LockspaceHost,
   ) {
@@ -57,12 +58,13 @@ export class Lockspace {
     this.vgArgs = fields.vgArgs;
     this.lmType = fields.lmType;
     this.hostId = fields.hostId;
+    this.manager = fields.manager;
     this.resources.push(newResource('vg', R_NAME_VG));
     this.lm = lmFactory(this);
   }
 
-  get sanlockGlEnabled(): boolean { return this.lmType === 'sanlock' && this.lm.glEnabled; }
-  get generation(): number { return this.lm.generation; }
+  /** This VG lockspace holds the enabled global lock (managers that keep the GL in a VG). */
+  get glEnabled(): boolean { return this.lm.glInVg?.glEnabled ?? false; }
   get managed(): ManagedLockspace { return this.lm; }
 
   /** Queue an action and wake the loop. */
@@ -96,7 +98,7 @@ export class Lockspace {
     let adoptOk = !!startAct && (startAct.flags & AF.ADOPT) !== 0;
     const nodelay = !!startAct && (startAct.flags & AF.NODELAY) !== 0;
     const repair = !!startAct && (startAct.flags & AF.REPAIR) !== 0;
-    if (this.lmType === 'dlm' && this.vgName === '') adoptOk = true;
+    if (this.vgName === '' && this.manager.adoptsGlobalLockspace) adoptOk = true;
     h.debug(`S ${this.name} lm_add_lockspace ${this.lmType} act ${startAct ? 1 : 0} wait ${waitFlag ? 1 : 0} adopt_only ${adoptOnly ? 1 : 0} adopt_ok ${adoptOk ? 1 : 0}`);
 
     let addAct = startAct;
@@ -114,9 +116,8 @@ export class Lockspace {
     if (!error) {
       error = await this.lm.join({ adoptOnly, adoptOk, nodelay });
       h.debug(`S ${this.name} lm_add_lockspace done ${error}`);
-      if (this.sanlockGlEnabled && h.gl.sanlockGlLockspace && h.gl.sanlockGlLockspace !== this.name) {
-        h.sanlockGlDup = true;
-      }
+      const glLs = this.manager.glInVg?.glLockspace;
+      if (this.glEnabled && glLs && glLs !== this.name) h.glInVgDup = true;
       if (addAct) {
         addAct.lmResult = error;
         addAct.result = error;
@@ -174,6 +175,7 @@ export class Lockspace {
           continue;
         }
         if (act.op === 'drop_vg') {
+          if (!this.killVg && this.refusedForHeldLvLocks(act)) continue;
           if (!this.killVg) h.debug(`S ${this.name} received drop without kill`);
           h.debug(`S ${this.name} drop_vg`);
           this.threadWork = false;
@@ -183,6 +185,7 @@ export class Lockspace {
         }
         if (act.op === 'stop') { this.threadWork = false; break; }
         if (act.op === 'free' && act.rt === 'vg') {
+          if (this.refusedForHeldLvLocks(act)) continue;
           if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
@@ -199,7 +202,7 @@ export class Lockspace {
         }
         if (act.op === 'rename_before' || act.op === 'setlockargs_before') {
           if (act.op === 'setlockargs_before') {
-            if (this.lmType !== 'sanlock') {
+            if (!this.manager.setsLockArgs) {
               this.actions.shift();
               act.result = -E.PROTONOSUPPORT;
               h.deliver(act);
@@ -212,6 +215,7 @@ export class Lockspace {
               continue;
             }
           }
+          if (this.refusedForHeldLvLocks(act)) continue;
           if (await this.refusedForOtherHosts(act)) continue;
           this.threadWork = false;
           this.threadStop = true;
@@ -237,12 +241,19 @@ export class Lockspace {
         if (act.op === 'find_free_lock') {
           h.debug(`S ${this.name} find free lock`);
           this.actions.shift();
-          act.result = await this.lm.findFreeLock(act.lvSizeBytes);
+          act.result = this.lm.lockSlots ? await this.lm.lockSlots.findFreeLock(act.lvSizeBytes) : 0;
           h.deliver(act);
           continue;
         }
         if (act.op === 'free' && act.rt === 'lv') {
           this.actions.shift();
+          if (this.resources.some((x) => x.type === 'lv' && x.name === act.lvUuid && x.locks.length > 0)) {
+            // lvremove unlocks before free_lv; freeing a held lease would let another host take it.
+            h.error(`${this.name}:${act.lvUuid} free_lv refused: the LV lock is held`);
+            act.result = -E.BUSY;
+            h.deliver(act);
+            continue;
+          }
           const i = this.dispose.findIndex((r) => r.type === 'lv' && r.name === act.lvUuid);
           let r: Resource;
           if (i >= 0) {
@@ -253,7 +264,7 @@ export class Lockspace {
             r = newResource('lv', act.lvUuid);
             r.lvArgs = act.lvArgs;
           }
-          act.result = await this.lm.freeLv(view(r));
+          act.result = this.lm.lockSlots ? await this.lm.lockSlots.freeLv(view(r)) : 0;
           this.lm.forget(r.name);
           h.deliver(act);
           continue;
@@ -315,6 +326,25 @@ export class Lockspace {
     }
   }
 
+  /**
+   * free_vg, drop_vg (without kill_vg) and rename_vg_before leave the lockspace,
+   * which releases every lock in it: refused with -EBUSY while this host holds
+   * LV locks there (as stop_vg is), unless the request says "force". lvm sends
+   * them only once its LVs are inactive and unlocked, so this catches a stray
+   * request, which on a real lock manager would let another host take an LV
+   * that is active here. (lvmlockd 2.03.16 drops the locks.) After kill_vg the
+   * drop is the end of the kill procedure and goes ahead.
+   */
+  private refusedForHeldLvLocks(act: Action): boolean {
+    if ((act.flags & AF.FORCE) || !this.hasLocks('lv')) return false;
+    const held = this.resources.filter((r) => r.type === 'lv' && r.locks.length > 0).length;
+    this.host.error(`S ${this.name} ${act.op}${act.rt ? '_' + act.rt : ''} refused: this host holds ${held} LV lock${held === 1 ? '' : 's'} in the lockspace`);
+    this.actions.shift();
+    act.result = -E.BUSY;
+    this.host.deliver(act);
+    return true;
+  }
+
   /** vgremove, rename and setlockargs need this host alone in the lockspace. */
   private async refusedForOtherHosts(act: Action): Promise<boolean> {
     const h = this.host;
@@ -365,7 +395,7 @@ export class Lockspace {
       else act.result = -E.NOLS;
       results.push(act);
     }
-    if (freeVg && this.sanlockGlEnabled && freeAct && h.otherSanlockVgsExist(this)) {
+    if (freeVg && this.glEnabled && freeAct && h.otherVgsOfSameManager(this)) {
       freeAct.flags |= AF.WARN_GL_REMOVED;
       h.glVgRemoved = true;
     }
@@ -595,7 +625,7 @@ export class Lockspace {
         act.lmResult = -E.STALE;
         return { rv: -E.STALE, retry: false };
       }
-      if (h.sanlockGlDup && this.sanlockGlEnabled) act.flags |= AF.DUP_GL_LS;
+      if (h.glInVgDup && this.glEnabled) act.flags |= AF.DUP_GL_LS;
       if (r.useValueBlock) rv = this.checkValueBlock(r, res.vb ?? { version: 0, flags: 0, rVersion: 0 });
       r.mode = act.mode;
     }
@@ -787,15 +817,18 @@ export class Lockspace {
 
   private async resAble(r: Resource, act: Action): Promise<number> {
     const h = this.host;
-    if (this.lmType !== 'sanlock') { h.error('enable/disable only applies to sanlock'); return -E.INVAL; }
+    const managerGl = this.manager.glInVg;
+    const gl = this.lm.glInVg;
+    // lvmlockd's words: sanlock is the manager that keeps the global lock in a VG.
+    if (!managerGl || !gl) { h.error('enable/disable only applies to sanlock'); return -E.INVAL; }
     if (r.type !== 'gl') { h.error('enable/disable only applies to global lock'); return -E.INVAL; }
     if (r.mode !== 'un') { h.error('enable/disable only allowed on unlocked resource'); return -E.INVAL; }
-    if (act.op === 'enable' && h.gl.sanlockGlLockspace) {
-      h.error(`disable global lock in ${h.gl.sanlockGlLockspace} before enable in ${this.name}`);
+    if (act.op === 'enable' && managerGl.glLockspace) {
+      h.error(`disable global lock in ${managerGl.glLockspace} before enable in ${this.name}`);
       return -E.INVAL;
     }
-    if (act.op === 'disable' && (act.flags & AF.EX_DISABLE)) return this.lm.exDisableGl();
-    const rv = await this.lm.setGlEnabled(act.op === 'enable');
+    if (act.op === 'disable' && (act.flags & AF.EX_DISABLE)) return gl.exDisableGl();
+    const rv = await gl.setGlEnabled(act.op === 'enable');
     if (!rv && act.op === 'enable') h.glVgRemoved = false;
     return rv;
   }

@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { FrameDecoder, frameText } from '../protocol/framing';
-import { LockdCore, newGlobalLockState, type CorePorts } from '../core/lockd';
+import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
@@ -82,7 +82,7 @@ export class Daemon {
       nowSeconds: () => Math.floor(Date.now() / 1000),
       useSyslog: !config.debugToStdout,
     });
-    const gl = newGlobalLockState();
+    const glChoice = newGlobalLockChoice();
     const managers: Partial<Record<LmType, LockManager>> = {};
     if (config.testMode) {
       const hooks = {
@@ -90,13 +90,13 @@ export class Daemon {
         log: (line: string) => this.log.debug(line),
         sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
       };
-      managers.dlm = new TestLockManager('dlm', gl, hooks, () => this.defaultHostId());
-      managers.sanlock = new TestLockManager('sanlock', gl, hooks, () => this.defaultHostId());
+      managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
+      managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
       // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
-        gl,
+        glChoice,
         ioTimeout: config.sanlockTimeout,
         defaultHostId: () => this.defaultHostId(),
         lockspaceCount: () => this.core.lockspaces.length,
@@ -112,7 +112,6 @@ export class Daemon {
     }
     const ports: CorePorts = {
       send: (id, text) => this.sendReply(id, text),
-      resume: (id) => this.resume(id),
       sendDump: (text) => this.sendDump(text),
       dumpLog: () => this.log.dump(),
       debug: (l) => this.log.debug(l),
@@ -124,7 +123,7 @@ export class Daemon {
       locksChanged: () => this.writeAdoptFile(),
       killVg: (vg) => this.runKillHelper(vg),
     };
-    this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, gl });
+    this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, glChoice });
   }
 
   private defaultHostId(): number {
@@ -241,7 +240,7 @@ export class Daemon {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ path: sockPath, backlog: 128 }, () => { server.off('error', reject); resolve(); });
+        server.listen({ path: sockPath, backlog: listenBacklog() }, () => { server.off('error', reject); resolve(); });
       });
     } catch (e) {
       return { exitCode: 1, message: `Failed to create socket ${sockPath}: ${(e as Error).message}` };
@@ -311,13 +310,6 @@ export class Daemon {
     conn.busy = false;
     if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;
-  }
-
-  private resume(id: number): void {
-    const conn = this.conns.get(id);
-    if (!conn) return;
-    conn.busy = false;
-    if (conn.queue.length) setImmediate(() => this.pump(conn));
   }
 
   private onClose(conn: Conn): void {
@@ -395,6 +387,19 @@ export function ctime(d: Date): string {
   const p2 = (n: number) => String(n).padStart(2, '0');
   return `${days[d.getDay()]} ${months[d.getMonth()]} ${String(d.getDate()).padStart(2)} ` +
     `${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())} ${d.getFullYear()}`;
+}
+
+/**
+ * The kernel's cap on a listen backlog (net.core.somaxconn, per network
+ * namespace; 4096 since Linux 5.4): a burst of connections waits in the queue
+ * instead of being refused with EAGAIN.
+ */
+export function listenBacklog(): number {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    if (Number.isInteger(n) && n > 0) return n;
+  } catch { /* no procfs: the default below */ }
+  return 4096;
 }
 
 function answers(sockPath: string): Promise<boolean> {

@@ -49,13 +49,13 @@ export interface LockspaceView {
   readonly hostId: number;
 }
 
-/** Global-lock facts that managers and the core both read and write. */
-export interface GlobalLockState {
-  /** Lockspace that holds the enabled sanlock GL, '' if none known. */
-  sanlockGlLockspace: string;
-  useSanlock: boolean;
-  useDlm: boolean;
-  useIdm: boolean;
+/**
+ * Which lock manager serves the global lock (lvmlockd's gl_use_dlm /
+ * gl_use_sanlock / gl_use_idm). The core decides and writes it; managers may
+ * only read it.
+ */
+export interface GlobalLockChoice {
+  readonly manager: LmType | null;
 }
 
 export interface JoinOptions { adoptOnly: boolean; adoptOk: boolean; nodelay: boolean }
@@ -72,24 +72,37 @@ export interface ManagedLockspace {
   unlock(res: ResourceView, rVersion: number, opts: { freeVg: boolean }): Promise<number>;
   /** The core no longer tracks this resource; drop cached state. */
   forget(resName: string): void;
-  /**
-   * After the startup adoption: release the leases this host's previous
-   * daemon instance held here that were not adopted (sanlock "orphans"), so
-   * other hosts can take them. Returns how many were released, or < 0.
-   */
-  purgeOrphans(): Promise<number>;
   /** > 0: other hosts are in the lockspace; 0: none; < 0 error. */
   otherHosts(notify: boolean): Promise<{ rv: number; hostsUnknown: boolean }>;
-  freeLv(res: ResourceView): Promise<number>;
-  findFreeLock(lvSizeBytes: bigint): Promise<number>;
-  /** sanlock: whether the GL lease in this lockspace is enabled. */
+  readonly hostId: number;
+  /** Present when this manager keeps the global lock inside VG lockspaces (sanlock). */
+  readonly glInVg?: LockspaceGlobalLock;
+  /** Present when each LV lock occupies an on-disk slot (sanlock leases). */
+  readonly lockSlots?: LockSlots;
+  /**
+   * After the startup adoption: release the locks this host's previous daemon
+   * instance held here that were not adopted ("orphans"), so other hosts can
+   * take them. Returns how many were released, or < 0. Absent: nothing to do.
+   */
+  purgeOrphans?(): Promise<number>;
+}
+
+/** A VG lockspace that may hold the (enabled or disabled) global lock. */
+export interface LockspaceGlobalLock {
+  /** Whether the global lock in this lockspace is enabled. */
   readonly glEnabled: boolean;
-  /** sanlock: re-read the GL lease state (used to clear duplicate-GL warnings). */
+  /** Re-read the global lock state (a search, or clearing duplicate-GL warnings). */
   refreshGlEnabled(): Promise<boolean>;
   setGlEnabled(enable: boolean): Promise<number>;
   exDisableGl(): Promise<number>;
-  readonly generation: number;
-  readonly hostId: number;
+}
+
+/** LV locks kept in slots of an on-disk lock area. */
+export interface LockSlots {
+  /** Find (and remember) a free slot for a new LV lock. */
+  findFreeLock(lvSizeBytes: bigint): Promise<number>;
+  /** Give the slot of a removed LV back. */
+  freeLv(res: ResourceView): Promise<number>;
 }
 
 export interface InitVgRequest {
@@ -107,8 +120,41 @@ export interface LockManager {
   isRunning(): boolean;
   initVg(req: InitVgRequest): Promise<{ rv: number; vgArgs: string }>;
   initLv(req: InitLvRequest): Promise<{ rv: number; lvArgs: string }>;
+  /** rename_final: the VG was renamed; the manager updates what carries the name. */
   renameVg(lsName: string, vgName: string, vgArgs: string): Promise<number>;
   createLockspace(view: LockspaceView, events: LockspaceEvents): ManagedLockspace;
+  /**
+   * How many leading characters of a lockspace name the manager keeps (sanlock
+   * truncates to 48); two VGs whose names agree that far would share a
+   * lockspace. Absent: the whole name.
+   */
+  readonly lockspaceNameLength?: number;
+  /**
+   * Present when the global lock lives in one of this manager's VG lockspaces
+   * (sanlock). Absent: the manager's global lock has a lockspace of its own
+   * (lvm_global), started with the first VG and stopped with the last.
+   */
+  readonly glInVg?: ManagerGlobalLock;
+  /** The manager's own global lockspace is always joined with adopt_ok (dlm: it may outlive a daemon). */
+  readonly adoptsGlobalLockspace?: boolean;
+  /** The manager can continue lockspaces and adopt the LV locks a previous daemon instance recorded. */
+  readonly adoptsLocks?: boolean;
+  /** vgchange --setlockargs is possible for this manager's VGs. */
+  readonly setsLockArgs?: boolean;
+  /**
+   * refresh_lv: make the other hosts reload the LV's device (lvchange --refresh)
+   * after it grew while active there, and wait for their result. Absent: the
+   * manager cannot run commands on other hosts (-EPROTONOSUPPORT).
+   */
+  refreshLv?(req: { lvUuid: string; path: string }): Promise<number>;
+}
+
+/** The manager-wide side of a global lock kept inside VG lockspaces. */
+export interface ManagerGlobalLock {
+  /** The lockspace that holds the enabled global lock, '' when none is known. */
+  readonly glLockspace: string;
+  /** A global-lock search found the enabled lock in this lockspace. */
+  setGlLockspace(name: string): void;
 }
 
 /** What a manager reports about a joined lockspace on its own initiative. */

@@ -3,9 +3,9 @@
 // settle(); `sleep` either resolves at once or waits for release() (a manual
 // scheduler for the lock retry delay and stop_all polling).
 
-import { LockdCore, newGlobalLockState } from '../../src/core/lockd';
+import { LockdCore, newGlobalLockChoice, type MutableGlobalLockChoice } from '../../src/core/lockd';
 import type { LmType } from '../../src/core/constants';
-import type { GlobalLockState, LockManager } from '../../src/lm/types';
+import type { LockManager } from '../../src/lm/types';
 import { TestLockManager } from '../../src/lm/test/test-lm';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../../src/protocol/config-tree';
 
@@ -24,9 +24,8 @@ export interface HarnessOptions {
 
 export class CoreHarness {
   readonly core: LockdCore;
-  readonly gl: GlobalLockState;
+  readonly gl: MutableGlobalLockChoice;
   readonly replies = new Map<number, string[]>();
-  readonly resumed: number[] = [];
   readonly log: string[] = [];
   readonly dumps: string[] = [];
   readonly devices: Set<string>;
@@ -47,7 +46,7 @@ export class CoreHarness {
   readonly killed: string[] = [];
 
   constructor(opts: HarnessOptions = {}) {
-    this.gl = newGlobalLockState();
+    this.gl = newGlobalLockChoice();
     this.devices = new Set(opts.devices ?? []);
     const hooks = { deviceExists: (p: string) => this.devices.has(p), log: (l: string) => this.log.push(l) };
     const managers = this.managers;
@@ -65,7 +64,6 @@ export class CoreHarness {
         this.replies.set(id, list);
         return true;
       },
-      resume: (id: number): void => { this.resumed.push(id); },
       sendDump: async (text: string): Promise<number> => { this.dumps.push(text); return Buffer.byteLength(text); },
       dumpLog: (): string => this.log.join('\n') + '\n',
       debug: (l: string): void => { this.log.push(l); },
@@ -79,7 +77,7 @@ export class CoreHarness {
       killVg: (vg: string): void => { this.killed.push(vg); },
     };
     this.core = new LockdCore(ports, {
-      testMode: true, glType: opts.glType ?? null, managers, gl: this.gl,
+      testMode: true, glType: opts.glType ?? null, managers, glChoice: this.gl,
     });
   }
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { RawClient, TERM, lvmRequest, opResult } from '../helpers/raw-client';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { DaemonProcess, LVMLOCKD_BIN, makeTempDir, removeDir, runLvmlockd, startTestDaemon } from '../helpers/daemon-process';
 
 const HELLO_REPLY = 'response = "OK"\nresult = 0\nprotocol = "lvmlockd"\nversion = 1\n';
@@ -74,7 +74,7 @@ describe('lvmlockd -T robustness over the socket', () => {
     c.destroy();
   });
 
-  test('malformed frames get no reply and leave the connection usable', async () => {
+  test('malformed frames get libdaemon\'s "failed" reply and leave the connection usable', async () => {
     const cases: Array<[string, Buffer]> = [
       ['garbage text', Buffer.from('this is not a config tree }}}{{{ = = =\n')],
       ['unterminated string', Buffer.from('request = "frobnicate\n')],
@@ -85,10 +85,21 @@ describe('lvmlockd -T robustness over the socket', () => {
       ['empty body', Buffer.from('\n')],
       ['deep nesting', Buffer.from('a = ' + '['.repeat(100000) + ']'.repeat(100000) + '\n')],
     ];
+    const reasons: Record<string, RegExp> = {
+      'unterminated string': /^unknown request frobnicate$/,
+      'empty body': /^no request name$/,
+      'bad number': /^unparsable request$/,
+      'garbage text': /^unparsable request$/,
+      'deep nesting': /^unparsable request$/,
+    };
     for (const [what, body] of cases) {
       const c = await open();
       await c.write(Buffer.concat([body, Buffer.from(TERM)]));
-      assert.equal(await c.next(NO_REPLY_MS), null, `${what}: unexpected reply`);
+      const r = await c.next(2000);
+      assert.ok(r !== null, `${what}: no reply`);
+      const m = /^response = "failed"\nreason = "([^"\n]*)"\n$/.exec(r);
+      assert.ok(m, `${what}: not a failed reply: ${r}`);
+      if (reasons[what]) assert.match(m[1]!, reasons[what]!, what);
       assert.equal(c.closed, false, `${what}: connection closed`);
       assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY, `${what}: hello afterwards`);
       c.destroy();
@@ -106,14 +117,19 @@ describe('lvmlockd -T robustness over the socket', () => {
     await assertAlive('malformed frames');
   });
 
-  test('unknown request names get no reply; a following hello on the same connection works', async () => {
+  test('unknown request names get a "failed" reply naming them; a following hello on the same connection works', async () => {
     const c = await open();
-    for (const name of ['frobnicate', '', 'HELLO', 'lock_lv_extra', 'x'.repeat(10000)]) {
+    const cases: Array<[string, string]> = [
+      ['frobnicate', 'unknown request frobnicate'], ['', 'empty request name'], ['HELLO', 'unknown request HELLO'],
+      ['lock_lv_extra', 'unknown request lock_lv_extra'], ['x'.repeat(10000), `unknown request ${'x'.repeat(64)}...`],
+      ['../../etc/passwd', 'unknown request ..?..?etc?passwd'],
+    ];
+    for (const [name, reason] of cases) {
       await c.sendFrame(`request = "${name}"\n`);
-      assert.equal(await c.next(NO_REPLY_MS), null, `reply to bad request name "${name.slice(0, 20)}"`);
+      assert.equal(await c.next(2000), `response = "failed"\nreason = "${reason}"\n`, `reply to bad request name "${name.slice(0, 20)}"`);
     }
     await c.sendFrame('no_request_key = 1\n');
-    assert.equal(await c.next(NO_REPLY_MS), null);
+    assert.equal(await c.next(2000), 'response = "failed"\nreason = "no request name"\n');
     assert.equal(await c.request('request = "hello"\n'), HELLO_REPLY);
     assert.equal(c.buffered, 0, 'late extra replies');
     c.destroy();
@@ -220,13 +236,14 @@ describe('lvmlockd -T robustness over the socket', () => {
     ];
     await c.write(reqs.map((r) => r + '\n##\n').join(''));
     const got: Array<string | null> = [];
-    for (let i = 0; i < 5; i++) got.push(await c.next(3000));
+    for (let i = 0; i < 6; i++) got.push(await c.next(3000));
     assert.equal(got[0], HELLO_REPLY);
     assert.equal(opResult(got[1]!), 0);
-    assert.equal(opResult(got[2]!), 0);
-    assert.equal(got[3], HELLO_REPLY);
-    assert.equal(opResult(got[4]!), -114);
-    assert.equal(await c.next(NO_REPLY_MS), null, 'the bogus request must not be answered');
+    assert.equal(got[2], 'response = "failed"\nreason = "unknown request bogus"\n');
+    assert.equal(opResult(got[3]!), 0);
+    assert.equal(got[4], HELLO_REPLY);
+    assert.equal(opResult(got[5]!), -114);
+    assert.equal(await c.next(NO_REPLY_MS), null, 'one reply per request');
     c.destroy();
   });
 
@@ -239,6 +256,16 @@ describe('lvmlockd -T robustness over the socket', () => {
     assert.ok(c.closed || c.buffered <= 200);
     c.destroy();
     await assertAlive('pipeline flood');
+  });
+
+  test('the listen backlog is net.core.somaxconn (ss shows it as the listener\'s Send-Q)', async () => {
+    const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    const r = spawnSync('ss', ['-xlH', 'src', d!.socketPath], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `ss failed: ${r.stderr}`);
+    const cols = r.stdout.trim().split(/\s+/);
+    assert.equal(cols[1], 'LISTEN', r.stdout);
+    assert.equal(Number(cols[3]), somaxconn, `backlog ${cols[3]} (somaxconn ${somaxconn}): ${r.stdout}`);
+    assert.ok(somaxconn >= 1024, `net.core.somaxconn is ${somaxconn}: bursts of connections will be refused with EAGAIN`);
   });
 
   test('a bounded flood: 500 concurrent connect/hello/close', async () => {
@@ -269,6 +296,8 @@ describe('lvmlockd -T robustness over the socket', () => {
     const results = await Promise.all(Array.from({ length: N }, one));
     const ms = Date.now() - t0;
     assert.equal(results.filter(Boolean).length, N, `only ${results.filter(Boolean).length}/${N} hellos answered (${eagain} EAGAIN retries)`);
+    // 500 pending connections fit in a somaxconn-sized backlog: none is refused.
+    assert.equal(eagain, 0, `${eagain} connects refused with EAGAIN`);
     assert.ok(ms < 30000, `flood took ${ms} ms`);
     await assertAlive('connection flood');
   });
@@ -457,7 +486,7 @@ describe('random and mutated requests over the socket', () => {
             if (f === HELLO_REPLY && (seen === 1 || !/^request="hello"/.test(body.toString('latin1')))) { ok = true; break; }
             seen++;
             assert.ok(seen <= 2, 'more replies than requests');
-            assert.match(f, /^response = "OK"\n/);
+            assert.match(f, /^response = "OK"\n|^response = "failed"\nreason = "[^"\n]*"\n$/);
           }
           if (!ok) {
             // Only a request that legitimately waits (a lock behind another lock, stop_all wait) may hold the line.
@@ -474,6 +503,130 @@ describe('random and mutated requests over the socket', () => {
       p.destroy();
     }), { numRuns: 120 });
     assert.ok(waited < 30, `${waited} runs never got their hello answered`);
+  });
+});
+
+// ---- issue #18's probe: 20 hostile inputs, each on a fresh connection ----
+
+describe('the 20-input probe: every frame answered within 2 s or the connection closed, the first lock kept', () => {
+  const LV_FIRST = 'First0-Lock-Held-ByLi-veCl-ient-AAAAAA';
+  const ANSWER_MS = 2000;
+  let dir = '';
+  let d: DaemonProcess | null = null;
+  let holder: RawClient | null = null;
+  const clients: RawClient[] = [];
+  const open = async (): Promise<RawClient> => {
+    const c = await RawClient.connect(d!.socketPath, 2000);
+    clients.push(c);
+    return c;
+  };
+  const failedReply = /^response = "failed"\nreason = "[^"\n]+"\n$/;
+  const vgReq = (req: string): string => lvmRequest(req, [['cmd', 'probe'], ['pid', 1], ['vg_name', VG], ['vg_lock_type', 'dlm'], ['vg_lock_args', '1.0.0:test']]);
+
+  type Expect = 'failed' | number | 'hello' | 'closed';
+  /** Input name → (bytes, what the answer must be). */
+  const inputs: Array<[string, () => Buffer | string, Expect]> = [
+    ['garbage', () => 'this is not a config tree }}}{{{ = = =\n', 'failed'],
+    ['unknown request', () => 'request = "lock_lv_v2"\nvg_name = "vg1"\n', 'failed'],
+    ['empty body', () => '\n', 'failed'],
+    ['huge integer', () => lockLv(LV_FIRST, 'un').replace('pid =', 'pid =99999999999999999999999999\nx ='), 'failed'],
+    ['missing fields (lock_lv without lv_uuid)', () => lvmRequest('lock_lv', [['pid', 1], ['mode', 'ex'], ['vg_name', VG]]), -22],
+    ['bad mode', () => lockLv('Other0-LVAA-AAAA-AAAA-AAAA-AAAA-AAAAAA', 'xx'), -22],
+    ['over-long name', () => lockVg('v'.repeat(100000), 'sh'), -22],
+    ['path-like name', () => lockVg('../../../etc/lvm', 'sh'), -22],
+    ['unterminated string', () => 'request = "lock_lv"\ncmd = "probe\nvg_name = "vg1\n', 'failed'],
+    ['deep nesting', () => 'a = ' + '['.repeat(200000) + ']'.repeat(200000) + '\n', 'failed'],
+    // libdm's parser stops at the NUL (a C string): a lock_lv without its fields.
+    ['NUL and binary bytes', () => Buffer.concat([Buffer.from('request = "lock_lv"\0\x01\xff\xfe', 'latin1'), crypto.randomBytes(4096).map((b) => (b === 0x0a ? 0x0b : b)), Buffer.from('\n')]), -22],
+    ['8 MiB body', () => lockLv('Other0-LVAA-AAAA-AAAA-AAAA-AAAA-AAAAAA', 'ex', 'none', 'l'.repeat(8 * 1024 * 1024)), -22],
+    ['stray free_vg', () => vgReq('free_vg'), -16],
+    ['stray stop_vg', () => vgReq('stop_vg'), -16],
+    ['stray drop_vg', () => vgReq('drop_vg'), -16],
+    ['stray rename_vg_before', () => vgReq('rename_vg_before'), -16],
+    ['unlock from a foreign client', () => lockLv(LV_FIRST, 'un'), -2],
+    ['200 connections at once', () => '', 'hello'],
+    ['no terminator before the 16 MiB limit', () => Buffer.alloc(17 * 1024 * 1024, 0x61), 'closed'],
+    ['stray kill_vg', () => vgReq('kill_vg'), 0],
+  ];
+
+  before(async () => {
+    dir = makeTempDir();
+    d = await startTestDaemon(dir);
+    holder = await open();
+    const s = await holder.request(lvmRequest('start_vg', [['pid', process.pid], ['vg_name', VG], ['vg_lock_type', 'dlm'],
+      ['vg_lock_args', '1.0.0:test'], ['vg_uuid', 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK'], ['version', 1], ['host_id', 0], ['opts', 'none']]));
+    assert.equal(opResult(s), 0, String(s));
+    assert.equal(opResult(await holder.request(lvmRequest('start_wait', [['pid', process.pid]]))), 0);
+    // The first lock: a transient ex held by a live client (the holder connection stays open).
+    assert.equal(opResult(await holder.request(lockLv(LV_FIRST, 'ex'))), 0);
+  });
+
+  after(async () => {
+    for (const c of clients) c.destroy();
+    if (d) await d.kill();
+    if (dir) removeDir(dir);
+  });
+
+  test('20/20', async () => {
+    const results: string[] = [];
+    let passed = 0;
+    for (const [what, make, expect] of inputs) {
+      const t0 = Date.now();
+      let verdict = '';
+      if (what === '200 connections at once') {
+        // All connect without EAGAIN (listen backlog = net.core.somaxconn) and get hello answered.
+        const one = async (): Promise<string | null> => {
+          const c = await RawClient.connect(d!.socketPath, ANSWER_MS);
+          const r = await c.request('request = "hello"\n', ANSWER_MS);
+          c.destroy();
+          return r;
+        };
+        const all = await Promise.allSettled(Array.from({ length: 200 }, one));
+        const ok = all.filter((x) => x.status === 'fulfilled' && x.value === HELLO_REPLY).length;
+        const errs = [...new Set(all.flatMap((x) => (x.status === 'rejected' ? [(x.reason as NodeJS.ErrnoException).code ?? String(x.reason)] : [])))];
+        if (ok !== 200) verdict = `${ok}/200 answered (${errs.join(',')})`;
+      } else {
+        const c = await open();
+        const bytes = make();
+        void c.write(Buffer.concat([Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1'), Buffer.from(expect === 'closed' ? '' : TERM)]));
+        if (expect === 'closed') {
+          if (!(await c.waitClosed(ANSWER_MS + 3000))) verdict = 'connection not closed';
+          else if (c.buffered) verdict = 'a reply before the close';
+        } else {
+          const r = await c.next(ANSWER_MS + 1000);
+          const ms = Date.now() - t0;
+          if (r === null) verdict = c.closed ? 'connection closed instead of an answer' : 'no answer';
+          else if (ms > ANSWER_MS) verdict = `answered after ${ms} ms`;
+          else if (expect === 'failed' && !failedReply.test(r)) verdict = `not a "failed" reply: ${r}`;
+          else if (expect === 'hello' && r !== HELLO_REPLY) verdict = `not the hello reply: ${r}`;
+          else if (typeof expect === 'number' && opResult(r) !== expect) verdict = `op_result ${opResult(r)}, expected ${expect}: ${r}`;
+          // The connection stays usable.
+          else if ((await c.request('request = "hello"\n', ANSWER_MS)) !== HELLO_REPLY) verdict = 'connection unusable afterwards';
+        }
+        c.destroy();
+      }
+      // The daemon is alive and the first lock is still held by its live client.
+      if (!verdict && !d!.alive) verdict = `daemon died: ${d!.stderr.slice(-500)}`;
+      if (!verdict) {
+        const fresh = await open();
+        if ((await fresh.request('request = "hello"\n', ANSWER_MS)) !== HELLO_REPLY) verdict = 'no hello on a new connection';
+        fresh.destroy();
+      }
+      if (!verdict) {
+        const again = opResult(await holder!.request(lockLv(LV_FIRST, 'ex'), ANSWER_MS));
+        // After kill_vg (lvmlockctl --kill) the VG refuses new lock requests (-217) and keeps its
+        // locks until drop_vg: the holder's unlock answering 0 shows the lock was still held.
+        if (what === 'stray kill_vg') {
+          if (again !== -217) verdict = `repeated ex after kill_vg: ${again}`;
+          else if (opResult(await holder!.request(lockLv(LV_FIRST, 'un'), ANSWER_MS)) !== 0) verdict = 'the first lock was gone after kill_vg';
+        } else if (again !== -114) verdict = `first lock lost: repeated ex answered ${again}`;
+      }
+      if (!verdict) passed++;
+      results.push(`${verdict ? 'FAIL' : 'ok  '} ${what} (${Date.now() - t0} ms)${verdict ? ': ' + verdict : ''}`);
+    }
+    process.stdout.write(results.map((l) => `# ${l}\n`).join('') + `# probe: ${passed}/${inputs.length}\n`);
+    assert.equal(passed, inputs.length, results.join('\n'));
+    assert.equal(inputs.length, 20);
   });
 });
 
@@ -579,7 +732,14 @@ describe('same request sequences as lvmlockd 2.03.16 -T', { skip: !fs.existsSync
     test(name, async () => {
       const c = await replay(C_LVMLOCKD, [], steps);
       const ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
-      assert.deepEqual(ours, c);
+      // The one deliberate difference: where lvmlockd 2.03.16 stays silent (a frame it cannot
+      // parse, a request it does not know) we answer libdaemon's "failed" reply.
+      const failed = /-> response = "failed"\nreason = "[^"\n]*"\n$/;
+      if (name === 'malformed and unknown requests') {
+        assert.ok(!ours.some((l) => l.endsWith('-> (none)')), `a frame went unanswered:\n${ours.join('\n')}`);
+        assert.ok(ours.filter((l) => failed.test(l)).length >= 10, 'expected "failed" replies');
+      }
+      assert.deepEqual(ours.map((l) => l.replace(failed, '-> (none)')), c);
     });
   }
 });

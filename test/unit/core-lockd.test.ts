@@ -46,16 +46,28 @@ describe('hello, bad input, no lockspaces', () => {
     assert.equal(r.text, 'response = "OK"\nop = 7\nlock_type = "none"\nop_result = -210\nlm_result = 0\nresult_flags = "NO_LOCKSPACES,NO_GL_LS,NO_LM"\n');
   });
 
-  test('unknown request name and unparsable text: no reply, client resumed', async () => {
+  test('unknown request name and unparsable text: libdaemon\'s "failed" reply with a reason and a log line', async () => {
     const h = new CoreHarness();
     const a = h.connect();
-    h.send(a, 'request = "bogus"\n');
-    h.send(a, 'request = "unterminated\n');
-    h.send(a, 'no_request_key = 1\n');
-    h.send(a, 'request = 5\n');
-    await h.settle();
-    assert.deepEqual(h.take(a), []);
-    assert.deepEqual(h.resumed, [a, a, a, a]);
+    const cases: Array<[string, string]> = [
+      ['request = "bogus"\n', 'unknown request bogus'],
+      ['request = "unterminated\n', 'unknown request unterminated'],
+      ['no_request_key = 1\n', 'no request name'],
+      ['request = 5\n', 'no request name'],
+      ['request = ""\n', 'empty request name'],
+      ['request = "a\\"b c"\n', 'unknown request a?b?c'],
+      [`request = "${'x'.repeat(100)}"\n`, `unknown request ${'x'.repeat(64)}...`],
+      ['request = "hello"\nversion = 99999999999999999999999\n', 'unparsable request'],
+      ['}}} garbage {{{\n', 'unparsable request'],
+      ['', 'no request name'],
+    ];
+    for (const [text, reason] of cases) {
+      const logged = h.log.length;
+      h.send(a, text);
+      await h.settle();
+      assert.deepEqual(h.take(a), [`response = "failed"\nreason = "${reason}"\n`], JSON.stringify(text));
+      assert.ok(h.log.slice(logged).some((l) => /^ERROR client recv \d+ (config_from_string error|bad request name)/.test(l)), `no log line for ${JSON.stringify(text)}`);
+    }
     // The connection keeps working.
     assert.equal((await h.req(a, hello())).str('protocol'), 'lvmlockd');
   });
@@ -294,6 +306,47 @@ for (const lm of ['dlm', 'sanlock'] as const) {
       assert.equal((await h.req(a, startVg(vg, lm))).opResult, 0);
     });
 
+    test('free_vg, drop_vg (not killed), rename_vg_before, free_lv while this host holds LV locks → -16, lock kept; force and the kill procedure still work', async () => {
+      const { h, a, vg } = await started(lm);
+      const b = h.connect();
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      const lvArgs = lm === 'sanlock' ? '1.0.0:70254592' : 'none';
+      const freeLv: Fields = [['request', 'free_lv'], ['pid', 1], ['vg_name', vg], ['lv_name', 'lv1'], ['lv_uuid', LV1], ['lv_lock_args', lvArgs]];
+      for (const req of ['free_vg', 'drop_vg', 'rename_vg_before', 'free_lv']) {
+        const logged = h.log.length;
+        const r = await h.req(b, req === 'free_lv' ? freeLv : simpleVg(req, vg));
+        assert.equal(r.opResult, -16, `${req}: ${r.text}`);
+        assert.ok(h.log.slice(logged).some((l) => l.startsWith('ERROR ') && l.includes('refused')), `${req}: no log line`);
+        assert.equal((await h.req(b, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, -114, `lock lost after ${req}`);
+      }
+      // A transient LV lock of a live client counts too.
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV2, 'sh'))).opResult, 0);
+      assert.equal((await h.req(b, simpleVg('free_vg', vg))).opResult, -16);
+      // drop_vg after kill_vg ends the kill procedure: it goes ahead with LV locks held.
+      assert.equal((await h.req(b, simpleVg('kill_vg', vg))).opResult, 0);
+      assert.equal((await h.req(b, simpleVg('drop_vg', vg))).opResult, 0);
+      await h.settle();
+      assert.ok(!h.core.lockspaces.some((l) => l.name === `lvm_${vg}`));
+      // free_vg with "force" goes ahead under a held LV lock.
+      assert.equal((await h.req(a, startVg(vg, lm))).opResult, 0);
+      await h.req(a, [['request', 'start_wait'], ['pid', 1]]);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(b, simpleVg('free_vg', vg, 'force'))).opResult, 0);
+      await h.settle();
+      assert.ok(!h.core.lockspaces.some((l) => l.name === `lvm_${vg}`));
+    });
+
+    test('free_vg with no LV lock held: 0, the lockspace goes (vgremove)', async () => {
+      const { h, a, vg } = await started(lm);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'ex', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, lockLv(vg, LV1, 'un', 'persistent'))).opResult, 0);
+      assert.equal((await h.req(a, lockVg(vg, 'ex'))).opResult, 0);
+      assert.equal((await h.req(a, simpleVg('free_vg', vg))).opResult, 0);
+      await h.settle();
+      assert.ok(!h.core.lockspaces.some((l) => l.name === `lvm_${vg}`));
+    });
+
     test('set_remote_lv_lock (test mode): remote ex → ex and sh -11; remote sh → sh allowed, ex -11; un clears', async () => {
       const { h, a, vg } = await started(lm);
       const setRemote = (mode: string): Fields => [['request', 'set_remote_lv_lock'], ['pid', 1], ['vg_name', vg],
@@ -379,7 +432,7 @@ describe('lock value block versions', () => {
 describe('global lock, sanlock', () => {
   test('sanlock VG start enables the GL in that VG; lock_gl goes there', async () => {
     const { h, a } = await started('sanlock');
-    assert.equal(h.gl.sanlockGlLockspace, 'lvm_vgs');
+    assert.equal(h.managers.sanlock?.glInVg?.glLockspace, 'lvm_vgs');
     const r = await h.req(a, lockGl('ex'));
     assert.equal(r.opResult, 0, r.text);
     assert.equal(r.str('lock_type'), 'sanlock');

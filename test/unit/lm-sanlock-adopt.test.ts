@@ -12,9 +12,9 @@ import type { Disk } from '../../src/io/disk';
 import { SeededRandom } from '../../src/leases/random';
 import * as L from '../../src/leases';
 import { E } from '../../src/core/constants';
-import { newGlobalLockState } from '../../src/core/lockd';
-import type { ManagedLockspace, ResourceView } from '../../src/lm/types';
-import { SanlockLockManager, type AdoptName, type AdoptNameStore } from '../../src/lm/sanlock/sanlock-lm';
+import { newGlobalLockChoice } from '../../src/core/lockd';
+import type { ResourceView } from '../../src/lm/types';
+import { SanlockLockManager, type SanlockLockspace, type AdoptName, type AdoptNameStore } from '../../src/lm/sanlock/sanlock-lm';
 
 const MiB = 1 << 20;
 const IO = 1;
@@ -40,11 +40,11 @@ interface Inst { m: SanlockLockManager; logs: string[]; kill(): void }
 
 function instance(disk: MemoryDisk, clock: ManualClock, hostId: number, hostName: string, adoptNames?: AdoptNameStore): Inst {
   const logs: string[] = [];
-  const gl = newGlobalLockState();
-  gl.useSanlock = true;
+  const gl = newGlobalLockChoice();
+  gl.manager = 'sanlock';
   const v = view(disk, clock);
   const m = new SanlockLockManager({
-    gl, ioTimeout: IO, defaultHostId: () => hostId, lockspaceCount: () => 0,
+    glChoice: gl, ioTimeout: IO, defaultHostId: () => hostId, lockspaceCount: () => 0,
     debug: (l) => logs.push(l), error: (l) => logs.push('ERROR ' + l),
     sleep: (ms) => clock.sleep(ms), clock, random: new SeededRandom(hostId * 100 + hostName.length),
     openDisk: async () => v.disk, mapperDir: '/dev/mapper',
@@ -54,11 +54,11 @@ function instance(disk: MemoryDisk, clock: ManualClock, hostId: number, hostName
   return { m, logs, kill: v.kill };
 }
 
-function lockspace(i: Inst): ManagedLockspace {
+function lockspace(i: Inst): SanlockLockspace {
   return i.m.createLockspace({ name: 'lvm_vg1', vgName: 'vg1', vgUuid: 'u', vgArgs: '1.0.0:lvmlock', hostId: 0 }, { failed: () => undefined });
 }
 
-async function join(i: Inst, clock: ManualClock, opts: { adoptOnly?: boolean; adoptOk?: boolean; nodelay?: boolean } = {}): Promise<{ ls: ManagedLockspace; rv: number }> {
+async function join(i: Inst, clock: ManualClock, opts: { adoptOnly?: boolean; adoptOk?: boolean; nodelay?: boolean } = {}): Promise<{ ls: SanlockLockspace; rv: number }> {
   const ls = lockspace(i);
   assert.equal((await clock.drive(ls.prepare({ repair: false }))).rv, 0, i.logs.join('\n'));
   const rv = await clock.drive(ls.join({ adoptOnly: !!opts.adoptOnly, adoptOk: !!opts.adoptOk, nodelay: !!opts.nodelay }));
@@ -167,7 +167,7 @@ describe('sanlock manager: adoption after a daemon restart', () => {
     const late = instance(s.disk, clock, 1, 'host1-second', s.store);
     const j = await join(late, clock, { adoptOnly: true });
     assert.equal(j.rv, -E.ADOPT_NONE);
-    assert.equal(late.m.deps.gl.sanlockGlLockspace, '', 'a lockspace not adopted claims no GL');
+    assert.equal(late.m.glInVg.glLockspace, '', 'a lockspace not adopted claims no GL');
     assert.ok(late.logs.some((l) => /last renewed \d+ s ago, more than 64 s/.test(l)), late.logs.join('\n'));
 
     const none = instance(s.disk, clock, 1, 'host1-third', names());
@@ -201,7 +201,7 @@ describe('sanlock manager: nodelay', () => {
     const disk = new MemoryDisk(72 * MiB, { clock });
     const a = instance(disk, clock, 1, 'a');
     assert.equal((await a.m.initVg({ lsName: 'lvm_vg1', vgName: 'vg1', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' })).rv, 0);
-    const timeJoin = async (i: Inst, nodelay: boolean): Promise<{ s: number; ls: ManagedLockspace }> => {
+    const timeJoin = async (i: Inst, nodelay: boolean): Promise<{ s: number; ls: SanlockLockspace }> => {
       const ls = lockspace(i);
       assert.equal((await clock.drive(ls.prepare({ repair: false }))).rv, 0);
       const t0 = clock.nowMs();

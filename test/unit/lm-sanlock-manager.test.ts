@@ -13,10 +13,11 @@ import { SeededRandom } from '../../src/leases/random';
 import { decodeLeader } from '../../src/leases/ondisk';
 import * as L from '../../src/leases';
 import { E, AF } from '../../src/core/constants';
-import { newGlobalLockState } from '../../src/core/lockd';
-import type { GlobalLockState, ManagedLockspace, ResourceView } from '../../src/lm/types';
+import { newGlobalLockChoice } from '../../src/core/lockd';
+import type { ResourceView } from '../../src/lm/types';
+import type { MutableGlobalLockChoice } from '../../src/core/lockd';
 import {
-  SanlockLockManager, lvOffsetFromArgs, mapAcquireError, sizesForDevice,
+  SanlockLockManager, type SanlockLockspace, lvOffsetFromArgs, mapAcquireError, sizesForDevice,
 } from '../../src/lm/sanlock/sanlock-lm';
 import { repoRoot } from '../harness/cluster';
 
@@ -71,14 +72,14 @@ function shared(disk: MemoryDisk, deviceSize?: () => number): Disk {
   };
 }
 
-interface Host { m: SanlockLockManager; gl: GlobalLockState; failures: string[]; logs: string[] }
+interface Host { m: SanlockLockManager; gl: MutableGlobalLockChoice; failures: string[]; logs: string[] }
 
 function host(disk: MemoryDisk, clock: ManualClock, n: number, opts: { lockspaces?: () => number; block?: [number, number]; io?: number; deviceSize?: () => number } = {}): Host {
-  const gl = newGlobalLockState();
-  gl.useSanlock = true;
+  const gl = newGlobalLockChoice();
+  gl.manager = 'sanlock';
   const logs: string[] = [];
   const m = new SanlockLockManager({
-    gl, ioTimeout: opts.io ?? 1, defaultHostId: () => n, lockspaceCount: opts.lockspaces ?? (() => 0),
+    glChoice: gl, ioTimeout: opts.io ?? 1, defaultHostId: () => n, lockspaceCount: opts.lockspaces ?? (() => 0),
     debug: (l) => logs.push(l), error: (l) => logs.push('ERROR ' + l),
     sleep: (ms) => clock.sleep(ms), clock, random: new SeededRandom(n),
     openDisk: async () => shared(disk, opts.deviceSize), mapperDir: '/dev/mapper',
@@ -94,7 +95,7 @@ function lv(uuid: string, lvArgs: string, mode: 'un' | 'sh' | 'ex' = 'un'): Reso
 const VG: ResourceView = { name: 'VGLK', type: 'vg', mode: 'un', lvArgs: '', useValueBlock: true, testRemote: null };
 const NOOPT = { adoptOnly: false, adoptOk: false, repair: false };
 
-async function start(h: Host, clock: ManualClock, vg: string, hostId = 0): Promise<ManagedLockspace> {
+async function start(h: Host, clock: ManualClock, vg: string, hostId = 0): Promise<SanlockLockspace> {
   const ls = h.m.createLockspace(
     { name: `lvm_${vg}`, vgName: vg, vgUuid: 'u', vgArgs: '1.0.0:lvmlock', hostId },
     { failed: (r) => h.failures.push(r) },
@@ -150,7 +151,7 @@ describe('sanlock manager: lvmlock layout', () => {
     const h = host(disk, clock, 1, { io: 0 }); // io_timeout 0 = sanlock's default 10, as in the golden image
     const out = await h.m.initVg({ lsName: 'lvm_vg1', vgName: 'vg1', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' });
     assert.deepEqual(out, { rv: 0, vgArgs: '1.0.0:lvmlock' });
-    assert.equal(h.gl.sanlockGlLockspace, 'lvm_vg1', 'first sanlock VG gets the enabled GL');
+    assert.equal(h.m.glInVg.glLockspace, 'lvm_vg1', 'first sanlock VG gets the enabled GL');
     const g = goldenBlocks('lvmlock512_layout');
     for (const off of [0, 512, 65 * MiB, 66 * MiB, 67 * MiB]) {
       const want = g.get(off)!;
@@ -188,7 +189,7 @@ describe('sanlock manager: lvmlock layout', () => {
     }
     const disk2 = new MemoryDisk(600 * MiB, { clock, sectorSize: 4096 });
     const h2 = host(disk2, clock, 1, { lockspaces: () => 1 });
-    h2.gl.sanlockGlLockspace = 'lvm_vg4k';
+    h2.m.glInVg.glLockspace = 'lvm_vg4k';
     assert.equal((await h2.m.initVg({ lsName: 'lvm_vg2', vgName: 'vg2', flags: 0, vgArgs: 'lvmlock', alignMb: 0, otherArgs: '' })).rv, 0);
     const gl = decodeLeader(disk2.data, 65 * 8 * MiB);
     assert.equal(L.nameString(gl.resourceName), '_GLLK_disabled');
@@ -244,7 +245,7 @@ describe('sanlock manager: two hosts', () => {
     assert.equal(la.hostId, 1);
     assert.equal(lb.hostId, 2);
     assert.equal(la.generation, 1);
-    assert.ok(lb.glEnabled && b.gl.sanlockGlLockspace === 'lvm_vg1');
+    assert.ok(lb.glEnabled && b.m.glInVg.glLockspace === 'lvm_vg1');
     await clock.drive(clock.sleep(5000)); // both renew and see each other
     const { lvArgs } = await a.m.initLv({ lsName: 'lvm_vg1', vgName: 'vg1', lvUuid: 'LV1', vgArgs: '1.0.0:lvmlock', prevArgs: '', lockspace: la });
 
@@ -274,7 +275,7 @@ describe('sanlock manager: two hosts', () => {
     assert.equal(await la.setGlEnabled(false), 0);
     const gl: ResourceView = { name: 'GLLK', type: 'gl', mode: 'un', lvArgs: '', useValueBlock: true, testRemote: null };
     assert.equal((await clock.drive(lb.lock(gl, 'sh', NOOPT))).rv, -E.UNATCH);
-    assert.equal(b.gl.sanlockGlLockspace, '');
+    assert.equal(b.m.glInVg.glLockspace, '');
     assert.equal(await lb.refreshGlEnabled(), false);
     assert.equal(await lb.setGlEnabled(true), 0);
     assert.equal(await la.refreshGlEnabled(), true);

@@ -15,7 +15,7 @@ import { MemoryDisk } from '../../src/io/memory-disk';
 import { SeededRandom } from '../../src/leases/random';
 import * as L from '../../src/leases';
 import { deriveTimeouts } from '../../src/leases/timeouts';
-import { newGlobalLockState } from '../../src/core/lockd';
+import { newGlobalLockChoice } from '../../src/core/lockd';
 import { SanlockLockManager } from '../../src/lm/sanlock/sanlock-lm';
 import { watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from '../../src/lm/sanlock/watchdog';
 import {
@@ -153,11 +153,11 @@ class RecordingWatchdog implements WatchdogProvider {
 }
 
 function manager(disk: MemoryDisk, clock: ManualClock, io: number, watchdog: WatchdogProvider) {
-  const gl = newGlobalLockState();
-  gl.useSanlock = true;
+  const gl = newGlobalLockChoice();
+  gl.manager = 'sanlock';
   const logs: string[] = [];
   const m = new SanlockLockManager({
-    gl, ioTimeout: io, defaultHostId: () => 1, lockspaceCount: () => 0,
+    glChoice: gl, ioTimeout: io, defaultHostId: () => 1, lockspaceCount: () => 0,
     debug: (l) => logs.push(l), error: (l) => logs.push('ERROR ' + l),
     sleep: (ms) => clock.sleep(ms), clock, random: new SeededRandom(7),
     openDisk: async () => ({

@@ -13,14 +13,14 @@ import { randomUUID } from 'node:crypto';
 import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
 import { watchdogExpire, watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from './watchdog';
 import type {
-  GlobalLockState, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult,
-  LockspaceEvents, LockspaceView, ManagedLockspace, PrepareResult, ResourceView,
+  GlobalLockChoice, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult, LockSlots,
+  LockspaceEvents, LockspaceGlobalLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView,
 } from '../types';
 import type { Disk } from '../../io/disk';
 import type { Clock } from '../../io/clock';
 import * as L from '../../leases';
 import { decodeLeader, PAXOS_DISK_MAGIC, DELTA_DISK_MAGIC } from '../../leases/ondisk';
-import { dmName, lockLvName } from '../test/test-lm';
+import { dmName, lockLvName } from '../lvm-names';
 
 export const R_NAME_GL_DISABLED = '_GLLK_disabled';
 export const R_NAME_INVALID_REMOVED = 'invalid_removed';
@@ -33,7 +33,8 @@ const ARGS_VERSION = '1.0.0';
 const MAX_ARGS = 64;
 
 export interface SanlockLmDeps {
-  gl: GlobalLockState;
+  /** The daemon's choice of global-lock manager (read only). */
+  glChoice: GlobalLockChoice;
   /** -o: sanlock io_timeout in seconds (0 = 10, sanlock's default). */
   ioTimeout: number;
   /** --host-id, else --host-id-file (read when a lockspace starts). */
@@ -155,9 +156,21 @@ export function mapAcquireError(e: unknown, mode: 'sh' | 'ex'): { rv: number; re
   }
 }
 
+/** sanlock keeps the global lock in one VG's lockspace (enabled there, disabled in the others). */
+export class SanlockGlobalLock implements ManagerGlobalLock {
+  /** The lockspace holding the enabled GL lease, '' when none is known. */
+  glLockspace = '';
+  setGlLockspace(name: string): void { this.glLockspace = name; }
+}
+
 export class SanlockLockManager implements LockManager {
   readonly type = 'sanlock' as const;
   readonly hostName: string;
+  readonly glInVg = new SanlockGlobalLock();
+  /** sanlock lockspace names are at most 48 characters. */
+  readonly lockspaceNameLength = 48;
+  readonly adoptsLocks = true;
+  readonly setsLockArgs = true;
 
   constructor(private readonly d: SanlockLmDeps) {
     this.hostName = d.hostName ?? `${randomUUID()}.${os.hostname()}`.slice(0, 47);
@@ -223,7 +236,7 @@ export class SanlockLockManager implements LockManager {
       let glName: string;
       if (req.flags & AF.ENABLE) glName = R_NAME_GL;
       else if (req.flags & AF.DISABLE) glName = R_NAME_GL_DISABLED;
-      else if (!d.gl.useSanlock || d.gl.sanlockGlLockspace || d.lockspaceCount() > 0) glName = R_NAME_GL_DISABLED;
+      else if (d.glChoice.manager !== 'sanlock' || this.glInVg.glLockspace || d.lockspaceCount() > 0) glName = R_NAME_GL_DISABLED;
       else glName = R_NAME_GL;
       try {
         await L.initResource(disk, alignSize * GL_LOCK_BEGIN, ls, glName, { sectorSize, alignSize });
@@ -232,7 +245,7 @@ export class SanlockLockManager implements LockManager {
         d.error(`S ${ls} init_vg_san write_resource error ${(e as Error).message}`);
         return { rv: leaseRv(e), vgArgs: '' };
       }
-      if (glName === R_NAME_GL) d.gl.sanlockGlLockspace = ls;
+      if (glName === R_NAME_GL) this.glInVg.glLockspace = ls;
       const vgArgs = `${ARGS_VERSION}:${lockLv}`;
       d.debug(`S ${ls} init_vg_san done vg_args ${vgArgs}`);
       d.debug(`S ${ls} init_vg_san clearing lv lease areas`);
@@ -368,7 +381,7 @@ export class SanlockLockManager implements LockManager {
     }
   }
 
-  createLockspace(view: LockspaceView, events: LockspaceEvents): ManagedLockspace {
+  createLockspace(view: LockspaceView, events: LockspaceEvents): SanlockLockspace {
     return new SanlockLockspace(this, view, events);
   }
 }
@@ -406,7 +419,7 @@ function hostState(ls: L.Lockspace, hostId: number): string {
   return 'LIVE';
 }
 
-export class SanlockLockspace implements ManagedLockspace {
+export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, LockSlots {
   glEnabled = false;
   hostId: number;
   diskPath = '';
@@ -444,7 +457,11 @@ export class SanlockLockspace implements ManagedLockspace {
   get generation(): number { return this.leases?.generation ?? 0; }
   private get d(): SanlockLmDeps { return this.m.deps; }
   private get name(): string { return this.view.name; }
-  private get gl(): GlobalLockState { return this.d.gl; }
+  private get gl(): SanlockGlobalLock { return this.m.glInVg; }
+  /** The GL lease at align*65 of every sanlock VG lockspace. */
+  get glInVg(): LockspaceGlobalLock { return this; }
+  /** LV leases live in slots from align*67 on. */
+  get lockSlots(): LockSlots { return this; }
 
   async prepare(_opts: { repair: boolean }): Promise<PrepareResult> {
     const d = this.d;
@@ -500,11 +517,11 @@ export class SanlockLockspace implements ManagedLockspace {
     }
     this.glEnabled = found === 1;
     if (this.glEnabled) {
-      if (this.gl.useDlm) d.error(`S ${this.name} prepare_lockspace_san gl_use_dlm is set`);
-      else if (this.gl.sanlockGlLockspace && this.gl.sanlockGlLockspace !== this.name) {
-        d.error(`S ${this.name} prepare_lockspace_san multiple sanlock global locks current ${this.gl.sanlockGlLockspace}`);
+      if (d.glChoice.manager === 'dlm') d.error(`S ${this.name} prepare_lockspace_san gl_use_dlm is set`);
+      else if (this.gl.glLockspace && this.gl.glLockspace !== this.name) {
+        d.error(`S ${this.name} prepare_lockspace_san multiple sanlock global locks current ${this.gl.glLockspace}`);
       } else {
-        this.gl.sanlockGlLockspace = this.name;
+        this.gl.glLockspace = this.name;
         d.debug(`S ${this.name} prepare_lockspace_san use global lock ${this.name}`);
       }
     }
@@ -541,7 +558,7 @@ export class SanlockLockspace implements ManagedLockspace {
       if (opts.adoptOnly) {
         d.error(`S ${this.name} add_lockspace_san adopt_only: no lockspace to adopt: ${resumed.reason}`);
         // As if never started (lvmlockd adopts only lockspaces it finds): no GL claim either.
-        if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+        if (this.gl.glLockspace === this.name) this.gl.glLockspace = '';
         await this.closeDisk();
         return -E.ADOPT_NONE;
       }
@@ -721,7 +738,7 @@ export class SanlockLockspace implements ManagedLockspace {
       }
     }
     await this.closeDisk();
-    if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    if (this.gl.glLockspace === this.name) this.gl.glLockspace = '';
     return 0;
   }
 
@@ -808,7 +825,7 @@ export class SanlockLockspace implements ManagedLockspace {
     }
     // While another lockspace also claims the GL (duplicate GLs), re-check whether
     // ours was disabled meanwhile (lvmlockd does this while sanlock_gl_dup is set).
-    if ((res.type === 'gl' || res.type === 'vg') && this.glEnabled && this.gl.sanlockGlLockspace && this.gl.sanlockGlLockspace !== this.name) {
+    if ((res.type === 'gl' || res.type === 'vg') && this.glEnabled && this.gl.glLockspace && this.gl.glLockspace !== this.name) {
       this.glEnabled = (await this.glIsEnabled()) === 1;
     }
     const prev = this.held.get(res.name);
@@ -827,7 +844,7 @@ export class SanlockLockspace implements ManagedLockspace {
         if (en === 0) {
           this.glEnabled = false;
           d.error(`S ${this.name} R ${res.name} lock_san gl has been disabled`);
-          if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+          if (this.gl.glLockspace === this.name) this.gl.glLockspace = '';
           return { rv: -E.UNATCH };
         }
       }
@@ -1057,8 +1074,8 @@ export class SanlockLockspace implements ManagedLockspace {
     }
     this.d.debug(`S ${this.name} able_gl ${name}`);
     this.glEnabled = enable;
-    if (enable) this.gl.sanlockGlLockspace = this.name;
-    else if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    if (enable) this.gl.glLockspace = this.name;
+    else if (this.gl.glLockspace === this.name) this.gl.glLockspace = '';
     return 0;
   }
 
@@ -1077,7 +1094,7 @@ export class SanlockLockspace implements ManagedLockspace {
       return leaseRv(e);
     }
     this.glEnabled = false;
-    if (this.gl.sanlockGlLockspace === this.name) this.gl.sanlockGlLockspace = '';
+    if (this.gl.glLockspace === this.name) this.gl.glLockspace = '';
     return 0;
   }
 }

@@ -3,9 +3,10 @@
 
 import { E, VAL_BLK_VERSION, type LmType } from '../../core/constants';
 import type {
-  GlobalLockState, InitLvRequest, InitVgRequest, LockManager, LockResult, LockspaceEvents, LockspaceView,
-  ManagedLockspace, PrepareResult, ResourceView, ValueBlock,
+  GlobalLockChoice, InitLvRequest, InitVgRequest, LockManager, LockResult, LockSlots, LockspaceEvents,
+  LockspaceGlobalLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView, ValueBlock,
 } from '../types';
+import { lockLvName, dmName } from '../lvm-names';
 
 const ONE_MB = 1024 * 1024;
 const LV_LOCK_BEGIN = 67;
@@ -19,23 +20,47 @@ export interface TestLmHooks {
   sleep?(ms: number): Promise<void>;
 }
 
+/** The sanlock side of test mode keeps the global lock in a VG lockspace, as sanlock does. */
+class TestGlobalLockInVg implements ManagerGlobalLock {
+  glLockspace = '';
+  setGlLockspace(name: string): void { this.glLockspace = name; }
+}
+
 export class TestLockManager implements LockManager {
   private testLvCount = 0;
+  readonly glInVg?: TestGlobalLockInVg;
+  readonly lockspaceNameLength?: number;
+  readonly adoptsGlobalLockspace?: boolean;
+  readonly adoptsLocks?: boolean;
+  readonly setsLockArgs?: boolean;
+  readonly refreshLv?: () => Promise<number>;
 
   constructor(
     readonly type: Exclude<LmType, 'none' | 'idm'>,
-    private readonly gl: GlobalLockState,
+    private readonly glChoice: GlobalLockChoice,
     private readonly hooks: TestLmHooks,
     private readonly defaultHostId: () => number,
-  ) {}
+  ) {
+    if (type === 'sanlock') {
+      this.glInVg = new TestGlobalLockInVg();
+      this.lockspaceNameLength = 48;
+      this.adoptsLocks = true;
+      this.setsLockArgs = true;
+    } else {
+      this.adoptsGlobalLockspace = true;
+      // lvmlockd's test mode answers refresh_lv without running anything.
+      this.refreshLv = async () => 0;
+    }
+  }
 
+  /** Test mode has no manager to look for: the one chosen for the global lock counts as running. */
   isRunning(): boolean {
-    return this.type === 'dlm' ? this.gl.useDlm : this.gl.useSanlock;
+    return this.glChoice.manager === this.type;
   }
 
   async initVg(req: InitVgRequest): Promise<{ rv: number; vgArgs: string }> {
-    if (this.type === 'dlm') return { rv: 0, vgArgs: '1.0.0:test' };
-    if (!this.gl.sanlockGlLockspace) this.gl.sanlockGlLockspace = req.lsName;
+    if (!this.glInVg) return { rv: 0, vgArgs: '1.0.0:test' };
+    if (!this.glInVg.glLockspace) this.glInVg.glLockspace = req.lsName;
     return { rv: 0, vgArgs: `1.0.0:${req.vgArgs}` };
   }
 
@@ -49,25 +74,26 @@ export class TestLockManager implements LockManager {
   async renameVg(): Promise<number> { return 0; }
 
   createLockspace(view: LockspaceView, _events: LockspaceEvents): ManagedLockspace {
-    return new TestLockspace(this.type, view, this.gl, this.hooks, this.defaultHostId, () => this.testLvCount);
+    return new TestLockspace(this.type, view, this.glInVg, this.hooks, this.defaultHostId);
   }
 }
 
 class TestLockspace implements ManagedLockspace {
   private readonly valueBlocks = new Map<string, ValueBlock>();
-  glEnabled = false;
-  generation = 0;
   hostId: number;
+  readonly glInVg?: TestLockspaceGl;
+  /** lvmlockd's test mode answers find_free_lock and free_lv with success for both types. */
+  readonly lockSlots: LockSlots = { findFreeLock: async () => 0, freeLv: async () => 0 };
 
   constructor(
     private readonly type: 'dlm' | 'sanlock',
     private readonly view: LockspaceView,
-    private readonly gl: GlobalLockState,
+    private readonly gl: TestGlobalLockInVg | undefined,
     private readonly hooks: TestLmHooks,
     defaultHostId: () => number,
-    private readonly lvCount: () => number,
   ) {
     this.hostId = view.hostId || (type === 'sanlock' ? defaultHostId() : 0);
+    if (gl) this.glInVg = new TestLockspaceGl(gl, view.name);
   }
 
   async prepare(): Promise<PrepareResult> {
@@ -84,8 +110,8 @@ class TestLockspace implements ManagedLockspace {
       this.hooks.log(`S ${this.view.name} prepare_lockspace_san invalid host_id ${this.hostId}`);
       return { rv: -E.HOSTID };
     }
-    if (!this.gl.sanlockGlLockspace) {
-      this.gl.sanlockGlLockspace = this.view.name;
+    if (this.gl && !this.gl.glLockspace) {
+      this.gl.glLockspace = this.view.name;
       this.hooks.log(`S ${this.view.name} prepare_lockspace_san use global lock`);
     }
     // lvmlockd's test mode reads no GL lease at start; only a GL search marks it enabled.
@@ -97,9 +123,7 @@ class TestLockspace implements ManagedLockspace {
     return 0;
   }
   async leave(): Promise<number> {
-    if (this.type === 'sanlock' && this.gl.sanlockGlLockspace === this.view.name) {
-      this.gl.sanlockGlLockspace = '';
-    }
+    if (this.gl && this.gl.glLockspace === this.view.name) this.gl.glLockspace = '';
     return 0;
   }
 
@@ -141,33 +165,22 @@ class TestLockspace implements ManagedLockspace {
   async otherHosts(): Promise<{ rv: number; hostsUnknown: boolean }> {
     return { rv: 0, hostsUnknown: false };
   }
-  async freeLv(): Promise<number> { return 0; }
-  async findFreeLock(): Promise<number> {
-    void this.lvCount;
-    return 0;
-  }
+}
+
+/** Test mode's global lock in a sanlock VG: no lease, only the enabled flag. */
+class TestLockspaceGl implements LockspaceGlobalLock {
+  glEnabled = false;
+  constructor(private readonly gl: TestGlobalLockInVg, private readonly lsName: string) {}
+
   async refreshGlEnabled(): Promise<boolean> {
     this.glEnabled = true;
     return true;
   }
   async setGlEnabled(enable: boolean): Promise<number> {
     this.glEnabled = enable;
-    if (enable) this.gl.sanlockGlLockspace = this.view.name;
-    else if (this.gl.sanlockGlLockspace === this.view.name) this.gl.sanlockGlLockspace = '';
+    if (enable) this.gl.glLockspace = this.lsName;
+    else if (this.gl.glLockspace === this.lsName) this.gl.glLockspace = '';
     return 0;
   }
   async exDisableGl(): Promise<number> { return 0; }
-}
-
-/** `1.0.0:lvmlock` → `lvmlock`; null when the args are unusable. */
-export function lockLvName(vgArgs: string): string | null {
-  const m = /^(\d+)\.(\d+)\.(\d+):([^:]+)/.exec(vgArgs);
-  if (!m) return null;
-  if (Number(m[1]) > 2) return null;
-  return m[4]!;
-}
-
-/** device-mapper name of an LV: dashes in VG and LV names are doubled. */
-export function dmName(vgName: string, lvName: string): string {
-  return `${vgName.replace(/-/g, '--')}-${lvName.replace(/-/g, '--')}`;
 }

@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { killPid, pidAlive, waitPidGone, sleep, RunResult } from '../../harness/exec';
 import { repoRoot } from '../../harness/cluster';
 import { DIR_PREFIX, ResourceTracker, reapStaleRuns } from '../../harness/resources';
-import { ensureImage, GuestImage } from './image';
+import { cacheRoot, ensureImage, GuestImage } from './image';
+import { Accel, AccelVerdict, chooseAccel, KVM_CONSOLE_TIMEOUT_MS, recordKvmBroken, waitFirstBytes } from './accel';
 import { Hub } from './hub';
 
 export const VM_DIR_PREFIX = `${DIR_PREFIX}vm-`;
@@ -42,6 +43,8 @@ export interface VmClusterOptions {
   keep?: boolean;
   name?: string;
   bootTimeoutMs?: number;
+  /** Skip the accelerator choice (used for the TCG reboot after silent KVM guests). */
+  accel?: AccelVerdict;
   log?: (s: string) => void;
 }
 
@@ -51,25 +54,13 @@ export interface ExecOptions {
   env?: Record<string, string>;
 }
 
-export type Accel = 'kvm' | 'tcg';
-
-let accelCache: Accel | null = null;
-
-/** KVM only when it really starts a VM here; env LVMLOCKD_VM_ACCEL=tcg|kvm forces. */
-export function detectAccel(): Accel {
-  const forced = process.env.LVMLOCKD_VM_ACCEL;
-  if (forced === 'kvm' || forced === 'tcg') return forced;
-  if (accelCache) return accelCache;
-  accelCache = 'tcg';
-  try {
-    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
-    // A paused VM with KVM: if qemu is still running after 2 s, KVM works.
-    const r = spawnSync('timeout', ['3', 'qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host', '-machine', 'pc',
-      '-display', 'none', '-nodefaults', '-S', '-m', '64'], { timeout: 10_000, encoding: 'utf8' });
-    if (r.status === 124) accelCache = 'kvm';
-  } catch { /* no kvm */ }
-  return accelCache;
+/** The VM cache file that keeps the accelerator verdict between the tier's processes. */
+export function accelVerdictFile(): string {
+  return path.join(cacheRoot(), 'accel-verdict.json');
 }
+
+/** Thrown when guests started under KVM stay silent: the cluster boots again under TCG. */
+class KvmSilentError extends Error {}
 
 /** Why qemu cannot run here, or null if it can. */
 export function qemuUnavailable(): string | null {
@@ -386,6 +377,7 @@ export class VmCluster {
   tracker!: ResourceTracker;
   image!: GuestImage;
   accel: Accel = 'tcg';
+  accelReason = '';
   bootMs: number[] = [];
   /** [host ms, guest uptime ms] per VM right after boot, for the clock check at destroy */
   clockMarks: Array<[number, number] | null> = [];
@@ -408,7 +400,12 @@ export class VmCluster {
     installHooks();
     try {
       c.cmdLog = fs.createWriteStream(path.join(dir, 'commands.log'));
-      c.accel = detectAccel();
+      const verdict = opts.accel ?? await chooseAccel({
+        kernel: image.kernel, initrd: image.initrd, cacheFile: accelVerdictFile(), env: process.env.LVMLOCKD_VM_ACCEL, log,
+      });
+      c.accel = verdict.accel;
+      c.accelReason = verdict.reason;
+      log(`VM tier: accelerator ${verdict.accel}: ${verdict.reason}`);
       for (const [k, spec] of (opts.disks ?? [{ sizeMiB: 1024 }]).entries()) {
         const f = path.join(dir, `disk${k}.raw`);
         fs.closeSync(fs.openSync(f, 'w'));
@@ -431,6 +428,16 @@ export class VmCluster {
           await sleep(50);
         }
       }
+      if (c.accel === 'kvm') {
+        const silent = await waitFirstBytes(c.vms.map((vm) => vm.consoleLog), KVM_CONSOLE_TIMEOUT_MS, (i) => c.vms[i]!.alive());
+        const dead = c.vms.filter((vm) => !vm.alive());
+        if (silent.length > 0 || dead.length > 0) {
+          const who = [...silent.map((i) => `vm${i + 1} silent`), ...dead.map((vm) => `${vm.name} exited`)].join(', ');
+          const msg = `guests under KVM did not boot (${who} after ${KVM_CONSOLE_TIMEOUT_MS / 1000} s)`;
+          if (verdict.forced) throw new Error(`${msg}; LVMLOCKD_VM_ACCEL=kvm forbids the fallback to TCG`);
+          throw new KvmSilentError(msg);
+        }
+      }
       const timeout = opts.bootTimeoutMs ?? (c.accel === 'kvm' ? 60_000 : 180_000);
       c.bootMs = await Promise.all(c.vms.map((vm) => vm.waitReady(timeout)));
       c.clockMarks = await Promise.all(c.vms.map((vm) => vm.clockMark()));
@@ -438,6 +445,12 @@ export class VmCluster {
       return c;
     } catch (e) {
       await c.destroy();
+      if (e instanceof KvmSilentError) {
+        const reason = `${e.message}; falling back to TCG for the rest of the run`;
+        log(`VM tier: ${reason}`);
+        recordKvmBroken(accelVerdictFile(), image.kernel, reason);
+        return VmCluster.create({ ...opts, accel: { accel: 'tcg', reason } });
+      }
       throw e;
     }
   }
