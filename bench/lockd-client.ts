@@ -29,6 +29,8 @@ export interface ClientJob {
   maxOps: number;
   vg: string;
   vgLockArgs: string;
+  /** one LV for every client (default: a test-mode dlm LV per client, see lvUuid) */
+  target?: { lv: string; lvUuid: string; lockType: 'dlm' | 'sanlock'; lvArgs: string };
 }
 
 export interface ClientResult {
@@ -165,11 +167,10 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
     };
 
     const startClient = (idx: number, sock: net.Socket): void => {
-      const lvName = job.contended ? 'lvhot' : `lv${idx}`;
-      const target: LockLvTarget = {
-        vg: job.vg, lv: lvName, lvUuid: lvUuid(job.tag, job.contended ? 999 : idx),
-        lockType: 'dlm', vgArgs: job.vgLockArgs, lvArgs: 'dlm',
-      };
+      const lvName = job.target?.lv ?? (job.contended ? 'lvhot' : `lv${idx}`);
+      const target: LockLvTarget = job.target
+        ? { vg: job.vg, lv: lvName, lvUuid: job.target.lvUuid, lockType: job.target.lockType, vgArgs: job.vgLockArgs, lvArgs: job.target.lvArgs }
+        : { vg: job.vg, lv: lvName, lvUuid: lvUuid(job.tag, job.contended ? 999 : idx), lockType: 'dlm', vgArgs: job.vgLockArgs, lvArgs: 'dlm' };
       const ex = lockLvFrame(target, 'ex');
       const un = lockLvFrame(target, 'un');
       const decoder = new FrameDecoder();

@@ -409,7 +409,7 @@ export interface CaseResult {
 const CLIENT_SCRIPT = path.join(__dirname, 'lockd-client.js');
 
 /** Runs the load generator (bench/lockd-client.ts) as a process of its own and returns what it measured. */
-function runClient(job: ClientJob): Promise<ClientResult> {
+export function runClient(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLIENT_SCRIPT, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(child);
@@ -774,9 +774,8 @@ export async function runCoreOnly(clients: number, seconds: number): Promise<str
       watchdog: 'off' as never, wdmdSocket: '', killHelper: '',
     }, async () => 0);
     const replies = new Map<number, (text: string) => void>();
-    const internals = daemon as unknown as { sendReply: (id: number, text: string) => boolean; resume: (id: number) => void };
+    const internals = daemon as unknown as { sendReply: (id: number, text: string) => boolean };
     internals.sendReply = (id, text) => { const f = replies.get(id); if (f) setImmediate(() => f(text)); return !!f; };
-    internals.resume = () => undefined;
     const core = daemon.core;
     const ask = (id: number, body: string): Promise<string> => new Promise((resolve) => { replies.set(id, resolve); core.request(id, body); });
     const setup = core.addClient(process.pid, -1, 1);
