@@ -209,8 +209,11 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
       send(ex);
     };
 
-    let connected = 0;
-    for (let i = 0; i < job.clients; i++) {
+    // One connection after the other, each with its hello answered before the next
+    // (the C daemon's listen backlog is short: a burst of connects gets EAGAIN).
+    const connectOne = (i: number): void => {
+      if (failed) return;
+      if (i === job.clients) { begin(); return; }
       const sock = net.createConnection({ path: job.sockPath });
       socks.push(sock);
       sock.on('error', (e) => fail(`client ${i + 1} of ${job.clients}: ${e.message}`));
@@ -223,13 +226,12 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
           sock.off('data', onHello);
           const ev = evs[0]!;
           if (ev.kind !== 'message' || !ev.text.includes('response = "OK"')) return fail(`hello of client ${i + 1} refused`);
-          if (++connected === job.clients) begin();
+          connectOne(i + 1);
         };
         sock.on('data', onHello);
         sock.write(HELLO);
       });
-    }
-
+    };
     const begin = (): void => {
       running = job.clients;
       timers.push(setTimeout(() => {
@@ -242,6 +244,7 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
       timers.push(setTimeout(() => fail('did not finish (daemon stopped answering?)'), (job.warmupSeconds + job.seconds) * 1000 + 15_000));
       socks.forEach((s, i) => startClient(i, s));
     };
+    connectOne(0);
   });
 }
 
