@@ -25,8 +25,10 @@ import { ResourceTracker, reapStaleRuns, DIR_PREFIX, detachLoopSync } from './re
 
 export type DaemonKind = 'c' | 'ts';
 
-export const C_LVMLOCKD = '/usr/sbin/lvmlockd';
-export const C_LVMLOCKCTL = '/usr/sbin/lvmlockctl';
+// LVM_TS_C_LVMLOCKD / LVM_TS_C_LVMLOCKCTL: another C build as the reference (e.g. a wrapper
+// running Debian 13's 2.03.31 from an unpacked tree); the default is the installed one.
+export const C_LVMLOCKD = process.env.LVM_TS_C_LVMLOCKD ?? '/usr/sbin/lvmlockd';
+export const C_LVMLOCKCTL = process.env.LVM_TS_C_LVMLOCKCTL ?? '/usr/sbin/lvmlockctl';
 export const SYS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Top of the repository (folder holding package.json), found from this file. */
@@ -172,8 +174,11 @@ function installExitHook(): void {
 
 function baseEnv(extra?: Record<string, string>): NodeJS.ProcessEnv {
   const nodeDir = path.dirname(process.execPath);
+  // LVM_TS_PATH_PREPEND: a directory whose `lvm` (and others) the hosts run instead of the
+  // installed ones, to run the same scenarios with another LVM2 version.
+  const prepend = process.env.LVM_TS_PATH_PREPEND ? `${process.env.LVM_TS_PATH_PREPEND}:` : '';
   const env: NodeJS.ProcessEnv = {
-    PATH: `${nodeDir}:${SYS_PATH}`,
+    PATH: `${prepend}${nodeDir}:${SYS_PATH}`,
     HOME: '/root',
     LC_ALL: 'C',
     LANG: 'C',

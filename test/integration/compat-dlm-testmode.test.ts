@@ -96,6 +96,10 @@ const SCENARIOS: Record<string, Step[]> = {
     INFO(2),
     { host: 2, argv: ['lvmlockctl', '--gl-enable', 'vg1'] },
     { host: 2, argv: ['lvmlockctl', '--gl-disable', 'vg1'] },
+    // The documented procedure: --kill, then --drop. (A --drop without --kill while host 2 holds
+    // its LV lock is refused by our daemon, a deliberate difference: README.)
+    { host: 2, argv: ['lvmlockctl', '--kill', 'vg1'] },
+    INFO(2),
     { host: 2, argv: ['lvmlockctl', '--drop', 'vg1'] },
     INFO(2, SETTLE),
     { host: 2, argv: ['lvmlockctl', '--stop-lockspaces'] },

@@ -170,6 +170,13 @@ describe('sanlock manager: lvmlock layout', () => {
     assert.equal(dup.rv, -E.EXIST);
 
     const ls = await start(h, clock, 'vg1', 1);
+    // A lease this host holds is never freed, whatever LV the request names (a stray free_lv).
+    assert.equal((await clock.drive(ls.lock(lv(uuid, `1.0.0:${67 * MiB}`), 'ex', NOOPT))).rv, 0);
+    const heldBytes = Buffer.from(disk.data.subarray(67 * MiB, 67 * MiB + MiB));
+    assert.equal(await ls.freeLv(lv(uuid, `1.0.0:${67 * MiB}`)), -E.BUSY);
+    assert.equal(await ls.freeLv(lv('other-lv-uuid', `1.0.0:${67 * MiB}`)), -E.BUSY);
+    assert.ok(disk.data.subarray(67 * MiB, 67 * MiB + MiB).equals(heldBytes), 'held lease untouched');
+    assert.equal(await clock.drive(ls.unlock(lv(uuid, `1.0.0:${67 * MiB}`, 'ex'), 0, { freeVg: false })), 0);
     assert.equal(await ls.freeLv(lv(uuid, `1.0.0:${67 * MiB}`)), 0);
     assert.ok(disk.data.subarray(67 * MiB, 67 * MiB + 512).equals(g.get(67 * MiB)!), 'freed slot is #unused again');
     await clock.drive(ls.leave({ freeVg: false }));

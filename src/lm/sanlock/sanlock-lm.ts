@@ -1009,6 +1009,12 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
     if (!this.disk) return -E.LMERR;
     const off = lvOffsetFromArgs(res.lvArgs);
     if (off === null) return -E.ARGS;
+    for (const [name, lease] of this.held) {
+      // lvremove frees an unlocked LV's lease; overwriting one this host holds would let another host take it.
+      if (lease.ref.offset !== off) continue;
+      this.d.error(`S ${this.name} R ${res.name} free_lv_san refused: offset ${off} is the lease of ${name}, held here`);
+      return -E.BUSY;
+    }
     try {
       await L.initResource(this.resDisk(), off, this.name, LV_UNUSED, { sectorSize: this.sectorSize, alignSize: this.alignSize });
       return 0;

@@ -46,6 +46,13 @@ export interface VmClusterOptions {
   /** Skip the accelerator choice (used for the TCG reboot after silent KVM guests). */
   accel?: AccelVerdict;
   log?: (s: string) => void;
+  /** Extra host dirs shared read-only over virtio-9p (mount them in the guest by tag). */
+  shares?: VmShare[];
+}
+
+export interface VmShare {
+  tag: string;
+  hostPath: string;
 }
 
 export interface ExecOptions {
@@ -119,7 +126,7 @@ export class Vm {
     return this.exitCode === undefined && this.pid > 0 && pidAlive(this.pid);
   }
 
-  start(image: GuestImage, accel: Accel, hubPort: number, disks: string[], memMiB: number): void {
+  start(image: GuestImage, accel: Accel, hubPort: number, disks: string[], memMiB: number, shares: VmShare[] = []): void {
     fs.mkdirSync(this.outDir, { recursive: true });
     const sockPath = path.join(this.dir, 'agent.sock');
     const mac = `52:54:00:d7:00:${this.index.toString(16).padStart(2, '0')}`;
@@ -156,6 +163,9 @@ export class Vm {
       '-virtfs', `local,path=${repoRoot()},mount_tag=repo,security_model=none,readonly=on,id=repo`,
       '-virtfs', `local,path=${this.outDir},mount_tag=out,security_model=none,id=out`,
     );
+    for (const sh of shares) {
+      args.push('-virtfs', `local,path=${sh.hostPath},mount_tag=${sh.tag},security_model=none,readonly=on,id=${sh.tag}`);
+    }
     fs.writeFileSync(path.join(this.dir, 'qemu.cmdline'), ['qemu-system-x86_64', ...args].map((a) => JSON.stringify(a)).join(' ') + '\n');
     const qlog = fs.openSync(path.join(this.dir, 'qemu.log'), 'a');
     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'qemu-system-x86_64', ...args], {
@@ -419,7 +429,7 @@ export class VmCluster {
         fs.mkdirSync(vdir);
         const vm = new Vm(c, i, vdir);
         c.vms.push(vm);
-        vm.start(image, c.accel, port, c.disks, opts.memMiB ?? 1024);
+        vm.start(image, c.accel, port, c.disks, opts.memMiB ?? 1024, opts.shares);
         // the hub numbers ports by connection order: wait for this VM's
         const t0 = Date.now();
         while (c.hub.connections() < i) {

@@ -1,0 +1,152 @@
+// test:upstream's pure parts: the command line, test selection and
+// sharding with resume, the runner's verdicts, RESULT lines, and finding the
+// Debian mirror in the host's apt sources.
+
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import {
+  CI_SUBSET, DEFAULT_FLAVOURS, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
+} from '../upstream/plan';
+import { lvm2VersionFromManifest, parseAptSources } from '../upstream/source';
+
+const TESTS = ['aa-lvmlockd-sanlock-prepare.sh', 'lvchange-partial.sh', 'lvmlockd-hello-world.sh', 'lvmlockd-lv-types.sh',
+  'vgchange-usage.sh', 'zz-lvmlockd-sanlock-remove.sh'];
+
+test('parseArgs: defaults are the runnable flavours, both daemons, one VM, from 0', () => {
+  const p = parseArgs([]);
+  assert.ok(p.ok);
+  assert.deepEqual(p.options.flavours, DEFAULT_FLAVOURS);
+  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock']);
+  assert.deepEqual(p.options.daemons, ['c', 'ours']);
+  assert.equal(p.options.jobs, 1);
+  assert.equal(p.options.from, 0);
+});
+
+test('parseArgs: every option, in both spellings', () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-sanlock', '--only=lvmlockd*', '--daemon', 'ours', '--jobs=2', '--from', '7', '--keep']);
+  assert.ok(p.ok);
+  assert.deepEqual(p.options.flavours, ['udev-lvmlockd-sanlock']);
+  assert.equal(p.options.only, 'lvmlockd*');
+  assert.deepEqual(p.options.daemons, ['ours']);
+  assert.equal(p.options.jobs, 2);
+  assert.equal(p.options.from, 7);
+  assert.equal(p.options.keep, true);
+  const ci = parseArgs(['--only', 'ci']);
+  assert.ok(ci.ok);
+  assert.equal(ci.options.only, CI_SUBSET);
+  assert.equal(ci.options.ci, false);
+  const run = parseArgs(['--ci']);
+  assert.ok(run.ok);
+  assert.equal(run.options.ci, true);
+  assert.equal(run.options.only, CI_SUBSET);
+  assert.deepEqual(run.options.flavours, ['udev-lvmlockd-test', 'udev-lvmlockd-sanlock']);
+});
+
+test('parseArgs: bad input is an error value with a reason', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--flavour', 'udev-vanilla'], /unknown flavour udev-vanilla/],
+    [['--flavour'], /needs a name/],
+    [['--daemon', 'dlm'], /ours, c or both/],
+    [['--jobs', '0'], /--jobs needs an integer >= 1/],
+    [['--from', '-1'], /--from needs an integer >= 0/],
+    [['--from', 'x'], /--from needs an integer/],
+    [['--bogus'], /unknown argument --bogus/],
+  ];
+  for (const [argv, re] of cases) {
+    const p = parseArgs(argv);
+    assert.ok(!p.ok && 'error' in p, argv.join(' '));
+    assert.match(p.error, re);
+  }
+  const h = parseArgs(['--help']);
+  assert.ok(!h.ok && 'help' in h);
+});
+
+test('the dlm and idm flavours are known, never run, and say why', () => {
+  for (const n of ['udev-lvmlockd-dlm', 'udev-lvmlockd-idm']) {
+    const f = FLAVOURS.find((x) => x.name === n)!;
+    assert.ok(f.notRun && f.notRun.length > 20, n);
+    const p = parseArgs(['--flavour', n]);
+    assert.ok(p.ok);
+    assert.equal(planItems(TESTS, p.options).length, 0);
+  }
+});
+
+test('--only: globs, names with or without .sh, comma lists', () => {
+  assert.ok(matchesOnly('lvmlockd-hello-world.sh', 'lvmlockd*'));
+  assert.ok(matchesOnly('lvmlockd-hello-world.sh', 'lvmlockd-hello-world'));
+  assert.ok(!matchesOnly('lvmlockd-hello-world.sh', 'lvmlockd-hello'));
+  assert.ok(matchesOnly('vgchange-usage.sh', 'x,vgchange-?sage.sh'));
+  assert.ok(!matchesOnly('lvchange-partial.sh', 'vgchange-*'));
+  assert.ok(!matchesOnly('vgchangeXusage.sh', 'vgchange.usage'));
+  assert.ok(matchesOnly('anything.sh', null));
+});
+
+test('planItems: prepare/remove tests are not items; numbering runs over flavours in order', () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-test,udev-lvmlockd-sanlock', '--only', 'ci']);
+  assert.ok(p.ok);
+  const items = planItems(TESTS, p.options);
+  assert.deepEqual(items.map((i) => `${i.index} ${i.flavour.name} ${i.test}`), [
+    '0 udev-lvmlockd-test lvchange-partial.sh',
+    '1 udev-lvmlockd-test lvmlockd-hello-world.sh',
+    '2 udev-lvmlockd-test lvmlockd-lv-types.sh',
+    '3 udev-lvmlockd-test vgchange-usage.sh',
+    '4 udev-lvmlockd-sanlock lvchange-partial.sh',
+    '5 udev-lvmlockd-sanlock lvmlockd-hello-world.sh',
+    '6 udev-lvmlockd-sanlock lvmlockd-lv-types.sh',
+    '7 udev-lvmlockd-sanlock vgchange-usage.sh',
+  ]);
+});
+
+test('shard: round robin over the VMs, resume skips the first N items', () => {
+  const p = parseArgs([]);
+  assert.ok(p.ok);
+  const items = planItems(TESTS, p.options); // 4 tests x 3 flavours
+  assert.equal(items.length, 12);
+  const s = shard(items, 2, 0);
+  assert.deepEqual(s.map((x) => x.map((i) => i.index)), [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9, 11]]);
+  const r = shard(items, 3, 10);
+  assert.deepEqual(r.map((x) => x.map((i) => i.index)), [[10], [11]]);
+  assert.deepEqual(shard(items, 2, 12), []);
+});
+
+test('verdicts from the runner: warned is a pass, anything unfinished is a fail', () => {
+  assert.equal(verdictOf('passed'), 'pass');
+  assert.equal(verdictOf('warned'), 'pass');
+  assert.equal(verdictOf('skipped'), 'skip');
+  for (const s of ['failed', 'timeout', 'interrupted', 'started', 'retried', 'unknown']) assert.equal(verdictOf(s), 'fail', s);
+  assert.equal(verdictOf(undefined), '-');
+  const list = parseRunnerList('udev-lvmlockd-test:shell/lvmlockd-hello-world.sh passed\nudev-lvmlockd-sanlock:shell/vgchange-usage.sh failed\nnoise\n');
+  assert.equal(list.get('udev-lvmlockd-test:lvmlockd-hello-world.sh'), 'passed');
+  assert.equal(list.get('udev-lvmlockd-sanlock:vgchange-usage.sh'), 'failed');
+  assert.equal(list.size, 2);
+});
+
+test('RESULT lines round-trip; a daemon not run is -', () => {
+  const l = resultLine('udev-lvmlockd-test', 'lvmlockd-hello-world.sh', { c: 'pass', ours: 'fail' });
+  assert.equal(l, 'RESULT udev-lvmlockd-test lvmlockd-hello-world.sh c=pass ours=fail');
+  assert.deepEqual(parseResultLine(l), { flavour: 'udev-lvmlockd-test', test: 'lvmlockd-hello-world.sh', c: 'pass', ours: 'fail' });
+  assert.equal(resultLine('f', 't.sh', { ours: 'skip' }), 'RESULT f t.sh c=- ours=skip');
+  assert.equal(parseResultLine('RESULT f t.sh c=maybe ours=pass'), null);
+});
+
+test('the mirror comes from the host sources (deb822 or one-line), for the release itself', () => {
+  const deb822 = `Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+`;
+  assert.deepEqual(parseAptSources([{ name: 'x/debian.sources', text: deb822 }], 'bookworm'),
+    { uri: 'http://mirror.example/debian', suite: 'bookworm', keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
+  const oneLine = '# comment\ndeb http://sec.example/debian-security bookworm-security main\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main contrib\n';
+  assert.deepEqual(parseAptSources([{ name: '/etc/apt/sources.list', text: oneLine }], 'bookworm'),
+    { uri: 'http://m.example/debian', suite: 'bookworm', keyring: '/k.gpg' });
+  assert.equal(parseAptSources([{ name: 'a.list', text: 'deb-src http://m/debian bookworm main\n' }], 'bookworm'), null);
+  assert.equal(lvm2VersionFromManifest('packages=lvm2,sanlock\nlvm2=2.03.16-2\nlvm2-lockd=2.03.16-2\n'), '2.03.16-2');
+  assert.equal(lvm2VersionFromManifest('sanlock=3.8.5\n'), null);
+});

@@ -1,0 +1,210 @@
+// Runs LVM2's test suite in VMs of the VM tier (device-mapper, udev, loop
+// devices, the sanlock daemon), each test with the C lvmlockd and with ours
+// on the same VM, and prints one RESULT line per test.
+//
+// The suite starts lvmlockd itself (aux.sh prepare_lvmlockd: `lvmlockd ...`
+// from PATH) and finds and stops it by process name (`pgrep lvmlockd`,
+// `killall lvmlockd`). For the C runs PATH finds /usr/sbin/lvmlockd; for ours
+// a directory in front of PATH has `lvmlockd` and `lvmlockctl` for ours.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { VmCluster, Vm } from '../vm/lib/vm';
+import { BuiltSuite, GUEST_DATADIR, GUEST_PREFIX, GUEST_RUNNER } from './source';
+import { Daemon, Item, Verdict, Options, parseRunnerList, resultLine, verdictOf } from './plan';
+
+const SHIMS = '/opt/upstream-shims';
+const OURS = '/opt/upstream-ours';
+const SCRATCH = '/scratch';
+/** Runner's silence timeout per test (s) and our hard limit per test (ms), generous for TCG. */
+const RUNNER_SILENCE_S = 400;
+const TEST_LIMIT_MS = 40 * 60_000;
+const HANG_SNAPSHOT_MS = 5 * 60_000;
+
+/**
+ * `systemctl` for the suite inside the VM (no systemd there): aux.sh starts
+ * sanlock with `systemctl start sanlock`; the other units the lvmlockd
+ * flavours use (corosync, dlm) belong to the dlm flavour, which is not run.
+ */
+const SYSTEMCTL_SHIM = `#!/bin/sh
+# systemctl stand-in for LVM2's test suite in a VM without systemd
+case "$1 $2" in
+  "start sanlock") exec sanlock daemon -w 0 -U root -G root ;;
+  "stop sanlock") killall sanlock; exit 0 ;;
+  *) echo "systemctl stand-in: '$*' is not supported in this VM" >&2; exit 1 ;;
+esac
+`;
+
+/**
+ * `lvmlockd` for the ours runs when our daemon does not name its process
+ * lvmlockd itself: node through a link named lvmlockd (the kernel takes the
+ * process name from the file name executed) in the foreground, detached,
+ * returning once the socket is there, as the C daemon's fork does.
+ */
+const OURS_LAUNCHER = `#!/bin/sh
+# our lvmlockd under the process name "lvmlockd" (for pgrep/killall in the suite)
+run="${OURS}/libexec/lvmlockd /repo/bin/lvmlockd"
+for a in "$@"; do
+  case "$a" in -h|--help|-V|--version|-f|--foreground|-D|--daemon-debug) exec $run "$@" ;; esac
+done
+sock=/run/lvm/lvmlockd.socket
+pgrep -x lvmlockd >/dev/null || rm -f "$sock"
+setsid $run -f "$@" >>/out/ours-lvmlockd.log 2>&1 </dev/null &
+pid=$!
+i=0
+while [ $i -lt 600 ]; do
+  if ! kill -0 $pid 2>/dev/null; then wait $pid; exit $?; fi
+  [ -S "$sock" ] && exit 0
+  sleep 0.05
+  i=$((i + 1))
+done
+echo "lvmlockd (ours): no socket after 30 s" >&2
+exit 1
+`;
+
+/** True when bin/lvmlockd names its own process (then PATH gets bin/lvmlockd itself, no launcher). */
+export function oursNamesItself(repo: string): boolean {
+  try {
+    return /setProcessName\(\s*'lvmlockd'/.test(fs.readFileSync(path.join(repo, 'bin', 'lvmlockd'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
+  await vm.shOk([
+    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec`,
+    `mountpoint -q ${GUEST_PREFIX} || mount -t 9p -o trans=virtio,version=9p2000.L,ro lvm2suite ${GUEST_PREFIX}`,
+    `mkfs.ext4 -q -F /dev/vdb && mount /dev/vdb ${SCRATCH}`,
+    'modprobe loop 2>/dev/null; true',
+  ].join(' && '), { timeoutMs: 120_000 });
+  await vm.writeFile(`${SHIMS}/systemctl`, SYSTEMCTL_SHIM);
+  if (selfNamed) {
+    await vm.shOk(`ln -sf /repo/bin/lvmlockd ${OURS}/lvmlockd`);
+  } else {
+    await vm.writeFile(`${OURS}/lvmlockd`, OURS_LAUNCHER);
+    await vm.shOk(`chmod +x ${OURS}/lvmlockd && ln -sf "$(command -v node)" ${OURS}/libexec/lvmlockd`);
+  }
+  await vm.shOk(`ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && chmod +x ${SHIMS}/systemctl`);
+}
+
+function pathFor(d: Daemon): string {
+  return `${d === 'ours' ? `${OURS}:` : ''}${SHIMS}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+}
+
+/** Stop every lock daemon and the suite's devices left behind (between daemon blocks). */
+async function cleanVm(vm: Vm): Promise<void> {
+  await vm.sh([
+    'killall -9 lvmlockd 2>/dev/null', 'killall -9 sanlock 2>/dev/null', 'sleep 1',
+    'rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid',
+    'for d in $(dmsetup ls 2>/dev/null | awk \'$1 ~ /^(LVMTEST|GL_DEV|glvg)/ {print $1}\'); do dmsetup remove --force "$d" >/dev/null 2>&1; done',
+    'losetup -D 2>/dev/null', `rm -rf ${SCRATCH}/t`, 'true',
+  ].join('; '), { timeoutMs: 120_000 });
+}
+
+export interface TestRun {
+  verdict: Verdict;
+  status: string;
+  seconds: number;
+}
+
+async function runOne(vm: Vm, d: Daemon, flavour: string, test: string): Promise<TestRun> {
+  const out = `/out/runs/${d}/${flavour}/${test.replace(/\.sh$/, '')}`;
+  const script = [
+    `rm -rf ${out} && mkdir -p ${out} ${SCRATCH}/t && cd ${SCRATCH}`,
+    `PATH=${pathFor(d)} LVM_TEST_DIR=${SCRATCH}/t ${GUEST_RUNNER} --testdir ${GUEST_DATADIR} --outdir ${out}` +
+      ` --flavours ${flavour} --only shell/${test} --batch --timeout ${RUNNER_SILENCE_S} >${out}/runner.out 2>&1`,
+    `cat ${out}/list`,
+  ].join('; ');
+  // a test silent for long is usually hung: note what the VM runs then (the
+  // agent runs requests side by side), for the logs
+  const watch = setInterval(() => {
+    vm.sh(`ps -eo pid,ppid,etimes,stat,wchan:20,args > ${out}/ps-$(cut -d. -f1 /proc/uptime).txt 2>&1`, { timeoutMs: 30_000 }).catch(() => undefined);
+  }, HANG_SNAPSHOT_MS);
+  const r = await vm.sh(script, { timeoutMs: TEST_LIMIT_MS }).finally(() => clearInterval(watch));
+  const status = parseRunnerList(r.stdout).get(`${flavour}:${test}`);
+  return { verdict: r.timedOut ? 'fail' : verdictOf(status), status: r.timedOut ? 'killed (time limit)' : status ?? 'no result', seconds: r.durationMs / 1000 };
+}
+
+export interface ShardReport {
+  results: Array<{ item: Item; runs: Partial<Record<Daemon, TestRun>> }>;
+}
+
+export interface RunContext {
+  suite: BuiltSuite;
+  options: Options;
+  runDir: string;
+  emit: (line: string) => void;
+  log: (line: string) => void;
+}
+
+function saveLogs(vm: Vm, runDir: string): void {
+  const from = path.join(vm.outDir, 'runs');
+  if (fs.existsSync(from)) fs.cpSync(from, path.join(runDir, 'logs'), { recursive: true, force: true });
+  const daemonLog = path.join(vm.outDir, 'ours-lvmlockd.log');
+  if (fs.existsSync(daemonLog)) fs.appendFileSync(path.join(runDir, 'ours-lvmlockd.log'), fs.readFileSync(daemonLog));
+}
+
+function report(ctx: RunContext, item: Item, runs: Partial<Record<Daemon, TestRun>>): void {
+  const v: Partial<Record<Daemon, Verdict>> = {};
+  for (const d of ctx.options.daemons) v[d] = runs[d]?.verdict ?? '-';
+  const line = resultLine(item.flavour.name, item.test, v);
+  const times = ctx.options.daemons.map((d) => `${d}=${runs[d] ? runs[d]!.seconds.toFixed(1) + 's' : '-'}(${runs[d]?.status ?? '-'})`).join(' ');
+  ctx.emit(line);
+  ctx.emit(`TIME ${item.flavour.name} ${item.test} ${times} item=${item.index}`);
+}
+
+/** One VM, one shard: per-test flavours alternate C and ours per test; the others run a block per daemon. */
+export async function runShard(ctx: RunContext, shardNo: number, items: Item[]): Promise<ShardReport> {
+  const rep: ShardReport = { results: [] };
+  const cluster = await VmCluster.create({
+    vms: 1, disks: [{ sizeMiB: 6144 }], memMiB: ctx.options.memMiB, name: `upstream${shardNo}`, keep: ctx.options.keep,
+    shares: [{ tag: 'lvm2suite', hostPath: ctx.suite.prefixDir }],
+    log: (s) => ctx.log(`[shard ${shardNo}] ${s}`),
+  });
+  const vm = cluster.vm(1);
+  try {
+    const selfNamed = oursNamesItself(path.resolve(__dirname, '..', '..', '..'));
+    ctx.log(`[shard ${shardNo}] ours as lvmlockd: ${selfNamed ? 'bin/lvmlockd (names its process)' : 'through the launcher'}`);
+    await prepareVm(vm, selfNamed);
+    const byFlavour = new Map<string, Item[]>();
+    for (const it of items) byFlavour.set(it.flavour.name, [...(byFlavour.get(it.flavour.name) ?? []), it]);
+    for (const group of byFlavour.values()) {
+      const fl = group[0]!.flavour;
+      if (!fl.prepare) {
+        for (const it of group) {
+          const runs: Partial<Record<Daemon, TestRun>> = {};
+          for (const d of ctx.options.daemons) {
+            runs[d] = await runOne(vm, d, fl.name, it.test);
+            await vm.sh('killall -9 lvmlockd 2>/dev/null; rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid; true');
+          }
+          saveLogs(vm, ctx.runDir);
+          report(ctx, it, runs);
+          rep.results.push({ item: it, runs });
+        }
+      } else {
+        const all = new Map<Item, Partial<Record<Daemon, TestRun>>>(group.map((it) => [it, {}]));
+        for (const [k, d] of ctx.options.daemons.entries()) {
+          await cleanVm(vm);
+          const prep = await runOne(vm, d, fl.name, fl.prepare);
+          ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.prepare} ${prep.status} (${prep.seconds.toFixed(0)} s)`);
+          for (const it of group) {
+            all.get(it)![d] = await runOne(vm, d, fl.name, it.test);
+            saveLogs(vm, ctx.runDir);
+            if (k === ctx.options.daemons.length - 1) {
+              report(ctx, it, all.get(it)!);
+              rep.results.push({ item: it, runs: all.get(it)! });
+            }
+          }
+          const rem = await runOne(vm, d, fl.name, fl.remove!);
+          ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.remove} ${rem.status} (${rem.seconds.toFixed(0)} s)`);
+          saveLogs(vm, ctx.runDir);
+        }
+      }
+    }
+  } finally {
+    saveLogs(vm, ctx.runDir);
+    await cluster.destroy();
+  }
+  return rep;
+}
