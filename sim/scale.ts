@@ -56,7 +56,7 @@ export async function scalePoint(hosts: number, lvs: number, ops: number, seed: 
   sim.traceLimit = 100;
   const rng = new Rng(seed).fork(`scale-${hosts}-${lvs}`);
   const io = 10;
-  const storage = new SimStorage(sim, rng.fork('disk'), (LV_LOCK_BEGIN + lvs) * ALIGN, SECTOR);
+  const storage = new SimStorage(sim, rng.fork('disk'), (LV_LOCK_BEGIN + lvs) * ALIGN, SECTOR, 4096);
   const setup = new SimHost(sim, 0, 0, 1);
   const disk0 = storage.diskFor(setup, 'sim:setup');
   let ready = false;
