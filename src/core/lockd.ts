@@ -70,6 +70,13 @@ const UUID_RE = /^[A-Za-z0-9-]+$/;
 // not escape), where a quote would make the reply unparsable for the command.
 const ARGS_RE = /^[\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/**
+ * lvm's requests are a few KiB (the largest, with PV path lists, tens of KiB). A
+ * bigger one is refused unparsed: parsing millions of tokens takes seconds in the
+ * one thread that serves every client and renews every lease. (C parses any size.)
+ */
+export const MAX_PARSED_REQUEST = 1024 * 1024;
+
 /** A client-supplied name made safe to echo inside a quoted reply string. */
 function printable(name: string): string {
   const safe = name.slice(0, 64).replace(/[^A-Za-z0-9_.:+-]/g, '?');
@@ -146,6 +153,11 @@ export class LockdCore implements LockspaceHost {
   request(clientId: number, text: string): void {
     const cl = this.clients.get(clientId);
     if (!cl) return;
+    if (text.length > MAX_PARSED_REQUEST) {
+      this.error(`client recv ${clientId} request of ${text.length} characters refused (limit ${MAX_PARSED_REQUEST})`);
+      this.refuse(clientId, 'request too large');
+      return;
+    }
     const parsed = parseConfigTree(text, { libdmOpenQuotes: true });
     if (!parsed.ok) {
       this.error(`client recv ${clientId} config_from_string error: ${parsed.error}`);
