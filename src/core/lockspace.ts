@@ -33,6 +33,8 @@ export class Lockspace {
   readonly lmType: LmType;
   hostId: number;
   startClientId = 0;
+  /** The VG's PVs from the newest start_vg (IDM). */
+  pvs: string[] = [];
   createDone = false;
   createFail = false;
   threadWork = false;
@@ -607,6 +609,7 @@ export class Lockspace {
         adoptOnly: (act.flags & AF.ADOPT_ONLY) !== 0,
         adoptOk: (act.flags & AF.ADOPT) !== 0,
         repair: (act.flags & AF.REPAIR) !== 0,
+        pvs: act.pvs,
       });
       act.lmResult = res.rv;
       rv = res.rv;

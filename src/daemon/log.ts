@@ -82,28 +82,60 @@ export class LogRing {
   }
 }
 
+export type LogFormat = 'text' | 'json';
+
+const LEVEL_NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
+
+export interface DaemonLogOptions {
+  debugToStdout: boolean;
+  syslogPriority: number;
+  nowSeconds: () => number;
+  useSyslog: boolean;
+  /** --log-format json: stdout and syslog get one JSON object per line (the ring keeps C's text). */
+  format?: LogFormat;
+  /** Where syslog lines go; default syslog(3) as "lvmlockd", facility daemon. */
+  syslog?: (priority: number, msg: string) => void;
+}
+
 export class DaemonLog {
   private readonly ring = new LogRing();
   private prefixSecond = -1;
   private prefix = '';
+  private readonly json: boolean;
+  private readonly toSyslog: (priority: number, msg: string) => void;
 
-  constructor(
-    private readonly opts: { debugToStdout: boolean; syslogPriority: number; nowSeconds: () => number; useSyslog: boolean },
-  ) {}
+  constructor(private readonly opts: DaemonLogOptions) {
+    this.json = opts.format === 'json';
+    this.toSyslog = opts.syslog ?? ((p, m) => sysLog('lvmlockd', p, m, LOG_DAEMON));
+  }
 
   debug(msg: string): void { this.line(LOG_DEBUG, msg); }
   error(msg: string): void { this.line(LOG_ERR, msg); }
   warn(msg: string): void { this.line(LOG_WARNING, msg); }
 
-  private line(priority: number, msg: string): void {
+  /** Whether a line of this priority goes anywhere beyond the ring (skip building costly ones). */
+  wants(priority: number): boolean {
+    return this.opts.debugToStdout || (this.opts.useSyslog && priority <= this.opts.syslogPriority);
+  }
+
+  /**
+   * A line with structured fields (requests): `msg` in the ring and the text
+   * form, msg and fields as one JSON object with --log-format json.
+   */
+  event(priority: number, msg: string, fields: Record<string, string | number | boolean>): void {
+    this.line(priority, msg, fields);
+  }
+
+  private line(priority: number, msg: string, fields?: Record<string, string | number | boolean>): void {
     const now = this.opts.nowSeconds();
     if (now !== this.prefixSecond) { this.prefixSecond = now; this.prefix = `${now} `; }
     const text = this.prefix + msg + '\n';
     this.ring.append(text);
-    if (this.opts.debugToStdout) process.stdout.write(text);
-    if (this.opts.useSyslog && priority <= this.opts.syslogPriority) {
-      sysLog('lvmlockd', priority, msg, LOG_DAEMON);
-    }
+    const toSyslog = this.opts.useSyslog && priority <= this.opts.syslogPriority;
+    if (!this.opts.debugToStdout && !toSyslog) return;
+    const out = this.json ? JSON.stringify({ time: now, level: LEVEL_NAMES[priority] ?? String(priority), msg, ...fields }) : msg;
+    if (this.opts.debugToStdout) process.stdout.write(this.json ? out + '\n' : text);
+    if (toSyslog) this.toSyslog(priority, out);
   }
 
   dump(): string {

@@ -312,6 +312,8 @@ export class Lockspace {
   private lastRenewOk = true;
   /** Local monotonic seconds of the last successful renewal (or acquire). */
   lastSuccess = 0;
+  /** Renewal counters for status displays and metrics (never read by the algorithm). */
+  readonly renewals = { ok: 0, failed: 0, lastMs: 0 };
   /** Liveness view of the other hosts and what their records were last time (allocated by the first area read). */
   private view: HostView | undefined;
   /** Bits we set in our bitmap, with the local time they expire. */
@@ -777,11 +779,15 @@ export class Lockspace {
         if (this.stopRequested) break;
         const now = this.clock.monotonicSeconds();
         if (!failing && now - this.lastSuccess < this.timeouts.idRenewalSeconds) continue;
+        const started = this.clock.nowMs();
         try {
           await this.renew();
+          this.renewals.ok++;
+          this.renewals.lastMs = this.clock.nowMs() - started;
           failing = false;
           if (!this.stopRequested) this.onRenewed?.(this.lastSuccess);
         } catch (e) {
+          this.renewals.failed++;
           if (this.hooks?.renewWithoutTimeoutCheck && !(e instanceof LeaseError && (e.rv === SANLK.RENEW_OWNER || e.rv === SANLK.RENEW_DIFF))) {
             this.lastSuccess = this.clock.monotonicSeconds(); // injected bug
             continue;

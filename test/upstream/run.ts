@@ -73,7 +73,8 @@ export function oursNamesItself(repo: string): boolean {
 
 export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
   await vm.shOk([
-    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec`,
+    // aux.sh copies its sanlock.conf into /etc/sanlock, which Debian's package does not create
+    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec /etc/sanlock`,
     `mountpoint -q ${GUEST_PREFIX} || mount -t 9p -o trans=virtio,version=9p2000.L,ro lvm2suite ${GUEST_PREFIX}`,
     `mkfs.ext4 -q -F /dev/vdb && mount /dev/vdb ${SCRATCH}`,
     'modprobe loop 2>/dev/null; true',
