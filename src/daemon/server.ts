@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { FrameDecoder, encodeFrame } from '../protocol/framing';
+import { FrameDecoder, frameText } from '../protocol/framing';
 import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
 import { DlmLockManager } from '../lm/dlm/dlm-lm';
 import { LibDlm, LibDlmControl, onLibdlmLoadError } from '../lm/dlm/libdlm';
@@ -340,7 +340,7 @@ export class Daemon {
   private sendReply(id: number, text: string): boolean {
     const conn = this.conns.get(id);
     if (!conn || conn.closed || conn.socket.destroyed || !conn.socket.writable) return false;
-    conn.socket.write(encodeFrame(text));
+    conn.socket.write(frameText(text));
     conn.busy = false;
     if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;
