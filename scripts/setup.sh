@@ -36,6 +36,14 @@ if ((${#up_missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${up_missing[@]}" >/dev/null
 fi
+# node_exporter for the metrics scrape test: downloaded, never installed (its
+# package would start a listener on the host); the test unpacks it.
+EXPORTER_DIR=/var/cache/lvmlockd-ts-pkgs
+if ! compgen -G "$EXPORTER_DIR/prometheus-node-exporter_*.deb" >/dev/null; then
+  mkdir -p "$EXPORTER_DIR"
+  (cd "$EXPORTER_DIR" && apt-get download -qq prometheus-node-exporter 2>/dev/null) ||
+    echo "setup: could not download prometheus-node-exporter; the metrics scrape test will skip" >&2
+fi
 # Installed services must not run on the host itself: tests start their own per namespace.
 for svc in lvmlockd sanlock wdmd corosync lvm2-lvmpolld dlm; do
   systemctl stop "$svc" >/dev/null 2>&1 || true

@@ -12,14 +12,18 @@ const path = require('node:path');
 // Slowest first (measured on 2 loaded cores, 2026-11-25). Approximate is
 // fine: only the order matters, and a missing entry only costs balance.
 const SLOW = [
+  'integration/package.test.js', // first: ~3.5 min, mostly lease waits in systemd containers
   'unit/sim-quick.test.js', // CPU-bound, two workers: beside the lease waits of the next two
   'integration/sanlock-failover.test.js', // ~90 s, waits for host_dead
   'integration/leases-sanlock.test.js', // ~85 s, idem
   'integration/sanlock-adopt.test.js', // ~90 s, a kill -9 and host_dead
+  'integration/idm-lvm.test.js', // ~75 s: lock retries, a host crash's countdown
   'integration/sanlock-race.test.js',
   'integration/sanlock-compare.test.js',
   'integration/compat-test-mode.test.js',
   'integration/sanlock-ours.test.js',
+  'integration/ilm-daemon.test.js', // ~37 s: 5 s majority deadlines
+  'integration/holders-sanlock.test.js', // ~20 s
   'integration/fuzz-socket.test.js',
   'integration/sanlock-mixed.test.js',
   'integration/compat-dlm-testmode.test.js',

@@ -21,6 +21,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { formatHolders } from './holders-format';
 import { Getopt, cAtoi, type LongOption } from '../util/getopt';
 import { FrameDecoder, encodeFrame } from '../protocol/framing';
 import { parseConfigTree, formatRequest, ConfigMap, type ConfigValue } from '../protocol/config-tree';
@@ -46,6 +47,8 @@ const OPT_SET_REMOTE_LV_LOCK = 128;
 const OPT_LV_UUID = 129;
 const OPT_LOCK_MODE = 130;
 const OPT_JSON = 131;
+const OPT_METRICS = 132;
+const OPT_HOLDERS = 133;
 
 export const SHORT_OPTIONS = 'hqidE:D:w:k:r:Se';
 export const LONG_OPTIONS: readonly LongOption[] = [
@@ -65,6 +68,8 @@ export const LONG_OPTIONS: readonly LongOption[] = [
   { name: 'lv-uuid', hasArg: 'required', val: OPT_LV_UUID },
   { name: 'lock-mode', hasArg: 'required', val: OPT_LOCK_MODE },
   { name: 'json', hasArg: 'none', val: OPT_JSON },
+  { name: 'metrics', hasArg: 'none', val: OPT_METRICS },
+  { name: 'holders', hasArg: 'required', val: OPT_HOLDERS },
 ];
 
 export const USAGE =
@@ -97,13 +102,20 @@ export const USAGE =
   '--set-remote-lv-lock <vgname> --lv-uuid <uuid> --lock-mode <mode>\n' +
   '      Test only (daemon_test mode): simulate a remote LV lock.\n' +
   '--json\n' +
-  '      With --info (implied): print the lock state as a JSON document.\n';
+  '      With --info (implied): print the lock state as a JSON document.\n' +
+  '      With --holders: print the holders as a JSON document.\n' +
+  '--metrics\n' +
+  '      Print lvmlockd\'s metrics in the Prometheus text format.\n' +
+  '--holders <vgname>\n' +
+  '      List the locks of a VG and the hosts holding them.\n';
 
 interface Options {
   quit: boolean;
   info: boolean;
   dump: boolean;
   json: boolean;
+  metrics: boolean;
+  holders: boolean;
   waitOpt: number;
   forceOpt: number;
   killVg: boolean;
@@ -797,53 +809,73 @@ class Tool {
   }
 
   async dump(c: LvmlockdConnection, req: 'info' | 'dump'): Promise<number> {
+    const got = await this.fetchDump(c, simpleRequest(req));
+    if (got.data === null) {
+      if (got.empty && req === 'info' && this.o.json) this.env.stdout(infoToJson(''));
+      return got.rv;
+    }
+    const data = got.data;
+    if (req === 'info' && this.o.json) {
+      this.env.stdout(infoToJson(data));
+    } else if ((this.o.info && this.o.dump) || req === 'dump') {
+      const nul = data.indexOf(0);
+      this.env.stdout((nul >= 0 ? data.subarray(0, nul) : data).toString('latin1') + '\n');
+    } else {
+      this.env.stdout(formatInfo(data));
+    }
+    return 0;
+  }
+
+  /** --metrics (Prometheus text) and --holders VG (our extensions; a C daemon refuses them). */
+  async report(c: LvmlockdConnection, kind: 'metrics' | 'holders'): Promise<number> {
+    const request = kind === 'metrics' ? simpleRequest('metrics')
+      : formatRequest([['request', 'holders'], ['cmd', 'lvmlockctl'], ['pid', this.env.pid], ['vg_name', this.o.vgName ?? '']]);
+    const got = await this.fetchDump(c, request);
+    if (got.data === null) {
+      if (got.rv < 0) this.env.stderr(`lvmlockd refused the ${kind} request (${got.rv}): ${kind === 'holders' ? 'is the VG started here? ' : ''}is lvmlockd the TypeScript daemon?\n`);
+      return got.rv;
+    }
+    const text = got.data.toString('utf8');
+    this.env.stdout(kind === 'metrics' ? text : formatHolders(text, this.o.json));
+    return 0;
+  }
+
+  /** Sends `request` and receives the dump_len bytes the reply announces on the dump socket. */
+  private async fetchDump(c: LvmlockdConnection, request: string): Promise<{ rv: number; data: Buffer | null; empty: boolean }> {
     let rx: DumpReceiver;
     try {
       rx = DumpReceiver.bind(this.env.dumpSocketName ? { name: this.env.dumpSocketName } : {});
     } catch (e) {
       const errno = e instanceof DumpSocketError ? e.errno : 1;
       this.log(`socket error ${-errno}`);
-      return -errno;
+      return { rv: -errno, data: null, empty: false };
     }
     let rv = 0;
     try {
-      const reply = await c.send(simpleRequest(req));
+      const reply = await c.send(request);
       if (reply.error) {
         this.log(`reply error ${reply.error}`);
-        return reply.error;
+        return { rv: reply.error, data: null, empty: false };
       }
-      const result = replyInt(reply, 'result', 0);
+      const result = replyInt(reply, 'result', replyInt(reply, 'op_result', 0));
       const dumpLen = replyInt(reply, 'dump_len', 0);
       if (result < 0) {
         rv = result;
         this.log(`result ${result}`);
       }
-      if (dumpLen <= 0) {
-        if (req === 'info' && this.o.json) this.env.stdout(infoToJson(''));
-        return rv;
-      }
+      if (dumpLen <= 0) return { rv, data: null, empty: true };
       if (dumpLen > MAX_DUMP_LEN) {
         this.log(`recvfrom error -1 ${EMSGSIZE}`);
-        return -EMSGSIZE;
+        return { rv: -EMSGSIZE, data: null, empty: false };
       }
-      let data: Buffer;
       try {
-        data = await rx.receive(dumpLen, { timeoutMs: this.env.dumpTimeoutMs });
+        return { rv: 0, data: await rx.receive(dumpLen, { timeoutMs: this.env.dumpTimeoutMs }), empty: false };
       } catch (e) {
         // A timeout is reported as a receive timeout would be in C (EAGAIN).
         const errno = e instanceof DumpSocketError ? (e.syscall === 'timeout' ? EAGAIN : e.errno) : 5;
         this.log(`recvfrom error -1 ${errno}`);
-        return -errno;
+        return { rv: -errno, data: null, empty: false };
       }
-      if (req === 'info' && this.o.json) {
-        this.env.stdout(infoToJson(data));
-      } else if ((this.o.info && this.o.dump) || req === 'dump') {
-        const nul = data.indexOf(0);
-        this.env.stdout((nul >= 0 ? data.subarray(0, nul) : data).toString('latin1') + '\n');
-      } else {
-        this.env.stdout(formatInfo(data));
-      }
-      return 0;
     } finally {
       rx.close();
     }
@@ -942,7 +974,7 @@ type ParseOutcome = { exit: number } | { options: Options };
 
 function readOptions(args: readonly string[], env: CliEnv): ParseOutcome {
   const o: Options = {
-    quit: false, info: false, dump: false, json: false, waitOpt: 1, forceOpt: 0,
+    quit: false, info: false, dump: false, json: false, metrics: false, holders: false, waitOpt: 1, forceOpt: 0,
     killVg: false, dropVg: false, glEnable: false, glDisable: false, useStderr: false,
     stopLockspaces: false, setLock: false, vgName: undefined, lvUuid: undefined, lockMode: undefined,
   };
@@ -975,6 +1007,8 @@ function readOptions(args: readonly string[], env: CliEnv): ParseOutcome {
       case OPT_LV_UUID: o.lvUuid = arg; break;
       case OPT_LOCK_MODE: o.lockMode = arg; break;
       case OPT_JSON: o.json = true; o.info = true; break;
+      case OPT_METRICS: o.metrics = true; break;
+      case OPT_HOLDERS: o.holders = true; o.vgName = arg; break;
       default:
         // includes 'f' / --force: listed in the help text, never handled (as in C)
         env.stdout(USAGE);
@@ -1002,6 +1036,8 @@ export async function main(args: readonly string[], envOverrides: Partial<CliEnv
   }
   try {
     if (o.quit) return await tool.quit(c);
+    if (o.metrics) return await tool.report(c, 'metrics');
+    if (o.holders) return await tool.report(c, 'holders');
     if (o.info) return await tool.dump(c, 'info');
     if (o.dump) return await tool.dump(c, 'dump');
     if (o.dropVg) return await tool.drop(c);

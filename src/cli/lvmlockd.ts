@@ -12,8 +12,10 @@ import { syslogPriority, LOG_WARNING } from '../daemon/log';
 import { sendDumpText } from '../daemon/dump-sender';
 import type { LmType } from '../core/constants';
 import { WDMD_DEFAULT_SOCKET, parseWatchdogMode } from '../daemon/wdmd';
+import { notifySystemd } from '../daemon/sd-notify';
 
-export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0]';
+/** The bracket says what this build is and which lock managers it runs (tests look there). */
+export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0; lock managers: sanlock dlm]';
 const DEFAULT_PIDFILE = '/run/lvmlockd.pid';
 const DEFAULT_SOCKET = '/run/lvm/lvmlockd.socket';
 const DEFAULT_ADOPT_FILE = '/run/lvm/lvmlockd.adopt';
@@ -57,6 +59,14 @@ function usage(prog: string): string {
     '        auto uses wdmd when it runs, on requires it. [auto]',
     '  --wdmd-socket <path>',
     `        Path of wdmd's socket. [${WDMD_DEFAULT_SOCKET}]`,
+    '  --log-format text|json',
+    '        Syslog and -D lines as text, or as one JSON object each, with',
+    '        every answered request at info level (see -S). [text]',
+    '  --metrics-file <path>',
+    '        Write Prometheus metrics to this file (for node_exporter\'s',
+    '        textfile collector) every --metrics-interval seconds.',
+    '  --metrics-interval <seconds>',
+    '        How often --metrics-file is written. [15]',
     '',
   ].join('\n');
 }
@@ -78,10 +88,13 @@ const LONGOPTS: LongOption[] = [
   { name: 'sanlock-timeout', hasArg: 'required', val: 'o' },
   { name: 'watchdog', hasArg: 'required', val: 129 },
   { name: 'wdmd-socket', hasArg: 'required', val: 130 },
+  { name: 'log-format', hasArg: 'required', val: 131 },
+  { name: 'metrics-file', hasArg: 'required', val: 132 },
+  { name: 'metrics-interval', hasArg: 'required', val: 133 },
 ];
 
 /** lock managers this build can serve outside test mode */
-const SUPPORTED_GL_TYPES: LmType[] = ['sanlock', 'dlm'];
+const SUPPORTED_GL_TYPES: LmType[] = ['sanlock', 'dlm', 'idm'];
 
 export type ParsedArgs =
   | { kind: 'run'; config: DaemonConfig; foreground: boolean }
@@ -124,6 +137,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv, prog = 'lvmloc
         break;
       }
       case 130: config.wdmdSocket = arg; break;
+      case 131:
+        if (arg !== 'text' && arg !== 'json') return { kind: 'exit', code: 1, stdout: '', stderr: `invalid log format '${arg}' (text or json)\n` };
+        config.observe = { ...config.observe, logFormat: arg };
+        break;
+      case 132: config.observe = { ...config.observe, metricsFile: arg }; break;
+      case 133: {
+        const n = cAtoi(arg);
+        if (!(n >= 1)) return { kind: 'exit', code: 1, stdout: '', stderr: `invalid metrics interval '${arg}' (whole seconds, 1 or more)\n` };
+        config.observe = { ...config.observe, metricsInterval: n };
+        break;
+      }
       case 'h': return { kind: 'exit', code: 0, stdout: usage(prog), stderr: '' };
       case 'V': return { kind: 'exit', code: 0, stdout: VERSION_TEXT + '\n', stderr: '' };
       case 'T': config.testMode = true; break;
@@ -155,11 +179,16 @@ async function runDaemon(config: DaemonConfig, readyFd: number | null): Promise<
     process.stderr.write(err.message + '\n');
     return err.exitCode;
   }
+  const systemd = notifySystemd(
+    { lockspaceNames: () => daemon.core.lockspaces.filter((l) => !l.threadStop).map((l) => l.name) },
+    process.env, process.pid, (m) => daemon.log.error(m));
   if (readyFd !== null) {
     fs.writeSync(readyFd, 'ready\n');
     fs.closeSync(readyFd);
   }
-  return daemon.exited;
+  const code = await daemon.exited;
+  systemd.stop();
+  return code;
 }
 
 /** Start a detached copy of ourselves and wait until it is serving. */

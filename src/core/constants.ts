@@ -7,6 +7,9 @@ export const Op = {
   rename_before: 16, rename_final: 17, running_lm: 18, find_free_lock: 19, kill_vg: 20,
   drop_vg: 21, busy: 22, query_lock: 23, refresh_lv: 24, vg_status: 25, fence: 26,
   fence_result: 27, setlockargs_before: 28, setlockargs_final: 29, set_remote_lv_lock: 30,
+  // Ours, not C's (numbered far above its LD_OP_*): text for `lvmlockctl --metrics`/`--holders`,
+  // sent on the dump socket as `info` is. A C daemon refuses these requests as unknown.
+  dump_metrics: 100, dump_holders: 101,
 } as const;
 // The op names are lvmlockd's own (op_str): the debug log and `info` print them as they are.
 export type OpName = keyof typeof Op;
@@ -26,6 +29,8 @@ export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
   quit: { op: 'quit' },
   info: { op: 'dump_info' },
   dump: { op: 'dump_log' },
+  metrics: { op: 'dump_metrics' },
+  holders: { op: 'dump_holders', rt: 'vg' },
   init_vg: { op: 'init', rt: 'vg' },
   init_lv: { op: 'init', rt: 'lv' },
   free_vg: { op: 'free', rt: 'vg' },
@@ -58,8 +63,8 @@ export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
 
 /** Linux errno values and lvmlockd's own codes; replies carry them negated. */
 export const E = {
-  PERM: 1, NOENT: 2, AGAIN: 11, NOMEM: 12, BUSY: 16, EXIST: 17, INVAL: 22, NOSPC: 28,
-  NOLCK: 37, NOTEMPTY: 39, UNATCH: 49, XFULL: 54, MSGSIZE: 90, PROTONOSUPPORT: 93,
+  PERM: 1, NOENT: 2, IO: 5, AGAIN: 11, NOMEM: 12, FAULT: 14, BUSY: 16, EXIST: 17, INVAL: 22, NOSPC: 28,
+  NOLCK: 37, NOTEMPTY: 39, UNATCH: 49, XFULL: 54, TIME: 62, MSGSIZE: 90, PROTONOSUPPORT: 93,
   ALREADY: 114, STALE: 116, CANCELED: 125,
   NOLS: 210, STARTING: 211, ARGS: 212, HOSTID: 213, MANAGER: 214, PREPARE: 215, LOCKD: 216,
   VGKILLED: 217, LOCKIO: 218, REMOVED: 219, DEVOPEN: 220, LMERR: 221, ORPHAN: 222,

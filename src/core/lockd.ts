@@ -36,6 +36,13 @@ export interface CorePorts {
    * procedure for the VG (lvmlockctl --kill <vg>, as sanlock's kill helper).
    */
   killVg(vgName: string): void;
+  /**
+   * A client's request is answered (its reply is about to be written), for
+   * metrics and the structured log. Optional; must be cheap, it is on the lock path.
+   */
+  answered?(act: Action, client: { readonly pid: number; readonly name: string }): void;
+  /** Text for the dump_metrics/dump_holders requests (the shell owns metrics and disk views). */
+  report?(kind: 'metrics' | 'holders', vgName: string): Promise<string>;
 }
 
 export interface CoreOptions {
@@ -232,6 +239,7 @@ export class LockdCore implements LockspaceHost {
       alignMb: int('align_mb', 0),
       lvSizeBytes: req.int('lv_size_bytes') ?? 0n,
       path: str('path'),
+      pvs: pathList(req),
       maxRetries: int('max_retries', DEFAULT_MAX_RETRIES),
     });
 
@@ -295,6 +303,7 @@ export class LockdCore implements LockspaceHost {
       case 'start': rv = this.addLockspace(act); break;
       case 'stop': rv = this.remLockspace(act); break;
       case 'dump_info': case 'dump_log': this.deliver(act); return;
+      case 'dump_metrics': case 'dump_holders': this.report(act); return;
       case 'init': case 'start_wait': case 'vg_status': case 'stop_all': case 'rename_final':
       case 'running_lm': case 'refresh_lv': case 'setlockargs_final':
         this.addWork(act); return;
@@ -334,6 +343,8 @@ export class LockdCore implements LockspaceHost {
     if (!manager) return -E.PROTONOSUPPORT;
     const existing = this.findLockspace(name);
     if (existing) {
+      // lvmlockd replaces the PV list of a running lockspace with the newest one.
+      if (act && act.pvs.length) existing.pvs = [...act.pvs];
       if (existing.threadStop) { this.debug(`add_lockspace_thread ${name} exists and stopping`); return -E.AGAIN; }
       if (!existing.createFail && !existing.createDone) { this.debug(`add_lockspace_thread ${name} exists and starting`); return -E.STARTING; }
       this.debug(`add_lockspace_thread ${name} exists`);
@@ -342,12 +353,13 @@ export class LockdCore implements LockspaceHost {
     const ls = new Lockspace(
       { name, vgName, vgUuid, vgArgs, lmType, hostId: act ? act.hostId : 0, manager },
       (l) => manager.createLockspace(
-        { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId },
+        { name: l.name, vgName, vgUuid, vgArgs, hostId: l.hostId, get pvs() { return l.pvs; } },
         { failed: (reason) => this.lockspaceFailed(l, reason) },
       ),
       this,
     );
     if (act) ls.startClientId = act.clientId;
+    if (act) ls.pvs = [...act.pvs];
     this.lockspaces.push(ls);
     void ls.run(act).catch((e: unknown) => {
       this.error(`S ${name} lockspace loop failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
@@ -466,9 +478,14 @@ export class LockdCore implements LockspaceHost {
     }
   }
 
-  /** The managers running here, in lvmlockd's order of preference for the global lock. */
+  /**
+   * The managers running here, in lvmlockd's order of preference for the
+   * global lock; a manager embedded in the daemon only when no other runs.
+   */
   private runningManagers(): LmType[] {
-    return GL_PREFERENCE.filter((t) => this.opts.managers[t]?.isRunning() ?? false);
+    const running = GL_PREFERENCE.filter((t) => this.opts.managers[t]?.isRunning() ?? false);
+    const external = running.filter((t) => !this.opts.managers[t]!.embedded);
+    return external.length ? external : running;
   }
 
   /**
@@ -741,6 +758,7 @@ export class LockdCore implements LockspaceHost {
       return;
     }
     const { text, dump } = this.formatResult(cl, act);
+    this.ports.answered?.(act, cl);
     const ok = this.ports.send(cl.id, text);
     if (act.flags & AF.LV_LOCK) this.ports.locksChanged();
     if (!ok) { this.failedClient(act); return; }
@@ -782,6 +800,22 @@ export class LockdCore implements LockspaceHost {
     return flags;
   }
 
+  /** Reports made by the shell, waiting for their action's reply. */
+  private readonly reports = new Map<Action, string>();
+
+  private report(act: Action): void {
+    const kind = act.op === 'dump_metrics' ? 'metrics' : 'holders';
+    const made = this.ports.report ? this.ports.report(kind, act.vgName) : Promise.reject(new Error('not available'));
+    made.then(
+      (text) => { this.reports.set(act, text); this.deliver(act); },
+      (e: unknown) => {
+        this.error(`${kind} report failed: ${e instanceof Error ? e.message : String(e)}`);
+        act.result = -E.INVAL;
+        this.deliver(act);
+      },
+    );
+  }
+
   private formatResult(cl: Client, act: Action): { text: string; dump: string | null } {
     const flags = this.resultFlags(act) || 'none';
     const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
@@ -800,6 +834,12 @@ export class LockdCore implements LockspaceHost {
       fields = [['op', opNum], ['op_result', act.result], ['lock_type', act.lmType], ['mode', act.mode as Mode]];
     } else if (act.op === 'set_remote_lv_lock') {
       fields = [['op', opNum], ['op_result', act.result]];
+    } else if ((act.op === 'dump_metrics' || act.op === 'dump_holders') && act.result === 0) {
+      dump = this.reports.get(act) ?? '';
+      this.reports.delete(act);
+      const len = Buffer.byteLength(dump);
+      this.debug(`send ${who} ${act.op} result 0 dump_len ${len}`);
+      return { text: formatReply([['response', 'OK'], ['result', 0], ['dump_len', len]]), dump };
     } else if (act.op === 'dump_info' || act.op === 'dump_log') {
       dump = act.op === 'dump_info' ? this.info() : this.ports.dumpLog();
       const len = Buffer.byteLength(dump);
@@ -872,4 +912,13 @@ export class LockdCore implements LockspaceHost {
     }
     return out;
   }
+}
+
+/** lvm's path_num / path[i] fields (sent for IDM VGs); a missing path is "none" in C. */
+function pathList(req: ConfigMap): string[] {
+  const n = req.int('path_num');
+  if (n === undefined || n <= 0n) return [];
+  const out: string[] = [];
+  for (let i = 0; i < Number(n) && i < 1024; i++) out.push(req.str(`path[${i}]`) ?? 'none');
+  return out;
 }

@@ -24,6 +24,8 @@ export interface Action {
   alignMb: number;
   lvSizeBytes: bigint;
   path: string;
+  /** path[0..path_num-1]: the PVs an IDM start_vg or lock_lv is about. */
+  pvs: string[];
   maxRetries: number;
   retries: number;
   result: number;
@@ -64,7 +66,7 @@ export function newAction(fields: Partial<Action> & Pick<Action, 'op' | 'clientI
     id: nextActionId++,
     rt: null, mode: 'un', flags: 0, lmType: 'none', vgName: '', vgUuid: '', lvName: '',
     lvUuid: '', vgArgs: '', lvArgs: '', otherArgs: '', version: 0, hostId: 0, alignMb: 0,
-    lvSizeBytes: 0n, path: '', maxRetries: 4, retries: 0, result: 0, lmResult: 0, owner: null,
+    lvSizeBytes: 0n, path: '', pvs: [], maxRetries: 4, retries: 0, result: 0, lmResult: 0, owner: null,
     prevGeneration: 0,
     ...fields,
   };

@@ -17,6 +17,8 @@ export function syslogPriority(name: string): number {
 }
 
 export const LOG_DUMP_SIZE = 4 * 1024 * 1024;
+/** UTF-16 units of log text gathered before they are copied into the ring. */
+const PENDING_FLUSH = 16 * 1024;
 
 /**
  * A byte ring of LOG_DUMP_SIZE: the newest lines overwrite the oldest, as
@@ -32,7 +34,24 @@ export class LogRing {
     this.buf = Buffer.alloc(capacity);
   }
 
+  /** Lines not yet copied into buf: copying a few kilobytes at a time costs less than a copy per line. */
+  private pending = '';
+
   append(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= PENDING_FLUSH) this.flush();
+  }
+
+  /** The ring holds the last `capacity` bytes of the log whatever pieces they were appended in. */
+  private flush(): void {
+    if (!this.pending) return;
+    const text = this.pending;
+    this.pending = '';
+    if (text.length * 3 <= this.capacity - this.end) {
+      // Fits whatever it encodes to (UTF-8 takes at most 3 bytes per UTF-16 unit): no copy.
+      this.end += this.buf.write(text, this.end, 'utf8');
+      return;
+    }
     let data = Buffer.from(text);
     if (data.length > this.capacity) {
       data = data.subarray(data.length - this.capacity);
@@ -55,6 +74,7 @@ export class LogRing {
 
   /** Oldest first; the line cut by the wrap point is dropped. */
   text(): string {
+    this.flush();
     if (!this.wrapped) return this.buf.toString('utf8', 0, this.end);
     const all = Buffer.concat([this.buf.subarray(this.end), this.buf.subarray(0, this.end)]);
     const firstNewline = all.indexOf(0x0a);
@@ -62,28 +82,60 @@ export class LogRing {
   }
 }
 
+export type LogFormat = 'text' | 'json';
+
+const LEVEL_NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
+
+export interface DaemonLogOptions {
+  debugToStdout: boolean;
+  syslogPriority: number;
+  nowSeconds: () => number;
+  useSyslog: boolean;
+  /** --log-format json: stdout and syslog get one JSON object per line (the ring keeps C's text). */
+  format?: LogFormat;
+  /** Where syslog lines go; default syslog(3) as "lvmlockd", facility daemon. */
+  syslog?: (priority: number, msg: string) => void;
+}
+
 export class DaemonLog {
   private readonly ring = new LogRing();
   private prefixSecond = -1;
   private prefix = '';
+  private readonly json: boolean;
+  private readonly toSyslog: (priority: number, msg: string) => void;
 
-  constructor(
-    private readonly opts: { debugToStdout: boolean; syslogPriority: number; nowSeconds: () => number; useSyslog: boolean },
-  ) {}
+  constructor(private readonly opts: DaemonLogOptions) {
+    this.json = opts.format === 'json';
+    this.toSyslog = opts.syslog ?? ((p, m) => sysLog('lvmlockd', p, m, LOG_DAEMON));
+  }
 
   debug(msg: string): void { this.line(LOG_DEBUG, msg); }
   error(msg: string): void { this.line(LOG_ERR, msg); }
   warn(msg: string): void { this.line(LOG_WARNING, msg); }
 
-  private line(priority: number, msg: string): void {
+  /** Whether a line of this priority goes anywhere beyond the ring (skip building costly ones). */
+  wants(priority: number): boolean {
+    return this.opts.debugToStdout || (this.opts.useSyslog && priority <= this.opts.syslogPriority);
+  }
+
+  /**
+   * A line with structured fields (requests): `msg` in the ring and the text
+   * form, msg and fields as one JSON object with --log-format json.
+   */
+  event(priority: number, msg: string, fields: Record<string, string | number | boolean>): void {
+    this.line(priority, msg, fields);
+  }
+
+  private line(priority: number, msg: string, fields?: Record<string, string | number | boolean>): void {
     const now = this.opts.nowSeconds();
     if (now !== this.prefixSecond) { this.prefixSecond = now; this.prefix = `${now} `; }
     const text = this.prefix + msg + '\n';
     this.ring.append(text);
-    if (this.opts.debugToStdout) process.stdout.write(text);
-    if (this.opts.useSyslog && priority <= this.opts.syslogPriority) {
-      sysLog('lvmlockd', priority, msg, LOG_DAEMON);
-    }
+    const toSyslog = this.opts.useSyslog && priority <= this.opts.syslogPriority;
+    if (!this.opts.debugToStdout && !toSyslog) return;
+    const out = this.json ? JSON.stringify({ time: now, level: LEVEL_NAMES[priority] ?? String(priority), msg, ...fields }) : msg;
+    if (this.opts.debugToStdout) process.stdout.write(this.json ? out + '\n' : text);
+    if (toSyslog) this.toSyslog(priority, out);
   }
 
   dump(): string {

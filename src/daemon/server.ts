@@ -5,12 +5,17 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { FrameDecoder, encodeFrame } from '../protocol/framing';
+import { FrameDecoder, frameText } from '../protocol/framing';
 import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
+import { DlmLockManager } from '../lm/dlm/dlm-lm';
+import { LibDlm, LibDlmControl, onLibdlmLoadError } from '../lm/dlm/libdlm';
+import { systemConfigfs } from './configfs';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
 import { SanlockLockManager } from '../lm/sanlock/sanlock-lm';
+import { IdmLockManager } from '../lm/idm/idm-lm';
+import { idmManagerDeps } from './idm-deps';
 import { DirectDisk } from '../io/direct-disk';
 import { RealClock } from '../io/clock';
 import { systemRandom } from '../leases/random';
@@ -21,6 +26,8 @@ import { lvDmUuid, readActiveLvs } from './dm-active';
 import type { AdoptVg } from '../core/adopt';
 import { peerPid, tryLockFd } from '../util/libc';
 import { WdmdWatchdog, type WatchdogMode } from './wdmd';
+import { Observer, type ObserveConfig } from './observe';
+import * as os from 'node:os';
 
 export interface DaemonConfig {
   testMode: boolean;
@@ -39,6 +46,8 @@ export interface DaemonConfig {
   wdmdSocket: string;
   /** Program run with `--kill <vg>` when a lockspace's lease storage fails. */
   killHelper: string;
+  /** --log-format, --metrics-file, --metrics-interval (defaults: text, none, 15 s). */
+  observe?: Partial<ObserveConfig>;
 }
 
 export type StartError = { exitCode: number; message: string };
@@ -55,11 +64,14 @@ interface Conn {
   queue: string[];
   busy: boolean;
   closed: boolean;
+  /** performance.now() when the request being served was read (metrics). */
+  startedMs: number;
 }
 
 export class Daemon {
   readonly log: DaemonLog;
   readonly core: LockdCore;
+  readonly observer: Observer;
   private server: net.Server | null = null;
   private pidFd = -1;
   private readonly conns = new Map<number, Conn>();
@@ -81,7 +93,13 @@ export class Daemon {
       syslogPriority: config.syslogPriority,
       nowSeconds: () => Math.floor(Date.now() / 1000),
       useSyslog: !config.debugToStdout,
+      format: config.observe?.logFormat ?? 'text',
     });
+    this.observer = new Observer({
+      lockspaces: () => this.core.lockspaces,
+      clientsConnected: () => this.conns.size,
+      localHost: (ls) => ({ hostId: ls.managed.hostId || ls.hostId, generation: ls.managed.stats?.().generation ?? 0 }),
+    }, this.log, { logFormat: 'text', metricsFile: '', metricsInterval: 15, ...config.observe }, os.hostname());
     const glChoice = newGlobalLockChoice();
     const managers: Partial<Record<LmType, LockManager>> = {};
     if (config.testMode) {
@@ -93,7 +111,17 @@ export class Daemon {
       managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
-      // sanlock VGs on our own lease engine; dlm and idm have no manager here (-EPROTONOSUPPORT).
+      // sanlock VGs on our own lease engine; dlm VGs on the kernel DLM (libdlm);
+      // idm VGs through an ILM daemon.
+      onLibdlmLoadError((m) => this.log.error(m));
+      managers.dlm = new DlmLockManager({
+        kernel: new LibDlm(),
+        control: new LibDlmControl(),
+        configfs: systemConfigfs,
+        debug: (l) => this.log.debug(l),
+        error: (l) => this.log.error(l),
+        sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
+      });
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
         glChoice,
@@ -109,6 +137,7 @@ export class Daemon {
         ...(this.adoptState ? { adoptNames: this.adoptState } : {}),
         watchdog: new WdmdWatchdog(config.watchdog, config.wdmdSocket, (m) => this.log.error(m)),
       });
+      managers.idm = new IdmLockManager(idmManagerDeps({ debug: (l) => this.log.debug(l), error: (l) => this.log.error(l) }));
     }
     const ports: CorePorts = {
       send: (id, text) => this.sendReply(id, text),
@@ -122,6 +151,8 @@ export class Daemon {
       quit: () => this.shutdown(0),
       locksChanged: () => this.writeAdoptFile(),
       killVg: (vg) => this.runKillHelper(vg),
+      answered: (act, cl) => this.observer.answered(act, cl, this.conns.get(act.clientId)?.startedMs ?? performance.now()),
+      report: (kind, vg) => this.observer.report(kind, vg),
     };
     this.core = new LockdCore(ports, { testMode: config.testMode, glType: config.glType, managers, glChoice });
   }
@@ -141,6 +172,7 @@ export class Daemon {
     process.on('SIGTERM', () => this.onSigterm());
     process.on('SIGINT', () => this.onSigterm());
     this.log.debug(`lvmlockd started${this.config.testMode ? ' (test mode)' : ''}`);
+    this.observer.start();
     if (this.config.adopt) {
       this.adopting = true;
       this.adoptionDone = this.adoptLocks().catch((e: unknown) => {
@@ -181,6 +213,7 @@ export class Daemon {
       if (rec) vg.hostId = rec.hostId;
     }
     const sum = await this.core.adoptLocks(vgs);
+    this.observer.adopted(sum.adopted);
     this.log.debug(`adopt_locks: ${sum.started} lockspaces, ${sum.adopted} LV locks adopted, ${sum.purged} orphan locks released, ${sum.failures} failures`);
     this.adoptState?.retain(new Set(this.core.lockspaces.filter((l) => !l.threadStop).map((l) => l.name)));
     try { fs.unlinkSync(file); } catch { /* gone */ }
@@ -261,7 +294,7 @@ export class Daemon {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     const pi = this.nextPi++;
     const id = this.core.addClient(peerPid(fd), fd, pi);
-    const conn: Conn = { id, socket, decoder: new FrameDecoder(), queue: [], busy: false, closed: false };
+    const conn: Conn = { id, socket, decoder: new FrameDecoder(), queue: [], busy: false, closed: false, startedMs: 0 };
     this.conns.set(id, conn);
     socket.on('data', (data) => this.onData(conn, data));
     socket.on('error', () => undefined);
@@ -292,6 +325,7 @@ export class Daemon {
     while (!conn.busy && !conn.closed && conn.queue.length) {
       const text = conn.queue.shift()!;
       conn.busy = true;
+      conn.startedMs = performance.now();
       try {
         this.core.request(conn.id, text);
       } catch (e) {
@@ -306,7 +340,7 @@ export class Daemon {
   private sendReply(id: number, text: string): boolean {
     const conn = this.conns.get(id);
     if (!conn || conn.closed || conn.socket.destroyed || !conn.socket.writable) return false;
-    conn.socket.write(encodeFrame(text));
+    conn.socket.write(frameText(text));
     conn.busy = false;
     if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;
@@ -363,6 +397,7 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.debug('shutting down');
+    this.observer.stop();
     for (const c of this.conns.values()) c.socket.destroy();
     this.server?.close();
     try { fs.unlinkSync(this.config.socketPath); } catch { /* already gone */ }

@@ -26,6 +26,11 @@ export interface LockResult {
   vb?: ValueBlock;
   /** The manager says a retry may succeed (sanlock shared-lease transients). */
   retry?: boolean;
+  /**
+   * The lock manager lost the value block's content (dlm: DLM_SBF_VALNOTVALID,
+   * the last writer died): whatever `vb` says, what it protects must be reread.
+   */
+  vbLost?: boolean;
   owner?: LockOwner;
 }
 
@@ -47,6 +52,11 @@ export interface LockspaceView {
   readonly vgUuid: string;
   readonly vgArgs: string;
   readonly hostId: number;
+  /**
+   * The VG's PVs as the lvm command listed them with start_vg (IDM: the drives
+   * of the VG lock). Owned by the core; a later start_vg replaces it.
+   */
+  readonly pvs?: readonly string[];
 }
 
 /**
@@ -58,6 +68,14 @@ export interface GlobalLockChoice {
   readonly manager: LmType | null;
 }
 
+export interface LockOptions {
+  adoptOnly: boolean;
+  adoptOk: boolean;
+  repair: boolean;
+  /** The PVs the LV is on, as the lvm command listed them (IDM: the drives of the LV lock). */
+  pvs?: readonly string[];
+}
+
 export interface JoinOptions { adoptOnly: boolean; adoptOk: boolean; nodelay: boolean }
 
 export interface PrepareResult { rv: number; prevGeneration?: number }
@@ -67,7 +85,7 @@ export interface ManagedLockspace {
   prepare(opts: { repair: boolean }): Promise<PrepareResult>;
   join(opts: JoinOptions): Promise<number>;
   leave(opts: { freeVg: boolean }): Promise<number>;
-  lock(res: ResourceView, mode: 'sh' | 'ex', opts: { adoptOnly: boolean; adoptOk: boolean; repair: boolean }): Promise<LockResult>;
+  lock(res: ResourceView, mode: 'sh' | 'ex', opts: LockOptions): Promise<LockResult>;
   convert(res: ResourceView, mode: 'sh' | 'ex', rVersion: number): Promise<number>;
   unlock(res: ResourceView, rVersion: number, opts: { freeVg: boolean }): Promise<number>;
   /** The core no longer tracks this resource; drop cached state. */
@@ -85,6 +103,43 @@ export interface ManagedLockspace {
    * take them. Returns how many were released, or < 0. Absent: nothing to do.
    */
   purgeOrphans?(): Promise<number>;
+  /** Health figures for metrics, where the manager has them (sanlock: delta lease renewals, other hosts). */
+  stats?(): LockspaceStats;
+  /** Every lock held in the lockspace by any host, as the lock manager's storage shows it (sanlock: the lease area). */
+  holders?(): Promise<DiskLock[]>;
+}
+
+export interface DiskHolder {
+  hostId: number;
+  generation: number;
+  /** The name the host gave its delta lease ('' when unknown). */
+  hostName: string;
+  /** Its delta lease as this host's renewals judge it: LIVE, FAIL, DEAD, FREE or UNKNOWN. */
+  state: string;
+}
+
+export interface DiskLock {
+  /** GLLK, VGLK, or the LV's uuid. */
+  resource: string;
+  type: 'gl' | 'vg' | 'lv';
+  mode: 'ex' | 'sh';
+  /** The lease version (sanlock lver). */
+  lver: number;
+  holders: DiskHolder[];
+}
+
+export interface LockspaceStats {
+  /** Seconds since our last successful lease renewal; null before the first. */
+  renewalAgeSeconds: number | null;
+  /** Duration of the last successful renewal (its disk I/O), ms. */
+  renewalLastMs: number | null;
+  renewals: number;
+  renewalFailures: number;
+  /** Other hosts seen holding a host_id, by liveness. */
+  hostsLive: number;
+  hostsDead: number;
+  /** Our generation in the lockspace (sanlock: of our delta lease), when there is one. */
+  generation?: number;
 }
 
 /** A VG lockspace that may hold the (enabled or disabled) global lock. */
@@ -139,6 +194,12 @@ export interface LockManager {
   readonly adoptsGlobalLockspace?: boolean;
   /** The manager can continue lockspaces and adopt the LV locks a previous daemon instance recorded. */
   readonly adoptsLocks?: boolean;
+  /**
+   * The manager runs inside the daemon (our sanlock lease engine), so it is
+   * always "running": it counts as running only when no external lock manager
+   * (dlm_controld, sanlock daemon) runs, where lvmlockd would see just that one.
+   */
+  readonly embedded?: boolean;
   /** vgchange --setlockargs is possible for this manager's VGs. */
   readonly setsLockArgs?: boolean;
   /**

@@ -249,6 +249,8 @@ async function attachLoop(argv: string[]): Promise<string> {
 export class Host {
   daemon: DaemonHandle | null = null;
   sanlock: ProcHandle | null = null;
+  /** The host's ILM daemon (IDM VGs), when started. */
+  ilm: ProcHandle | null = null;
   /** eth0 address when the cluster has a network. */
   address: string | null = null;
 
@@ -403,6 +405,38 @@ export class Host {
     await stopProc(s, opts.timeoutMs ?? 3000);
     this.cluster.tracker.forgetPid(s.pid);
     this.sanlock = null;
+  }
+
+  /**
+   * Start an ILM daemon (ours by default, in the foreground) inside the host;
+   * /run/seagate_ilm is per host. Waits for its socket. Log: <host dir>/ilm.log.
+   */
+  async startIlm(opts: { binary?: string; env?: Record<string, string>; readyTimeoutMs?: number } = {}): Promise<ProcHandle> {
+    if (this.ilm && pidAlive(this.ilm.pid)) throw new Error(`${this.name}: ILM already running`);
+    const binary = opts.binary ?? path.join(repoRoot(), 'bin', 'ilmd');
+    const argv = [binary, '-D', '1', '-E', '6'];
+    const logPath = path.join(this.dir, 'ilm.log');
+    const sock = this.hostPath('/run/seagate_ilm/main.sock');
+    try { fs.unlinkSync(sock); } catch { /* not there */ }
+    const h = spawnLogged([...this.nsenterPrefix(), ...argv], logPath, baseEnv({ ILM_LOG_DIR: '/run/seagate_ilm', ...(opts.env ?? {}) }));
+    this.cluster.tracker.addPid(h.pid, `${this.name} ilm`);
+    this.ilm = h;
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 10_000);
+    while (Date.now() < deadline) {
+      if (!pidAlive(h.pid)) break;
+      if (fs.existsSync(sock)) return h;
+      await sleep(50);
+    }
+    await this.stopIlm({ timeoutMs: 200 });
+    throw new Error(`${this.name}: ILM did not start\n${h.log()}`);
+  }
+
+  async stopIlm(opts: { timeoutMs?: number; signal?: NodeJS.Signals } = {}): Promise<void> {
+    const s = this.ilm;
+    if (!s) return;
+    await stopProc(s, opts.timeoutMs ?? 3000, opts.signal);
+    this.cluster.tracker.forgetPid(s.pid);
+    this.ilm = null;
   }
 
   /** Cut (false) or restore (true) this host's link to the cluster network. */

@@ -38,7 +38,7 @@ export const FLAVOURS: Flavour[] = [
   },
   {
     name: 'udev-lvmlockd-idm', prepare: 'aa-lvmlockd-idm-prepare.sh', remove: 'zz-lvmlockd-idm-remove.sh',
-    notRun: 'our daemon has no IDM lock manager yet (and the flavour needs the seagate_ilm daemon and SCSI drives with IDM support)',
+    notRun: 'the flavour\'s prepare script starts seagate_ilm and needs SCSI drives with IDM support; our IDM manager, ILM and emulated drives (docs/idm.md) are not wired into it yet',
     starts: 'seagate_ilm + lvmlockd -g idm (once, by aa-lvmlockd-idm-prepare.sh)',
   },
 ];

@@ -14,13 +14,14 @@ import { E, AF, R_NAME_GL, R_NAME_VG, type Mode } from '../../core/constants';
 import { watchdogExpire, watchdogTimeoutProblem, type WatchdogConnection, type WatchdogProvider } from './watchdog';
 import type {
   GlobalLockChoice, InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockOwner, LockResult, LockSlots,
-  LockspaceEvents, LockspaceGlobalLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView,
+  LockspaceEvents, LockspaceGlobalLock, LockspaceStats, DiskLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView,
 } from '../types';
 import type { Disk } from '../../io/disk';
 import type { Clock } from '../../io/clock';
 import * as L from '../../leases';
 import { decodeLeader, PAXOS_DISK_MAGIC, DELTA_DISK_MAGIC } from '../../leases/ondisk';
 import { dmName, lockLvName } from '../lvm-names';
+import { readDiskHolders } from './holders';
 
 export const R_NAME_GL_DISABLED = '_GLLK_disabled';
 export const R_NAME_INVALID_REMOVED = 'invalid_removed';
@@ -171,6 +172,8 @@ export class SanlockLockManager implements LockManager {
   readonly lockspaceNameLength = 48;
   readonly adoptsLocks = true;
   readonly setsLockArgs = true;
+  /** Our lease engine needs no sanlock daemon. */
+  readonly embedded = true;
 
   constructor(private readonly d: SanlockLmDeps) {
     this.hostName = d.hostName ?? `${randomUUID()}.${os.hostname()}`.slice(0, 47);
@@ -407,6 +410,9 @@ function leaseRv(e: unknown): number {
   return -E.LMERR;
 }
 
+/** The largest sanlock host_id. */
+const MAX_HOST_ID = 2000;
+
 function hostState(ls: L.Lockspace, hostId: number): string {
   const hs = ls.hostStatus(hostId);
   if (!hs || !hs.lastCheck) return 'UNKNOWN';
@@ -455,6 +461,34 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
   }
 
   get generation(): number { return this.leases?.generation ?? 0; }
+
+  stats(): LockspaceStats {
+    const ls = this.leases;
+    if (!ls) return { renewalAgeSeconds: null, renewalLastMs: null, renewals: 0, renewalFailures: 0, hostsLive: 0, hostsDead: 0 };
+    let hostsLive = 0;
+    let hostsDead = 0;
+    for (let id = 1; id <= MAX_HOST_ID; id++) {
+      if (id === this.hostId || !ls.hostStatus(id)) continue;
+      const s = hostState(ls, id);
+      if (s === 'LIVE' || s === 'FAIL') hostsLive++;
+      else if (s === 'DEAD') hostsDead++;
+    }
+    const r = ls.renewals;
+    return {
+      renewalAgeSeconds: ls.lastSuccess ? ls.clock.monotonicSeconds() - ls.lastSuccess : null,
+      renewalLastMs: r.ok ? r.lastMs : null,
+      renewals: r.ok, renewalFailures: r.failed, hostsLive, hostsDead, generation: ls.generation,
+    };
+  }
+  async holders(): Promise<DiskLock[]> {
+    const ls = this.leases;
+    if (!ls || !this.disk) return [];
+    return readDiskHolders({
+      disk: this.disk, sectorSize: this.sectorSize, alignSize: this.alignSize, ioTimeoutS: this.m.ioTimeout,
+      hostState: (id) => (id === this.hostId ? 'LIVE' : hostState(ls, id)),
+    });
+  }
+
   private get d(): SanlockLmDeps { return this.m.deps; }
   private get name(): string { return this.view.name; }
   private get gl(): SanlockGlobalLock { return this.m.glInVg; }
@@ -482,7 +516,7 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
       return { rv: -E.ARGS };
     }
     if (!this.hostId) this.hostId = d.defaultHostId();
-    if (!this.hostId || this.hostId > 2000) {
+    if (!this.hostId || this.hostId > MAX_HOST_ID) {
       d.error(`S ${this.name} prepare_lockspace_san invalid host_id ${this.hostId}`);
       return { rv: -E.HOSTID };
     }

@@ -1,0 +1,125 @@
+// SG_IO on a SCSI generic node (/dev/sgN), the way propeller's _scsi_sg_io
+// sends IDM commands: one struct sg_io_hdr per command, 15 s timeout, the
+// status byte and sense buffer handed back for the errno mapping in scsi.ts.
+// The ioctl runs on a koffi worker thread so a slow device does not stall the
+// event loop. Buffers the kernel reads or writes are allocated by koffi, so
+// their addresses stay fixed during the call.
+//
+// NOT YET VERIFIED against a device: the struct layout is tested, the ioctl
+// itself has not run here (no SCSI devices on the development host; the
+// TCMU-backed VM-tier test that would exercise it is still to be written).
+
+import * as fs from 'node:fs';
+import { E } from '../core/constants';
+import { SENSE_BYTES_MAX } from './scsi';
+import type { DriveTransport, ScsiCommand, ScsiReply } from './transport';
+
+export const SG_IO = 0x2285;
+export const SG_IO_HDR_BYTES = 88;
+export const SG_DXFER_NONE = -1;
+export const SG_DXFER_TO_DEV = -2;
+export const SG_DXFER_FROM_DEV = -3;
+
+export interface SgIoHdrIn {
+  direction: number;
+  cmdLen: number;
+  senseMax: number;
+  dxferLen: number;
+  dxferp: bigint;
+  cmdp: bigint;
+  sbp: bigint;
+  timeoutMs: number;
+}
+
+export interface SgIoHdrOut {
+  status: number;
+  maskedStatus: number;
+  senseWritten: number;
+  hostStatus: number;
+  driverStatus: number;
+  resid: number;
+}
+
+/** struct sg_io_hdr as the 64-bit kernel lays it out. */
+export function encodeSgIoHdr(h: SgIoHdrIn): Buffer {
+  const b = Buffer.alloc(SG_IO_HDR_BYTES);
+  b.writeInt32LE(0x53, 0);           // interface_id 'S'
+  b.writeInt32LE(h.direction, 4);
+  b[8] = h.cmdLen;
+  b[9] = h.senseMax;
+  b.writeUInt16LE(0, 10);            // iovec_count
+  b.writeUInt32LE(h.dxferLen, 12);
+  b.writeBigUInt64LE(h.dxferp, 16);
+  b.writeBigUInt64LE(h.cmdp, 24);
+  b.writeBigUInt64LE(h.sbp, 32);
+  b.writeUInt32LE(h.timeoutMs, 40);
+  return b;
+}
+
+export function decodeSgIoHdr(b: Buffer): SgIoHdrOut {
+  return {
+    status: b[64]!,
+    maskedStatus: b[65]!,
+    senseWritten: b[67]!,
+    hostStatus: b.readUInt16LE(68),
+    driverStatus: b.readUInt16LE(70),
+    resid: b.readInt32LE(72),
+  };
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+let native: { koffi: any; ioctl: any } | null = null;
+function lib(): { koffi: any; ioctl: any } {
+  if (native) return native;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const koffi = require('koffi');
+  const c = koffi.load('libc.so.6');
+  native = { koffi, ioctl: c.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)') };
+  return native;
+}
+
+export class SgIoTransport implements DriveTransport {
+  private fd: number;
+
+  constructor(readonly path: string) {
+    this.fd = fs.openSync(path, fs.constants.O_RDWR);
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  async execute(cmd: ScsiCommand): Promise<ScsiReply> {
+    const { koffi, ioctl } = lib();
+    const dataLen = cmd.dataOut ? cmd.dataOut.length : cmd.dataInBytes;
+    const cdbMem = koffi.alloc('uint8_t', cmd.cdb.length);
+    const senseMem = koffi.alloc('uint8_t', SENSE_BYTES_MAX);
+    const dataMem = dataLen > 0 ? koffi.alloc('uint8_t', dataLen) : null;
+    try {
+      new Uint8Array(koffi.view(cdbMem, cmd.cdb.length)).set(cmd.cdb);
+      if (cmd.dataOut && dataMem) new Uint8Array(koffi.view(dataMem, dataLen)).set(cmd.dataOut);
+      const hdr = encodeSgIoHdr({
+        direction: cmd.dataOut ? SG_DXFER_TO_DEV : dataLen > 0 ? SG_DXFER_FROM_DEV : SG_DXFER_NONE,
+        cmdLen: cmd.cdb.length, senseMax: SENSE_BYTES_MAX, dxferLen: dataLen,
+        dxferp: dataMem ? koffi.address(dataMem) : 0n, cmdp: koffi.address(cdbMem), sbp: koffi.address(senseMem),
+        timeoutMs: cmd.timeoutMs,
+      });
+      const rv = await new Promise<number>((resolve, reject) => {
+        ioctl.async(this.fd, SG_IO, hdr, (err: unknown, r: number) => (err ? reject(err) : resolve(Number(r))));
+      });
+      if (rv < 0) return { ok: false, errno: -(koffi.errno() || E.IO), message: `${this.path}: SG_IO failed` };
+      const out = decodeSgIoHdr(hdr);
+      if (out.hostStatus !== 0) {
+        return { ok: false, errno: -E.IO, message: `${this.path}: host status ${out.hostStatus} driver status ${out.driverStatus}` };
+      }
+      const sense = Buffer.from(new Uint8Array(koffi.view(senseMem, SENSE_BYTES_MAX)).slice(0, out.senseWritten));
+      const dataIn = !cmd.dataOut && dataMem ? Buffer.from(new Uint8Array(koffi.view(dataMem, dataLen)).slice(0, dataLen - Math.max(0, out.resid))) : Buffer.alloc(0);
+      return { ok: true, status: out.status, sense, dataIn };
+    } finally {
+      koffi.free(cdbMem);
+      koffi.free(senseMem);
+      if (dataMem) koffi.free(dataMem);
+    }
+  }
+}

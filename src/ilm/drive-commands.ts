@@ -1,0 +1,151 @@
+// The ILM's per-drive IDM commands (propeller: src/idm_scsi.c, scsi_idm_*):
+// build the 512-byte record and the CDB, send them through a transport, map
+// status + sense to an errno. Every function answers an errno (0 or
+// negative), never throws. ilm_inject_fault's percentage makes a command fail
+// with -EIO before any I/O, as propeller does.
+
+import { E } from '../core/constants';
+import {
+  COUNTDOWN_FOREVER, EntryState, Group, MutexClass, MutexOp, RECORD_BYTES, ResVerType,
+  decodeInquiryTotal, decodeReadRecord, encodeWriteRecord, type ReadRecord,
+} from '../idm/record';
+import {
+  SCSI_TIMEOUT_MS, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, DEVICE_ID_INQUIRY_BYTES,
+  readCdb, scsiErrno, versionInquiryCdb, deviceIdInquiryCdb, writeCdb,
+} from '../idm/scsi';
+import type { DriveTransport } from '../idm/transport';
+import { IdmMode } from './protocol';
+
+export interface FaultInjector {
+  /** True when this command should fail with -EIO. */
+  fail(): boolean;
+}
+export const NO_FAULTS: FaultInjector = { fail: () => false };
+
+export interface MutexRequest {
+  lockId: Buffer;
+  hostId: Buffer;
+  /** ILM mode (1 ex, 2 sh). */
+  mode: number;
+  timeoutMs: number;
+  /** Only UNLOCK carries it (res_ver type UPDATE_NO_VALID). */
+  lvb?: Buffer;
+  timeNowMs: bigint;
+}
+
+export function modeToClass(mode: number): number {
+  return mode === IdmMode.EXCLUSIVE ? MutexClass.EXCLUSIVE : MutexClass.SHARED_PROTECTED_READ;
+}
+
+function countdown(op: number, timeoutMs: number): bigint {
+  if (op === MutexOp.UNLOCK || op === MutexOp.DESTROY) return 0n;
+  // ilm_lock's timeout is an int converted to u64: -1 ("unlimited") becomes all ones.
+  return timeoutMs < 0 ? COUNTDOWN_FOREVER : BigInt(timeoutMs);
+}
+
+export class DriveCommands {
+  constructor(readonly transport: DriveTransport, private readonly faults: FaultInjector = NO_FAULTS) {}
+
+  /** TRYLOCK / UNLOCK / REFRESH / BREAK / DESTROY. */
+  async mutex(op: number, req: MutexRequest): Promise<number> {
+    if (this.faults.fail()) return -E.IO;
+    const unlock = op === MutexOp.UNLOCK;
+    const record = encodeWriteRecord({
+      timeNowMs: req.timeNowMs,
+      countdownMs: countdown(op, req.timeoutMs),
+      mutexClass: modeToClass(req.mode),
+      resVerType: unlock ? ResVerType.UPDATE_NO_VALID : ResVerType.NO_UPDATE_NO_VALID,
+      lvb: unlock && req.lvb ? req.lvb : Buffer.alloc(8),
+      lockId: req.lockId,
+      hostId: req.hostId,
+    });
+    const r = await this.transport.execute({ cdb: writeCdb(op), dataOut: record, dataInBytes: 0, timeoutMs: SCSI_TIMEOUT_MS });
+    if (!r.ok) return r.errno;
+    return scsiErrno(r.status, r.sense, op);
+  }
+
+  /** Inquiry for the entry count, then that many records (at least one). */
+  async table(): Promise<{ rv: number; rows: ReadRecord[] }> {
+    if (this.faults.fail()) return { rv: -E.IO, rows: [] };
+    const inq = await this.read(Group.INQUIRY, 1);
+    if (inq.rv < 0) return { rv: inq.rv, rows: [] };
+    const total = Math.max(1, decodeInquiryTotal(inq.data));
+    const list = await this.read(Group.DEFAULT, total);
+    if (list.rv < 0) return { rv: list.rv, rows: [] };
+    const rows: ReadRecord[] = [];
+    for (let i = 0; i + RECORD_BYTES <= list.data.length; i += RECORD_BYTES) {
+      const rec = decodeReadRecord(list.data, i);
+      if (rec.state === EntryState.DEAD) break;
+      rows.push(rec);
+    }
+    return { rv: 0, rows };
+  }
+
+  /** The LVB stored for (lock id, host id); -ENOENT when the drive has no such entry. */
+  async readLvb(lockId: Buffer, hostId: Buffer): Promise<{ rv: number; lvb: Buffer }> {
+    const t = await this.table();
+    if (t.rv < 0) return { rv: t.rv, lvb: Buffer.alloc(8) };
+    const row = t.rows.find((r) => r.lockId.equals(lockId) && r.hostId.equals(hostId));
+    return row ? { rv: 0, lvb: row.lvb } : { rv: -E.NOENT, lvb: Buffer.alloc(8) };
+  }
+
+  /** Holders of the lock other than us (count) and whether we hold it (self). */
+  async count(lockId: Buffer, hostId: Buffer): Promise<{ rv: number; count: number; self: number }> {
+    const t = await this.table();
+    if (t.rv < 0) return { rv: t.rv, count: 0, self: 0 };
+    let count = 0;
+    let self = 0;
+    for (const r of t.rows) {
+      if (!r.lockId.equals(lockId)) continue;
+      if (r.state !== EntryState.LOCKED && r.state !== EntryState.MULTIPLE_LOCKED) continue;
+      if (r.hostId.equals(hostId)) self = 1; else count++;
+    }
+    return { rv: 0, count, self };
+  }
+
+  /** The mode the lock is held in on this drive (0 when nobody holds it). */
+  async mode(lockId: Buffer): Promise<{ rv: number; mode: number }> {
+    const t = await this.table();
+    if (t.rv < 0) return { rv: t.rv, mode: 0 };
+    const held = t.rows.find((r) => r.lockId.equals(lockId)
+      && r.state !== EntryState.UNINIT && r.state !== EntryState.UNLOCKED && r.state !== EntryState.TIMEOUT);
+    if (!held) return { rv: 0, mode: IdmMode.UNLOCK };
+    if (held.mutexClass === MutexClass.EXCLUSIVE) return { rv: 0, mode: IdmMode.EXCLUSIVE };
+    if (held.mutexClass === MutexClass.SHARED_PROTECTED_READ) return { rv: 0, mode: IdmMode.SHAREABLE };
+    return { rv: -E.FAULT, mode: 0 };
+  }
+
+  async version(): Promise<{ rv: number; major: number; minor: number }> {
+    if (this.faults.fail()) return { rv: -E.IO, major: 0, minor: 0 };
+    const r = await this.transport.execute({ cdb: versionInquiryCdb(), dataOut: null, dataInBytes: VERSION_INQUIRY_BYTES, timeoutMs: SCSI_TIMEOUT_MS });
+    if (!r.ok) return { rv: r.errno, major: 0, minor: 0 };
+    const rv = scsiErrno(r.status, r.sense, 0x01);
+    return { rv, major: rv === 0 ? r.dataIn[VERSION_MAJOR_OFFSET] ?? 0 : 0, minor: 0 };
+  }
+
+  /** The drive's NAA WWN from VPD page 0x83, as hex; '' when it has none. */
+  async wwn(): Promise<{ rv: number; wwn: string }> {
+    const r = await this.transport.execute({ cdb: deviceIdInquiryCdb(), dataOut: null, dataInBytes: DEVICE_ID_INQUIRY_BYTES, timeoutMs: SCSI_TIMEOUT_MS });
+    if (!r.ok) return { rv: r.errno, wwn: '' };
+    const rv = scsiErrno(r.status, r.sense, 0x01);
+    if (rv < 0) return { rv, wwn: '' };
+    // Walk the designators for an NAA one (type 3).
+    const d = r.dataIn;
+    const end = Math.min(d.length, 4 + (d.length >= 4 ? d.readUInt16BE(2) : 0));
+    for (let i = 4; i + 4 <= end;) {
+      const len = d[i + 3]!;
+      if ((d[i + 1]! & 0x0f) === 0x03 && i + 4 + len <= end) return { rv: 0, wwn: d.subarray(i + 4, i + 4 + len).toString('hex') };
+      i += 4 + len;
+    }
+    return { rv: 0, wwn: '' };
+  }
+
+  private async read(group: number, records: number): Promise<{ rv: number; data: Buffer }> {
+    const r = await this.transport.execute({
+      cdb: readCdb(group, records), dataOut: null, dataInBytes: records * RECORD_BYTES, timeoutMs: SCSI_TIMEOUT_MS,
+    });
+    if (!r.ok) return { rv: r.errno, data: Buffer.alloc(0) };
+    const rv = scsiErrno(r.status, r.sense, 0x01);
+    return { rv, data: rv === 0 ? r.dataIn : Buffer.alloc(0) };
+  }
+}

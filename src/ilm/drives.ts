@@ -1,0 +1,128 @@
+// Which drive a client's path names, and one command channel per drive for
+// the whole daemon (propeller: src/lock.c ilm_alloc, src/drive.c).
+//
+// Emulated drives: a drive map (file named by ILM_DRIVE_MAP, or --drive-map)
+// has lines "<device path> <drive socket>"; a path resolves when it, its real
+// path, or its real path without a partition suffix (sdb1 -> sdb, loop3p1 ->
+// loop3, nvme0n1p2 -> nvme0n1) is in the map. A path that is itself a unix
+// socket is taken as an emulated drive directly. Paths that resolve to the
+// same drive are one drive (propeller merges them by WWN).
+//
+// Real SCSI disks: /dev/sdX (or a partition of it) is reached through its SCSI
+// generic node (sysfs device/scsi_generic) with SG_IO, one drive per sysfs
+// wwid. That path is not yet verified against a device (see sg-io.ts).
+
+import * as fs from 'node:fs';
+import { DriveCommands, type FaultInjector } from './drive-commands';
+import { SocketTransport } from '../idm/socket-transport';
+import { SgIoTransport } from '../idm/sg-io';
+import type { DriveTransport } from '../idm/transport';
+import type { LockDrive } from './raid-lock';
+
+export function parseDriveMap(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const [dev, sock] = line.split(/\s+/);
+    if (dev && sock) map.set(dev, sock);
+  }
+  return map;
+}
+
+export function stripPartition(dev: string): string {
+  const nvmeLike = /^(.*\/(?:nvme\d+n\d+|loop\d+|mmcblk\d+))p\d+$/.exec(dev);
+  if (nvmeLike) return nvmeLike[1]!;
+  const sd = /^(.*\/[a-z]+[a-z])\d+$/.exec(dev);
+  return sd ? sd[1]! : dev;
+}
+
+function realpath(p: string): string {
+  try { return fs.realpathSync(p); } catch { return p; }
+}
+
+function isSocket(p: string): boolean {
+  try { return fs.statSync(p).isSocket(); } catch { return false; }
+}
+
+export class DriveRegistry {
+  private readonly channels = new Map<string, LockDrive>();
+  private map = new Map<string, string>();
+
+  constructor(private readonly mapFile: string | null, private readonly faults: FaultInjector, private readonly log: (l: string) => void) {
+    this.reload();
+  }
+
+  reload(): void {
+    if (!this.mapFile) return;
+    try {
+      const raw = parseDriveMap(fs.readFileSync(this.mapFile, 'utf8'));
+      this.map = new Map([...raw].map(([dev, sock]) => [realpath(dev), sock]));
+      for (const [dev, sock] of raw) this.map.set(dev, sock);
+    } catch (e) {
+      this.log(`cannot read drive map ${this.mapFile}: ${(e as Error).message}`);
+    }
+  }
+
+  /** The drive a path names, or null (counted as a failed drive). */
+  resolve(path: string): LockDrive | null {
+    const sock = this.socketFor(path);
+    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : scsiGenericFor(path);
+    if (!target) {
+      this.log(`drive ${path}: neither an emulated drive nor a SCSI disk with a generic node; counted as failed`);
+      return null;
+    }
+    let d = this.channels.get(target.id);
+    if (!d) {
+      try {
+        d = { id: target.id, cmds: new DriveCommands(target.open(), this.faults) };
+      } catch (e) {
+        this.log(`drive ${path}: ${(e as Error).message}; counted as failed`);
+        return null;
+      }
+      this.channels.set(target.id, d);
+    }
+    return d;
+  }
+
+  /** Distinct drives for a path list, and how many paths did not resolve. */
+  resolveAll(paths: string[]): { drives: LockDrive[]; failed: number } {
+    const drives: LockDrive[] = [];
+    let failed = 0;
+    for (const p of paths) {
+      const d = this.resolve(p);
+      if (!d) failed++;
+      else if (!drives.includes(d)) drives.push(d);
+    }
+    return { drives, failed };
+  }
+
+  close(): void {
+    for (const d of this.channels.values()) d.cmds.transport.close();
+    this.channels.clear();
+  }
+
+  private socketFor(path: string): string | null {
+    if (isSocket(path)) return path;
+    if (this.map.size === 0) this.reload();
+    const real = realpath(path);
+    for (const cand of [path, real, stripPartition(real), stripPartition(path)]) {
+      const s = this.map.get(cand);
+      if (s) return s;
+    }
+    return null;
+  }
+}
+
+/** /dev/sdX[N] -> its /dev/sgN and wwid, from sysfs; null when not a SCSI disk. */
+function scsiGenericFor(path: string): { id: string; open: () => DriveTransport } | null {
+  const disk = stripPartition(realpath(path)).replace(/^\/dev\//, '');
+  if (!/^sd[a-z]+$/.test(disk)) return null;
+  let sg: string[];
+  try { sg = fs.readdirSync(`/sys/class/block/${disk}/device/scsi_generic`); } catch { return null; }
+  if (sg.length !== 1) return null;
+  let wwid = '';
+  try { wwid = fs.readFileSync(`/sys/class/block/${disk}/device/wwid`, 'utf8').trim(); } catch { /* none */ }
+  const node = `/dev/${sg[0]}`;
+  return { id: wwid || node, open: () => new SgIoTransport(node) };
+}
