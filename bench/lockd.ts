@@ -26,6 +26,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
+import type { ClientJob, ClientResult } from './lockd-client';
+import { SyslogSink } from './syslog-sink';
+
+export { lockLvFrame, type LockLvTarget } from './lockd-client';
 
 // ---------------------------------------------------------------- options
 
@@ -69,8 +73,6 @@ const CASES: CaseDef[] = [
 const VG = 'vgb';
 const VG_UUID = 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK';
 const VG_LOCK_ARGS = '1.0.0:test';
-/** hard limit for one request; a daemon that does not answer fails the bench */
-const REQUEST_TIMEOUT_MS = 15_000;
 const START_TIMEOUT_MS = 15_000;
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -136,53 +138,12 @@ function parseReply(reply: string, key: string): ConfigMap {
   return new ConfigMap(parsed.entries);
 }
 
-/** op_result of a lock reply; throws on a malformed reply. */
-function opResult(reply: string): number {
-  const m = parseReply(reply, 'lock_lv');
-  if (m.str('response') !== 'OK') throw new Error(`bad response: ${JSON.stringify(reply)}`);
-  const r = m.int('op_result');
-  if (r === undefined) throw new Error(`reply without op_result: ${JSON.stringify(reply)}`);
-  return Number(r);
-}
-
 /** exactly what lvm commands send (trace 04): `request = "hello"` */
 const HELLO = encodeFrame('request = "hello"\n');
 
 async function hello(c: ProtoClient): Promise<void> {
   const m = parseReply(await c.request(HELLO), 'hello');
   if (m.str('response') !== 'OK') throw new Error('hello refused');
-}
-
-function lvUuid(tag: number, i: number): string {
-  // 38 characters, LVM's 6-4-4-4-4-4-6 layout
-  const s = `B${tag.toString(36).padStart(2, '0')}${i.toString(36).padStart(3, '0')}`.padEnd(6, 'x');
-  return `${s}-Bnch-LvUu-idAa-Bbbb-Cccc-Dd${String(i).padStart(4, '0')}`;
-}
-
-/** A `lock_lv` request with the keys `lvchange` sends (2.03.16), without the persistent flag. */
-export interface LockLvTarget {
-  vg: string;
-  lv: string;
-  lvUuid: string;
-  lockType: 'dlm' | 'sanlock';
-  vgArgs: string;
-  lvArgs: string;
-}
-
-export function lockLvFrame(t: LockLvTarget, mode: 'ex' | 'un'): Buffer {
-  return encodeFrame(formatRequest([
-    ['request', 'lock_lv'],
-    ['cmd', 'bench'],
-    ['pid', process.pid],
-    ['mode', mode],
-    ['opts', 'none'],
-    ['vg_name', t.vg],
-    ['lv_name', t.lv],
-    ['lv_uuid', t.lvUuid],
-    ['vg_lock_type', t.lockType],
-    ['vg_lock_args', t.vgArgs],
-    ['lv_lock_args', t.lvArgs],
-  ]));
 }
 
 // ---------------------------------------------------------------- daemons
@@ -202,6 +163,38 @@ interface RunningDaemon {
   pid: number;
   stderr: () => string;
   exited: Promise<void>;
+  /** the receiver behind the daemon's /dev/log (null: no namespace, see namespaceNote) */
+  sink: SyslogSink | null;
+}
+
+/**
+ * Runs as `unshare -m --propagation private sh -c NS_SCRIPT sh <dir> <sink> <daemon argv>`:
+ * in the daemon's own mount namespace /dev becomes a small tmpfs of symlinks to
+ * the real device nodes (reached through an rbind of /dev below <dir>) plus
+ * `log` -> <sink>. Nothing propagates back (private), so the machine's /dev is
+ * untouched. unshare and sh exec, so the child's pid is the daemon's pid.
+ */
+const NS_SCRIPT = [
+  'set -e',
+  'T=$1; L=$2; shift 2',
+  'mkdir -p "$T/olddev"',
+  'mount --rbind /dev "$T/olddev"',
+  'mount -t tmpfs -o mode=0755,size=64k lockd-bench-dev /dev',
+  'for f in "$T"/olddev/* "$T"/olddev/.[!.]*; do',
+  '  [ -e "$f" ] || [ -L "$f" ] || continue',
+  '  n=${f##*/}; [ "$n" = log ] || ln -s "$f" "/dev/$n"',
+  'done',
+  'ln -s "$L" /dev/log',
+  'exec "$@"',
+].join('\n');
+
+/** Why the daemons run without a syslog receiver, or null when they have one. */
+function namespaceNote(): string | null {
+  if (process.getuid?.() !== 0) return 'not root: the daemons run WITHOUT a mount namespace and syslog receiver (glibc then writes log lines to /dev/console)';
+  for (const d of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    try { fs.accessSync(path.join(d, 'unshare'), fs.constants.X_OK); return null; } catch { /* next */ }
+  }
+  return 'unshare(1) not found: the daemons run WITHOUT a mount namespace and syslog receiver';
 }
 
 const liveChildren = new Set<ChildProcess>();
@@ -304,7 +297,16 @@ function cSpec(dir: string, bin: string): DaemonSpec {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
-  const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let sink: SyslogSink | null = null;
+  let command = spec.command;
+  let args = spec.args;
+  if (namespaceNote() === null) {
+    const dir = path.dirname(spec.sockPath);
+    sink = SyslogSink.bind(path.join(dir, `${spec.label}-syslog.sock`));
+    command = 'unshare';
+    args = ['-m', '--propagation', 'private', 'sh', '-c', NS_SCRIPT, 'sh', path.join(dir, `${spec.label}-ns`), sink.path, spec.command, ...spec.args];
+  }
+  const child = spawn(command, args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   let errText = '';
   const keep = (d: Buffer): void => { errText = (errText + d.toString()).slice(-8192); };
@@ -315,8 +317,9 @@ async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
   child.once('error', (e) => { spawnError = e; });
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (true) {
-    if (spawnError) throw new Error(`${spec.label}: cannot start ${spec.command}: ${(spawnError as Error).message}`);
+    if (spawnError) { await sink?.close(); throw new Error(`${spec.label}: cannot start ${command}: ${(spawnError as Error).message}`); }
     if (child.exitCode !== null || child.signalCode !== null) {
+      await sink?.close();
       throw new Error(`${spec.label} daemon exited during start-up (${child.exitCode ?? child.signalCode}): ${errText.trim()}`);
     }
     if (fs.existsSync(spec.sockPath)) {
@@ -328,15 +331,21 @@ async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
+      await sink?.close();
       throw new Error(`${spec.label} daemon did not open ${path.basename(spec.sockPath)} within ${START_TIMEOUT_MS} ms: ${errText.trim()}`);
     }
     await sleep(20);
   }
-  return { spec, child, pid: child.pid!, stderr: () => errText, exited };
+  return { spec, child, pid: child.pid!, stderr: () => errText, exited, sink };
 }
 
 /** SIGTERM, then SIGKILL: both daemons ignore SIGTERM while lockspaces exist. */
 async function stopDaemon(d: RunningDaemon, graceMs = 300): Promise<void> {
+  await killDaemon(d, graceMs);
+  await d.sink?.close();
+}
+
+async function killDaemon(d: RunningDaemon, graceMs: number): Promise<void> {
   if (d.child.exitCode !== null || d.child.signalCode !== null) return;
   try { process.kill(d.pid, 'SIGTERM'); } catch { return; }
   const done = await Promise.race([d.exited.then(() => true), sleep(graceMs).then(() => false)]);
@@ -351,19 +360,6 @@ function rssMiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
     return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** utime+stime of a process (all threads), in seconds. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields after ")" start at field 3 (state); utime = 14, stime = 15
-    const ticks = Number(rest[14 - 3]) + Number(rest[15 - 3]);
-    return ticks / 100; // USER_HZ is 100 on Linux
   } catch {
     return NaN;
   }
@@ -409,120 +405,52 @@ export interface CaseResult {
   rssMiB: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i]!;
+
+const CLIENT_SCRIPT = path.join(__dirname, 'lockd-client.js');
+
+/** Runs the load generator (bench/lockd-client.ts) as a process of its own and returns what it measured. */
+export function runClient(job: ClientJob): Promise<ClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLIENT_SCRIPT, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    liveChildren.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
+    child.once('error', (e) => { liveChildren.delete(child); reject(new Error(`load generator: ${e.message}`)); });
+    child.once('exit', (code, signal) => {
+      liveChildren.delete(child);
+      if (code === 0) {
+        try { resolve(JSON.parse(out) as ClientResult); } catch { reject(new Error(`load generator printed no result: ${out.slice(0, 500)}`)); }
+      } else {
+        reject(new Error(`load generator failed (${code ?? signal}): ${err.trim()}`));
+      }
+    });
+  });
 }
 
 async function runCase(d: RunningDaemon, def: CaseDef, tag: number, o: LockdBenchOptions): Promise<CaseResult> {
-  const clients: ProtoClient[] = [];
-  try {
-    for (let i = 0; i < def.clients; i++) {
-      try {
-        const c = await ProtoClient.connect(d.spec.sockPath);
-        clients.push(c);
-        await hello(c);
-      } catch (e) {
-        throw new Error(`connect/hello of client ${i + 1} of ${def.clients}: ${(e as Error).message}`);
-      }
-    }
-    const maxOps = o.maxOps;
-    const lat = new Float64Array(maxOps);
-    let nLat = 0;
-    let measuring = false;
-    let stop = false;
-    let mStart = 0n;
-    let mEnd = 0n;
-    let acquired = 0;
-    const results = new Map<number, number>();
-    let firstError: Error | null = null;
-
-    const endMeasure = (): void => {
-      if (!measuring) return;
-      measuring = false;
-      stop = true;
-      mEnd = process.hrtime.bigint();
-    };
-
-    const loop = async (idx: number): Promise<void> => {
-      const c = clients[idx]!;
-      const lvName = def.contended ? 'lvhot' : `lv${idx}`;
-      const uuid = lvUuid(tag, def.contended ? 999 : idx);
-      const target: LockLvTarget = { vg: VG, lv: lvName, lvUuid: uuid, lockType: 'dlm', vgArgs: VG_LOCK_ARGS, lvArgs: 'dlm' };
-      const ex = lockLvFrame(target, 'ex');
-      const un = lockLvFrame(target, 'un');
-      const one = async (frame: Buffer): Promise<number> => {
-        const t0 = process.hrtime.bigint();
-        const counted = measuring;
-        const rv = opResult(await c.request(frame));
-        const t1 = process.hrtime.bigint();
-        if (counted && measuring) {
-          lat[nLat++] = Number(t1 - t0) / 1000;
-          results.set(rv, (results.get(rv) ?? 0) + 1);
-          if (nLat >= maxOps) endMeasure();
-        }
-        return rv;
-      };
-      while (!stop) {
-        const counted = measuring;
-        const r1 = await one(ex);
-        if (r1 !== 0) {
-          if (!def.contended) throw new Error(`${d.spec.label}: lock_lv ex ${lvName} returned op_result ${r1}`);
-          continue; // contended: someone else holds it; try again
-        }
-        if (counted && measuring) acquired++;
-        const r2 = await one(un);
-        if (r2 !== 0) throw new Error(`${d.spec.label}: lock_lv un ${lvName} returned op_result ${r2}`);
-      }
-    };
-
-    const cpu0 = { d: 0, b: process.cpuUsage() };
-    const watchdog = setTimeout(() => {
-      firstError ??= new Error(`${d.spec.label}: ${def.name} did not finish (daemon stopped answering?)`);
-      for (const c of clients) c.destroy();
-    }, (o.warmupSeconds + o.seconds) * 1000 + REQUEST_TIMEOUT_MS);
-    const warm = setTimeout(() => {
-      measuring = true;
-      mStart = process.hrtime.bigint();
-      cpu0.d = cpuSeconds(d.pid);
-      cpu0.b = process.cpuUsage();
-    }, o.warmupSeconds * 1000);
-    const end = setTimeout(endMeasure, (o.warmupSeconds + o.seconds) * 1000);
-    const loops = clients.map((_, i) => loop(i).catch((e: unknown) => {
-      firstError ??= new Error(`client ${i + 1} of ${def.clients} (${measuring ? 'measuring' : stop ? 'stopping' : 'warm-up'}): ${(e as Error).message}`);
-      stop = true;
-      for (const c of clients) c.destroy();
-    }));
-    await Promise.all(loops);
-    clearTimeout(watchdog);
-    clearTimeout(warm);
-    clearTimeout(end);
-    if (firstError) throw firstError;
-    if (mEnd === 0n) throw new Error(`${d.spec.label}: ${def.name}: measurement window never closed`);
-    const dCpu = cpuSeconds(d.pid) - cpu0.d;
-    const bUse = process.cpuUsage(cpu0.b);
-    const secs = Number(mEnd - mStart) / 1e9;
-    const sorted = lat.subarray(0, nLat).sort();
-    return {
-      caseName: def.name,
-      daemon: d.spec.label,
-      clients: def.clients,
-      ops: nLat,
-      seconds: secs,
-      opsPerSec: nLat / secs,
-      p50us: percentile(sorted, 0.5),
-      p99us: percentile(sorted, 0.99),
-      maxUs: sorted.length ? sorted[sorted.length - 1]! : NaN,
-      acquiredPerSec: acquired / secs,
-      results,
-      daemonCpu: dCpu / secs,
-      benchCpu: (bUse.user + bUse.system) / 1e6 / secs,
-      rssMiB: rssMiB(d.pid),
-    };
-  } finally {
-    for (const c of clients) c.destroy();
-  }
+  const r = await runClient({
+    label: d.spec.label, sockPath: d.spec.sockPath, daemonPid: d.pid, clients: def.clients, contended: def.contended,
+    tag, warmupSeconds: o.warmupSeconds, seconds: o.seconds, maxOps: o.maxOps, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+  });
+  const secs = r.seconds;
+  return {
+    caseName: def.name,
+    daemon: d.spec.label,
+    clients: def.clients,
+    ops: r.ops,
+    seconds: secs,
+    opsPerSec: r.ops / secs,
+    p50us: r.p50us,
+    p99us: r.p99us,
+    maxUs: r.maxUs,
+    acquiredPerSec: r.acquired / secs,
+    results: new Map(r.results),
+    daemonCpu: r.daemonCpuSeconds / secs,
+    benchCpu: r.clientCpuSeconds / secs,
+    rssMiB: rssMiB(d.pid),
+  };
 }
 
 // ---------------------------------------------------------------- whole bench
@@ -642,6 +570,7 @@ export async function runLockdBench(opts: Partial<LockdBenchOptions> = {}): Prom
   const load0 = os.loadavg();
   const perCase = new Map<string, CaseResult[]>();
   const failures: string[] = [];
+  const syslogLines: string[] = [];
   try {
     if (o.only !== 'c') {
       if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'src', 'cli', 'lvmlockd.js'))) {
@@ -681,14 +610,20 @@ export async function runLockdBench(opts: Partial<LockdBenchOptions> = {}): Prom
       }
     }
   } finally {
+    syslogLines.push(...daemons.map((d) => d.sink
+      ? `${d.spec.label} ${d.sink.lines} line${d.sink.lines === 1 ? '' : 's'}${d.sink.recent.length ? `, last: ${JSON.stringify(d.sink.recent[d.sink.recent.length - 1]!.slice(0, 100))}` : ''}`
+      : `${d.spec.label} none`));
     await Promise.all(daemons.map((d) => stopDaemon(d)));
     removeTmpDir(dir);
   }
   const load1 = os.loadavg();
   const results = [...perCase.values()].map(median);
   notes.push(`Median of ${o.rounds} rounds per case (ops/s of every round in the last column); the two daemons run`);
-  notes.push('side by side but take turns, alternating which goes first. The load generator is one Node process');
-  notes.push('sharing the CPUs with the daemon ("bench cpu" near 100% would mean the client side is the limit).');
+  notes.push('side by side but take turns, alternating which goes first. The load generator (bench/lockd-client.ts) is');
+  notes.push('a Node process of its own sharing the CPUs with the daemon; "bench cpu" is its CPU use.');
+  const nsNote = namespaceNote();
+  notes.push(nsNote ?? 'Each daemon runs in its own mount namespace whose /dev/log is a datagram receiver of the bench.');
+  notes.push(`syslog lines received: ${syslogLines.join('; ')}.`);
   notes.push('"cpu/op" = daemon CPU time (all threads, /proc) per round trip: less sensitive to background load than');
   notes.push('ops/s. "rss" = daemon VmRSS at the end of the reported round (the runs accumulate in one daemon).');
   notes.push(`Load average before/after: ${load0[0]!.toFixed(2)} / ${load1[0]!.toFixed(2)} (other work on the machine skews figures).`);
@@ -818,6 +753,77 @@ export async function runProfile(clients: number, seconds: number, outFile: stri
   }
 }
 
+// ---------------------------------------------------------------- core only
+
+/**
+ * --core-only: our daemon's JS work per lock_lv round trip without sockets.
+ * One Daemon object is built as bin/lvmlockd -T builds it (never started: no
+ * pid file, no socket); its reply port is replaced so that each reply sends the
+ * client's next request at once. CPU time of this process per round trip is
+ * what the request path costs above the socket reads and writes.
+ */
+export async function runCoreOnly(clients: number, seconds: number): Promise<string> {
+  // Loaded here so that a bench run without --core-only does not load the daemon's modules.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Daemon } = require('../src/daemon/server') as typeof import('../src/daemon/server');
+  const dir = makeTmpDir();
+  try {
+    const daemon = new Daemon({
+      testMode: true, socketPath: path.join(dir, 's'), pidFile: path.join(dir, 'p'), adoptFile: path.join(dir, 'a'), adopt: false,
+      glType: null, hostId: 0, hostIdFile: '', sanlockTimeout: 10, debugToStdout: false, syslogPriority: 4,
+      watchdog: 'off' as never, wdmdSocket: '', killHelper: '',
+    }, async () => 0);
+    const replies = new Map<number, (text: string) => void>();
+    const internals = daemon as unknown as { sendReply: (id: number, text: string) => boolean };
+    internals.sendReply = (id, text) => { const f = replies.get(id); if (f) setImmediate(() => f(text)); return !!f; };
+    const core = daemon.core;
+    const ask = (id: number, body: string): Promise<string> => new Promise((resolve) => { replies.set(id, resolve); core.request(id, body); });
+    const setup = core.addClient(process.pid, -1, 1);
+    const frameBody = (b: Buffer): string => b.toString('utf8').slice(0, -4);
+    await ask(setup, frameBody(encodeFrame(formatRequest([
+      ['request', 'start_vg'], ['pid', process.pid], ['vg_name', VG], ['vg_lock_type', 'dlm'],
+      ['vg_lock_args', VG_LOCK_ARGS], ['vg_uuid', VG_UUID], ['version', 1], ['host_id', 0], ['opts', 'none'],
+    ]))));
+    await ask(setup, 'request="start_wait"\npid =' + process.pid + '\n');
+    let ops = 0;
+    let measuring = false;
+    let stop = false;
+    const { lockLvFrame, lvUuid } = require('./lockd-client') as typeof import('./lockd-client');
+    const loops: Promise<void>[] = [];
+    for (let i = 0; i < clients; i++) {
+      const id = core.addClient(process.pid, -1, 2 + i);
+      const t = { vg: VG, lv: `lv${i}`, lvUuid: lvUuid(77, i), lockType: 'dlm' as const, vgArgs: VG_LOCK_ARGS, lvArgs: 'dlm' };
+      const ex = frameBody(lockLvFrame(t, 'ex'));
+      const un = frameBody(lockLvFrame(t, 'un'));
+      loops.push((async () => {
+        while (!stop) {
+          for (const body of [ex, un]) {
+            const r = await ask(id, body);
+            if (!r.includes('op_result = 0')) throw new Error(`core-only: ${JSON.stringify(r)}`);
+            if (measuring) ops++;
+          }
+        }
+      })());
+    }
+    await sleep(500);
+    measuring = true;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    measuring = false;
+    const c = process.cpuUsage(c0);
+    const secs = (performance.now() - t0) / 1000;
+    stop = true;
+    await Promise.all(loops);
+    const cpu = (c.user + c.system) / 1e6;
+    return `core only (no sockets), ${clients} client${clients === 1 ? '' : 's'}: ${Math.round(ops / secs)} round trips/s, ` +
+      `${(1e6 * cpu / ops).toFixed(1)} us CPU per lock_lv round trip (this process: core, test manager, debug log, ` +
+      `request parse and reply text; setImmediate per reply stands in for the socket)\n`;
+  } finally {
+    removeTmpDir(dir);
+  }
+}
+
 // ---------------------------------------------------------------- entry points
 
 if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
@@ -834,7 +840,9 @@ function argValue(argv: string[], name: string): string | undefined {
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const seconds = Number(argValue(argv, '--seconds') ?? NaN);
-  const run = argv.includes('--profile')
+  const run = argv.includes('--core-only')
+    ? runCoreOnly(Number(argValue(argv, '--clients') ?? 8), Number.isFinite(seconds) ? seconds : 3)
+    : argv.includes('--profile')
     ? runProfile(Number(argValue(argv, '--clients') ?? 64), Number.isFinite(seconds) ? seconds : 5, argValue(argv, '--profile-out') ?? null)
     : runLockdBench({
       ...(Number.isFinite(seconds) ? { seconds } : {}),

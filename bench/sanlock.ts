@@ -24,7 +24,7 @@
 // exit status. A failed command or daemon fails the section (exit status 1 of
 // `npm run bench`, as for the other sections).
 //
-//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 25] [--raw-reps 50] [--budget 300] [--keep]
+//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 25] [--raw-reps 50] [--local-seconds 5] [--budget 300] [--keep]
 //   --budget (env SANLOCK_BENCH_BUDGET_S, default 300 s): the section's time
 //   budget; the loops are cut short (and say so) when it runs out.
 // Also: CPU time of each side's lock processes during the raw phase, per request.
@@ -36,7 +36,7 @@ import { Cluster, type Host, C_LVMLOCKD } from '../test/harness/cluster';
 import { sleep, descendants } from '../test/harness/exec';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
-import { lockLvFrame } from './lockd';
+import { lockLvFrame, runClient } from './lockd';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -47,6 +47,8 @@ export interface SanlockBenchOptions {
   lvReps: number;
   /** raw lock_lv hand-overs per side */
   rawReps: number;
+  /** seconds of the local-path loop per side */
+  localSeconds: number;
   /** time budget of the whole section, seconds */
   budgetSeconds: number;
   /** keep the cluster's temp dir (logs) */
@@ -59,6 +61,7 @@ export const SANLOCK_DEFAULTS: SanlockBenchOptions = {
   starts: 5,
   lvReps: 25,
   rawReps: 50,
+  localSeconds: 5,
   budgetSeconds: Number(process.env.SANLOCK_BENCH_BUDGET_S ?? 300),
   keep: false,
   verbose: true,
@@ -94,10 +97,12 @@ interface SideResults {
   /** CPU seconds of the side's lock processes during the raw phase (both hosts) */
   rawCpuS: number;
   rawWallS: number;
+  /** local path: the load generator of bench/lockd.ts, one client, ex/un of an LV on one host, nobody else using it */
+  local: { opsPerSec: number; p50us: number; cpuPerOpUs: number; ops: number } | null;
 }
 
 function emptyResults(): SideResults {
-  return { vgcreateMs: NaN, firstStartMs: [], restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [], rawCpuS: NaN, rawWallS: NaN };
+  return { vgcreateMs: NaN, firstStartMs: [], restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [], rawCpuS: NaN, rawWallS: NaN, local: null };
 }
 
 // ---------------------------------------------------------------- helpers
@@ -389,6 +394,22 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
       }
     }
     log(`raw lock_lv: ${res.ours.rawExMs.length} / ${res.c.rawExMs.length} acquires`);
+
+    // -- (b3) local path: host A locks and unlocks the LV over and over (its host_id is held, the
+    // lease was last held by A itself, no other host asks), with the lock_lv bench's load generator
+    for (const side of SIDES) {
+      const s = setups[side];
+      if (left() < 15 + o.localSeconds) { notes.push(`local lock_lv ${side}: skipped (time budget)`); continue; }
+      const cpu0 = sideCpuSeconds(s);
+      const r = await runClient({
+        label: `${side} local`, sockPath: s.a.hostPath('/run/lvm/lvmlockd.socket'), daemonPid: s.a.daemon!.pid,
+        clients: 1, contended: false, tag: 0, warmupSeconds: 0, seconds: o.localSeconds, maxOps: 1_000_000,
+        vg: s.vg, vgLockArgs: s.vgArgs, target: { lv: s.lv, lvUuid: s.lvUuid, lockType: 'sanlock', lvArgs: s.lvArgs },
+      });
+      const cpu = sideCpuSeconds(s) - cpu0;
+      res[side].local = { opsPerSec: r.ops / r.seconds, p50us: r.p50us, cpuPerOpUs: 1e6 * cpu / Math.max(1, r.ops), ops: r.ops };
+    }
+    log(`local lock_lv: ${res.ours.local?.ops ?? 0} / ${res.c.local?.ops ?? 0} round trips`);
   } catch (e) {
     failure = e instanceof Error ? e : new Error(String(e));
   } finally {
@@ -467,6 +488,10 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
   out.push('');
   out.push(`raw lock_lv phase, CPU of the lock processes of both hosts (ours: lvmlockd; C: lvmlockd + sanlock daemon; includes their lease renewals):`);
   out.push(`  ours ${cpuLine('ours')}; C ${cpuLine('c')}  (clock ticks of 10 ms: a rough figure)`);
+  const lo = res.ours.local, lc = res.c.local;
+  const localLine = (l: SideResults['local']) => l ? `${Math.round(l.opsPerSec)} round trips/s, p50 ${fmtMs(l.p50us / 1000)}, ${fmtMs(l.cpuPerOpUs / 1000)} CPU per round trip` : '-';
+  out.push(`local lock_lv (host A only, its own lease, ${o.localSeconds} s, 1 client of bench/lockd-client.ts, ex/un loop; CPU of the side's lock processes on both hosts):`);
+  out.push(`  ours ${localLine(lo)}; C ${localLine(lc)}${lo && lc ? `; ours/C ops/s ${(lo.opsPerSec / lc.opsPerSec).toFixed(2)}x, CPU per round trip ${(lo.cpuPerOpUs / lc.cpuPerOpUs).toFixed(2)}x` : ''}`);
   out.push('');
   out.push('p50 = median (nearest rank); p90 shown from 5 samples up. lock-start/-stop: wall time of `vgchange`; first = the first start on');
   out.push('hosts 2-4 of a side right after vgcreate on host 1; restart = `--lock-start` on host 2 after `--lock-stop` (daemon running, lockspace');
@@ -494,6 +519,7 @@ if (require.main === module) {
   if (num('--starts') !== undefined) o.starts = num('--starts')!;
   if (num('--lv-reps') !== undefined) o.lvReps = num('--lv-reps')!;
   if (num('--raw-reps') !== undefined) o.rawReps = num('--raw-reps')!;
+  if (num('--local-seconds') !== undefined) o.localSeconds = num('--local-seconds')!;
   if (num('--budget') !== undefined) o.budgetSeconds = num('--budget')!;
   runSanlockBench(o).then((t) => { process.stdout.write(t); }, (e: unknown) => {
     if (e instanceof SanlockBenchFailure) process.stdout.write(e.report);

@@ -25,6 +25,17 @@ if ((${#vm_missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
 fi
+# LVM2's own test suite (npm run test:upstream) is built on the host from lvm2's source package
+UP_PKGS=(gcc g++ make dpkg-dev xz-utils)
+up_missing=()
+for p in "${UP_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || up_missing+=("$p")
+done
+if ((${#up_missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${up_missing[@]}" >/dev/null
+fi
 # node_exporter for the metrics scrape test: downloaded, never installed (its
 # package would start a listener on the host); the test unpacks it.
 EXPORTER_DIR=/var/cache/lvmlockd-ts-pkgs

@@ -14,8 +14,13 @@ export interface BugSpec {
   hooks?: LeaseBugHooks;
   /** Host-model bug: the daemon ignores a failed lockspace (no kill path, watchdog not armed). */
   noKillPath?: boolean;
-  /** Which fault profile finds it fastest (the quick run uses it). */
-  profile: 'contention' | 'storage' | 'mixed';
+  /**
+   * DLM-model bug, run at the core level with the real dlm manager: recovery keeps
+   * a dead writer's stale LVB and reports it valid (no VALNOTVALID).
+   */
+  dlmHideLostLvb?: boolean;
+  /** Which fault profile finds it fastest (the quick run uses it); 'dlm': core-level dlm schedules. */
+  profile: 'contention' | 'storage' | 'mixed' | 'dlm';
 }
 
 export const BUGS: readonly BugSpec[] = [
@@ -54,6 +59,12 @@ export const BUGS: readonly BugSpec[] = [
     description: 'the daemon ignores a failed lockspace: keeps its leases, no kill path, watchdog never armed',
     noKillPath: true,
     profile: 'storage',
+  },
+  {
+    name: 'dlm-hide-lost-lvb',
+    description: 'DLM recovery after a node that held the VG lock ex died keeps the stale LVB and reports it valid (no VALNOTVALID)',
+    dlmHideLostLvb: true,
+    profile: 'dlm',
   },
 ];
 

@@ -29,6 +29,8 @@ options:
                       "late-write" (beyond the model, off in "all") lets a
                       timed-out write land after the host's newer writes
   --core-share F      fraction of schedules run at the core level (default 0.25)
+  --dlm-share F       fraction of schedules run at the core level with the real dlm
+                      manager on the DLM model (default 0)
   --inject-bug NAME   break one safety rule on purpose; the run must find a
                       violation: it prints it like any violation and exits 1
                       (exit 3: not caught). "all" is the self-check: exit 0
@@ -36,7 +38,8 @@ options:
 ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`).join('\n')}
   --replay SEED       run one schedule by its own seed (printed on a violation)
                       and print its whole trace; with --level core for core schedules
-  --lm test|sanlock   with --replay --level core: the lock manager (sanlock: the real
+  --lm test|sanlock|dlm  with --replay --level core: the lock manager (dlm: the real
+                      src/lm/dlm manager on the DLM model of sim/dlm-model.ts; sanlock: the real
                       src/lm/sanlock manager on a shared simulated LUN)
   --no-stop-race      with --lm sanlock: keep stop_vg away from in-flight lock requests
   --no-watchdog       with --lm sanlock: no external watchdog (the daemon has none yet)
@@ -232,7 +235,8 @@ export async function main(argv: string[]): Promise<number> {
     if (a.level === 'core') {
       const r = await runCoreSchedule(s0, {
         hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true,
-        lm: a.lm === 'sanlock' ? 'sanlock' : 'test', allowStopRace: !a['no-stop-race'], noWatchdog: !!a['no-watchdog'],
+        lm: a.lm === 'sanlock' ? 'sanlock' : a.lm === 'dlm' ? 'dlm' : 'test', allowStopRace: !a['no-stop-race'], noWatchdog: !!a['no-watchdog'],
+        ...(bug?.dlmHideLostLvb ? { dlmBug: { hideLostLvb: true } } : {}),
       });
       if (!a.trace) console.log(r.trace.join('\n'));
       console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');
@@ -286,7 +290,7 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const sum = await runParallel({
-    seed, schedules, from, faults, coreShare: num(a, 'core-share', 0.25), ...(hosts ? { hosts } : {}),
+    seed, schedules, from, faults, coreShare: num(a, 'core-share', 0.25), dlmShare: num(a, 'dlm-share', 0), ...(hosts ? { hosts } : {}),
     jobs,
     progress: (_done, total, p) => {
       const now = process.hrtime.bigint();

@@ -27,6 +27,8 @@ import { TestLockManager } from '../src/lm/test/test-lm';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
 import { SanlockLockManager } from '../src/lm/sanlock/sanlock-lm';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
+import { DlmLockManager } from '../src/lm/dlm/dlm-lm';
+import { DlmClusterModel } from './dlm-model';
 import { NO_DISK_FAULTS, Rng, Scheduler, SimHost, SimStorage, crashWriteResolver, drain, fmtT } from './kernel';
 import type { Violation } from './lease-cluster';
 
@@ -84,6 +86,25 @@ export function sanlockLmFactory(storage: SimStorage, rng: Rng, ioTimeout: numbe
       hostName: `simhost${ctx.hostId}.inc${ctx.host.incarnation}`,
     });
     return { sanlock, dlm: new TestLockManager('dlm', ctx.gl, hooks, () => ctx.hostId) };
+  };
+}
+
+/**
+ * The real dlm lock manager (src/lm/dlm) of one host on the DLM model
+ * (sim/dlm-model.ts): each daemon incarnation is a new process on its node.
+ * The sanlock VG keeps the test manager.
+ */
+export function dlmLmFactory(model: DlmClusterModel): CoreLmFactory {
+  return (ctx) => {
+    const hooks = { deviceExists: () => true, log: (l: string) => ctx.log(l), sleep: (ms: number) => ctx.host.clock.sleep(ms) };
+    const node = model.node(ctx.hostId);
+    node.dead = false;
+    const proc = node.process();
+    const dlm = new DlmLockManager({
+      kernel: proc, control: node.control(), configfs: node.configfs(),
+      debug: (l) => ctx.log(l), error: (l) => ctx.log(`ERROR ${l}`), sleep: (ms) => ctx.host.clock.sleep(ms),
+    });
+    return { sanlock: new TestLockManager('sanlock', ctx.gl, hooks, () => ctx.hostId), dlm };
   };
 }
 
@@ -156,12 +177,17 @@ class CoreHost {
   gl!: MutableGlobalLockChoice;
   clients = new Map<number, Client>();
   started = new Set<string>();
+  /** dlm mode: the VG metadata version this host's commands work from (reread on invalidation, or written). */
+  vgCache = new Map<string, number>();
   constructor(readonly id: number, readonly host: SimHost) {}
 }
 
 export async function runCoreSchedule(
   seed: number,
-  o: { hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock'; allowStopRace?: boolean; noWatchdog?: boolean } = {},
+  o: {
+    hosts?: number | undefined; factory?: CoreLmFactory; traceAll?: boolean; coreDebug?: boolean; lm?: 'test' | 'sanlock' | 'dlm';
+    allowStopRace?: boolean; noWatchdog?: boolean; dlmBug?: { hideLostLvb?: boolean };
+  } = {},
 ): Promise<CoreRunResult> {
   // The stop_vg race (docs/simulator.md, finding 5) is fixed in the core: race freely unless told not to.
   const allowStopRace = o.allowStopRace ?? true;
@@ -171,11 +197,24 @@ export async function runCoreSchedule(
   const root = new Rng(seed);
   const rng = root.fork('core-workload');
   const sanlockMode = o.lm === 'sanlock';
-  const nHosts = o.hosts ?? (sanlockMode ? rng.intIn(2, 3) : rng.intIn(1, 3));
+  // dlm: the real dlm manager on the DLM model; a host crash is a node failure that
+  // dlm_controld fences, and the node's locks go only when recovery completes.
+  const dlmMode = o.lm === 'dlm';
+  /** What hosts were told they hold is checked across hosts (real lock managers only). */
+  const crossMode = sanlockMode || dlmMode;
+  const nHosts = o.hosts ?? (sanlockMode || dlmMode ? rng.intIn(2, 3) : rng.intIn(1, 3));
   const ioTimeout = 1;
   const storage = sanlockMode ? new SimStorage(sim, root.fork('disk'), LVMLOCK_BYTES, 512) : undefined;
   if (storage) storage.rates = { ...NO_DISK_FAULTS, latencyMax: rng.pick([0.5, 5, 50]) };
-  const factory = o.factory ?? (storage ? sanlockLmFactory(storage, root.fork('lm'), ioTimeout) : testLmFactory);
+  const dlmRng = dlmMode ? root.fork('dlm') : undefined;
+  const dlmModel = dlmMode
+    ? new DlmClusterModel({
+      clusterName: 'test', defer: (fn) => sim.after(dlmRng!.range(0, 3), fn), log: (l) => sim.log(l),
+      ...(o.dlmBug?.hideLostLvb ? { bugHideLostLvb: true } : {}),
+    })
+    : undefined;
+  const factory = o.factory ?? (storage ? sanlockLmFactory(storage, root.fork('lm'), ioTimeout)
+    : dlmModel ? dlmLmFactory(dlmModel) : testLmFactory);
   // host_dead with io_timeout 1 and sanlock's watchdog_fire_timeout 60: 68 s.
   const hostDeadMs = calcHostDeadSeconds(ioTimeout) * 1000;
   const durationMs = Math.round(sanlockMode ? rng.range(2, 3) * hostDeadMs : rng.range(60_000, 180_000));
@@ -187,6 +226,9 @@ export async function runCoreSchedule(
     { name: 'vga', lockType: 'sanlock', lvs: ['lvuuid-a0', 'lvuuid-a1'], tlvs: ['lvuuid-a2', 'lvuuid-a3'] },
     { name: 'vgb', lockType: 'dlm', lvs: ['lvuuid-b0'], tlvs: ['lvuuid-b1'] },
   ];
+  if (dlmMode) vgs.splice(0, vgs.length, { name: 'vgb', lockType: 'dlm', lvs: ['lvuuid-b0', 'lvuuid-b2'], tlvs: ['lvuuid-b1', 'lvuuid-b3'] });
+  /** Lock types whose LV locks are checked across hosts. */
+  const crossVg = (vg: VgDef): boolean => (sanlockMode && vg.lockType === 'sanlock') || (dlmMode && vg.lockType === 'dlm');
   const stats = { steps: 0, simMs: 0, faults: 0, requests: 0, replies: 0, errors: 0 };
   let violation: Violation | undefined;
   const fail = (rule: string, message: string) => {
@@ -196,6 +238,14 @@ export async function runCoreSchedule(
   };
   const pendingAll = new Set<Pending>();
   const vgVersion = new Map<string, number>();
+  /**
+   * dlm mode: the newest VG version other hosts must notice. A version counts
+   * once lvmlockd accepted its vg_update, or when its writer's node died holding
+   * the VG lock ex (then only the DLM's LVB-loss report can tell the others).
+   * A vg_update refused because a stop raced the command is lvmlockd's own gap
+   * (C's too), not checked here.
+   */
+  const vgAnnounced = new Map<string, number>();
   /** host/vg/lv of activations in progress (see command()). */
   const activating = new Set<string>();
 
@@ -207,7 +257,10 @@ export async function runCoreSchedule(
     ch.gl = newGlobalLockChoice();
     const managers = factory({ host: ch.host, gl: ch.gl, hostId: ch.id, log: (l) => void l });
     for (const m of Object.values(managers)) {
-      if (!m) continue;
+      // The DLM loses LVB content when a node dies (VALNOTVALID, or recovered from
+      // NL copies) and the count starts again, lower: lvmlockd then invalidates.
+      // There the rule is the stale-vg-metadata check (lockVg) instead.
+      if (!m || (dlmMode && m.type === 'dlm')) continue;
       const create = m.createLockspace.bind(m) as (...args: unknown[]) => ManagedLockspace;
       // Wrap whatever the manager returns; pass every argument through (the signature is still growing).
       (m as { createLockspace: unknown }).createLockspace = (view: LockspaceView, ...rest: unknown[]) =>
@@ -236,6 +289,9 @@ export async function runCoreSchedule(
       sendDump: async (text: string): Promise<number> => Buffer.byteLength(text),
       dumpLog: (): string => '',
       debug: (l: string): void => {
+        // The daemon invalidated the VG: its commands reread the metadata, at the version on disk.
+        const inv = dlmMode ? /^lvm_(.+):VGLK res_lock invalidate vg state/.exec(l) : null;
+        if (inv) ch.vgCache.set(inv[1]!, vgVersion.get(inv[1]!) ?? 1);
         if (coreDebug) sim.log(`h${ch.id} D ${l}`);
       },
       error: (l: string): void => {
@@ -256,6 +312,7 @@ export async function runCoreSchedule(
       },
     };
     ch.core = new LockdCore(ports, { testMode: true, glType: null, managers, glChoice: ch.gl });
+    ch.vgCache.clear();
     ch.started.clear();
     ch.clients.clear();
   };
@@ -314,11 +371,31 @@ export async function runCoreSchedule(
   ];
   /** sanlock mode: record what a host uses after a reply, and drop it when an unlock is sent. */
   const use = (c: Client, key: string, mode: 'sh' | 'ex' | 'un') => {
-    if (!sanlockMode) return;
+    if (!crossMode) return;
     const u = uses.get(c.host.id) ?? new Map<string, 'sh' | 'ex'>();
     uses.set(c.host.id, u);
     if (mode === 'un') u.delete(key);
     else if (!killed.get(c.host.id)?.has(key.split('/')[0]!)) u.set(key, mode);
+  };
+
+  /**
+   * dlm mode: a VG lock granted without an invalidation must find this host's
+   * metadata current. The VG version travels in the VG lock's LVB; when the DLM
+   * lost it (the writer died), the manager must make the core invalidate.
+   */
+  const lockVg = (c: Client, vg: VgDef, mode: 'sh' | 'ex' | 'un'): Promise<ConfigMap | null> => {
+    const ch = c.host;
+    const p = rpc(c, base('lock_vg', vg, [['mode', mode]]), `lock_vg ${mode}`);
+    // Other modes get the bare promise: no extra tick, so their schedules replay as before.
+    if (!dlmMode || mode === 'un') return p;
+    return p.then((r) => {
+      if (result(r) !== 0 || ch.host.crashed) return r;
+      const truth = vgAnnounced.get(vg.name) ?? 1;
+      if ((ch.vgCache.get(vg.name) ?? 0) < truth) {
+        fail('stale-vg-metadata', `host ${ch.id} got lock_vg ${mode} ${vg.name} without invalidation while its metadata is version ${ch.vgCache.get(vg.name) ?? 'none'} and the VG is at ${truth}`);
+      }
+      return r;
+    });
   };
 
   const expectOne = (c: Client, r: ConfigMap | null, what: string, ok: number[]) => {
@@ -352,7 +429,7 @@ export async function runCoreSchedule(
       try {
         const mode = rng.chance(0.6) ? 'ex' : 'sh';
         await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
-        await rpc(c, base('lock_vg', vg, [['mode', 'sh']]), 'lock_vg sh');
+        await lockVg(c, vg, 'sh');
         // -asy on an LV this host has active ex asks to share it: from the moment the
         // request is sent other hosts may activate it shared (the convert's SH mode block
         // can land before the reply), as the lease level counts an ex->sh convert.
@@ -360,7 +437,7 @@ export async function runCoreSchedule(
         if (mode === 'sh' && uses.get(ch.id)?.get(key) === 'ex') use(c, key, 'sh');
         const r = await rpc(c, lockLv(vg, lv, mode, 'persistent'), `lock_lv ${mode}`);
         const arv = expectOne(c, r, `lvchange -a${mode[0]}y ${vg.name}/${lv}`, [0]);
-        if (arv === 0 && vg.lockType === 'sanlock') use(c, key, mode as 'sh' | 'ex');
+        if (arv === 0 && crossVg(vg)) use(c, key, mode as 'sh' | 'ex');
         await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
         await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
       } finally {
@@ -372,7 +449,7 @@ export async function runCoreSchedule(
       if (activating.has(busyKey)) return;
       activating.add(busyKey);
       try {
-        if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}`, 'un'); // deactivated before the unlock is sent
+        if (crossVg(vg)) use(c, `${vg.name}/${lv}`, 'un'); // deactivated before the unlock is sent
         const r = await rpc(c, lockLv(vg, lv, 'un', 'persistent'), 'lock_lv un');
         expectOne(c, r, `lvchange -an ${vg.name}/${lv}`, [0]);
       } finally {
@@ -386,18 +463,18 @@ export async function runCoreSchedule(
       const rv = expectOne(c, r, `transient lock_lv ${mode} ${vg.name}/${lv}`, [0]);
       if (rv === 0 && !c.gone) {
         c.told.set(lv, mode);
-        if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}|c${c.id}`, mode);
+        if (crossVg(vg)) use(c, `${vg.name}/${lv}|c${c.id}`, mode);
       }
       checkTold(ch);
       await ch.host.clock.sleep(rng.range(0, 5000));
       if (c.gone) return;
-      if (vg.lockType === 'sanlock') use(c, `${vg.name}/${lv}|c${c.id}`, 'un');
+      if (crossVg(vg)) use(c, `${vg.name}/${lv}|c${c.id}`, 'un');
       const u = await rpc(c, lockLv(vg, lv, 'un'), 'lock_lv un transient');
       if (result(u) === 0 || result(u) === -2) c.told.delete(lv);
     } else if (x < 0.8) {
       // lvcreate / lvremove / vgremove-like VG ex sequence with a metadata update
       await rpc(c, base('lock_gl', null, [['mode', 'sh'], ['vg_lock_type', 'none']]), 'lock_gl sh');
-      const r = await rpc(c, base('lock_vg', vg, [['mode', 'ex']]), 'lock_vg ex');
+      const r = await lockVg(c, vg, 'ex');
       const rv = expectOne(c, r, `lock_vg ex ${vg.name}`, [0]);
       if (rv === 0) {
         const kind = sanlockMode ? 'vgremove-probe' : rng.pick(['lvcreate', 'lvremove', 'vgremove-probe']);
@@ -416,7 +493,18 @@ export async function runCoreSchedule(
         // VG metadata seqno: on disk, so shared by every host.
         const v = (vgVersion.get(vg.name) ?? 1) + 1;
         vgVersion.set(vg.name, v);
-        await rpc(c, [['request', 'vg_update'], ['pid', 1], ['vg_name', vg.name], ['version', v]], `vg_update ${v}`);
+        ch.vgCache.set(vg.name, v);
+        if (dlmMode && !stopping && rng.chance(0.08)) {
+          // The node dies after writing the metadata, holding the VG lock ex: the new
+          // version never reaches the LVB, and the others must not trust the old one.
+          sim.log(`h${ch.id} CRASH node after writing VG metadata ${v}, holding the VG lock ex`);
+          vgAnnounced.set(vg.name, v);
+          stats.faults++;
+          crashHost(ch, rng.range(5000, 30_000));
+          return;
+        }
+        const upd = await rpc(c, [['request', 'vg_update'], ['pid', 1], ['vg_name', vg.name], ['version', v]], `vg_update ${v}`);
+        if (dlmMode && result(upd) === 0) vgAnnounced.set(vg.name, Math.max(v, vgAnnounced.get(vg.name) ?? 1));
         await rpc(c, base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
       }
       await rpc(c, base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
@@ -522,7 +610,7 @@ export async function runCoreSchedule(
   };
   const check = () => {
     if (violation) return;
-    if (sanlockMode) crossHostCheck();
+    if (crossMode) crossHostCheck();
     if (violation) return;
     for (const ch of hosts) {
       if (ch.host.crashed) continue;
@@ -538,7 +626,7 @@ export async function runCoreSchedule(
           if (ex && sh) return fail('ex-with-sh', `host ${ch.id} ${ls.name} ${r.name}: ex with ${sh} sh`);
           // r.mode and r.locks are updated on both sides of an awaited lock-manager call, so with a
           // manager that takes time (sanlock on a disk) they may differ while the call is in flight.
-          if (sanlockMode) continue;
+          if (crossMode) continue;
           if (r.locks.length === 0 && r.mode !== 'un') return fail('records', `host ${ch.id} ${r.name}: mode ${r.mode} without locks`);
           if (r.locks.length && r.mode !== (ex ? 'ex' : 'sh')) return fail('records', `host ${ch.id} ${r.name}: mode ${r.mode} vs locks`);
         }
@@ -568,6 +656,11 @@ export async function runCoreSchedule(
     ch.clients.clear();
     uses.delete(ch.id);
     ch.host.crash(crashWrite);
+    if (dlmModel) {
+      // The node is off: dlm_controld on the others fences it, then the DLM recovers.
+      dlmModel.failNode(ch.id);
+      sim.after(dlmRng!.range(0.2, 0.9) * downMs, () => dlmModel.recoverNode(ch.id));
+    }
     sim.after(downMs, () => {
       ch.host.restart();
       sim.log(`h${ch.id} daemon restarts`);

@@ -399,7 +399,7 @@ interface AreaBuf {
 
 /** Shared storage (one LUN) with global faults. */
 export class SimStorage {
-  /** The medium, sparse: 64 KiB chunks allocated on the first non-zero write (10,000 LV leases = 10 GiB). */
+  /** The medium, sparse: `region`-sized chunks allocated on the first non-zero write (10,000 LV leases = 10 GiB). */
   private readonly chunks = new Map<number, Buffer>();
   /** Write stamp of every sector of an allocated chunk (an unallocated chunk has only ever been zero). */
   private readonly sectorStamps = new Map<number, Uint32Array>();
@@ -419,9 +419,15 @@ export class SimStorage {
   private readonly handedOut = new WeakMap<Buffer, AreaBuf>();
   private stamp = 1;
 
-  constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number) {
+  /**
+   * `region`: the medium's allocation unit and the granularity of write stamps
+   * (default 64 KiB). Scale mode uses 4 KiB: there every LV lease writes one
+   * sector of its own 1 MiB area, and 10,000 of them filled 625 MiB in 64 KiB chunks.
+   */
+  constructor(readonly sim: Scheduler, readonly rng: Rng, size: number, readonly sectorSize: number, readonly region = REGION) {
+    if (region % sectorSize !== 0 || region <= 0) throw new RangeError(`sim storage region ${region} is not a multiple of the sector size ${sectorSize}`);
     this.size = size;
-    this.versions = new Uint32Array(Math.ceil(size / REGION) + 1);
+    this.versions = new Uint32Array(Math.ceil(size / region) + 1);
   }
 
   /** A copy of [offset, offset+len). */
@@ -440,9 +446,9 @@ export class SimStorage {
     let pos = 0;
     while (pos < len) {
       const at = offset + pos;
-      const ci = Math.floor(at / REGION);
-      const co = at - ci * REGION;
-      const n = Math.min(REGION - co, len - pos);
+      const ci = Math.floor(at / this.region);
+      const co = at - ci * this.region;
+      const n = Math.min(this.region - co, len - pos);
       const c = this.chunks.get(ci);
       if (c) c.copy(out, pos, co, co + n);
       else if (fillZero) out.fill(0, pos, pos + n);
@@ -462,9 +468,9 @@ export class SimStorage {
     let pos = 0;
     while (pos < bytes) {
       const at = offset + pos;
-      const ci = Math.floor(at / REGION);
-      const co = at - ci * REGION;
-      const n = Math.min(REGION - co, bytes - pos);
+      const ci = Math.floor(at / this.region);
+      const co = at - ci * this.region;
+      const n = Math.min(this.region - co, bytes - pos);
       let c = this.chunks.get(ci);
       let st = this.sectorStamps.get(ci);
       if (!c || !st) {
@@ -472,8 +478,8 @@ export class SimStorage {
           pos += n;
           continue;
         }
-        c = takeSpare(REGION)?.fill(0) ?? Buffer.alloc(REGION);
-        st = new Uint32Array(REGION / ss);
+        c = takeSpare(this.region)?.fill(0) ?? Buffer.alloc(this.region);
+        st = new Uint32Array(this.region / ss);
         this.chunks.set(ci, c);
         this.sectorStamps.set(ci, st);
       }
@@ -486,12 +492,12 @@ export class SimStorage {
 
   /** Bytes allocated for the medium. */
   allocatedBytes(): number {
-    return this.chunks.size * REGION;
+    return this.chunks.size * this.region;
   }
 
   /** True when no write landed in [offset, offset+len) since stamp. */
   private unchangedSince(offset: number, len: number, stamp: number): boolean {
-    for (let r = Math.floor(offset / REGION); r <= Math.floor((offset + len - 1) / REGION); r++) {
+    for (let r = Math.floor(offset / this.region); r <= Math.floor((offset + len - 1) / this.region); r++) {
       if (this.versions[r]! > stamp) return false;
     }
     return true;
@@ -501,21 +507,21 @@ export class SimStorage {
   private refresh(a: AreaBuf): void {
     const len = a.buf.length;
     const ss = this.sectorSize;
-    for (let r = Math.floor(a.offset / REGION); r <= Math.floor((a.offset + len - 1) / REGION); r++) {
+    for (let r = Math.floor(a.offset / this.region); r <= Math.floor((a.offset + len - 1) / this.region); r++) {
       if (this.versions[r]! <= a.stamp) continue;
       const c = this.chunks.get(r);
       const st = this.sectorStamps.get(r);
       if (!c || !st) continue; // only zero writes landed here: still zero
-      const lo = Math.max(a.offset, r * REGION);
-      const hi = Math.min(a.offset + len, (r + 1) * REGION);
+      const lo = Math.max(a.offset, r * this.region);
+      const hi = Math.min(a.offset + len, (r + 1) * this.region);
       for (let at = lo; at < hi; at += ss) {
-        const k = (at - r * REGION) / ss;
+        const k = (at - r * this.region) / ss;
         if (st[k]! <= a.stamp) continue;
         // Coalesce a run of changed sectors into one copy.
         let end = at + ss;
-        while (end < hi && st[(end - r * REGION) / ss]! > a.stamp) end += ss;
-        c.copy(a.buf, at - a.offset, at - r * REGION, end - r * REGION);
-        a.sectors.set(st.subarray((at - r * REGION) / ss, (end - r * REGION) / ss), (at - a.offset) / ss);
+        while (end < hi && st[(end - r * this.region) / ss]! > a.stamp) end += ss;
+        c.copy(a.buf, at - a.offset, at - r * this.region, end - r * this.region);
+        a.sectors.set(st.subarray((at - r * this.region) / ss, (end - r * this.region) / ss), (at - a.offset) / ss);
         this.stats.areaSectorCopies += (end - at) / ss;
         at = end - ss;
       }

@@ -23,6 +23,8 @@ export interface ParallelOptions {
   faults: readonly FaultClass[];
   bug?: string;
   coreShare: number;
+  /** Fraction of schedules run at the core level with the dlm manager on the DLM model. */
+  dlmShare?: number;
   jobs: number;
   stopOnViolation?: boolean;
   /** Schedules per block handed to a worker (default: about 8 blocks per worker, at most 500). */
@@ -46,6 +48,7 @@ interface WorkerTask {
   faults: readonly FaultClass[];
   bug?: string;
   coreShare: number;
+  dlmShare?: number;
   stopOnViolation?: boolean;
 }
 
@@ -123,6 +126,7 @@ export async function runParallel(o: ParallelOptions): Promise<Summary> {
         const [first, end] = blockRange(b);
         const opts: RunOptions = {
           seed: o.seed, schedules: end, first, stride: 1, faults: o.faults, coreShare: o.coreShare,
+          ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}),
           ...(o.hosts ? { hosts: o.hosts } : {}), ...(bug ? { bug } : {}), ...(o.stopOnViolation ? { stopOnViolation: true } : {}),
         };
         const s = await runMany(opts);
@@ -135,7 +139,7 @@ export async function runParallel(o: ParallelOptions): Promise<Summary> {
     }
 
     const task: WorkerTask = {
-      seed: o.seed, faults: o.faults, coreShare: o.coreShare,
+      seed: o.seed, faults: o.faults, coreShare: o.coreShare, ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}),
       ...(o.hosts ? { hosts: o.hosts } : {}), ...(o.bug ? { bug: o.bug } : {}), ...(o.stopOnViolation ? { stopOnViolation: true } : {}),
     };
     const children: ChildProcess[] = [];
@@ -207,6 +211,7 @@ if (require.main === module && process.argv.includes('--sim-worker')) {
       const bug = t.bug ? findBug(t.bug) : undefined;
       const sum = await runMany({
         seed: t.seed, schedules: end, first, stride: 1, faults: t.faults, coreShare: t.coreShare,
+        ...(t.dlmShare ? { dlmShare: t.dlmShare } : {}),
         ...(t.hosts ? { hosts: t.hosts } : {}), ...(bug ? { bug } : {}), ...(t.stopOnViolation ? { stopOnViolation: true } : {}),
       });
       const reply: FromWorker = { summary: { ...sum, firstFailure: undefined }, block: [first, end] };

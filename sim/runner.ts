@@ -20,6 +20,11 @@ export function coreUsesSanlock(seed: number, share = 0.1): boolean {
   return ((seed >>> 10) % 1000) / 1000 < share;
 }
 
+/** Whether a schedule runs at the core level with the dlm lock manager on the DLM model (`share` of seeds). */
+export function coreUsesDlm(seed: number, share: number): boolean {
+  return share > 0 && ((seed >>> 20) % 1000) / 1000 < share;
+}
+
 export interface RunOptions {
   seed: number;
   schedules: number;
@@ -30,6 +35,8 @@ export interface RunOptions {
   coreShare: number;
   /** Of the core-level schedules, the fraction run with the real sanlock lock manager on a shared simulated LUN. */
   sanlockShare?: number;
+  /** Fraction of all schedules run at the core level with the real dlm lock manager on the DLM model (default 0). */
+  dlmShare?: number;
   progress?: (done: number, total: number) => void;
   stopOnViolation?: boolean;
   /** Run schedules first, first+stride, … (parallel workers); default 0 and 1. */
@@ -93,10 +100,14 @@ export async function runMany(o: RunOptions): Promise<Summary> {
   try {
     for (let i = o.first ?? 0; i < o.schedules; i += o.stride ?? 1) {
       const seed = scheduleSeed(o.seed, i);
-      const core = !o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare;
+      const dlm = o.bug ? o.bug.profile === 'dlm' : coreUsesDlm(seed, o.dlmShare ?? 0);
+      const core = dlm || (!o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare);
       if (core) {
-        const sanlock = coreUsesSanlock(seed, o.sanlockShare);
-        const r = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: sanlock ? 'sanlock' : 'test' }));
+        const sanlock = !dlm && coreUsesSanlock(seed, o.sanlockShare);
+        const r = await deterministic(() => runCoreSchedule(seed, {
+          hosts: o.hosts, lm: dlm ? 'dlm' : sanlock ? 'sanlock' : 'test',
+          ...(o.bug?.dlmHideLostLvb ? { dlmBug: { hideLostLvb: true } } : {}),
+        }));
         sum.coreSchedules++;
         sum.faultsInjected += r.stats.faults;
         sum.requests += r.stats.requests;

@@ -13,11 +13,16 @@
 import { Lockspace, initLockspace } from '../src/leases/delta-lease';
 import { LV_LOCK_BEGIN } from '../src/leases/direct';
 import { acquireResource, initResource, paxosHostFor, releaseResource } from '../src/leases/paxos-lease';
+import { LeaseError, SANLK } from '../src/leases/errors';
 import { Rng, Scheduler, SimHost, SimStorage } from './kernel';
 
 const MiB = 1 << 20;
 const SECTOR = 512;
 const ALIGN = MiB;
+/** Ops start within this many ms after the renewals stopped (see the op phase). */
+const OP_WINDOW_MS = 40_000;
+/** Lease results meaning "another host holds (or just took) this lease". */
+const HELD_ELSEWHERE = new Set<number>([SANLK.ACQUIRE_IDLIVE, SANLK.ACQUIRE_OWNED, SANLK.ACQUIRE_OTHER, SANLK.ACQUIRE_OWNED_RETRY, SANLK.EAGAIN]);
 
 export interface ScaleRow {
   hosts: number;
@@ -30,7 +35,14 @@ export interface ScaleRow {
   writesPerOp: number;
   kibReadPerOp: number;
   errors: number;
+  /** Acquires refused because another host held or was taking the same LV lease at that moment. */
+  busy: number;
+  /** Each distinct error message of the op phase, with its count. */
+  errorKinds: string[];
   allocatedMiB: number;
+  /** Process RSS and V8 heap in use right after every host joined. */
+  rssMiB: number;
+  heapMiB: number;
 }
 
 function cpuMs(): number {
@@ -44,7 +56,7 @@ export async function scalePoint(hosts: number, lvs: number, ops: number, seed: 
   sim.traceLimit = 100;
   const rng = new Rng(seed).fork(`scale-${hosts}-${lvs}`);
   const io = 10;
-  const storage = new SimStorage(sim, rng.fork('disk'), (LV_LOCK_BEGIN + lvs) * ALIGN, SECTOR);
+  const storage = new SimStorage(sim, rng.fork('disk'), (LV_LOCK_BEGIN + lvs) * ALIGN, SECTOR, 4096);
   const setup = new SimHost(sim, 0, 0, 1);
   const disk0 = storage.diskFor(setup, 'sim:setup');
   let ready = false;
@@ -78,6 +90,7 @@ export async function scalePoint(hosts: number, lvs: number, ops: number, seed: 
   await sim.run(sim.now + 600_000, () => undefined, () => joined === hosts);
   if (joined !== hosts) throw new Error(`scale: only ${joined}/${hosts} hosts joined`);
   const joinWallMs = cpuMs() - t0;
+  const mem = process.memoryUsage();
 
   // Idle phase: renewals only.
   const phaseMs = 60_000;
@@ -87,21 +100,35 @@ export async function scalePoint(hosts: number, lvs: number, ops: number, seed: 
 
   // Op phase: `ops` acquire+release pairs with the renewal loops stopped, so
   // that the CPU time measured is the operations' own (renewal cost is the idle figure).
+  // The ops start within OP_WINDOW_MS: a host whose last renewal is
+  // id_renewal_fail_seconds old (8 * io = 80 s) refuses to acquire ("our host_id
+  // lease is not current", as it must), and the last renewal before the stop can
+  // be id_renewal_seconds (2 * io = 20 s) old, so 20 + 5 + 40 s leaves 15 s.
   for (const ls of spaces) void ls.stopRenewal();
   await sim.run(sim.now + 5000, () => undefined);
   const s0 = { ...storage.stats };
   let done = 0;
   let errors = 0;
+  let busy = 0;
+  const errorKinds = new Map<string, number>();
   for (let i = 0; i < ops; i++) {
     const ls = spaces[rng.int(hosts)]!;
     const lv = rng.int(lvs);
-    sim.at(sim.now + rng.range(0, phaseMs - 5000), () => {
+    sim.at(sim.now + rng.range(0, OP_WINDOW_MS), () => {
       const px = paxosHostFor(ls);
       const ref = { disk: ls.disk, offset: (LV_LOCK_BEGIN + lv) * ALIGN, lockspace: 'lvm_scale', resource: `lv${lv}`, sectorSize: SECTOR, alignSize: ALIGN };
       void acquireResource(px, ref, { mode: 'ex', ownerNowait: true })
         .then((lease) => releaseResource(px, lease))
-        .catch(() => {
+        .catch((e: unknown) => {
+          // Two hosts that pick the same LV at the same time: one gets it, the other is told
+          // who holds it (lvmlockd answers "held by another host"). That is contention, not an error.
+          if (e instanceof LeaseError && HELD_ELSEWHERE.has(e.rv)) {
+            busy++;
+            return;
+          }
           errors++;
+          const msg = e instanceof Error ? e.message : String(e);
+          errorKinds.set(msg, (errorKinds.get(msg) ?? 0) + 1);
         })
         .finally(() => {
           done++;
@@ -126,7 +153,11 @@ export async function scalePoint(hosts: number, lvs: number, ops: number, seed: 
     writesPerOp: opWrites / Math.max(1, done),
     kibReadPerOp: opBytes / 1024 / Math.max(1, done),
     errors,
+    busy,
+    errorKinds: [...errorKinds].map(([m, n]) => `${n}x ${m}`),
     allocatedMiB: storage.allocatedBytes() / MiB,
+    rssMiB: mem.rss / MiB,
+    heapMiB: mem.heapUsed / MiB,
   };
 }
 
@@ -139,10 +170,11 @@ export async function runScale(o: { hosts: number; lvs: number; seed: number; js
     if (o.json) return;
     console.log(
       `${String(r.hosts).padStart(5)} ${String(r.lvs).padStart(6)} ${r.joinWallMs.toFixed(0).padStart(8)} ${r.idleWallMsPerSimS.toFixed(1).padStart(10)} ` +
-        `${String(r.ops).padStart(5)} ${r.opWallUs.toFixed(0).padStart(9)} ${r.readsPerOp.toFixed(1).padStart(6)} ${r.writesPerOp.toFixed(1).padStart(6)} ${r.kibReadPerOp.toFixed(0).padStart(8)} ${String(r.errors).padStart(5)}`,
+        `${String(r.ops).padStart(5)} ${r.opWallUs.toFixed(0).padStart(9)} ${r.readsPerOp.toFixed(1).padStart(6)} ${r.writesPerOp.toFixed(1).padStart(6)} ${r.kibReadPerOp.toFixed(0).padStart(8)} ${String(r.errors).padStart(5)} ${String(r.busy).padStart(5)} ${r.rssMiB.toFixed(0).padStart(6)} ${r.heapMiB.toFixed(0).padStart(7)}`,
     );
+    for (const k of r.errorKinds) console.log(`      error: ${k}`);
   };
-  if (!o.json) console.log('hosts    LVs  join_ms  idle_ms/s   ops  op_cpu_us reads writes  KiB_read  errs');
+  if (!o.json) console.log('hosts    LVs  join_ms  idle_ms/s   ops  op_cpu_us reads writes  KiB_read  errs  busy rss_MiB heap_MiB');
   // Grow hosts at the largest LV count, then LVs at the largest host count.
   for (const h of hostSteps) {
     const r = await scalePoint(h, o.lvs, ops, o.seed);

@@ -478,9 +478,14 @@ export class LockdCore implements LockspaceHost {
     }
   }
 
-  /** The managers running here, in lvmlockd's order of preference for the global lock. */
+  /**
+   * The managers running here, in lvmlockd's order of preference for the
+   * global lock; a manager embedded in the daemon only when no other runs.
+   */
   private runningManagers(): LmType[] {
-    return GL_PREFERENCE.filter((t) => this.opts.managers[t]?.isRunning() ?? false);
+    const running = GL_PREFERENCE.filter((t) => this.opts.managers[t]?.isRunning() ?? false);
+    const external = running.filter((t) => !this.opts.managers[t]!.embedded);
+    return external.length ? external : running;
   }
 
   /**

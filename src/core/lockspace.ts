@@ -268,7 +268,7 @@ export class Lockspace {
             r.lvArgs = act.lvArgs;
           }
           act.result = this.lm.lockSlots ? await this.lm.lockSlots.freeLv(view(r)) : 0;
-          this.lm.forget(r.name);
+          this.forgetDisposed(r);
           h.deliver(act);
           continue;
         }
@@ -279,7 +279,7 @@ export class Lockspace {
             if (r.disposeClientId === act.clientId) {
               h.debug(`${this.name}:${r.name} free_resource from dispose for ${act.clientId}`);
               this.dispose.splice(i, 1);
-              this.lm.forget(r.name);
+              this.forgetDisposed(r);
             }
           }
           closes.push(act);
@@ -586,6 +586,16 @@ export class Lockspace {
     return false;
   }
 
+  /**
+   * A disposed record is gone: the manager may drop the lock state of that
+   * name, unless a live record of the same LV uses it (a manager keeps one
+   * lock per resource name; the dlm's would be released under the live one).
+   */
+  private forgetDisposed(r: Resource): void {
+    if (this.resources.some((x) => x.type === r.type && x.name === r.name)) return;
+    this.lm.forget(r.name);
+  }
+
   private freeResource(r: Resource): void {
     for (const act of r.actions.splice(0)) {
       this.host.error(`${this.name}:${r.name} res_process r_free cancel ${act.op} client ${act.clientId}`);
@@ -634,7 +644,7 @@ export class Lockspace {
         return { rv: -E.STALE, retry: false };
       }
       if (h.glInVgDup && this.glEnabled) act.flags |= AF.DUP_GL_LS;
-      if (r.useValueBlock) rv = this.checkValueBlock(r, res.vb ?? { version: 0, flags: 0, rVersion: 0 });
+      if (r.useValueBlock) rv = this.checkValueBlock(r, res.vb ?? { version: 0, flags: 0, rVersion: 0 }, !!res.vbLost);
       r.mode = act.mode;
     }
     if (r.mode === 'sh') r.shCount++;
@@ -646,8 +656,13 @@ export class Lockspace {
     return { rv, retry: false };
   }
 
-  /** Compares the LVB with what we knew; logs invalidation. Returns 0, -EINVAL or -EREMOVED. */
-  private checkValueBlock(r: Resource, vb: { version: number; flags: number; rVersion: number }): number {
+  /**
+   * Compares the LVB with what we knew; logs invalidation. Returns 0, -EINVAL or -EREMOVED.
+   * `lost`: the manager says the LVB content was lost. lvmlockd 2.03.16 reads that as an
+   * empty LVB, which it takes for "unchanged" while all versions were zero (version_zero_valid),
+   * though the writer that died may have changed the VG: always invalidate then.
+   */
+  private checkValueBlock(r: Resource, vb: { version: number; flags: number; rVersion: number }, lost = false): number {
     const h = this.host;
     const tag = `${this.name}:${r.name}`;
     let invalidate = false;
@@ -690,6 +705,11 @@ export class Lockspace {
     } else if (r.version && vb.rVersion && vb.rVersion < r.version) {
       h.debug(`${tag} res_lock got version ${vb.rVersion} less than our version ${r.version}`);
       r.version = vb.rVersion;
+      r.versionZeroValid = false;
+      invalidate = true;
+    }
+    if (lost) {
+      h.debug(`${tag} res_lock lvb content lost our version ${r.version}`);
       r.versionZeroValid = false;
       invalidate = true;
     }
@@ -848,7 +868,7 @@ export class Lockspace {
     const h = this.host;
     for (const r of this.dispose.splice(0)) {
       h.debug(`${this.name}:${r.name} clear_locks dispose free_resource`);
-      this.lm.forget(r.name);
+      this.forgetDisposed(r);
     }
     for (const r of [...this.resources]) {
       let lkVersion = 0;

@@ -17,6 +17,8 @@ export function syslogPriority(name: string): number {
 }
 
 export const LOG_DUMP_SIZE = 4 * 1024 * 1024;
+/** UTF-16 units of log text gathered before they are copied into the ring. */
+const PENDING_FLUSH = 16 * 1024;
 
 /**
  * A byte ring of LOG_DUMP_SIZE: the newest lines overwrite the oldest, as
@@ -32,7 +34,24 @@ export class LogRing {
     this.buf = Buffer.alloc(capacity);
   }
 
+  /** Lines not yet copied into buf: copying a few kilobytes at a time costs less than a copy per line. */
+  private pending = '';
+
   append(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= PENDING_FLUSH) this.flush();
+  }
+
+  /** The ring holds the last `capacity` bytes of the log whatever pieces they were appended in. */
+  private flush(): void {
+    if (!this.pending) return;
+    const text = this.pending;
+    this.pending = '';
+    if (text.length * 3 <= this.capacity - this.end) {
+      // Fits whatever it encodes to (UTF-8 takes at most 3 bytes per UTF-16 unit): no copy.
+      this.end += this.buf.write(text, this.end, 'utf8');
+      return;
+    }
     let data = Buffer.from(text);
     if (data.length > this.capacity) {
       data = data.subarray(data.length - this.capacity);
@@ -55,6 +74,7 @@ export class LogRing {
 
   /** Oldest first; the line cut by the wrap point is dropped. */
   text(): string {
+    this.flush();
     if (!this.wrapped) return this.buf.toString('utf8', 0, this.end);
     const all = Buffer.concat([this.buf.subarray(this.end), this.buf.subarray(0, this.end)]);
     const firstNewline = all.indexOf(0x0a);

@@ -5,8 +5,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { FrameDecoder, encodeFrame } from '../protocol/framing';
+import { FrameDecoder, frameText } from '../protocol/framing';
 import { LockdCore, newGlobalLockChoice, type CorePorts } from '../core/lockd';
+import { DlmLockManager } from '../lm/dlm/dlm-lm';
+import { LibDlm, LibDlmControl, onLibdlmLoadError } from '../lm/dlm/libdlm';
+import { systemConfigfs } from './configfs';
 import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
@@ -108,7 +111,17 @@ export class Daemon {
       managers.dlm = new TestLockManager('dlm', glChoice, hooks, () => this.defaultHostId());
       managers.sanlock = new TestLockManager('sanlock', glChoice, hooks, () => this.defaultHostId());
     } else {
-      // sanlock VGs on our own lease engine; idm VGs through an ILM daemon; dlm has no manager here (-EPROTONOSUPPORT).
+      // sanlock VGs on our own lease engine; dlm VGs on the kernel DLM (libdlm);
+      // idm VGs through an ILM daemon.
+      onLibdlmLoadError((m) => this.log.error(m));
+      managers.dlm = new DlmLockManager({
+        kernel: new LibDlm(),
+        control: new LibDlmControl(),
+        configfs: systemConfigfs,
+        debug: (l) => this.log.debug(l),
+        error: (l) => this.log.error(l),
+        sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
+      });
       if (config.adopt) this.adoptState = AdoptStateFile.load(adoptStatePath(config.adoptFile), (m) => this.log.error(m));
       managers.sanlock = new SanlockLockManager({
         glChoice,
@@ -327,7 +340,7 @@ export class Daemon {
   private sendReply(id: number, text: string): boolean {
     const conn = this.conns.get(id);
     if (!conn || conn.closed || conn.socket.destroyed || !conn.socket.writable) return false;
-    conn.socket.write(encodeFrame(text));
+    conn.socket.write(frameText(text));
     conn.busy = false;
     if (conn.queue.length) setImmediate(() => this.pump(conn));
     return true;

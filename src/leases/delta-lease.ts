@@ -17,6 +17,7 @@ import {
   LEADER_RECORD_SIZE,
   LeaderRecord,
   PAXOS_DISK_MAGIC,
+  readU64,
   cloneLeader,
   decodeLeader,
   deltaSectorOffset,
@@ -235,6 +236,61 @@ export function randomHostName(random: Random, nodeName: string): string {
   return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}.${nodeName}`.slice(0, 47);
 }
 
+const SEEN_NEVER = 0;
+const SEEN_INVALID = 1;
+const SEEN_VALID = 2;
+
+/**
+ * What a lockspace member knows about every other host_id, as columns indexed
+ * by host_id. Every host keeps one for max_hosts (2000) host_ids, so in the
+ * simulator 2000 hosts hold 4 million of these entries: a few typed arrays per
+ * host instead of several objects per entry keep that within memory.
+ */
+class HostView {
+  /** A HostStatus exists (the record was valid once). */
+  readonly known: Uint8Array;
+  readonly ownerId: Float64Array;
+  readonly ownerGeneration: Float64Array;
+  readonly timestamp: Float64Array;
+  readonly ioTimeout: Uint16Array;
+  readonly firstCheck: Float64Array;
+  readonly lastCheck: Float64Array;
+  readonly lastLive: Float64Array;
+  /** SEEN_*: whether the record was decoded and whether it was valid. */
+  readonly seen: Uint8Array;
+  /** Sector version of the record when it was last looked at (-1: the disk gives none). */
+  readonly version: Float64Array;
+  /** Copies of the records' words, kept only when the disk gives no versions. */
+  words: Int32Array | undefined;
+  /** Copies of the records' bytes, when the area buffer cannot be read as words. */
+  raw: Buffer | undefined;
+
+  constructor(maxHosts: number) {
+    const n = maxHosts + 1;
+    this.known = new Uint8Array(n);
+    this.ownerId = new Float64Array(n);
+    this.ownerGeneration = new Float64Array(n);
+    this.timestamp = new Float64Array(n);
+    this.ioTimeout = new Uint16Array(n);
+    this.firstCheck = new Float64Array(n);
+    this.lastCheck = new Float64Array(n);
+    this.lastLive = new Float64Array(n);
+    this.seen = new Uint8Array(n);
+    this.version = new Float64Array(n);
+  }
+}
+
+/** decodeLeader + verifyDeltaLeader of another host's record: true when it is a valid delta leader. */
+function decodeValidDelta(area: Buffer, off: number, spaceName: Buffer): boolean {
+  const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
+  try {
+    verifyDeltaLeader(decodeLeader(raw), raw, spaceName, 'check_other');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * One host's membership of a lockspace: acquire, renew, release of its
  * host_id, and the liveness view of the other hosts built from renewals.
@@ -262,10 +318,8 @@ export class Lockspace {
   lastSuccess = 0;
   /** Renewal counters for status displays and metrics (never read by the algorithm). */
   readonly renewals = { ok: 0, failed: 0, lastMs: 0 };
-  /** Liveness view of the other hosts, by host_id. */
-  private readonly hosts: Array<HostStatus | undefined> = [];
-  /** Last leader bytes seen of each other host, with what they decoded to (skips re-decoding unchanged records). */
-  private readonly seen: Array<{ raw: Buffer; words: Int32Array; rec: LeaderRecord | undefined; version: number } | undefined> = [];
+  /** Liveness view of the other hosts and what their records were last time (allocated by the first area read). */
+  private view: HostView | undefined;
   /** Bits we set in our bitmap, with the local time they expire. */
   private readonly bitmapUntil = new Map<number, number>();
   private renewLoop: Promise<void> | undefined;
@@ -518,103 +572,122 @@ export class Lockspace {
     // Per-sector versions, when the disk (a simulated one) knows them: a record whose
     // sector kept its version has the bytes we decoded last time.
     const versions = this.disk.sectorVersions?.(area);
+    const v = (this.view ??= new HostView(g.maxHosts));
+    if (!versions && words && !v.words) {
+      // Records seen so far were not copied: decode them once more (same result, see below).
+      v.words = new Int32Array((g.maxHosts + 1) * recWords);
+      v.seen.fill(SEEN_NEVER);
+    }
     const me = this.hostId - 1;
     const myByte = HOSTID_BITMAP_OFFSET + (me >> 3);
     const myBit = 1 << (me & 7);
-    let last: { raw: Buffer; words: Int32Array; rec: LeaderRecord | undefined; version: number } | undefined;
+    /** Area offset of the record decoded last in this pass (-1: none). */
+    let lastOff = -1;
+    let lastValid = false;
     for (let i = 0; i < g.maxHosts; i++) {
       const hostId = i + 1;
       if (hostId === this.hostId) continue;
       const off = i * g.sectorSize;
       if (off + g.sectorSize > area.length) break;
-      const cached = this.seen[hostId];
       const version = versions && versions.length > i ? versions[i]! : -1;
+      const seen = v.seen[hostId]!;
+      // Whether the record has the bytes decoded last time is only a shortcut: the same
+      // bytes decode to the same result, so both ways end in the same host status.
       let same = false;
-      if (cached) {
-        if (version >= 0 && cached.version === version) {
+      if (seen !== SEEN_NEVER) {
+        if (version >= 0 && v.version[hostId] === version) {
           same = true;
-        } else if (words) {
+        } else if (words && v.words) {
           // Word compare in JS: thousands of records per renewal, a native call each costs more.
           same = true;
-          const cw = cached.words;
-          for (let k = 0, w = off >> 2; k < recWords; k++, w++) {
-            if (words[w] !== cw[k]) {
+          const cw = v.words;
+          for (let k = 0, w = off >> 2, c = hostId * recWords; k < recWords; k++, w++, c++) {
+            if (words[w] !== cw[c]) {
               same = false;
               break;
             }
           }
-        } else {
-          same = area.compare(cached.raw, 0, LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE) === 0;
+        } else if (!words) {
+          same = v.raw !== undefined && area.compare(v.raw, hostId * LEADER_RECORD_SIZE, (hostId + 1) * LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE) === 0;
         }
       }
-      let rec: LeaderRecord | undefined;
-      if (cached && same) {
-        // Same leader bytes as last time: same decode and verify result, and the
-        // host's status already holds this record's owner and timestamp.
-        rec = cached.rec;
-        cached.version = version;
-        const hs = rec && this.hosts[hostId];
-        if (rec && hs) {
-          hs.lastCheck = now;
-          if (this.onBitmapSeen && rec.timestamp !== 0 && ((area[off + myByte] ?? 0) & myBit) !== 0) this.onBitmapSeen(hostId, rec);
-          continue;
-        }
+      let valid: boolean;
+      if (same) {
+        valid = seen === SEEN_VALID;
+        v.version[hostId] = version;
       } else {
         // A fresh area holds max_hosts identical free records: a record with the bytes of
-        // the one decoded just before gets the same (never modified) result.
+        // the one decoded just before has the same result.
         let dup = false;
-        if (words && last) {
+        if (words && lastOff >= 0) {
           dup = true;
-          const lw = last.words;
-          for (let k = 0, w = off >> 2; k < recWords; k++, w++) {
-            if (words[w] !== lw[k]) {
+          for (let k = 0, w = off >> 2, l = lastOff >> 2; k < recWords; k++, w++, l++) {
+            if (words[w] !== words[l]) {
               dup = false;
               break;
             }
           }
         }
-        if (dup && last) {
-          rec = last.rec;
-          this.seen[hostId] = { raw: last.raw, words: last.words, rec, version };
+        if (dup) {
+          valid = lastValid;
         } else {
-          const raw = area.subarray(off, off + LEADER_RECORD_SIZE);
-          try {
-            rec = decodeLeader(raw);
-            verifyDeltaLeader(rec, raw, this.spaceName, 'check_other');
-          } catch {
-            rec = undefined;
+          valid = decodeValidDelta(area, off, this.spaceName);
+          lastOff = off;
+          lastValid = valid;
+        }
+        v.seen[hostId] = valid ? SEEN_VALID : SEEN_INVALID;
+        v.version[hostId] = version;
+        if (v.words && words) v.words.set(words.subarray(off >> 2, (off >> 2) + recWords), hostId * recWords);
+        else if (!words) {
+          if (!v.raw) {
+            v.raw = Buffer.alloc((g.maxHosts + 1) * LEADER_RECORD_SIZE);
+            v.seen.fill(SEEN_NEVER);
+            v.seen[hostId] = valid ? SEEN_VALID : SEEN_INVALID;
           }
-          const cw = new Int32Array(recWords);
-          const copy = Buffer.from(cw.buffer);
-          raw.copy(copy);
-          last = { raw: copy, words: cw, rec, version };
-          this.seen[hostId] = last;
+          area.copy(v.raw, hostId * LEADER_RECORD_SIZE, off, off + LEADER_RECORD_SIZE);
         }
       }
-      if (!rec) continue;
-      let hs = this.hosts[hostId];
-      if (!hs) {
+      if (!valid) continue;
+      const fresh = !v.known[hostId];
+      if (fresh) {
         // Starts zeroed like sanlock's host_status, so the first sight of a
         // used record counts as a change (last_live = first_check).
-        hs = { ownerId: 0, ownerGeneration: 0, timestamp: 0, ioTimeout: 0, firstCheck: now, lastCheck: 0, lastLive: 0 };
-        this.hosts[hostId] = hs;
+        v.known[hostId] = 1;
+        v.firstCheck[hostId] = now;
       }
-      if (hs.ownerId !== rec.ownerId || hs.ownerGeneration !== rec.ownerGeneration || hs.timestamp !== rec.timestamp) {
-        hs.ownerId = rec.ownerId;
-        hs.ownerGeneration = rec.ownerGeneration;
-        hs.timestamp = rec.timestamp;
-        hs.ioTimeout = rec.ioTimeout;
-        hs.lastLive = now;
+      if (!same || fresh) {
+        // A record with the bytes applied last time cannot change the status.
+        const ownerId = readU64(area, off + 32);
+        const ownerGeneration = readU64(area, off + 40);
+        const timestamp = readU64(area, off + 152);
+        if (v.ownerId[hostId] !== ownerId || v.ownerGeneration[hostId] !== ownerGeneration || v.timestamp[hostId] !== timestamp) {
+          v.ownerId[hostId] = ownerId;
+          v.ownerGeneration[hostId] = ownerGeneration;
+          v.timestamp[hostId] = timestamp;
+          v.ioTimeout[hostId] = area.readUInt16LE(off + 174);
+          v.lastLive[hostId] = now;
+        }
       }
-      hs.lastCheck = now;
-      if (this.onBitmapSeen && rec.timestamp !== 0 && ((area[off + myByte] ?? 0) & myBit) !== 0) this.onBitmapSeen(hostId, rec);
+      v.lastCheck[hostId] = now;
+      if (this.onBitmapSeen && v.timestamp[hostId] !== 0 && ((area[off + myByte] ?? 0) & myBit) !== 0) {
+        this.onBitmapSeen(hostId, decodeLeader(area, off));
+      }
     }
   }
 
   /** What we know about another host, or undefined before the first renewal. */
   hostStatus(hostId: number): HostStatus | undefined {
-    const hs = this.hosts[hostId];
-    return hs ? { ...hs } : undefined;
+    const v = this.view;
+    if (!v || !v.known[hostId]) return undefined;
+    return {
+      ownerId: v.ownerId[hostId]!,
+      ownerGeneration: v.ownerGeneration[hostId]!,
+      timestamp: v.timestamp[hostId]!,
+      ioTimeout: v.ioTimeout[hostId]!,
+      firstCheck: v.firstCheck[hostId]!,
+      lastCheck: v.lastCheck[hostId]!,
+      lastLive: v.lastLive[hostId]!,
+    };
   }
 
   /**
@@ -631,7 +704,7 @@ export class Lockspace {
    * cleared and granted to us (simulator, seed 2539072980).
    */
   hostLive(hostId: number, generation: number): boolean {
-    const hs = this.hosts[hostId];
+    const hs = this.hostStatus(hostId);
     if (!hs || !hs.lastCheck) return true;
     if (generation > hs.ownerGeneration) return true;
     if (!hs.timestamp) return false;
@@ -649,7 +722,7 @@ export class Lockspace {
    * a renewal yet).
    */
   hostState(hostId: number): { state: 'free' | 'live' | 'dead' | 'unknown'; generation: number; timestamp: number } {
-    const hs = this.hosts[hostId];
+    const hs = this.hostStatus(hostId);
     if (!hs || !hs.lastCheck) return { state: 'unknown', generation: 0, timestamp: 0 };
     if (!hs.timestamp) return { state: 'free', generation: hs.ownerGeneration, timestamp: 0 };
     return { state: this.hostLive(hostId, hs.ownerGeneration) ? 'live' : 'dead', generation: hs.ownerGeneration, timestamp: hs.timestamp };

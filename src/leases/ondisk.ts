@@ -212,7 +212,7 @@ function leaderFieldOutOfRange(rec: LeaderRecord, wide: boolean): string | undef
 
 // ---- u64 helpers ---------------------------------------------------------
 
-function readU64(b: Buffer, off: number): number {
+export function readU64(b: Buffer, off: number): number {
   const lo = b.readUInt32LE(off);
   const hi = b.readUInt32LE(off + 4);
   if (hi > 0x1fffff) {

@@ -26,6 +26,11 @@ export interface LockResult {
   vb?: ValueBlock;
   /** The manager says a retry may succeed (sanlock shared-lease transients). */
   retry?: boolean;
+  /**
+   * The lock manager lost the value block's content (dlm: DLM_SBF_VALNOTVALID,
+   * the last writer died): whatever `vb` says, what it protects must be reread.
+   */
+  vbLost?: boolean;
   owner?: LockOwner;
 }
 
@@ -189,6 +194,12 @@ export interface LockManager {
   readonly adoptsGlobalLockspace?: boolean;
   /** The manager can continue lockspaces and adopt the LV locks a previous daemon instance recorded. */
   readonly adoptsLocks?: boolean;
+  /**
+   * The manager runs inside the daemon (our sanlock lease engine), so it is
+   * always "running": it counts as running only when no external lock manager
+   * (dlm_controld, sanlock daemon) runs, where lvmlockd would see just that one.
+   */
+  readonly embedded?: boolean;
   /** vgchange --setlockargs is possible for this manager's VGs. */
   readonly setsLockArgs?: boolean;
   /**

@@ -196,8 +196,41 @@ export interface ParseOptions {
   libdmOpenQuotes?: boolean;
 }
 
+/**
+ * One line of the flat form lvm commands send: `key ="value"`, `key = "value"`,
+ * `key=123` (a key of lower-case letters, digits and '_'; a double-quoted
+ * value without a backslash, quote, newline or NUL, or a decimal integer of at
+ * most 15 digits without sign or leading zero).
+ */
+const FLAT_LINE = /([a-z_][a-z0-9_]*) ?= ?(?:"([^"\\\n\0]*)"|(0|[1-9][0-9]{0,14}))\n/y;
+
+/**
+ * The entries of a message made only of FLAT_LINE lines (the last newline may
+ * be missing), or null when it has anything else. For such a message the
+ * general parser gives exactly these entries (a property test checks it); this
+ * way is several times cheaper, and nearly every request has this form.
+ */
+export function parseFlat(text: string): Array<[string, ConfigValue]> | null {
+  const t = text.length && text.charCodeAt(text.length - 1) !== 10 ? text + '\n' : text;
+  const entries: Array<[string, ConfigValue]> = [];
+  FLAT_LINE.lastIndex = 0;
+  while (FLAT_LINE.lastIndex < t.length) {
+    const m = FLAT_LINE.exec(t);
+    if (!m) return null;
+    entries.push([m[1]!, m[2] !== undefined ? m[2] : BigInt(m[3]!)]);
+  }
+  return entries;
+}
+
 /** Parses a message body. Never throws: syntax problems come back as `ok: false`. */
 export function parseConfigTree(text: string, opts: ParseOptions = {}): ParseResult {
+  const flat = parseFlat(text);
+  if (flat) return { ok: true, entries: flat };
+  return parseConfigTreeGeneral(text, opts);
+}
+
+/** The whole grammar, without the flat-form shortcut (parseConfigTree uses both; tests compare them). */
+export function parseConfigTreeGeneral(text: string, opts: ParseOptions = {}): ParseResult {
   try {
     const lx = new Lexer(text, opts.libdmOpenQuotes === true);
     const entries: Array<[string, ConfigValue]> = [];

@@ -77,6 +77,10 @@ export class FrameDecoder {
 }
 
 export function encodeFrame(body: string): Buffer {
-  const text = body.endsWith('\n') ? body : body + '\n';
-  return Buffer.from(text + '\n##\n', 'utf8');
+  return Buffer.from(frameText(body), 'utf8');
+}
+
+/** The frame as text (socket.write(text) encodes it without a Buffer of our own). */
+export function frameText(body: string): string {
+  return body.charCodeAt(body.length - 1) === 10 ? body + '\n##\n' : body + '\n\n##\n';
 }

@@ -167,10 +167,10 @@ describe('sanlock VGs with our daemon only (3 hosts)', () => {
     assert.equal(rm.code, 0, rm.stderr);
   });
 
-  test('dlm VGs are refused without a dlm manager', async () => {
+  test('dlm VGs fail as with the C daemon where no dlm_controld runs (dlm-no-controld.test.ts compares)', async () => {
     const r = await h1.lvm(['vgcreate', '--shared', '--lock-type', 'dlm', 'vgd', c.disks[1]!.path]);
     assert.equal(r.code, 5);
-    assert.match(r.stderr, /VG create failed: lock manager dlm is not supported by lvmlockd/);
+    assert.match(r.stderr, /Global lock failed: check that global lockspace is started\./);
   });
 
   test('lost delta lease: the VG is killed (lvmlockctl --kill), new locks refused, drop', { timeout: 120_000 }, async () => {

@@ -35,3 +35,51 @@ test('property: the ring always holds a suffix of the log made of whole lines', 
     },
   ));
 });
+
+/** What the ring must show after `all` was logged: its last `cap` bytes, from the first whole line once wrapped. */
+function ringReference(all: string, cap: number): string {
+  const bytes = Buffer.from(all);
+  if (bytes.length <= cap) return all;
+  const tail = bytes.subarray(bytes.length - cap);
+  const nl = tail.indexOf(0x0a);
+  return nl < 0 ? '' : tail.subarray(nl + 1).toString('utf8');
+}
+
+test('property: the ring text does not depend on how the log was cut into appends or when it was read', () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 8, max: 300 }),
+    fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'é', '€', 'x', '\n'), maxLength: 40 }), { maxLength: 80 }),
+    fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 20 }),
+    (cap, pieces, cuts) => {
+      const r = new LogRing(cap);
+      let i = 0;
+      let k = 0;
+      let all = '';
+      while (i < pieces.length) {
+        const n = 1 + cuts[k++ % cuts.length]!;
+        const chunk = pieces.slice(i, i + n).join('');
+        r.append(chunk);
+        all += chunk;
+        i += n;
+        if (n === 3) assert.equal(r.text(), ringReference(all, cap)); // a read in between flushes early
+      }
+      assert.equal(r.text(), ringReference(all, cap));
+    },
+  ), { numRuns: 1000 });
+});
+
+test('a long log in many small lines wraps the 4 MiB ring exactly as byte-wise appends would', () => {
+  const r = new LogRing();
+  let total = 0;
+  const lines: string[] = [];
+  for (let i = 0; total < 5 * 1024 * 1024; i++) {
+    const l = `${1700000000 + (i >> 10)} S lvm_vgb:B0a001xx-Bnch lock ex ${i}\n`;
+    lines.push(l);
+    total += l.length;
+    r.append(l);
+  }
+  const bytes = Buffer.from(lines.join(''));
+  const tail = bytes.subarray(bytes.length - r.capacity);
+  const expected = tail.subarray(tail.indexOf(0x0a) + 1).toString('utf8');
+  assert.equal(r.text(), expected);
+});

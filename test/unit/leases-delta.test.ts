@@ -191,3 +191,60 @@ describe('delta lease', () => {
     await assert.rejects(clock.drive(bad.acquire()), (e) => isLeaseError(e, SANLK.LEADER_LOCKSPACE));
   });
 });
+
+describe('host view of observeArea', () => {
+  test('the same host statuses whether the area is read as words, as bytes (unaligned) or with sector versions', async () => {
+    const { clock, disk, mk } = await setup(1);
+    const a = mk(1);
+    const b = mk(2);
+    const c = mk(7);
+    for (const l of [a, b, c]) await clock.drive(l.acquire());
+    const geo = { sectorSize: 512 as const, alignSize: MiB, maxHosts: 2000 };
+    const viewers = { words: mk(3), bytes: mk(4), versions: mk(5) };
+    const versionsOf = new WeakMap<Buffer, Uint32Array>();
+    // a disk that knows sector versions: a sector gets a new version whenever its bytes changed
+    const seen = new Map<number, { bytes: Buffer; version: number }>();
+    let stamp = 1;
+    (viewers.versions as unknown as { disk: unknown }).disk = { ...disk, sectorVersions: (buf: Buffer) => versionsOf.get(buf) };
+    const snapshot = (): Buffer => {
+      const area = Buffer.from(disk.data.subarray(0, MiB));
+      const v = new Uint32Array(2000);
+      for (let i = 0; i < 2000; i++) {
+        const sec = area.subarray(i * 512, i * 512 + 512);
+        let e = seen.get(i);
+        if (!e || !e.bytes.equals(sec)) seen.set(i, (e = { bytes: Buffer.from(sec), version: ++stamp }));
+        v[i] = e.version;
+      }
+      versionsOf.set(area, v);
+      return area;
+    };
+    const unaligned = (area: Buffer): Buffer => {
+      const big = Buffer.alloc(area.length + 1);
+      area.copy(big, 1);
+      return big.subarray(1);
+    };
+    const compare = (what: string) => {
+      for (let h = 1; h <= 10; h++) {
+        if (h >= 3 && h <= 5) continue; // the viewers themselves
+        const w = viewers.words.hostStatus(h);
+        assert.deepEqual(viewers.bytes.hostStatus(h), w, `${what}: host ${h}, bytes vs words`);
+        assert.deepEqual(viewers.versions.hostStatus(h), w, `${what}: host ${h}, versions vs words`);
+      }
+    };
+    for (let round = 0; round < 4; round++) {
+      const area = Buffer.from(disk.data.subarray(0, MiB));
+      const now = clock.monotonicSeconds();
+      viewers.words.observeArea(area, geo, now);
+      viewers.bytes.observeArea(unaligned(area), geo, now);
+      viewers.versions.observeArea(snapshot(), geo, now);
+      compare(`round ${round}`);
+      clock.advance(3000);
+      if (round === 0) await clock.drive(b.renew());
+      if (round === 1) await clock.drive(c.release());
+      if (round === 2) { await clock.drive(a.renew()); await clock.drive(b.renew()); }
+    }
+    assert.equal(viewers.words.hostStatus(2)!.ownerId, 2);
+    assert.equal(viewers.words.hostStatus(7)!.timestamp, 0, 'host 7 released');
+    assert.equal(viewers.words.hostState(1).state, 'live');
+  });
+});

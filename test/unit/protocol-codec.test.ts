@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  ConfigMap, formatReply, formatRequest, parseConfigTree, type ConfigValue, type WireValue,
+  ConfigMap, formatReply, formatRequest, parseConfigTree, parseConfigTreeGeneral, parseFlat, type ConfigValue, type WireValue,
 } from '../../src/protocol/config-tree';
 import { FrameDecoder, MAX_MESSAGE_BYTES, TERMINATOR, encodeFrame } from '../../src/protocol/framing';
 
@@ -425,5 +425,55 @@ describe('FrameDecoder / encodeFrame', () => {
         assert.equal(d.pendingBytes, 0);
       },
     ), { numRuns: 300 });
+  });
+});
+
+describe('parseFlat: the shortcut for the flat form lvm commands send', () => {
+  // Pieces that make lines of the flat form and, mixed in, everything near it
+  // that the shortcut must leave to the general parser.
+  const keyPiece = fc.constantFrom('request', 'pid', 'vg_name', 'lv_uuid', 'x', '_k2', 'Key', 'a-b', '1k', 'k.x', '');
+  const eqPiece = fc.constantFrom('=', ' =', '= ', ' = ', '  =', '\t=', '=\t', '');
+  const valuePiece = fc.oneof(
+    fc.constantFrom('"lock_lv"', '"none"', '""', '"a b#c"', '"x\\"y"', '"a\\\\"', '"open', "'sq'", '0', '00', '012', '-5', '+5',
+      '123456789012345', '1234567890123456', '99999999999999999999', '1.5', '.5', 'bare', '"ü€"', '"a\nb"', '"nul\0"', '[1]', '{'),
+    fc.integer({ min: 0, max: 2 ** 31 }).map(String),
+    plainStringArb.map((v) => `"${v}"`),
+  );
+  const endPiece = fc.constantFrom('\n', '\n', '\n', '', ' \n', '\n\n', '#c\n', '\r\n');
+  const lineArb = fc.tuple(keyPiece, eqPiece, valuePiece, endPiece).map((p) => p.join(''));
+
+  test('property: whenever the shortcut answers, the general parser gives the same entries', () => {
+    let answered = 0;
+    fc.assert(fc.property(fc.array(lineArb, { maxLength: 8 }), (lines) => {
+      const text = lines.join('');
+      const flat = parseFlat(text);
+      if (flat === null) return;
+      answered++;
+      for (const openQuotes of [false, true]) {
+        const r = parseConfigTreeGeneral(text, { libdmOpenQuotes: openQuotes });
+        assert.ok(r.ok, `general parser refused ${JSON.stringify(text)}`);
+        assert.deepEqual(flat, r.entries, JSON.stringify(text));
+      }
+    }), { numRuns: 5000 });
+    assert.ok(answered > 500, `the shortcut answered only ${answered} of 5000 texts`);
+  });
+
+  test('lvm request shapes take the shortcut, and parseConfigTree gives its entries', () => {
+    const lockLv = formatRequest([
+      ['request', 'lock_lv'], ['cmd', 'lvchange'], ['pid', 4242], ['mode', 'ex'], ['opts', 'none'],
+      ['vg_name', 'vg1'], ['lv_name', 'lv1'], ['lv_uuid', 'Ome5tJ-6Zke-NCGg-9vgT-8pJf-XqVK-DuueRK'],
+      ['vg_lock_type', 'sanlock'], ['vg_lock_args', '1.0.0:lvmlock'], ['lv_lock_args', '1.0.0:70254592'],
+    ]);
+    for (const text of [lockLv, lockLv.slice(0, -1), 'request = "hello"\n', formatReply([['response', 'OK'], ['op_result', 0]])]) {
+      const flat = parseFlat(text);
+      assert.ok(flat, JSON.stringify(text));
+      assert.deepEqual(flat, (parseConfigTreeGeneral(text) as { entries: unknown }).entries);
+      assert.deepEqual(parseConfigTree(text), { ok: true, entries: flat });
+    }
+    // Not flat: each goes to the general parser, which still reads it.
+    for (const text of ['pid = -5\n', 'pid = 012\n', 'k = "a\\"b"\n', 'k = 1.5\n', 'k = [1, 2]\n', 'k = "x" # c\n', 's { a = 1 }\n']) {
+      assert.equal(parseFlat(text), null, JSON.stringify(text));
+      assert.ok(parseConfigTree(text).ok, JSON.stringify(text));
+    }
   });
 });

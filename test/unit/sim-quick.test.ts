@@ -30,6 +30,13 @@ test(`sim quick set: ${SCHEDULES} schedules, all faults, no violation`, async ()
   );
 });
 
+test('sim dlm set: 200 core-level schedules with the real dlm manager on the DLM model, node failures, no violation', async () => {
+  const sum = await runParallel({ seed: SEED, schedules: 200, faults: ALL_FAULTS, coreShare: 0, dlmShare: 1, jobs: JOBS });
+  assert.equal(sum.coreSchedules, 200);
+  assert.ok(sum.faultsInjected > 100, `only ${sum.faultsInjected} faults injected`);
+  assert.deepEqual(sum.violations, [], `violations (replay with: npm run sim -- --replay <seed> --level core --lm dlm):\n${sum.violations.map((v) => `${v.seed} ${v.rule}: ${v.message}`).join('\n')}`);
+});
+
 for (const bug of BUGS) {
   test(`sim --inject-bug ${bug.name} is caught`, async () => {
     const sum = await runParallel({ seed: SEED, schedules: 60, faults: ALL_FAULTS, coreShare: 0, jobs: 1, bug: bug.name, stopOnViolation: true });

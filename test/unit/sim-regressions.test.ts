@@ -212,3 +212,18 @@ test('core level: lvchange -asy on an LV active ex counts as shared from the req
   assert.ok(r.trace.some((l) => l.includes('h1 c5 lvchange -asy vga/lvuuid-a1 -> 0')), 'host 1 still activates the LV shared');
   assert.equal(r.violation, undefined, r.violation && `${r.violation.rule}: ${r.violation.message}`);
 });
+
+test('core level with the dlm manager: a disposed LV record does not release the live lock of that LV (ex-with-sh / two-ex, dlm seeds 1-5)', async () => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const r = await runCoreSchedule(seed, { lm: 'dlm' });
+    assert.equal(r.violation, undefined, `dlm seed ${seed}: ${r.violation?.rule}: ${r.violation?.message}`);
+  }
+});
+
+test('core level with the dlm manager: a lost LVB invalidates even while all versions were zero (stale-vg-metadata, dlm seed 55)', async () => {
+  const r = await runCoreSchedule(55, { lm: 'dlm' });
+  assert.ok(r.trace.some((l) => l.includes('CRASH node after writing VG metadata 2')), 'the schedule still kills the writer holding the VG lock ex');
+  assert.equal(r.violation, undefined, `${r.violation?.rule}: ${r.violation?.message}`);
+  const bug = await runCoreSchedule(55, { lm: 'dlm', dlmBug: { hideLostLvb: true } });
+  assert.equal(bug.violation?.rule, 'stale-vg-metadata', 'with the LVB loss hidden the checker must see stale metadata');
+});

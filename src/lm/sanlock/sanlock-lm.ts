@@ -173,6 +173,8 @@ export class SanlockLockManager implements LockManager {
   readonly lockspaceNameLength = 48;
   readonly adoptsLocks = true;
   readonly setsLockArgs = true;
+  /** Our lease engine needs no sanlock daemon. */
+  readonly embedded = true;
 
   constructor(private readonly d: SanlockLmDeps) {
     this.hostName = d.hostName ?? `${randomUUID()}.${os.hostname()}`.slice(0, 47);

@@ -2,7 +2,7 @@
 // LVMLOCKD_VM_TIER=1; plain `npm test` walks dist/test/ and must not boot
 // VMs), and only where qemu can start. A skip always says why.
 
-import * as fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import * as path from 'node:path';
 import { qemuUnavailable } from './vm';
@@ -29,10 +29,10 @@ export function vmLog(s: string): void {
 }
 
 /**
- * Scenarios with OUR daemon running a real lock manager (no -T) run once the
- * daemon has it: dist/src/daemon/server.js requires ../lm/<lm>/... (sanlock:
- * lm/sanlock/sanlock-lm). LVMLOCKD_VM_TS_SANLOCK / LVMLOCKD_VM_TS_DLM =1
- * forces them, =0 skips them.
+ * Scenarios with OUR daemon running a real lock manager (no -T) run when the
+ * daemon says it has that manager: `lvmlockd --version` lists them
+ * ("lock managers: sanlock dlm"). LVMLOCKD_VM_TS_SANLOCK / LVMLOCKD_VM_TS_DLM
+ * =1 forces them, =0 skips them.
  */
 export function tsLmSkipReason(lm: 'sanlock' | 'dlm'): string | false {
   const base = vmSkipReason();
@@ -41,11 +41,22 @@ export function tsLmSkipReason(lm: 'sanlock' | 'dlm'): string | false {
   const env = process.env[envName];
   if (env === '1') return false;
   if (env === '0') return `${envName}=0`;
-  const server = path.join(repoRoot(), 'dist', 'src', 'daemon', 'server.js');
+  const managers = tsLockManagers();
+  if (managers === null) return `our lvmlockd --version failed (not built?); ${envName}=1 forces`;
+  if (managers.includes(lm)) return false;
+  return `our lvmlockd has no ${lm} lock manager (lvmlockd --version lists: ${managers.join(' ') || 'none'}); ${envName}=1 forces`;
+}
+
+/** The lock managers our lvmlockd reports in --version, or null when it cannot run. */
+export function tsLockManagers(): string[] | null {
+  const bin = path.join(repoRoot(), 'bin', 'lvmlockd');
   try {
-    if (fs.readFileSync(server, 'utf8').includes(`"../lm/${lm}/`)) return false;
-  } catch { /* not built */ }
-  return `our lvmlockd has no ${lm} lock manager in this build yet (dist/src/daemon/server.js does not load lm/${lm}/); ${envName}=1 forces`;
+    const out = execFileSync(process.execPath, [bin, '--version'], { encoding: 'utf8', timeout: 30_000 });
+    const m = /lock managers: ([a-z ]*)\]/.exec(out);
+    return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
+  } catch {
+    return null;
+  }
 }
 
 export function tsSanlockSkipReason(): string | false {

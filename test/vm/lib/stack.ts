@@ -136,8 +136,35 @@ logging {
 `;
 }
 
-/** corosync + dlm_controld (fencing disabled) on every VM; waits for quorum and the dlm daemons. */
-export async function startDlmStack(c: VmCluster): Promise<void> {
+/**
+ * A fence agent for dlm_controld (fence_all) that fences nothing: it appends
+ * the request dlm_controld gives it on stdin (node=<id> ...) and the guest's
+ * uptime to /out/fence.log, and reports success, so a test can see that
+ * recovery waited for fencing.
+ */
+export const RECORDING_FENCE_AGENT = '/usr/local/sbin/fence_record';
+const RECORDING_FENCE_SCRIPT = `#!/bin/sh
+req=$(tr '\\n' ' ')
+echo "fence $req uptime $(cut -d' ' -f1 /proc/uptime)" >> /out/fence.log
+sync
+exit 0
+`;
+
+/**
+ * corosync + dlm_controld on every VM; waits for quorum and the dlm daemons.
+ * Fencing is disabled unless `fenceAgent` names the agent dlm_controld must
+ * run before it recovers from a node failure (RECORDING_FENCE_AGENT is
+ * installed by this function).
+ */
+export async function startDlmStack(c: VmCluster, o: { fenceAgent?: string } = {}): Promise<void> {
+  const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
+  await Promise.all(c.vms.map(async (vm) => {
+    if (o.fenceAgent === RECORDING_FENCE_AGENT) {
+      await vm.writeFile(RECORDING_FENCE_AGENT, RECORDING_FENCE_SCRIPT);
+      await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
+    }
+    if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
+  }));
   const conf = corosyncConf(c);
   await Promise.all(c.vms.map(async (vm) => {
     await vm.writeFile('/etc/corosync/corosync.conf', conf);
@@ -145,14 +172,43 @@ export async function startDlmStack(c: VmCluster): Promise<void> {
     await spawnDetached(vm, ['corosync', '-f'], 'corosync.out');
   }));
   await Promise.all(c.vms.map((vm) => waitFor(vm, 'corosync-quorumtool -s 2>/dev/null | grep -q "Quorate: *Yes"', 90_000, 'corosync quorum')));
-  await Promise.all(c.vms.map(async (vm) => {
-    await spawnDetached(vm, ['dlm_controld', '-D', '--enable_fencing', '0', '--enable_startup_fencing', '0', '--enable_quorum_fencing', '0'], 'dlm_controld.log');
-  }));
+  await Promise.all(c.vms.map((vm) => startDlmControld(vm, fencing)));
+}
+
+async function startDlmControld(vm: Vm, fencing: string[]): Promise<void> {
+  // --enable_helper 1: dlm_controld's helper runs the commands of dlmc_run_start (lvmlockd's refresh_lv)
+  await spawnDetached(vm, ['dlm_controld', '-D', ...fencing, '--enable_startup_fencing', '0', '--enable_quorum_fencing', '0', '--enable_helper', '1'], 'dlm_controld.log');
   // ready for lvmlockd: dlm_controld sees quorum, is past fence_init, and has
   // written the cluster name to configfs (lvmlockd's read_cluster_name)
-  await Promise.all(c.vms.map((vm) => waitFor(vm,
-    'dlm_tool status 2>/dev/null | grep -q "quorate 1" && ! dlm_tool status | grep -q fence_init && test -s /sys/kernel/config/dlm/cluster/cluster_name',
-    120_000, 'dlm_controld quorate')));
+  try {
+    await waitFor(vm,
+      'dlm_tool status 2>/dev/null | grep -q "quorate 1" && ! dlm_tool status | grep -q fence_init && test -s /sys/kernel/config/dlm/cluster/cluster_name',
+      120_000, 'dlm_controld quorate');
+  } catch (e) {
+    const why = await vm.sh('pidof dlm_controld; dlm_tool status 2>&1 | head -20; tail -20 /out/dlm_controld.log');
+    throw new Error(`${(e as Error).message}\n--- dlm_controld ${fencing.join(' ')}:\n${why.stdout}${why.stderr}`);
+  }
+}
+
+/**
+ * Restart dlm_controld on every VM (no lockspace may be in use), with fencing
+ * through `fenceAgent` (RECORDING_FENCE_AGENT is installed here) or without.
+ */
+export async function restartDlmControld(c: VmCluster, o: { fenceAgent?: string } = {}): Promise<void> {
+  if (o.fenceAgent === RECORDING_FENCE_AGENT) {
+    await Promise.all(c.vms.map(async (vm) => {
+      await vm.writeFile(RECORDING_FENCE_AGENT, RECORDING_FENCE_SCRIPT);
+      await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
+    }));
+  }
+  // fence_all is a dlm.conf setting (dlm_controld has no such command-line option)
+  const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
+  await Promise.all(c.vms.map(async (vm) => {
+    await vm.sh('for p in $(pidof dlm_controld); do kill $p; done; for i in $(seq 50); do pidof dlm_controld >/dev/null || break; sleep 0.2; done');
+    if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
+    else await vm.sh('rm -f /etc/dlm/dlm.conf');
+  }));
+  await Promise.all(c.vms.map((vm) => startDlmControld(vm, fencing)));
 }
 
 /** lvm command in the guest (no shell). */
