@@ -15,7 +15,7 @@ import { WDMD_DEFAULT_SOCKET, parseWatchdogMode } from '../daemon/wdmd';
 import { notifySystemd } from '../daemon/sd-notify';
 
 /** The bracket says what this build is and which lock managers it runs (tests look there). */
-export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0; lock managers: sanlock dlm]';
+export const VERSION_TEXT = 'lvmlockd version: 2.03.16(2) (2022-05-18) [lvmlockd-ts 0.1.0; lock managers: sanlock dlm idm]';
 const DEFAULT_PIDFILE = '/run/lvmlockd.pid';
 const DEFAULT_SOCKET = '/run/lvm/lvmlockd.socket';
 const DEFAULT_ADOPT_FILE = '/run/lvm/lvmlockd.adopt';
