@@ -4,38 +4,28 @@
 # corosync, namespace tools, then the npm dependencies, then the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(lvm2 lvm2-lockd sanlock corosync iproute2 util-linux mount coreutils procps)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# install_missing [apt options --] PKG...: installs the packages not yet installed
+install_missing() {
+  local opts=()
+  if [[ " $* " == *" -- "* ]]; then
+    while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    shift
+  fi
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${opts[@]}" "${missing[@]}" >/dev/null
+  fi
+}
+install_missing lvm2 lvm2-lockd sanlock corosync iproute2 util-linux mount coreutils procps
 # VM tier (npm run test:vm): qemu + debootstrap, without recommends (no GUI)
-VM_PKGS=(qemu-system-x86 debootstrap e2fsprogs)
-vm_missing=()
-for p in "${VM_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || vm_missing+=("$p")
-done
-if ((${#vm_missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
-fi
+install_missing --no-install-recommends -- qemu-system-x86 debootstrap e2fsprogs
 # LVM2's own test suite (npm run test:upstream) is built on the host from lvm2's source package
-UP_PKGS=(gcc g++ make dpkg-dev xz-utils)
-up_missing=()
-for p in "${UP_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || up_missing+=("$p")
-done
-if ((${#up_missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${up_missing[@]}" >/dev/null
-fi
+install_missing --no-install-recommends -- gcc g++ make dpkg-dev xz-utils
 # node_exporter for the metrics scrape test: downloaded, never installed (its
 # package would start a listener on the host); the test unpacks it.
 EXPORTER_DIR=/var/cache/lvmlockd-ts-pkgs
