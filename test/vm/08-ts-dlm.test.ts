@@ -115,11 +115,7 @@ describeVm('vm tier: our lvmlockd with dlm VGs on the kernel DLM, 2 VMs', { skip
   });
 
   for (const [first, second] of [['ts', 'ts'], ['c', 'ts'], ['ts', 'c']] as Array<[DaemonKind, DaemonKind]>) {
-    // Not yet passed end to end: the 2026-12-02 runs stopped at the last check, which expected
-    // lvm_global to go with vgremove of the last dlm VG; C 2.03.16 keeps it too, so the check now
-    // follows C. Reported as todo until a run passes with the corrected check.
-    const todo = 'not yet passed end to end since the lvm_global check was corrected to follow C';
-    it(`vm1 ${first}, vm2 ${second}: activation, exclusion, global lockspace, LVB, refresh, vgremove`, { todo }, async (t) => {
+    it(`vm1 ${first}, vm2 ${second}: activation, exclusion, global lockspace, LVB, refresh, vgremove`, async (t) => {
       await restartDaemons(c, [first, second]);
       const label = `dlm-${first}-${second}`;
       const steps = new Steps(c, label, vmLog);
