@@ -25,8 +25,7 @@ const ARGS_VERSION = '1.0.0';
 const MAX_ARGS = 64;
 const VAL_BLK_VERSION = 0x0101;
 const VBF_REMOVED = 0x0001;
-const EAGAIN = 11;
-const ENOENT = 2;
+/** Not in the daemon's errno table (E): its name would change how results are logged. */
 const ECONNREFUSED = 111;
 const REFRESH_CHECK_MS = 1000;
 /** lvmlockd's LD_LK_* numbers, as its messages print modes. */
@@ -232,7 +231,7 @@ export class DlmLockspace implements ManagedLockspace {
       if (!isHandle(got)) {
         d.error(`add_lockspace_dlm adopt_only ${+opts.adoptOnly} adopt_ok ${+opts.adoptOk} ${this.name} error`);
         // Nothing of a previous instance to continue: the VG was not started here.
-        if (opts.adoptOnly && !opts.adoptOk && got.errno === ENOENT) return -E.ADOPT_NONE;
+        if (opts.adoptOnly && !opts.adoptOk && got.errno === E.NOENT) return -E.ADOPT_NONE;
         return -1;
       }
     } else {
@@ -302,7 +301,7 @@ export class DlmLockspace implements ManagedLockspace {
       else out = null;
     }
     if (!out) out = await d.kernel.lockWait(dh, dm, r.lk, flags, res.name);
-    if (out.rv < 0 && out.errno === EAGAIN) {
+    if (out.rv < 0 && out.errno === E.AGAIN) {
       d.debug(`${tag} lock_dlm acquire mode ${dm} rv EAGAIN`);
       return { rv: -E.AGAIN };
     }
@@ -337,10 +336,10 @@ export class DlmLockspace implements ManagedLockspace {
       this.resources.set(res.name, r);
       // As lvmlockd, the LVB is not read when adopting: the value block is reported empty.
       return { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 } };
-    } else if (out.errno === EAGAIN) {
+    } else if (out.errno === E.AGAIN) {
       d.debug(`${tag} adopt_dlm adopt mode ${LD_MODE[mode]} try other mode`);
       rv = -E.ADOPT_RETRY;
-    } else if (out.errno === ENOENT) {
+    } else if (out.errno === E.NOENT) {
       d.debug(`${tag} adopt_dlm adopt mode ${LD_MODE[mode]} no lock`);
       rv = -E.ADOPT_NONE;
     } else {
@@ -368,7 +367,7 @@ export class DlmLockspace implements ManagedLockspace {
       }
       const dm = dlmMode(mode);
       const out = await d.kernel.lockWait(this.dh, dm, r.lk, flags, res.name);
-      if (out.rv < 0 && out.errno === EAGAIN) {
+      if (out.rv < 0 && out.errno === E.AGAIN) {
         d.error(`${tag} convert_dlm mode ${dm} rv EAGAIN`);
         return -E.AGAIN;
       }
