@@ -44,7 +44,15 @@ export class Lockspace {
   killVg = false;
   dropVgFlag = false;
   readonly actions: Action[] = [];
+  /** In creation order (which is the order lvmlockd processes them in); change only through addResource/removeResource. */
   readonly resources: Resource[] = [];
+  /** resources by type and name (at most one each), so a lookup does not scan every held LV */
+  private readonly resourceIndex = new Map<string, Resource>();
+  /** creation order of each resource in `resources`, to process the ones with actions in that order */
+  private readonly resourceSeq = new Map<Resource, number>();
+  private nextResourceSeq = 0;
+  /** every resource in `resources` with queued actions is here (it may hold some without) */
+  private readonly withActions = new Set<Resource>();
   private readonly dispose: Resource[] = [];
   private wake: (() => void) | null = null;
   private readonly lm: ManagedLockspace;
@@ -62,7 +70,7 @@ export class Lockspace {
     this.lmType = fields.lmType;
     this.hostId = fields.hostId;
     this.manager = fields.manager;
-    this.resources.push(newResource('vg', R_NAME_VG));
+    this.addResource(newResource('vg', R_NAME_VG));
     this.lm = lmFactory(this);
   }
 
@@ -250,7 +258,7 @@ export class Lockspace {
         }
         if (act.op === 'free' && act.rt === 'lv') {
           this.actions.shift();
-          if (this.resources.some((x) => x.type === 'lv' && x.name === act.lvUuid && x.locks.length > 0)) {
+          if ((this.resourceIndex.get(resourceKey('lv', act.lvUuid))?.locks.length ?? 0) > 0) {
             // lvremove unlocks before free_lv; freeing a held lease would let another host take it.
             h.error(`${this.name}:${act.lvUuid} free_lv refused: the LV lock is held`);
             act.result = -E.BUSY;
@@ -293,15 +301,17 @@ export class Lockspace {
           continue;
         }
         r.actions.push(act);
+        this.withActions.add(r);
         h.debug(`${this.name}:${r.name} action ${act.op} ${act.mode}`);
       }
 
       if (this.threadStop) this.refuseLockRequests();
       let retry = false;
-      for (const r of [...this.resources]) {
+      for (const r of closes.length ? [...this.resources] : this.resourcesWithActions()) {
         if (r.actions.length === 0 && closes.length === 0) continue;  // nothing can change
         if (await this.processResource(r, closes)) retry = true;
       }
+      for (const r of this.withActions) if (r.actions.length === 0) this.withActions.delete(r);
       h.lockspaceChanged();
       if (retry) {
         this.threadWork = true;
@@ -410,14 +420,40 @@ export class Lockspace {
 
   private findResource(act: Action, nocreate: boolean): Resource | null {
     const rt = act.rt;
-    for (const r of this.resources) {
-      if (r.type !== rt) continue;
-      if (rt !== 'lv' || r.name === act.lvUuid) return r;
-    }
-    if (nocreate || !rt) return null;
-    const r = newResource(rt, rt === 'gl' ? R_NAME_GL : rt === 'vg' ? R_NAME_VG : act.lvUuid);
-    this.resources.push(r);
+    if (!rt) return null;
+    const name = rt === 'gl' ? R_NAME_GL : rt === 'vg' ? R_NAME_VG : act.lvUuid;
+    const found = this.resourceIndex.get(resourceKey(rt, name));
+    if (found || nocreate) return found ?? null;
+    const r = newResource(rt, name);
+    this.addResource(r);
     return r;
+  }
+
+  private addResource(r: Resource): void {
+    const key = resourceKey(r.type, r.name);
+    assert(!this.resourceIndex.has(key), () => `${this.name}: a second resource ${r.type} ${r.name}`);
+    this.resources.push(r);
+    this.resourceIndex.set(key, r);
+    this.resourceSeq.set(r, this.nextResourceSeq++);
+  }
+
+  private removeResource(r: Resource): void {
+    const i = this.resources.indexOf(r);
+    if (i < 0) return;
+    this.resources.splice(i, 1);
+    this.resourceIndex.delete(resourceKey(r.type, r.name));
+    this.resourceSeq.delete(r);
+    this.withActions.delete(r);
+  }
+
+  /** The resources with queued actions, in the order of `resources`. */
+  private resourcesWithActions(): Resource[] {
+    const list: Resource[] = [];
+    for (const r of this.withActions) {
+      if (r.actions.length > 0 && this.resourceSeq.has(r)) list.push(r);
+    }
+    if (list.length > 1) list.sort((a, b) => this.resourceSeq.get(a)! - this.resourceSeq.get(b)!);
+    return list;
   }
 
   private setRemoteLvLock(act: Action): void {
@@ -562,7 +598,7 @@ export class Lockspace {
         return retry;
       }
       h.debug(`${this.name}:${r.name} will dispose for ${unlockByClientId}`);
-      this.resources.splice(this.resources.indexOf(r), 1);
+      this.removeResource(r);
       r.disposeClientId = unlockByClientId;
       // free_lv takes the newest record; an older one for the same LV and client is dead weight.
       const stale = this.dispose.findIndex((d) => d.name === r.name && d.disposeClientId === unlockByClientId);
@@ -592,7 +628,7 @@ export class Lockspace {
    * lock per resource name; the dlm's would be released under the live one).
    */
   private forgetDisposed(r: Resource): void {
-    if (this.resources.some((x) => x.type === r.type && x.name === r.name)) return;
+    if (this.resourceIndex.has(resourceKey(r.type, r.name))) return;
     this.lm.forget(r.name);
   }
 
@@ -604,8 +640,7 @@ export class Lockspace {
     }
     this.host.debug(`${this.name}:${r.name} res_process free_resource`);
     this.lm.forget(r.name);
-    const i = this.resources.indexOf(r);
-    if (i >= 0) this.resources.splice(i, 1);
+    this.removeResource(r);
   }
 
   private async resLock(r: Resource, act: Action): Promise<{ rv: number; retry: boolean }> {
@@ -898,9 +933,13 @@ export class Lockspace {
       }
       h.debug(`${this.name}:${r.name} clear_locks free_resource`);
       this.lm.forget(r.name);
-      this.resources.splice(this.resources.indexOf(r), 1);
+      this.removeResource(r);
     }
   }
+}
+
+function resourceKey(type: string, name: string): string {
+  return `${type}\0${name}`;
 }
 
 /** Client ids start at 1, so a persistent lock (client 0) never matches. */
