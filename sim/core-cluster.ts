@@ -29,7 +29,10 @@ import { SanlockLockManager } from '../src/lm/sanlock/sanlock-lm';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import { DlmLockManager } from '../src/lm/dlm/dlm-lm';
 import { DlmClusterModel } from './dlm-model';
-import { NO_DISK_FAULTS, Rng, Scheduler, SimHost, SimStorage, crashWriteResolver, drain, fmtT } from './kernel';
+import { SimHost } from './kernel/host';
+import { Rng } from './kernel/rng';
+import { Scheduler, drain, fmtT } from './kernel/scheduler';
+import { NO_DISK_FAULTS, SimStorage, crashWriteResolver } from './kernel/storage';
 import type { Violation } from './lease-cluster';
 
 export interface CoreRunResult {

@@ -31,16 +31,10 @@ import {
 } from '../src/leases/paxos-lease';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import type { BugSpec } from './bugs';
-import {
-  NO_DISK_FAULTS,
-  Rng,
-  Scheduler,
-  SimHost,
-  SimStorage,
-  crashWriteResolver,
-  fmtT,
-  type DiskFaultRates,
-} from './kernel';
+import { SimHost } from './kernel/host';
+import { Rng } from './kernel/rng';
+import { Scheduler, fmtT } from './kernel/scheduler';
+import { NO_DISK_FAULTS, SimStorage, crashWriteResolver, type DiskFaultRates } from './kernel/storage';
 
 const MiB = 1 << 20;
 const SECTOR = 4096;
