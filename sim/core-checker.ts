@@ -14,7 +14,7 @@
  * replies the workload sees); it only reads the cluster.
  */
 import type { LmType } from '../src/core/constants';
-import type { LockManager, LockspaceView, ManagedLockspace, ResourceView } from '../src/lm/types';
+import type { LockManager, LockspaceEvents, LockspaceView, ManagedLockspace, ResourceView } from '../src/lm/types';
 import type { Client, CoreCluster, CoreHost, VgDef } from './core-cluster';
 import type { Violation } from './lease-cluster';
 
@@ -89,10 +89,9 @@ export class CoreChecker {
   watchManagers(ch: CoreHost, managers: Partial<Record<LmType, LockManager>>): void {
     for (const m of Object.values(managers)) {
       if (!m || (this.cl.dlmMode && m.type === 'dlm')) continue;
-      const create = m.createLockspace.bind(m) as (...args: unknown[]) => ManagedLockspace;
-      // Wrap whatever the manager returns; pass every argument through (the signature is still growing).
-      (m as { createLockspace: unknown }).createLockspace = (view: LockspaceView, ...rest: unknown[]) =>
-        new LvbWatch(`host ${ch.id} ${view.name}`, (r, msg) => this.fail(r, msg)).wrap(create(view, ...rest));
+      const create = m.createLockspace.bind(m);
+      m.createLockspace = (view: LockspaceView, events: LockspaceEvents) =>
+        new LvbWatch(`host ${ch.id} ${view.name}`, (r, msg) => this.fail(r, msg)).wrap(create(view, events));
     }
   }
 

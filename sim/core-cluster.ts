@@ -17,7 +17,7 @@
  * core-checker.ts (the invariants, after every step), core-faults.ts (the
  * fault plan and the watchdog), core-lm.ts (the lock managers).
  */
-import { LockdCore, newGlobalLockChoice, type MutableGlobalLockChoice } from '../src/core/lockd';
+import { LockdCore, newGlobalLockChoice, type CorePorts, type MutableGlobalLockChoice } from '../src/core/lockd';
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import { CoreChecker } from './core-checker';
@@ -174,8 +174,7 @@ export class CoreCluster {
     ch.gl = newGlobalLockChoice();
     const managers = this.factory({ host: ch.host, gl: ch.gl, hostId: ch.id, log: (l) => void l });
     checker.watchManagers(ch, managers);
-    // Not annotated as CorePorts: the port list is still growing (same approach as test/helpers/core-harness.ts).
-    const ports = {
+    const ports: CorePorts = {
       send: (id: number, text: string): boolean => {
         const c = ch.clients.get(id);
         if (!c || c.gone || ch.host.crashed) return false;
