@@ -2,8 +2,9 @@
  * `--inject-bug` names. Each breaks one safety rule on purpose; the quick run
  * must report a violation for every one of them (proof that the checker can
  * fail). Lease bugs are passed to the real lease code through the explicit
- * LeaseBugHooks object (src/leases/hooks.ts); host-model bugs break the
- * simulated daemon's kill path. Production code never sees any of this.
+ * LeaseBugHooks object (src/leases/hooks.ts); the host-model bug breaks the
+ * simulated daemon's kill path, and the DLM-model bug the recovery of the DLM
+ * model (sim/dlm-model.ts). Production code never sees any of this.
  */
 import type { LeaseBugHooks } from '../src/leases/hooks';
 

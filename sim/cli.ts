@@ -42,7 +42,7 @@ ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`
                       src/lm/dlm manager on the DLM model of sim/dlm-model.ts; sanlock: the real
                       src/lm/sanlock manager on a shared simulated LUN)
   --no-stop-race      with --lm sanlock: keep stop_vg away from in-flight lock requests
-  --no-watchdog       with --lm sanlock: no external watchdog (the daemon has none yet)
+  --no-watchdog       with --lm sanlock: no external watchdog (the simulated hosts' wdmd)
   --keep-faults I,J   with --replay: keep only these planned faults (from a shrunk trace)
   --no-eio, --no-slow, --no-skew, --duration MS   with --replay: shrunk-schedule switches
   --trace             print every trace line while running

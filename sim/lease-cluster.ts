@@ -16,36 +16,30 @@
  * its renewals, so a paused daemon cannot outlive its delta lease. The
  * leases' users (the active LVs) are not paused with the daemon: they count
  * as holders until the kill path or a reset.
+ *
+ * This file holds the schedule (makeLeaseSchedule) and the cluster: its
+ * hosts, the format of the LUN, crash and restart, and the run. The other
+ * parts have files of their own: lease-workload.ts (the daemon model and
+ * its random requests), lease-checker.ts (the invariants, after every
+ * step), lease-faults.ts (the planned faults and the watchdog).
  */
-import { Lockspace, initLockspace } from '../src/leases/delta-lease';
-import { LeaseError } from '../src/leases/errors';
+import { initLockspace, type Lockspace } from '../src/leases/delta-lease';
 import { decodeDblock, decodeLeader, decodeModeBlock } from '../src/leases/ondisk';
-import {
-  type LeaseMode,
-  type ResourceLease,
-  acquireResource,
-  convertResource,
-  initResource,
-  paxosHostFor,
-  releaseResource,
-} from '../src/leases/paxos-lease';
+import { type LeaseMode, type ResourceLease, initResource } from '../src/leases/paxos-lease';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import type { BugSpec } from './bugs';
-import {
-  NO_DISK_FAULTS,
-  Rng,
-  Scheduler,
-  SimHost,
-  SimStorage,
-  crashWriteResolver,
-  fmtT,
-  type DiskFaultRates,
-} from './kernel';
+import { SimHost } from './kernel/host';
+import { Rng } from './kernel/rng';
+import { Scheduler, fmtT } from './kernel/scheduler';
+import { NO_DISK_FAULTS, SimStorage, crashWriteResolver, type DiskFaultRates, type InflightWrite } from './kernel/storage';
+import { LeaseChecker } from './lease-checker';
+import { scheduleLeaseFaults, startLeaseWatchdog } from './lease-faults';
+import { LeaseWorkload } from './lease-workload';
 
 const MiB = 1 << 20;
-const SECTOR = 4096;
-const ALIGN = MiB; // 4096/1M: 250 host records per lockspace area
-const LS_NAME = 'lvm_simvg';
+export const SECTOR = 4096;
+export const ALIGN = MiB; // 4096/1M: 250 host records per lockspace area
+export const LS_NAME = 'lvm_simvg';
 
 /** Fault classes; 'late-write' is beyond the model and not part of ALL_FAULTS. */
 export type FaultClass = 'crash' | 'pause' | 'path' | 'storage' | 'eio' | 'slow' | 'skew' | 'late-write';
@@ -135,14 +129,14 @@ export function makeLeaseSchedule(seed: number, o: { hosts?: number; faults: rea
   return { seed, hosts, resources, ioTimeout, watchdogFire, durationMs, rates, skew: f.has('skew'), thinkMs, plan };
 }
 
-interface PendingOp {
+export interface PendingOp {
   node: Node;
   what: string;
   start: number;
   pausedAtStart: number;
 }
 
-class Node {
+export class Node {
   ls: Lockspace | undefined;
   /** Bumped whenever the node's lockspace membership ends (crash, kill path, leave). */
   epoch = 0;
@@ -162,101 +156,82 @@ class Node {
   }
 }
 
-export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { traceAll?: boolean; ioTrace?: boolean } = {}): Promise<LeaseRunResult> {
-  const sim = new Scheduler();
-  sim.traceAll = !!opts.traceAll;
-  const root = new Rng(s.seed);
-  const rng = root.fork('workload');
-  const diskRng = root.fork('disk');
-  const crashRng = root.fork('crash');
-  const clockRng = root.fork('clock');
-  const storage = new SimStorage(sim, diskRng, ALIGN * (1 + s.resources), SECTOR);
-  const hostDeadMs = calcHostDeadSeconds(s.ioTimeout, s.watchdogFire) * 1000;
-  const idRenewalFailS = 8 * s.ioTimeout;
-  const stats = { steps: 0, simMs: 0, grants: 0, faults: 0, kills: 0, watchdogResets: 0, errors: 0, ops: 0 };
+/** One lease-level schedule's world: what the workload, the checker and the faults share. */
+export class LeaseCluster {
+  readonly sim = new Scheduler();
+  /** The workload's stream (requests, think times, restarts after a kill path or a watchdog reset). */
+  readonly rng: Rng;
+  readonly storage: SimStorage;
+  readonly hostDeadMs: number;
+  readonly idRenewalFailS: number;
+  /** A request pending longer than this (unpaused) is a `wait-forever`. */
+  readonly opLimitMs: number;
+  readonly stats = { steps: 0, simMs: 0, grants: 0, faults: 0, kills: 0, watchdogResets: 0, errors: 0, ops: 0 };
+  readonly nodes: Node[] = [];
+  /** Requests of the daemons not yet finished. */
+  readonly pending = new Set<PendingOp>();
+  readonly checker: LeaseChecker;
+  readonly workload: LeaseWorkload;
+  /** The run is over: faults heal, hosts leave cleanly. */
+  stopping = false;
+  private readonly crashRng: Rng;
+  private readonly clockRng: Rng;
+  private downFor = 0;
+  private readonly crashWrite: (w: InflightWrite) => void;
 
-  // Format on a setup host without faults.
-  const setupHost = new SimHost(sim, 0, 0, 1);
-  const setupDisk = storage.diskFor(setupHost, 'sim:setup');
-  let formatted = false;
-  void (async () => {
-    await initLockspace(setupDisk, 0, LS_NAME, { sectorSize: SECTOR, alignSize: ALIGN, ioTimeout: s.ioTimeout });
-    for (let r = 0; r < s.resources; r++) {
-      await initResource(setupDisk, ALIGN * (1 + r), LS_NAME, `R${r}`, { sectorSize: SECTOR, alignSize: ALIGN, numHosts: Math.max(8, s.hosts) });
-    }
-    formatted = true;
-  })();
-  await sim.run(60_000, () => undefined, () => formatted);
-  if (!formatted) throw new Error('format did not finish');
-  storage.rates = s.rates;
-  if (opts.ioTrace) storage.ioTrace = describeWrite;
-
-  const nodes: Node[] = [];
-  for (let h = 1; h <= s.hosts; h++) {
-    const offset = s.skew ? clockRng.range(0, 1e9) : 1_000_000;
-    const rate = s.skew ? 1 + clockRng.range(-1e-4, 1e-4) : 1;
-    nodes.push(new Node(h, new SimHost(sim, h, offset, rate)));
+  constructor(readonly s: LeaseSchedule, readonly bug: BugSpec | undefined, opts: { traceAll?: boolean }) {
+    const sim = this.sim;
+    sim.traceAll = !!opts.traceAll;
+    const root = new Rng(s.seed);
+    this.rng = root.fork('workload');
+    const diskRng = root.fork('disk');
+    this.crashRng = root.fork('crash');
+    this.clockRng = root.fork('clock');
+    this.storage = new SimStorage(sim, diskRng, ALIGN * (1 + s.resources), SECTOR);
+    this.hostDeadMs = calcHostDeadSeconds(s.ioTimeout, s.watchdogFire) * 1000;
+    this.idRenewalFailS = 8 * s.ioTimeout;
+    this.opLimitMs = 6 * this.hostDeadMs;
+    this.checker = new LeaseChecker(this);
+    this.workload = new LeaseWorkload(this);
+    this.crashWrite = crashWriteResolver(this.crashRng, this.storage.stats, SECTOR, () => sim.now, () => this.downFor);
   }
-  const byHost = (h: number) => nodes[h - 1]!;
 
-  storage.onLanded = (host, offset, data) => {
-    if (host.id === 0 || offset >= ALIGN) return;
-    const n = byHost(host.id);
-    if (offset !== (host.id - 1) * SECTOR) return;
-    const rec = decodeLeader(data);
-    n.lastLanding = sim.now;
-    n.releasedOnDisk = rec.timestamp === 0;
-  };
-
-  let violation: Violation | undefined;
-  const fail = (rule: string, message: string) => {
-    if (violation) return;
-    violation = { rule, message, at: sim.now };
-    sim.log(`VIOLATION ${rule}: ${message}`);
-  };
-  const pending = new Set<PendingOp>();
-  let stopping = false;
-  const opLimitMs = 6 * hostDeadMs;
-
-  const log = (n: Node, msg: string) => sim.log(`h${n.id} ${msg}`);
-
-  // ---- kill path and watchdog
-  const dropAll = (n: Node, why: string) => {
-    if (n.belief.size || n.leases.size) log(n, `kill path (${why}): drops ${[...n.belief].map(([r, m]) => `R${r}:${m}`).join(' ') || 'nothing in use'}`);
-    n.belief.clear();
-    n.leases.clear();
-  };
-  const onLockspaceFail = (n: Node, ls: Lockspace, err: Error) => {
-    if (n.ls !== ls) return;
-    log(n, `lockspace failed: ${err.message.slice(0, 120)}`);
-    if (bug?.noKillPath) return; // injected bug: the daemon keeps using its leases
-    stats.kills++;
-    n.epoch++;
-    n.ls = undefined;
-    n.watchdogArmed = false;
-    dropAll(n, 'lockspace failed');
-    // lvmlockd would need a new lock-start; rejoin later.
-    n.host.at(sim.now + Math.round(rng.range(1, 3) * hostDeadMs), () => void life(n, n.host.incarnation));
-  };
-  const watchdogTick = () => {
-    for (const n of nodes) {
-      if (!n.watchdogArmed || n.host.crashed || !n.ls) continue;
-      // wdmd: expire = last_success + id_renewal_fail; the device fires watchdog_fire after the last pet.
-      const fireLocalMs = (n.ls.lastSuccess + idRenewalFailS + s.watchdogFire - 1) * 1000;
-      if (n.host.clock.nowMs() >= fireLocalMs) {
-        stats.watchdogResets++;
-        log(n, `watchdog fires (last renewal success at local ${n.ls.lastSuccess}s)`);
-        crash(n, n.ls ? 'adopt' : 'fresh', Math.round(rng.range(0.2, 1.5) * hostDeadMs));
+  /** Format the lockspace and the resource leases on a setup host without faults. */
+  async format(): Promise<void> {
+    const { sim, storage, s } = this;
+    const setupHost = new SimHost(sim, 0, 0, 1);
+    const setupDisk = storage.diskFor(setupHost, 'sim:setup');
+    let formatted = false;
+    void (async () => {
+      await initLockspace(setupDisk, 0, LS_NAME, { sectorSize: SECTOR, alignSize: ALIGN, ioTimeout: s.ioTimeout });
+      for (let r = 0; r < s.resources; r++) {
+        await initResource(setupDisk, ALIGN * (1 + r), LS_NAME, `R${r}`, { sectorSize: SECTOR, alignSize: ALIGN, numHosts: Math.max(8, s.hosts) });
       }
-    }
-    if (!stopping || nodes.some((n) => n.watchdogArmed)) sim.after(250, watchdogTick);
-  };
+      formatted = true;
+    })();
+    await sim.run(60_000, () => undefined, () => formatted);
+    if (!formatted) throw new Error('format did not finish');
+  }
 
-  let downFor = 0;
-  const crashWrite = crashWriteResolver(crashRng, storage.stats, SECTOR, () => sim.now, () => downFor);
-  const crash = (n: Node, variant: string, downMs: number) => {
+  /** The schedule's hosts, each with its own clock (offset and drift with skew). */
+  addNodes(): void {
+    const { s, sim, clockRng } = this;
+    for (let h = 1; h <= s.hosts; h++) {
+      const offset = s.skew ? clockRng.range(0, 1e9) : 1_000_000;
+      const rate = s.skew ? 1 + clockRng.range(-1e-4, 1e-4) : 1;
+      this.nodes.push(new Node(h, new SimHost(sim, h, offset, rate)));
+    }
+  }
+
+  byHost(h: number): Node {
+    return this.nodes[h - 1]!;
+  }
+
+  /** Crash the host (restart with adopt: same host name, re-acquire its leases; fresh: a new host name) and restart it after downMs. */
+  crash(n: Node, variant: string, downMs: number): void {
+    const sim = this.sim;
     if (n.host.crashed) return;
-    log(n, `CRASH (restart in ${(downMs / 1000).toFixed(1)}s, ${variant})`);
+    sim.log(`h${n.id} CRASH (restart in ${(downMs / 1000).toFixed(1)}s, ${variant})`);
     n.adopt = variant === 'adopt' ? [...n.belief] : [];
     if (variant !== 'adopt') n.hostName = `host${n.id}.sim.r${n.restarts + 1}`;
     n.belief.clear();
@@ -264,247 +239,51 @@ export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { 
     n.ls = undefined;
     n.epoch++;
     n.watchdogArmed = false;
-    for (const p of [...pending]) if (p.node === n) pending.delete(p);
-    downFor = downMs;
-    n.host.crash(crashWrite);
+    for (const p of [...this.pending]) if (p.node === n) this.pending.delete(p);
+    this.downFor = downMs;
+    n.host.crash(this.crashWrite);
     sim.after(downMs, () => {
       n.host.restart();
       n.restarts++;
-      log(n, 'restarts');
-      void life(n, n.host.incarnation);
-    });
-  };
-
-  // ---- the daemon of one host
-  const track = async <T>(n: Node, what: string, p: Promise<T>): Promise<T> => {
-    const op: PendingOp = { node: n, what, start: sim.now, pausedAtStart: n.host.pausedMs };
-    pending.add(op);
-    stats.ops++;
-    try {
-      return await p;
-    } finally {
-      pending.delete(op);
-    }
-  };
-
-  const sleep = (n: Node, ms: number) => n.host.clock.sleep(ms);
-
-  async function join(n: Node, inc: number): Promise<Lockspace | undefined> {
-    for (let attempt = 0; !stopping; attempt++) {
-      const ls = new Lockspace({
-        disk: storage.diskFor(n.host),
-        offset: 0,
-        name: LS_NAME,
-        hostId: n.id,
-        clock: n.host.clock,
-        random: rng.fork(`h${n.id}.${inc}.${attempt}`),
-        hostName: n.hostName,
-        ioTimeout: s.ioTimeout,
-        watchdogFireTimeout: s.watchdogFire,
-        sectorSize: SECTOR,
-        alignSize: ALIGN,
-        ...(bug?.hooks ? { hooks: bug.hooks } : {}),
-        onFail: (e) => onLockspaceFail(n, ls, e),
-      });
-      try {
-        const gen = await track(n, 'join', ls.acquire());
-        log(n, `joined lockspace generation ${gen}`);
-        return ls;
-      } catch (e) {
-        log(n, `join failed: ${errText(e)}`);
-        await sleep(n, rng.range(1000, 5000));
-      }
-    }
-    return undefined;
-  }
-
-  async function life(n: Node, inc: number): Promise<void> {
-    if (n.host.incarnation !== inc || n.host.crashed || stopping) return;
-    const ls = await join(n, inc);
-    if (!ls || n.host.incarnation !== inc) return;
-    n.ls = ls;
-    const epoch = ++n.epoch;
-    ls.startRenewal();
-    if (!bug?.noKillPath) n.watchdogArmed = true;
-    const px = paxosHostFor(ls);
-    const ref = (r: number) => ({ disk: ls.disk, offset: ALIGN * (1 + r), lockspace: LS_NAME, resource: `R${r}`, sectorSize: SECTOR, alignSize: ALIGN });
-    const alive = () => n.epoch === epoch && n.host.incarnation === inc && !n.host.crashed;
-
-    const acquire = async (r: number, mode: LeaseMode, why: string) => {
-      try {
-        const lease = await track(n, `acquire R${r} ${mode}`, acquireResource(px, ref(r), { mode, ownerNowait: true }));
-        if (!alive()) return;
-        n.leases.set(r, lease);
-        n.belief.set(r, mode);
-        stats.grants++;
-        log(n, `granted R${r} ${mode} lver ${lease.lver}${why}`);
-      } catch (e) {
-        stats.errors++;
-        if (alive()) log(n, `acquire R${r} ${mode}${why}: ${errText(e)}`);
-      }
-    };
-
-    for (const [r, mode] of n.adopt.splice(0)) await acquire(r, mode, ' (adopt)');
-
-    while (alive() && !stopping) {
-      const held = [...n.leases.keys()];
-      const x = rng.next();
-      if (held.length && x < 0.35) {
-        const r = rng.pick(held);
-        const lease = n.leases.get(r)!;
-        n.belief.delete(r); // stop using before releasing
-        n.leases.delete(r);
-        log(n, `release R${r} ${lease.mode}`);
-        try {
-          await track(n, `release R${r}`, releaseResource(px, lease));
-        } catch (e) {
-          stats.errors++;
-          if (alive()) log(n, `release R${r}: ${errText(e)}`);
-        }
-      } else if (held.length && x < 0.5) {
-        const r = rng.pick(held);
-        const lease = n.leases.get(r)!;
-        const to: LeaseMode = lease.mode === 'ex' ? 'sh' : 'ex';
-        if (to === 'sh') n.belief.set(r, 'sh');
-        try {
-          await track(n, `convert R${r} ${to}`, convertResource(px, lease, to, { ownerNowait: true }));
-          if (alive() && n.leases.get(r) === lease) {
-            n.belief.set(r, lease.mode);
-            log(n, `converted R${r} to ${lease.mode} lver ${lease.lver}`);
-          }
-        } catch (e) {
-          stats.errors++;
-          if (alive() && n.leases.get(r) === lease) {
-            log(n, `convert R${r} ${to}: ${errText(e)}`);
-            if (to === 'ex' && !(e instanceof LeaseError && e.rv === -11)) {
-              // Unknown state after an I/O failure mid-convert: stop using it and let it go.
-              n.belief.delete(r);
-              n.leases.delete(r);
-            }
-          }
-        }
-      } else {
-        const free = [...Array(s.resources).keys()].filter((r) => !n.leases.has(r));
-        if (free.length) await acquire(rng.pick(free), rng.chance(0.6) ? 'ex' : 'sh', '');
-      }
-      if (!alive()) return;
-      await sleep(n, rng.range(0, s.thinkMs));
-    }
-    if (alive() && stopping) {
-      // Clean leave: release everything, then the host_id.
-      for (const [r, lease] of [...n.leases]) {
-        n.belief.delete(r);
-        n.leases.delete(r);
-        await track(n, `release R${r}`, releaseResource(px, lease)).catch(() => undefined);
-      }
-      n.watchdogArmed = false;
-      await track(n, 'leave', ls.release()).catch(() => undefined);
-      if (n.ls === ls) n.ls = undefined;
-    }
-  }
-
-  // ---- invariant checker (after every step)
-  const check = () => {
-    if (violation) return;
-    for (let r = 0; r < s.resources; r++) {
-      const ex: number[] = [];
-      const sh: number[] = [];
-      for (const n of nodes) {
-        if (n.host.crashed) continue;
-        const m = n.belief.get(r);
-        if (m === 'ex') ex.push(n.id);
-        else if (m === 'sh') sh.push(n.id);
-      }
-      if (ex.length > 1) return fail('two-ex', `R${r} held ex by hosts ${ex.join(',')}`);
-      if (ex.length && sh.length) return fail('ex-with-sh', `R${r} held ex by host ${ex[0]} and sh by ${sh.join(',')}`);
-    }
-    for (const n of nodes) {
-      if (n.host.crashed || n.belief.size === 0) continue;
-      if (n.releasedOnDisk) return fail('use-after-release', `host ${n.id} uses leases after its host_id release landed`);
-      const since = sim.now - n.lastLanding;
-      if (since > hostDeadMs) {
-        return fail(
-          'kill-path-late',
-          `host ${n.id} still uses ${[...n.belief].map(([r, m]) => `R${r}:${m}`).join(' ')} ${(since / 1000).toFixed(1)}s after its last delta renewal landed (> host_dead ${hostDeadMs / 1000}s: others may be granted them)`,
-        );
-      }
-    }
-    for (const p of pending) {
-      if (p.node.host.paused || p.node.host.crashed) continue;
-      const waited = sim.now - p.start - (p.node.host.pausedMs - p.pausedAtStart);
-      if (waited > opLimitMs) return fail('wait-forever', `host ${p.node.id} ${p.what} pending for ${(waited / 1000).toFixed(1)}s`);
-    }
-  };
-
-  // ---- faults
-  for (const f of s.plan) {
-    sim.at(f.at, () => {
-      if (stopping) return;
-      const n = byHost(f.host);
-      stats.faults++;
-      switch (f.kind) {
-        case 'crash':
-          crash(n, f.variant, f.durMs);
-          break;
-        case 'pause':
-          if (n.host.crashed) break;
-          log(n, `PAUSE daemon for ${(f.durMs / 1000).toFixed(1)}s`);
-          n.host.pause();
-          sim.after(f.durMs, () => {
-            if (n.host.paused) log(n, 'resume');
-            n.host.resume();
-          });
-          break;
-        case 'path':
-          log(n, `STORAGE PATH FAULT ${f.variant} for ${(f.durMs / 1000).toFixed(1)}s`);
-          n.host.pathFault = f.variant as 'eio' | 'hang';
-          sim.after(f.durMs, () => {
-            log(n, 'storage path restored');
-            n.host.pathFault = 'none';
-          });
-          break;
-        case 'storage':
-          sim.log(`TOTAL STORAGE LOSS ${f.variant} for ${(f.durMs / 1000).toFixed(1)}s`);
-          storage.lost = f.variant as 'eio' | 'hang';
-          sim.after(f.durMs, () => {
-            sim.log('storage restored');
-            storage.lost = 'none';
-          });
-          break;
-      }
+      sim.log(`h${n.id} restarts`);
+      void this.workload.life(n, n.host.incarnation);
     });
   }
+}
+
+export async function runLeaseSchedule(s: LeaseSchedule, bug?: BugSpec, opts: { traceAll?: boolean; ioTrace?: boolean } = {}): Promise<LeaseRunResult> {
+  const cl = new LeaseCluster(s, bug, opts);
+  const { sim, storage, nodes, rng, checker, stats } = cl;
+  await cl.format();
+  storage.rates = s.rates;
+  if (opts.ioTrace) storage.ioTrace = describeWrite;
+  cl.addNodes();
+  checker.observeStorage();
+  scheduleLeaseFaults(cl);
 
   const t0 = sim.now;
-  for (const n of nodes) n.host.at(t0 + Math.round(rng.range(0, 2000)), () => void life(n, n.host.incarnation));
-  sim.after(250, watchdogTick);
+  for (const n of nodes) n.host.at(t0 + Math.round(rng.range(0, 2000)), () => void cl.workload.life(n, n.host.incarnation));
+  startLeaseWatchdog(cl);
   const end = t0 + s.durationMs;
-  await sim.run(end, check, () => violation !== undefined);
-  if (!violation) {
+  const check = () => checker.check();
+  const stopped = () => checker.violation !== undefined;
+  await sim.run(end, check, stopped);
+  if (!checker.violation) {
     // Quiesce: heal every fault, let every request finish, leave cleanly.
-    stopping = true;
+    cl.stopping = true;
     storage.lost = 'none';
     storage.rates = { ...s.rates, eio: 0, slow: 0 };
     for (const n of nodes) {
       n.host.pathFault = 'none';
       n.host.resume();
     }
-    await sim.run(end + opLimitMs + 10 * hostDeadMs, check, () => violation !== undefined || (pending.size === 0 && sim.pending() === 0));
-    if (!violation) {
-      for (const p of pending) {
-        if (!p.node.host.crashed) fail('wait-forever', `host ${p.node.id} ${p.what} never finished`);
-      }
-    }
+    await sim.run(end + cl.opLimitMs + 10 * cl.hostDeadMs, check, () => stopped() || (cl.pending.size === 0 && sim.pending() === 0));
+    if (!checker.violation) checker.checkAllFinished();
   }
   stats.steps = sim.steps;
   stats.simMs = sim.now - t0;
   storage.dispose();
-  return { schedule: s, violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
-}
-
-function errText(e: unknown): string {
-  if (e instanceof LeaseError) return `${e.code ?? e.rv} ${e.message.slice(0, 140)}`;
-  return e instanceof Error ? e.message.slice(0, 140) : String(e);
+  return { schedule: s, violation: checker.violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
 }
 
 /** One line describing a landed lease write (for I/O traces). */

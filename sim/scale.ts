@@ -14,7 +14,10 @@ import { Lockspace, initLockspace } from '../src/leases/delta-lease';
 import { LV_LOCK_BEGIN } from '../src/leases/direct';
 import { acquireResource, initResource, paxosHostFor, releaseResource } from '../src/leases/paxos-lease';
 import { LeaseError, SANLK } from '../src/leases/errors';
-import { Rng, Scheduler, SimHost, SimStorage } from './kernel';
+import { SimHost } from './kernel/host';
+import { Rng } from './kernel/rng';
+import { Scheduler } from './kernel/scheduler';
+import { SimStorage } from './kernel/storage';
 
 const MiB = 1 << 20;
 const SECTOR = 512;
