@@ -27,16 +27,13 @@ import { FrameDecoder, encodeFrame } from '../protocol/framing';
 import { parseConfigTree, formatRequest, ConfigMap, type ConfigValue } from '../protocol/config-tree';
 import { DumpReceiver, DumpSocketError, DEFAULT_RECEIVE_TIMEOUT_MS } from '../daemon/dump-socket';
 import { sysLog, sysStrerror, LOG_EMERG, LOG_WARNING, LOG_INFO } from '../util/libc';
+import { Errno } from '../util/errno';
 
 export const LVMLOCKD_SOCKET = '/run/lvm/lvmlockd.socket';
 export const LVM_PATH = '/sbin/lvm';
 const NO_LOCKD_RESULT = -1000;
 const PATH_MAX = 4096;
-const EINVAL = 22;
-const ECONNRESET = 104;
-const EPROTO = 71;
-const EAGAIN = 11;
-const EMSGSIZE = 90;
+const { EINVAL, ECONNRESET, EPROTO, EAGAIN, EMSGSIZE, EIO } = Errno;
 /** Refuse absurd dump lengths instead of allocating them (C: 1 MiB / 4 MiB buffer). */
 const MAX_DUMP_LEN = 64 * 1024 * 1024;
 
@@ -872,7 +869,7 @@ class Tool {
         return { rv: 0, data: await rx.receive(dumpLen, { timeoutMs: this.env.dumpTimeoutMs }), empty: false };
       } catch (e) {
         // A timeout is reported as a receive timeout would be in C (EAGAIN).
-        const errno = e instanceof DumpSocketError ? (e.syscall === 'timeout' ? EAGAIN : e.errno) : 5;
+        const errno = e instanceof DumpSocketError ? (e.syscall === 'timeout' ? EAGAIN : e.errno) : EIO;
         this.log(`recvfrom error -1 ${errno}`);
         return { rv: -errno, data: null, empty: false };
       }

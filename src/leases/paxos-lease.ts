@@ -409,6 +409,16 @@ interface PaxosAcquireResult {
   sharedHosts: number[];
 }
 
+/**
+ * How an acquire that got as far as a ballot ended. A failure after our ballot
+ * started is returned, not thrown: our dblock may carry a proposal another host
+ * can still commit, so the caller must retract (sanlock's T_RETRACT_PAXOS) before
+ * it reports `error`. A failure before the ballot is thrown: nothing to undo.
+ */
+type PaxosAcquireOutcome =
+  | ({ ok: true } & PaxosAcquireResult)
+  | { ok: false; error: unknown; retract: LeaseGeometry };
+
 /** The error a failed acquire reports, with the holder attached. */
 function ownedError(rv: number, ref: ResourceRef, l: LeaderRecord, msg: string): LeaseError {
   return new LeaseError(rv, `${describe(ref)}: ${msg} (held by host_id ${l.ownerId} generation ${l.ownerGeneration}, lver ${l.lver})`, holderOf(l));
@@ -419,7 +429,7 @@ async function paxosLeaseAcquire(
   ref: ResourceRef,
   host: PaxosHost,
   opts: AcquireOptions & { shared?: boolean; keepSharedMode?: boolean },
-): Promise<PaxosAcquireResult> {
+): Promise<PaxosAcquireOutcome> {
   const io = host.timeouts.ioTimeout;
   let g = await refGeometry(ref, io);
   // Our dblock marked RELEASED at lver L tells other hosts that we do not own
@@ -514,7 +524,7 @@ async function paxosLeaseAcquire(
       else nl.flags &= ~LFL_SHORT_HOLD;
       await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
       encodeLeader(nl);
-      return { leader: nl, dblock: d, geometry: g, sharedHosts: [] };
+      return { ok: true, leader: nl, dblock: d, geometry: g, sharedHosts: [] };
     }
     let ourMbal =
       rd.maxMbal === 0 ? host.hostId : rd.maxMbal - (rd.maxMbal % cur.maxHosts) + cur.maxHosts + host.hostId;
@@ -544,7 +554,7 @@ async function paxosLeaseAcquire(
             // ours to claim. Start again: the leader names us, so a new ballot runs.
             continue restart;
           }
-          return { leader: tmp, dblock: ownDblock, geometry: g, sharedHosts };
+          return { ok: true, leader: tmp, dblock: ownDblock, geometry: g, sharedHosts };
         }
         throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
       }
@@ -568,7 +578,7 @@ async function paxosLeaseAcquire(
           continue;
         }
         // Our dblock may carry a proposal that another host can still commit.
-        throw markRetract(e, g);
+        return { ok: false, error: e, retract: g };
       }
       const nl = cloneLeader(cur);
       nl.lver = ballot.dblock.lver;
@@ -586,7 +596,7 @@ async function paxosLeaseAcquire(
       try {
         await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
       } catch (e) {
-        throw markRetract(e, g);
+        return { ok: false, error: e, retract: g };
       }
       encodeLeader(nl); // refresh nl.checksum
       if (nl.ownerId !== host.hostId || nl.ownerGeneration !== host.generation) {
@@ -601,21 +611,13 @@ async function paxosLeaseAcquire(
         try {
           await paxosLeaseRelease(ref, g, host, nl);
         } catch (e) {
-          throw markRetract(e, g);
+          return { ok: false, error: e, retract: g };
         }
         continue restart;
       }
-      return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
+      return { ok: true, leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
     }
   }
-}
-
-const RETRACT = Symbol('retract');
-
-/** Tag an error thrown after our ballot started (sanlock T_RETRACT_PAXOS). */
-function markRetract(e: unknown, g: LeaseGeometry): unknown {
-  if (e && typeof e === 'object') (e as Record<symbol, unknown>)[RETRACT] = g;
-  return e;
 }
 
 /**
@@ -624,9 +626,7 @@ function markRetract(e: unknown, g: LeaseGeometry): unknown {
  * dblock RELEASED so others may take over even if they commit our proposal,
  * and clear the leader if it names us and we wrote it. Best effort.
  */
-async function retract(ref: ResourceRef, host: PaxosHost, e: unknown): Promise<void> {
-  const g = e && typeof e === 'object' ? ((e as Record<symbol, unknown>)[RETRACT] as LeaseGeometry | undefined) : undefined;
-  if (!g) return;
+async function retract(ref: ResourceRef, host: PaxosHost, g: LeaseGeometry): Promise<void> {
   const io = host.timeouts.ioTimeout;
   try {
     const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
@@ -731,27 +731,34 @@ async function acquireResourceUnchecked(host: PaxosHost, ref: ResourceRef, opts:
   let shRetries = 0;
   let res: PaxosAcquireResult;
   for (;;) {
+    let failed: { error: unknown; retract?: LeaseGeometry };
     try {
-      res = await paxosLeaseAcquire(ref, host, { ...opts, shared });
-      break;
-    } catch (e) {
-      if (
-        shared &&
-        isLeaseError(e) &&
-        (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED || e.rv === SANLK.ACQUIRE_OTHER)
-      ) {
-        const { leader } = await readResourceLeader(ref, 0, io).catch(() => ({ leader: undefined }));
-        if (leader && leader.flags & LFL_SHORT_HOLD) {
-          if (shRetries++ < SH_RETRIES) {
-            await host.clock.sleep(Math.floor(host.random.next() * 1000));
-            continue;
-          }
-          throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
-        }
+      const out = await paxosLeaseAcquire(ref, host, { ...opts, shared });
+      if (out.ok) {
+        res = out;
+        break;
       }
-      await retract(ref, host, e);
-      throw e;
+      failed = out;
+    } catch (e) {
+      failed = { error: e };
     }
+    const e = failed.error;
+    if (
+      shared &&
+      isLeaseError(e) &&
+      (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED || e.rv === SANLK.ACQUIRE_OTHER)
+    ) {
+      const { leader } = await readResourceLeader(ref, 0, io).catch(() => ({ leader: undefined }));
+      if (leader && leader.flags & LFL_SHORT_HOLD) {
+        if (shRetries++ < SH_RETRIES) {
+          await host.clock.sleep(Math.floor(host.random.next() * 1000));
+          continue;
+        }
+        throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
+      }
+    }
+    if (failed.retract) await retract(ref, host, failed.retract);
+    throw e;
   }
   const g = res.geometry;
   const lease: ResourceLease = { ref: { ...ref, sectorSize: g.sectorSize, alignSize: g.alignSize }, geometry: g, mode, leader: res.leader, dblock: res.dblock, lver: res.leader.lver };
@@ -825,27 +832,23 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
     lease.eraseAll = false;
     return;
   }
-  let res: PaxosAcquireResult;
-  try {
-    res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
-  } catch (e) {
-    if (e && typeof e === 'object' && (e as Record<symbol, unknown>)[RETRACT]) {
-      // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
-      try {
-        const sec = await diskRead(lease.ref.disk, lease.ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
-        if (dblockValid(sec, 0)) {
-          const d = decodeDblock(sec, 0);
-          await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
-        }
-        const leader = await leaderRead(lease.ref, g, 0, io);
-        if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
-          await paxosLeaseRelease(lease.ref, g, host, leader);
-        }
-      } catch {
-        /* best effort */
+  const res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
+  if (!res.ok) {
+    // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
+    try {
+      const sec = await diskRead(lease.ref.disk, lease.ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+      if (dblockValid(sec, 0)) {
+        const d = decodeDblock(sec, 0);
+        await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
       }
+      const leader = await leaderRead(lease.ref, g, 0, io);
+      if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
+        await paxosLeaseRelease(lease.ref, g, host, leader);
+      }
+    } catch {
+      /* best effort */
     }
-    throw e;
+    throw res.error;
   }
   lease.leader = res.leader;
   lease.dblock = res.dblock;
