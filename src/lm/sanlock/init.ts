@@ -1,7 +1,6 @@
 // init_vg, init_lv and rename_vg of the sanlock manager: writing the lockspace
 // and the lease slots of a VG's lvmlock LV (lvmlockd's *_san functions).
 
-import * as fs from 'node:fs';
 import { E, AF, MAX_ARGS, R_NAME_GL, R_NAME_VG } from '../../core/constants';
 import type { InitLvRequest, InitVgRequest } from '../types';
 import type { Disk } from '../../io/disk';
@@ -14,23 +13,6 @@ import {
 } from './layout';
 import { SanlockLockspace } from './lockspace';
 import type { SanlockLockManager } from './sanlock-lm';
-
-/** Reads /sys/dev/block/M:m/queue/{physical,logical}_block_size of a device node (0 when unknown). */
-export function sysfsBlockSizes(path: string): { physical: number; logical: number } {
-  const st = fs.statSync(path);
-  const rdev = st.rdev;
-  const major = Math.floor(rdev / 256) & 0xfff | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
-  const read = (name: string): number => {
-    try {
-      const n = parseInt(fs.readFileSync(`/sys/dev/block/${major}:${minor}/queue/${name}`, 'utf8').trim(), 10);
-      return Number.isFinite(n) ? n : 0;
-    } catch {
-      return 0;
-    }
-  };
-  return { physical: read('physical_block_size'), logical: read('logical_block_size') };
-}
 
 export async function initVg(m: SanlockLockManager, req: InitVgRequest): Promise<{ rv: number; vgArgs: string }> {
   const d = m.deps;
@@ -45,7 +27,7 @@ export async function initVg(m: SanlockLockManager, req: InitVgRequest): Promise
   d.debug(`S ${ls} init_vg_san path ${path} align ${req.alignMb}`);
   let sizes: { sectorSize: number; alignSize: number } | null;
   try {
-    const bs = (d.blockSizes ?? sysfsBlockSizes)(path);
+    const bs = d.blockSizes(path);
     sizes = sizesForDevice(bs.physical, bs.logical, (w) => d.debug(`${w} for ${path}`));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -1,7 +1,6 @@
 // One sanlock VG's lockspace in the daemon: our delta lease (host_id) on the
 // VG's lvmlock LV and the resource leases of its locks.
 
-import * as fs from 'node:fs';
 import { E, R_NAME_GL, type Mode } from '../../core/constants';
 import type {
   JoinOptions, LockOwner, LockResult, LockSlots, LockspaceEvents, LockspaceGlobalLock, LockspaceStats, DiskLock,
@@ -127,7 +126,7 @@ export class SanlockLockspace implements ManagedLockspace, LockspaceGlobalLock, 
     }
     const path = this.m.devicePath(this.view.vgName, lockLv);
     await d.sleep(1000); // lvmlockd: "device is not always ready for us here"
-    if (!(d.deviceExists ?? fs.existsSync)(path)) {
+    if (!d.deviceExists(path)) {
       d.error(`S ${this.name} prepare_lockspace_san stat error 2 disk_path ${path}`);
       return { rv: -E.ARGS };
     }

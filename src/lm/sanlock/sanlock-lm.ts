@@ -11,8 +11,6 @@
 // lvmlockd results), init.ts (init_vg, init_lv, rename_vg), lockspace.ts (one
 // VG's lockspace), watchdog-binding.ts (its host watchdog registration).
 
-import * as os from 'node:os';
-import { randomUUID } from 'node:crypto';
 import type {
   GlobalLockChoice, InitLvRequest, InitVgRequest, LockManager, LockspaceEvents, LockspaceView, ManagerGlobalLock,
 } from '../types';
@@ -28,7 +26,6 @@ export {
   R_NAME_GL_DISABLED, R_NAME_INVALID_REMOVED, LV_UNUSED, GL_LOCK_BEGIN, VG_LOCK_BEGIN, LV_LOCK_BEGIN,
   sizesForDevice, lvOffsetFromArgs,
 } from './layout';
-export { sysfsBlockSizes } from './init';
 export { mapAcquireError } from './errors';
 export { SanlockLockspace } from './lockspace';
 
@@ -49,12 +46,12 @@ export interface SanlockLmDeps {
   openDisk(path: string): Promise<Disk>;
   /** Directory of the lvmlock LV device nodes (/dev/mapper). */
   mapperDir?: string;
-  /** Block sizes of a device node (sysfs queue/{physical,logical}_block_size). */
-  blockSizes?(path: string): { physical: number; logical: number };
-  /** stat() of the lvmlock device before a lockspace starts (default: the file exists). */
-  deviceExists?(path: string): boolean;
-  /** This daemon's sanlock host name ("<uuid>.<nodename>"), the same for every lockspace. */
-  hostName?: string;
+  /** Block sizes of a device node (the daemon: sysfs queue/{physical,logical}_block_size). */
+  blockSizes(path: string): { physical: number; logical: number };
+  /** stat() of the lvmlock device before a lockspace starts (the daemon: the file exists). */
+  deviceExists(path: string): boolean;
+  /** This daemon's sanlock host name (the daemon: "<uuid>.<nodename>"), the same for every lockspace. */
+  hostName: string;
   /**
    * With --adopt 1: the host name each joined lockspace's delta lease carries,
    * kept across daemon restarts. A restarted daemon continues (adopts) a
@@ -97,7 +94,7 @@ export class SanlockLockManager implements LockManager {
   readonly embedded = true;
 
   constructor(private readonly d: SanlockLmDeps) {
-    this.hostName = d.hostName ?? `${randomUUID()}.${os.hostname()}`.slice(0, 47);
+    this.hostName = d.hostName;
   }
 
   get ioTimeout(): number { return this.d.ioTimeout > 0 ? this.d.ioTimeout : L.DEFAULT_IO_TIMEOUT; }
