@@ -9,9 +9,12 @@
 
 import * as fs from 'node:fs';
 import {
-  AF_UNIX, SOCK_DGRAM, SOCK_CLOEXEC, MSG_DONTWAIT, EAGAIN, EINTR,
+  AF_UNIX, SOCK_DGRAM, SOCK_CLOEXEC, MSG_DONTWAIT,
   sysSocket, sysBind, sysRecv, sysClose, pollInAsync,
 } from '../src/util/libc';
+import { Errno } from '../src/util/errno';
+
+const { EAGAIN, EINTR } = Errno;
 
 /** sockaddr_un for a filesystem path: family, path bytes, NUL. */
 function pathAddress(p: string): Buffer {

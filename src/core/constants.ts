@@ -1,6 +1,8 @@
 // Numbers and names shared with LVM2 on the wire. Values must match lvmlockd's
 // (op numbers are echoed in replies; errno values are what commands test for).
 
+import { Errno } from '../util/errno';
+
 export const Op = {
   hello: 1, quit: 2, init: 3, free: 4, start: 5, stop: 6, lock: 7, update: 8, close: 9,
   enable: 10, disable: 11, start_wait: 12, stop_all: 13, dump_info: 14, dump_log: 15,
@@ -61,11 +63,18 @@ export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
   setlockargs_vg_final: { op: 'setlockargs_final', rt: 'vg' },
 };
 
-/** Linux errno values and lvmlockd's own codes; replies carry them negated. */
+/**
+ * The results the daemon replies with (negated): the Linux errno values it
+ * uses, from the one errno table, and lvmlockd's own codes. The logged result
+ * names (errnoName) are derived from this table, so an entry added here
+ * changes the debug log and the metrics: add errno values to util/errno.ts.
+ */
 export const E = {
-  PERM: 1, NOENT: 2, IO: 5, AGAIN: 11, NOMEM: 12, FAULT: 14, BUSY: 16, EXIST: 17, INVAL: 22, NOSPC: 28,
-  NOLCK: 37, NOTEMPTY: 39, UNATCH: 49, XFULL: 54, TIME: 62, MSGSIZE: 90, PROTONOSUPPORT: 93,
-  ALREADY: 114, STALE: 116, CANCELED: 125,
+  PERM: Errno.EPERM, NOENT: Errno.ENOENT, IO: Errno.EIO, AGAIN: Errno.EAGAIN, NOMEM: Errno.ENOMEM,
+  FAULT: Errno.EFAULT, BUSY: Errno.EBUSY, EXIST: Errno.EEXIST, INVAL: Errno.EINVAL, NOSPC: Errno.ENOSPC,
+  NOLCK: Errno.ENOLCK, NOTEMPTY: Errno.ENOTEMPTY, UNATCH: Errno.EUNATCH, XFULL: Errno.EXFULL,
+  TIME: Errno.ETIME, MSGSIZE: Errno.EMSGSIZE, PROTONOSUPPORT: Errno.EPROTONOSUPPORT,
+  ALREADY: Errno.EALREADY, STALE: Errno.ESTALE, CANCELED: Errno.ECANCELED,
   NOLS: 210, STARTING: 211, ARGS: 212, HOSTID: 213, MANAGER: 214, PREPARE: 215, LOCKD: 216,
   VGKILLED: 217, LOCKIO: 218, REMOVED: 219, DEVOPEN: 220, LMERR: 221, ORPHAN: 222,
   ADOPT_NONE: 223, ADOPT_RETRY: 224, IOTIMEOUT: 225, LOCKREPAIR: 226,

@@ -25,9 +25,11 @@
 
 import {
   AF_UNIX, SOCK_DGRAM, SOCK_CLOEXEC, MSG_DONTWAIT, MSG_NOSIGNAL,
-  EAGAIN, EINTR, EADDRINUSE, ETIMEDOUT,
   sysSocket, sysBind, sysSendto, sysRecv, sysClose, pollInAsync,
 } from '../util/libc';
+import { Errno, errnoNames } from '../util/errno';
+
+const { EAGAIN, EINTR, EADDRINUSE, ETIMEDOUT } = Errno;
 
 export const DUMP_SOCKET_NAME = 'lvmlockd-dump.sock';
 /** Largest datagram the daemon sends (MAX_SEND_LEN in lvmlockd). */
@@ -63,14 +65,14 @@ export class DumpSocketError extends Error {
     this.name = 'DumpSocketError';
   }
   get code(): string {
-    return ERRNO_NAMES[this.errno] ?? `E${this.errno}`;
+    return ERRNO_NAMES.get(this.errno) ?? `E${this.errno}`;
   }
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  [EAGAIN]: 'EAGAIN', [EINTR]: 'EINTR', [EADDRINUSE]: 'EADDRINUSE', [ETIMEDOUT]: 'ETIMEDOUT',
-  111: 'ECONNREFUSED', 2: 'ENOENT', 13: 'EACCES', 24: 'EMFILE', 9: 'EBADF', 105: 'ENOBUFS', 90: 'EMSGSIZE',
-};
+/** The errnos the dump socket names in its errors; any other prints as `E<n>`. */
+const ERRNO_NAMES = errnoNames([
+  'EAGAIN', 'EINTR', 'EADDRINUSE', 'ETIMEDOUT', 'ECONNREFUSED', 'ENOENT', 'EACCES', 'EMFILE', 'EBADF', 'ENOBUFS', 'EMSGSIZE',
+]);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -14,6 +14,7 @@ import type { LmType } from '../core/constants';
 import type { LockManager } from '../lm/types';
 import { TestLockManager } from '../lm/test/test-lm';
 import { SanlockLockManager } from '../lm/sanlock/sanlock-lm';
+import { sanlockMachineDeps } from './sanlock-deps';
 import { IdmLockManager } from '../lm/idm/idm-lm';
 import { idmManagerDeps } from './idm-deps';
 import { DirectDisk } from '../io/direct-disk';
@@ -134,6 +135,7 @@ export class Daemon {
         clock: new RealClock(),
         random: systemRandom(),
         openDisk: (p) => DirectDisk.open(p),
+        ...sanlockMachineDeps(),
         ...(this.adoptState ? { adoptNames: this.adoptState } : {}),
         watchdog: new WdmdWatchdog(config.watchdog, config.wdmdSocket, (m) => this.log.error(m)),
       });

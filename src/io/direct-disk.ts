@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import { promisify, getSystemErrorMap } from 'node:util';
 import { Disk, DiskError, IoOptions, checkIo } from './disk';
 import { AioQueue, AioSubmitError, AioSys, IOCB_CMD_PREAD, IOCB_CMD_PWRITE, NativeMem, linuxAioSys } from './linux-aio';
+import { Errno } from '../util/errno';
 
 const fsRead = promisify(fs.read);
 const fsWrite = promisify(fs.write);
@@ -92,7 +93,7 @@ export const DEFAULT_AIO_MODE: AioMode = 'all';
 /** Requests per aio context (io_setup nr_events); more outstanding I/O uses the thread pool. */
 export const AIO_NR_EVENTS = 32;
 
-const EAGAIN = 11;
+const { EAGAIN } = Errno;
 
 /** Tests only: a fake aio platform for the disks opened while it is set. */
 export const aioTesting: { sys: AioSys | undefined } = { sys: undefined };
@@ -100,6 +101,14 @@ export const aioTesting: { sys: AioSys | undefined } = { sys: undefined };
 function aioModeFromEnv(): AioMode {
   const v = process.env['LVMLOCKD_DISK_AIO'];
   return v === 'all' || v === 'writes' || v === 'off' ? v : DEFAULT_AIO_MODE;
+}
+
+/** The aio queue gave up on a context: the kernel may still use the I/O's memory. */
+class AbandonedIoError extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'AbandonedIoError';
+  }
 }
 
 /** An error like libuv's ("EIO: i/o error, write") for an errno from an aio completion. */
@@ -295,7 +304,7 @@ export class DirectDisk implements Disk {
 
   /**
    * Runs one I/O on `mem` and resolves with the byte count. Rejects with an
-   * Error carrying `abandoned` when the memory may still be in the kernel's
+   * AbandonedIoError when the memory may still be in the kernel's
    * hands and must never be reused or freed.
    */
   private transfer(op: 'read' | 'write', fd: number, mem: NativeMem, length: number, offset: number): Promise<number> {
@@ -309,7 +318,7 @@ export class DirectDisk implements Disk {
           },
           (e: Error) => {
             // the queue gave up on the context: the kernel may still use mem
-            throw Object.assign(new Error(`${e.message}, ${op}`), { abandoned: true });
+            throw new AbandonedIoError(`${e.message}, ${op}`, e);
           },
         );
       } catch (e) {
@@ -347,8 +356,8 @@ export class DirectDisk implements Disk {
       })
       .catch((e: unknown) => {
         if (e instanceof DiskError) throw e;
-        if ((e as { abandoned?: boolean }).abandoned) abandoned = true;
-        throw new DiskError('EIO', `read ${this.path} offset ${offset} length ${length}: ${(e as Error).message}`);
+        if (e instanceof AbandonedIoError) abandoned = true;
+        throw new DiskError('EIO', `read ${this.path} offset ${offset} length ${length}: ${(e as Error).message}`, { cause: e });
       })
       .finally(() => {
         // The aligned memory is reused or freed only when the kernel is done
@@ -378,8 +387,8 @@ export class DirectDisk implements Disk {
       })
       .catch((e: unknown) => {
         if (e instanceof DiskError) throw e;
-        if ((e as { abandoned?: boolean }).abandoned) abandoned = true;
-        throw new DiskError('EIO', `write ${this.path} offset ${offset} length ${data.length}: ${(e as Error).message}`);
+        if (e instanceof AbandonedIoError) abandoned = true;
+        throw new DiskError('EIO', `write ${this.path} offset ${offset} length ${data.length}: ${(e as Error).message}`, { cause: e });
       })
       .finally(() => {
         if (!abandoned) this.give(mem);

@@ -43,10 +43,11 @@ export interface Disk {
 
 export type DiskErrorCode = 'EIO' | 'ETIMEDOUT' | 'EINVAL' | 'ERANGE' | 'ENODEV' | 'ECLOSED';
 
+/** A failed disk I/O; `code` names the errno (ECLOSED: the disk was closed), `cause` the lower error. */
 export class DiskError extends Error {
   readonly code: DiskErrorCode;
-  constructor(code: DiskErrorCode, message: string) {
-    super(message);
+  constructor(code: DiskErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'DiskError';
     this.code = code;
   }

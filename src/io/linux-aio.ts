@@ -16,6 +16,8 @@
  * waits for the device and an idle disk holds no thread.
  */
 
+import { Errno } from '../util/errno';
+
 /** x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 export const SYS_IO_SETUP = 206;
 export const SYS_IO_DESTROY = 207;
@@ -139,7 +141,7 @@ export function linuxAioSys(alloc: (size: number) => NativeMem, free: (mem: Nati
       ptrArray.buf.writeBigUInt64LE(iocbAddr, 0);
       const r = Number(syscall6(SYS_IO_SUBMIT, ctx, 1, ptrArray.addr, 0, 0));
       if (r === 1) return 0;
-      return r < 0 ? (koffi.errno() as number) || 1 : 11 /* EAGAIN: nothing queued */;
+      return r < 0 ? (koffi.errno() as number) || 1 : Errno.EAGAIN /* nothing queued */;
     },
     getevents(ctx: bigint, nr: number, eventsAddr: bigint, cb: (ret: number) => void) {
       syscall6.async(SYS_IO_GETEVENTS, ctx, 1, nr, eventsAddr, 0, (err: unknown, res: unknown) => {

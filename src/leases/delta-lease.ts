@@ -53,7 +53,7 @@ function ioErr(rv: number, e: unknown, what: string): LeaseError {
   if (e instanceof LeaseError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   const code = e instanceof DiskError && e.code === 'ETIMEDOUT' ? SANLK.AIO_TIMEOUT : rv;
-  return new LeaseError(code, `${what}: ${msg}`);
+  return new LeaseError(code, `${what}: ${msg}`, undefined, { cause: e });
 }
 
 async function diskRead(disk: Disk, offset: number, len: number, timeoutS: number, what: string, rv: number): Promise<Buffer> {

@@ -1,3 +1,5 @@
+import { Errno } from '../util/errno';
+
 /**
  * Lease errors carry sanlock's numeric result code (rv) so callers — and the
  * lvmlockd layer that maps them to -EAGAIN etc. — can treat them the same
@@ -44,11 +46,11 @@ export const SANLK = {
   REQUEST_OLD: -272,
   REQUEST_LVER: -273,
   /** Linux errno values sanlock also returns (negated). */
-  EAGAIN: -11,
-  EINVAL: -22,
-  ENODEV: -19,
-  EIO: -5,
-  ETIMEDOUT: -110,
+  EAGAIN: -Errno.EAGAIN,
+  EINVAL: -Errno.EINVAL,
+  ENODEV: -Errno.ENODEV,
+  EIO: -Errno.EIO,
+  ETIMEDOUT: -Errno.ETIMEDOUT,
 } as const;
 
 export type SanlkCode = keyof typeof SANLK;
@@ -71,16 +73,31 @@ export interface HolderInfo {
   sharedHolders?: Array<{ hostId: number; generation: number }>;
 }
 
+/**
+ * The lease layer's errors, in the manner of undici's: a class per kind, each
+ * with a `code` to branch on and the lower error as `cause` where one led to it.
+ * LeaseError: a lease operation failed with sanlock's result `rv` (`code` is its
+ * name); SizeError: a lease area's size or alignment is unusable. Disk errors
+ * are io/disk.ts's DiskError (code: the errno name).
+ */
 export class LeaseError extends Error {
   readonly rv: number;
   readonly code: string;
   readonly holder: HolderInfo | undefined;
-  constructor(rv: number, message: string, holder?: HolderInfo) {
-    super(`${message} (${rvName(rv)} ${rv})`);
+  constructor(rv: number, message: string, holder?: HolderInfo, options?: { cause?: unknown }) {
+    super(`${message} (${rvName(rv)} ${rv})`, options);
     this.name = 'LeaseError';
     this.rv = rv;
     this.code = rvName(rv);
     this.holder = holder;
+  }
+}
+
+export class SizeError extends Error {
+  readonly code = 'ERR_LEASE_SIZE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SizeError';
   }
 }
 

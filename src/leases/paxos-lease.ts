@@ -323,7 +323,23 @@ interface BallotResult {
 
 class BallotAbort extends LeaseError {}
 
-/** sanlock run_ballot. */
+/** One ballot's fixed inputs: where, by whom, for which lver, with which ballot number. */
+interface Ballot {
+  ref: ResourceRef;
+  g: LeaseGeometry;
+  host: PaxosHost;
+  numHosts: number;
+  nextLver: number;
+  ourMbal: number;
+  /** Our dblock sector's offset. */
+  mySector: number;
+  /** The dblocks' span to read back (the sectors up to num_hosts, at most the align size). */
+  readLen: number;
+  /** Our SHARED mode block, kept in the dblock sector we write (sh->ex convert). */
+  mode: { flags: number; generation: number } | undefined;
+}
+
+/** sanlock run_ballot: phase 1 (prepare), then phase 2 (accept) with the value phase 1 chose. */
 async function runBallot(
   ref: ResourceRef,
   g: LeaseGeometry,
@@ -333,16 +349,31 @@ async function runBallot(
   ourMbal: number,
   keepSharedMode: boolean,
 ): Promise<BallotResult> {
-  const io = host.timeouts.ioTimeout;
-  const span = roundupPow2(numHosts + PAXOS_DBLOCK_FIRST_SECTOR) * g.sectorSize;
   // The leader was verified to have room for our host_id (SANLK_LEADER_NUMHOSTS otherwise).
   assert(host.hostId >= 1 && host.hostId <= numHosts, () => `ballot by host_id ${host.hostId} with num_hosts ${numHosts}`);
   assert(ourMbal > 0, () => `ballot number ${ourMbal}`);
-  const mySector = ref.offset + dblockSectorOffset(host.hostId, g.sectorSize);
-  const mode = keepSharedMode ? { flags: MBLOCK_SHARED, generation: host.generation } : undefined;
+  const b: Ballot = {
+    ref, g, host, numHosts, nextLver, ourMbal,
+    mySector: ref.offset + dblockSectorOffset(host.hostId, g.sectorSize),
+    readLen: Math.min(roundupPow2(numHosts + PAXOS_DBLOCK_FIRST_SECTOR) * g.sectorSize, g.alignSize),
+    mode: keepSharedMode ? { flags: MBLOCK_SHARED, generation: host.generation } : undefined,
+  };
+  const { best, sharedHosts } = await ballotPhase1(b);
+  const d2 = await ballotPhase2(b, best);
+  return { dblock: d2, sharedHosts };
+}
+
+/**
+ * Phase 1: write our mbal, read every dblock; abort on a higher lver or mbal.
+ * Returns the accepted value with the highest bal (to adopt), and the hosts
+ * whose mode block is SHARED.
+ */
+async function ballotPhase1(b: Ballot): Promise<{ best: PaxosDblock | undefined; sharedHosts: number[] }> {
+  const { ref, g, host, numHosts, nextLver, ourMbal } = b;
+  const io = host.timeouts.ioTimeout;
   const d1: PaxosDblock = { mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver, checksum: 0, flags: 0 };
-  await diskWrite(ref.disk, mySector, dblockSector(d1, g.sectorSize, mode), io, 'ballot_phase1_write', SANLK.DBLOCK_WRITE);
-  const r1 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase1_read', SANLK.DBLOCK_READ);
+  await diskWrite(ref.disk, b.mySector, dblockSector(d1, g.sectorSize, b.mode), io, 'ballot_phase1_write', SANLK.DBLOCK_WRITE);
+  const r1 = await diskRead(ref.disk, ref.offset, b.readLen, io, 'ballot_phase1_read', SANLK.DBLOCK_READ);
   const sharedHosts: number[] = [];
   let best: PaxosDblock | undefined;
   const w1 = wordsOf(r1);
@@ -369,6 +400,13 @@ async function runBallot(
   } finally {
     ref.disk.release?.(r1);
   }
+  return { best, sharedHosts };
+}
+
+/** Phase 2: write the chosen value (adopted, else our own proposal) at our mbal, read every dblock; abort on a higher lver or mbal. */
+async function ballotPhase2(b: Ballot, best: PaxosDblock | undefined): Promise<PaxosDblock> {
+  const { ref, g, host, numHosts, nextLver, ourMbal } = b;
+  const io = host.timeouts.ioTimeout;
   const d2: PaxosDblock = best
     ? { mbal: ourMbal, bal: ourMbal, inp: best.inp, inp2: best.inp2, inp3: best.inp3, lver: nextLver, checksum: 0, flags: 0 }
     : {
@@ -381,8 +419,8 @@ async function runBallot(
         checksum: 0,
         flags: 0,
       };
-  await diskWrite(ref.disk, mySector, dblockSector(d2, g.sectorSize, mode), io, 'ballot_phase2_write', SANLK.DBLOCK_WRITE);
-  const r2 = await diskRead(ref.disk, ref.offset, Math.min(span, g.alignSize), io, 'ballot_phase2_read', SANLK.DBLOCK_READ);
+  await diskWrite(ref.disk, b.mySector, dblockSector(d2, g.sectorSize, b.mode), io, 'ballot_phase2_write', SANLK.DBLOCK_WRITE);
+  const r2 = await diskRead(ref.disk, ref.offset, b.readLen, io, 'ballot_phase2_read', SANLK.DBLOCK_READ);
   const w2 = wordsOf(r2);
   const v2 = ref.disk.sectorVersions?.(r2);
   try {
@@ -399,7 +437,7 @@ async function runBallot(
   } finally {
     ref.disk.release?.(r2);
   }
-  return { dblock: d2, sharedHosts };
+  return d2;
 }
 
 interface PaxosAcquireResult {
@@ -409,19 +447,277 @@ interface PaxosAcquireResult {
   sharedHosts: number[];
 }
 
+/**
+ * How an acquire that got as far as a ballot ended. A failure after our ballot
+ * started is returned, not thrown: our dblock may carry a proposal another host
+ * can still commit, so the caller must retract (sanlock's T_RETRACT_PAXOS) before
+ * it reports `error`. A failure before the ballot is thrown: nothing to undo.
+ */
+type PaxosAcquireOutcome =
+  | ({ ok: true } & PaxosAcquireResult)
+  | { ok: false; error: unknown; retract: LeaseGeometry };
+
 /** The error a failed acquire reports, with the holder attached. */
 function ownedError(rv: number, ref: ResourceRef, l: LeaderRecord, msg: string): LeaseError {
   return new LeaseError(rv, `${describe(ref)}: ${msg} (held by host_id ${l.ownerId} generation ${l.ownerGeneration}, lver ${l.lver})`, holderOf(l));
 }
 
-/** sanlock paxos_lease_acquire. */
-async function paxosLeaseAcquire(
-  ref: ResourceRef,
-  host: PaxosHost,
-  opts: AcquireOptions & { shared?: boolean; keepSharedMode?: boolean },
-): Promise<PaxosAcquireResult> {
+type AcquireOpts = AcquireOptions & { shared?: boolean; keepSharedMode?: boolean };
+
+/** A phase's verdict that the acquire must start again from a fresh read of the lease. */
+const RESTART = 'restart' as const;
+type Restart = typeof RESTART;
+
+/**
+ * Phase "read leader", its verdict: may we run a ballot on the leader we read
+ * at once, or only after its owner is found dead? Throws SANLK_ACQUIRE_LVER when
+ * the caller asked for an lver the lease is not at.
+ */
+function mayRunBallot(ref: ResourceRef, host: PaxosHost, cur: LeaderRecord, opts: AcquireOpts): boolean {
+  if (opts.force) return true;
+  if (opts.lver !== undefined && opts.lver !== 0 && cur.lver !== opts.lver) {
+    throw ownedError(SANLK.ACQUIRE_LVER, ref, cur, `lease is at lver ${cur.lver}, not ${opts.lver}`);
+  }
+  if (cur.timestamp === 0) return true;
+  if (cur.ownerId === host.hostId && cur.ownerGeneration === host.generation) return true;
+  if (cur.ownerId === host.hostId && cur.ownerGeneration < host.generation) return true;
+  if (host.hooks?.ignoreOwnerLiveness) return true; // injected bug
+  return false;
+}
+
+/**
+ * Phase "wait for the owner": watch the owner's delta lease until the owner is
+ * found dead (or gone, or its release is seen), then the ballot may run. Throws
+ * SANLK_ACQUIRE_IDLIVE / OWNED_RETRY / LOCKSPACE while it lives; RESTART when
+ * the leader changed meanwhile.
+ */
+async function waitForOwner(ref: ResourceRef, g: LeaseGeometry, host: PaxosHost, cur: LeaderRecord, opts: AcquireOpts): Promise<Restart | undefined> {
   const io = host.timeouts.ioTimeout;
-  let g = await refGeometry(ref, io);
+  // Owner liveness through its delta lease.
+  const ls = host.lockspace;
+  if (!ls || !nameField(ls.name).equals(cur.spaceName)) {
+    throw ownedError(SANLK.ACQUIRE_LOCKSPACE, ref, cur, `lockspace "${nameString(cur.spaceName)}" is not joined, cannot check the owner`);
+  }
+  const hs = ls.hostStatus(cur.ownerId);
+  let waitStart: number;
+  let lastTimestamp: number;
+  if (hs && hs.lastCheck && hs.lastLive && hs.ownerId === cur.ownerId && hs.ownerGeneration === cur.ownerGeneration) {
+    waitStart = hs.lastLive;
+    lastTimestamp = hs.timestamp;
+  } else {
+    waitStart = host.clock.monotonicSeconds();
+    lastTimestamp = 0;
+  }
+  for (;;) {
+    let hl: LeaderRecord;
+    try {
+      hl = await ls.readHostLeader(cur.ownerId);
+    } catch (e) {
+      throw e instanceof LeaseError ? e : new LeaseError(SANLK.ACQUIRE_IDDISK, `cannot read delta lease of host_id ${cur.ownerId}: ${String(e)}`);
+    }
+    if (hl.timestamp === 0) return undefined;
+    if (hl.ownerId !== cur.ownerId || hl.ownerGeneration > cur.ownerGeneration) return undefined;
+    if (!lastTimestamp) {
+      lastTimestamp = hl.timestamp;
+    } else {
+      if (hl.timestamp !== lastTimestamp || (hs && hs.lastLive && hs.lastCheck === hs.lastLive)) {
+        if (cur.writeId !== cur.ownerId) {
+          // Owner may have released while another host's commit overwrote its release.
+          const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(cur.ownerId, g.sectorSize), g.sectorSize, io, 'owner_dblock', SANLK.DBLOCK_READ).catch(
+            () => undefined,
+          );
+          if (sec && dblockValid(sec, 0) && decodeDblock(sec, 0).flags & DBLOCK_FL_RELEASED) return undefined;
+        }
+        throw ownedError(SANLK.ACQUIRE_IDLIVE, ref, cur, 'owner is alive');
+      }
+      const otherIo = hs?.ioTimeout || hl.ioTimeout || io;
+      const dead = calcHostDeadSeconds(otherIo, host.timeouts.watchdogFireTimeout);
+      if (host.clock.monotonicSeconds() - waitStart > dead) return undefined;
+      if (opts.ownerNowait) throw ownedError(SANLK.ACQUIRE_OWNED_RETRY, ref, cur, 'owner may be alive, not waiting');
+    }
+    await host.clock.sleep(1000);
+    const tmp = await leaderRead(ref, g, host.hostId, io);
+    if (!leadersEqual(cur, tmp)) return RESTART;
+  }
+}
+
+/** Injected bug grant-without-ballot: commit ourselves as owner of a free lease without Disk Paxos. */
+async function commitWithoutBallot(ref: ResourceRef, g: LeaseGeometry, host: PaxosHost, cur: LeaderRecord, opts: AcquireOpts): Promise<PaxosAcquireOutcome> {
+  const nextLver = cur.lver + 1;
+  const d: PaxosDblock = { mbal: host.hostId, bal: host.hostId, inp: host.hostId, inp2: host.generation, inp3: host.clock.monotonicSeconds(), lver: nextLver, checksum: 0, flags: 0 };
+  const nl = cloneLeader(cur);
+  nl.lver = nextLver;
+  nl.ownerId = host.hostId;
+  nl.ownerGeneration = host.generation;
+  nl.timestamp = d.inp3;
+  nl.writeId = host.hostId;
+  nl.writeGeneration = host.generation;
+  nl.writeTimestamp = d.inp3;
+  if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
+  else nl.flags &= ~LFL_SHORT_HOLD;
+  await writeLeader(ref, g, nl, hostIo(host), 'paxos_acquire_commit');
+  encodeLeader(nl);
+  return { ok: true, leader: nl, dblock: d, geometry: g, sharedHosts: [] };
+}
+
+function hostIo(host: PaxosHost): number {
+  return host.timeouts.ioTimeout;
+}
+
+/**
+ * Phase "choose ballot": our first ballot number, above every mbal we read,
+ * and ours: host_id modulo max_hosts (sanlock's our_mbal).
+ */
+function firstBallotNumber(rd: LeaseRead, host: PaxosHost): number {
+  const cur = rd.leader;
+  return rd.maxMbal === 0 ? host.hostId : rd.maxMbal - (rd.maxMbal % cur.maxHosts) + cur.maxHosts + host.hostId;
+}
+
+/**
+ * The leader we are about to run a ballot for is already at the next lver:
+ * another host committed. Ours when it committed our own proposal (and not
+ * one we retracted: RESTART then); SANLK_ACQUIRE_OWNED when it is another's.
+ */
+async function claimCommittedByOther(
+  ref: ResourceRef, g: LeaseGeometry, host: PaxosHost, cur: LeaderRecord, tmp: LeaderRecord, noClaimUpTo: number,
+): Promise<PaxosAcquireOutcome | Restart> {
+  const nextLver = cur.lver + 1;
+  if (tmp.ownerId === host.hostId && tmp.ownerGeneration === host.generation) {
+    // Another host committed our proposal. We did not finish a phase 1
+    // of our own, so collect SHARED mode blocks from a fresh read: any
+    // SH holder that could conflict wrote its mode block before this read.
+    const area = await diskRead(ref.disk, ref.offset, g.alignSize, hostIo(host), 'committed_by_other', SANLK.DBLOCK_READ);
+    const sharedHosts: number[] = [];
+    for (let q = 0; q < cur.numHosts && dblockSectorOffset(q + 1, g.sectorSize) + g.sectorSize <= area.length; q++) {
+      if (decodeModeBlock(area, dblockSectorOffset(q + 1, g.sectorSize) + MBLOCK_OFFSET).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
+    }
+    const own = dblockSectorOffset(host.hostId, g.sectorSize);
+    const ownDblock = decodeDblock(area, own);
+    if (ownDblock.flags & DBLOCK_FL_RELEASED || tmp.lver <= noClaimUpTo) {
+      // The committed proposal is one we retracted after an earlier failed acquire:
+      // other hosts see our dblock RELEASED and may take the lease over, so it is not
+      // ours to claim. Start again: the leader names us, so a new ballot runs.
+      return RESTART;
+    }
+    return { ok: true, leader: tmp, dblock: ownDblock, geometry: g, sharedHosts };
+  }
+  throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
+}
+
+/** Phase "commit", the record: the leader naming the value our ballot chose. */
+function committedLeader(cur: LeaderRecord, ballot: BallotResult, host: PaxosHost, opts: AcquireOpts): LeaderRecord {
+  const nl = cloneLeader(cur);
+  nl.lver = ballot.dblock.lver;
+  nl.ownerId = ballot.dblock.inp;
+  nl.ownerGeneration = ballot.dblock.inp2;
+  nl.timestamp = ballot.dblock.inp3;
+  nl.writeId = host.hostId;
+  nl.writeGeneration = host.generation;
+  nl.writeTimestamp = host.clock.monotonicSeconds();
+  if (opts.numHosts) nl.numHosts = opts.numHosts;
+  if (nl.ownerId === host.hostId) {
+    if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
+    else nl.flags &= ~LFL_SHORT_HOLD;
+  }
+  return nl;
+}
+
+/**
+ * Phase "commit": write the leader our ballot chose. The lease is ours only if
+ * the value was our own proposal of this generation, and not one we retracted
+ * (then we give the lver back and RESTART: the next ballot runs at the next lver).
+ */
+async function commitBallot(
+  ref: ResourceRef, g: LeaseGeometry, host: PaxosHost, cur: LeaderRecord, ballot: BallotResult, opts: AcquireOpts, noClaimUpTo: number,
+): Promise<PaxosAcquireOutcome | Restart> {
+  const nl = committedLeader(cur, ballot, host, opts);
+  try {
+    await writeLeader(ref, g, nl, hostIo(host), 'paxos_acquire_commit');
+  } catch (e) {
+    return { ok: false, error: e, retract: g };
+  }
+  encodeLeader(nl); // refresh nl.checksum
+  if (nl.ownerId !== host.hostId || nl.ownerGeneration !== host.generation) {
+    // Also when the proposal was our own, from an earlier generation (made before this
+    // host restarted): that owner is dead to every other host, which may take the lease
+    // over at once. The next acquire sees an older generation of ours and runs a new ballot.
+    throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, nl.ownerId === host.hostId ? 'ballot committed a proposal of an earlier generation of this host' : 'ballot committed an earlier proposal of another host');
+  }
+  if (nl.lver <= noClaimUpTo) {
+    // The proposal we committed is one we retracted (see noClaimUpTo): not ours to
+    // claim. Give the lver back (we wrote this leader) and run a ballot at the next.
+    try {
+      await paxosLeaseRelease(ref, g, host, nl);
+    } catch (e) {
+      return { ok: false, error: e, retract: g };
+    }
+    return RESTART;
+  }
+  return { ok: true, leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
+}
+
+/**
+ * One attempt on the leader `rd` read: wait for its owner if it has a live one,
+ * then ballots at the next lver (phase 1 and 2 in runBallot) until one commits
+ * or a higher mbal stops repeating; RESTART when the lease moved meanwhile.
+ */
+async function acquireAttempt(
+  ref: ResourceRef, g: LeaseGeometry, host: PaxosHost, rd: LeaseRead, opts: AcquireOpts, noClaimUpTo: number,
+): Promise<PaxosAcquireOutcome | Restart> {
+  const cur = rd.leader;
+  let reuseRead = true;
+  if (!mayRunBallot(ref, host, cur, opts)) {
+    if ((await waitForOwner(ref, g, host, cur, opts)) === RESTART) return RESTART;
+    // After waiting on the owner, sanlock re-reads the leader before the ballot.
+    reuseRead = false;
+  }
+
+  const nextLver = cur.lver + 1;
+  if (host.hooks?.grantWithoutBallot && cur.timestamp === 0) return commitWithoutBallot(ref, g, host, cur, opts);
+  let ourMbal = firstBallotNumber(rd, host);
+  for (let tries = 0; ; tries++) {
+    let tmp: LeaderRecord;
+    if (reuseRead) {
+      reuseRead = false;
+      tmp = cur;
+    } else {
+      tmp = await leaderRead(ref, g, host.hostId, hostIo(host));
+    }
+    if (tmp.lver === nextLver) return claimCommittedByOther(ref, g, host, cur, tmp, noClaimUpTo);
+    if (tmp.lver > nextLver) return RESTART;
+    if (!leadersEqual(cur, tmp)) return RESTART;
+    // A ballot number belongs to one host: it is host_id modulo max_hosts (sanlock's our_mbal).
+    assert(!(cur.maxHosts > 0) || ourMbal % cur.maxHosts === host.hostId % cur.maxHosts,
+      () => `ballot ${ourMbal} of host_id ${host.hostId} is not ours (max_hosts ${cur.maxHosts})`);
+    let ballot: BallotResult;
+    try {
+      ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
+    } catch (e) {
+      // Only a higher mbal is worth another ballot. Deliberate deviation: sanlock 3.8.5
+      // also retries after SANLK_DBLOCK_LVER, but a dblock at a higher lver means the
+      // leader we read is stale (e.g. an old commit landed late), and retrying the same
+      // lver aborts forever; we fail instead (lvmlockd maps SANLK_DBLOCK_LVER to -EAGAIN,
+      // and the caller's next attempt re-reads everything). Found by the simulator.
+      if (e instanceof BallotAbort && e.rv === SANLK.DBLOCK_MBAL) {
+        await host.clock.sleep(Math.floor(host.random.next() * 1000));
+        ourMbal += cur.maxHosts;
+        continue;
+      }
+      // Our dblock may carry a proposal that another host can still commit.
+      return { ok: false, error: e, retract: g };
+    }
+    return commitBallot(ref, g, host, cur, ballot, opts, noClaimUpTo);
+  }
+}
+
+/**
+ * sanlock paxos_lease_acquire: read the lease (leader and dblocks), then an
+ * attempt (acquireAttempt: wait for a live owner, choose a ballot number, run
+ * phase 1 and 2, commit), from a fresh read whenever an attempt finds that
+ * the lease moved.
+ */
+async function paxosLeaseAcquire(ref: ResourceRef, host: PaxosHost, opts: AcquireOpts): Promise<PaxosAcquireOutcome> {
+  let g = await refGeometry(ref, hostIo(host));
   // Our dblock marked RELEASED at lver L tells other hosts that we do not own
   // lver L, and they may run a ballot for L+1 on that word (sanlock's "owner
   // dblock released" check). A proposal of ours that an earlier, retracted
@@ -430,192 +726,15 @@ async function paxosLeaseAcquire(
   // the RELEASED flag. So no commit at an lver up to L may be claimed by this
   // acquire: it starts again, and the leader naming us lets it run at L+1.
   let noClaimUpTo = 0;
-  restart: for (let restarts = 0; ; restarts++) {
+  for (let restarts = 0; ; restarts++) {
     if (restarts > 1000) throw new LeaseError(SANLK.ERROR, `${describe(ref)}: acquire restarted too often`);
-    const rd = await paxosLeaseRead(ref, g, host.hostId, io);
+    // Phase "read leader".
+    const rd = await paxosLeaseRead(ref, g, host.hostId, hostIo(host));
     g = rd.geometry;
     if (rd.ownReleasedLver > noClaimUpTo) noClaimUpTo = rd.ownReleasedLver;
-    const cur = rd.leader;
-    let reuseRead = true;
-    let mayRun = false;
-    if (opts.force) mayRun = true;
-    else if (opts.lver !== undefined && opts.lver !== 0 && cur.lver !== opts.lver) {
-      throw ownedError(SANLK.ACQUIRE_LVER, ref, cur, `lease is at lver ${cur.lver}, not ${opts.lver}`);
-    } else if (cur.timestamp === 0) mayRun = true;
-    else if (cur.ownerId === host.hostId && cur.ownerGeneration === host.generation) mayRun = true;
-    else if (cur.ownerId === host.hostId && cur.ownerGeneration < host.generation) mayRun = true;
-    else if (host.hooks?.ignoreOwnerLiveness) mayRun = true; // injected bug
-
-    if (!mayRun) {
-      // Owner liveness through its delta lease.
-      const ls = host.lockspace;
-      if (!ls || !nameField(ls.name).equals(cur.spaceName)) {
-        throw ownedError(SANLK.ACQUIRE_LOCKSPACE, ref, cur, `lockspace "${nameString(cur.spaceName)}" is not joined, cannot check the owner`);
-      }
-      const hs = ls.hostStatus(cur.ownerId);
-      let waitStart: number;
-      let lastTimestamp: number;
-      if (hs && hs.lastCheck && hs.lastLive && hs.ownerId === cur.ownerId && hs.ownerGeneration === cur.ownerGeneration) {
-        waitStart = hs.lastLive;
-        lastTimestamp = hs.timestamp;
-      } else {
-        waitStart = host.clock.monotonicSeconds();
-        lastTimestamp = 0;
-      }
-      for (;;) {
-        let hl: LeaderRecord;
-        try {
-          hl = await ls.readHostLeader(cur.ownerId);
-        } catch (e) {
-          throw e instanceof LeaseError ? e : new LeaseError(SANLK.ACQUIRE_IDDISK, `cannot read delta lease of host_id ${cur.ownerId}: ${String(e)}`);
-        }
-        if (hl.timestamp === 0) break;
-        if (hl.ownerId !== cur.ownerId || hl.ownerGeneration > cur.ownerGeneration) break;
-        if (!lastTimestamp) {
-          lastTimestamp = hl.timestamp;
-        } else {
-          if (hl.timestamp !== lastTimestamp || (hs && hs.lastLive && hs.lastCheck === hs.lastLive)) {
-            if (cur.writeId !== cur.ownerId) {
-              // Owner may have released while another host's commit overwrote its release.
-              const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(cur.ownerId, g.sectorSize), g.sectorSize, io, 'owner_dblock', SANLK.DBLOCK_READ).catch(
-                () => undefined,
-              );
-              if (sec && dblockValid(sec, 0) && decodeDblock(sec, 0).flags & DBLOCK_FL_RELEASED) break;
-            }
-            throw ownedError(SANLK.ACQUIRE_IDLIVE, ref, cur, 'owner is alive');
-          }
-          const otherIo = hs?.ioTimeout || hl.ioTimeout || io;
-          const dead = calcHostDeadSeconds(otherIo, host.timeouts.watchdogFireTimeout);
-          if (host.clock.monotonicSeconds() - waitStart > dead) break;
-          if (opts.ownerNowait) throw ownedError(SANLK.ACQUIRE_OWNED_RETRY, ref, cur, 'owner may be alive, not waiting');
-        }
-        await host.clock.sleep(1000);
-        const tmp = await leaderRead(ref, g, host.hostId, io);
-        if (!leadersEqual(cur, tmp)) continue restart;
-      }
-      // After waiting on the owner, sanlock re-reads the leader before the ballot.
-      reuseRead = false;
-    }
-
-    // Run the ballot.
-    const nextLver = cur.lver + 1;
-    if (host.hooks?.grantWithoutBallot && cur.timestamp === 0) {
-      // injected bug: commit ourselves as owner without Disk Paxos
-      const d: PaxosDblock = { mbal: host.hostId, bal: host.hostId, inp: host.hostId, inp2: host.generation, inp3: host.clock.monotonicSeconds(), lver: nextLver, checksum: 0, flags: 0 };
-      const nl = cloneLeader(cur);
-      nl.lver = nextLver;
-      nl.ownerId = host.hostId;
-      nl.ownerGeneration = host.generation;
-      nl.timestamp = d.inp3;
-      nl.writeId = host.hostId;
-      nl.writeGeneration = host.generation;
-      nl.writeTimestamp = d.inp3;
-      if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
-      else nl.flags &= ~LFL_SHORT_HOLD;
-      await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
-      encodeLeader(nl);
-      return { leader: nl, dblock: d, geometry: g, sharedHosts: [] };
-    }
-    let ourMbal =
-      rd.maxMbal === 0 ? host.hostId : rd.maxMbal - (rd.maxMbal % cur.maxHosts) + cur.maxHosts + host.hostId;
-    for (let tries = 0; ; tries++) {
-      let tmp: LeaderRecord;
-      if (reuseRead) {
-        reuseRead = false;
-        tmp = cur;
-      } else {
-        tmp = await leaderRead(ref, g, host.hostId, io);
-      }
-      if (tmp.lver === nextLver) {
-        if (tmp.ownerId === host.hostId && tmp.ownerGeneration === host.generation) {
-          // Another host committed our proposal. We did not finish a phase 1
-          // of our own, so collect SHARED mode blocks from a fresh read: any
-          // SH holder that could conflict wrote its mode block before this read.
-          const area = await diskRead(ref.disk, ref.offset, g.alignSize, io, 'committed_by_other', SANLK.DBLOCK_READ);
-          const sharedHosts: number[] = [];
-          for (let q = 0; q < cur.numHosts && dblockSectorOffset(q + 1, g.sectorSize) + g.sectorSize <= area.length; q++) {
-            if (decodeModeBlock(area, dblockSectorOffset(q + 1, g.sectorSize) + MBLOCK_OFFSET).flags & MBLOCK_SHARED) sharedHosts.push(q + 1);
-          }
-          const own = dblockSectorOffset(host.hostId, g.sectorSize);
-          const ownDblock = decodeDblock(area, own);
-          if (ownDblock.flags & DBLOCK_FL_RELEASED || tmp.lver <= noClaimUpTo) {
-            // The committed proposal is one we retracted after an earlier failed acquire:
-            // other hosts see our dblock RELEASED and may take the lease over, so it is not
-            // ours to claim. Start again: the leader names us, so a new ballot runs.
-            continue restart;
-          }
-          return { leader: tmp, dblock: ownDblock, geometry: g, sharedHosts };
-        }
-        throw ownedError(SANLK.ACQUIRE_OWNED, ref, tmp, `lver ${nextLver} was committed by another host`);
-      }
-      if (tmp.lver > nextLver) continue restart;
-      if (!leadersEqual(cur, tmp)) continue restart;
-      // A ballot number belongs to one host: it is host_id modulo max_hosts (sanlock's our_mbal).
-      assert(!(cur.maxHosts > 0) || ourMbal % cur.maxHosts === host.hostId % cur.maxHosts,
-        () => `ballot ${ourMbal} of host_id ${host.hostId} is not ours (max_hosts ${cur.maxHosts})`);
-      let ballot: BallotResult;
-      try {
-        ballot = await runBallot(ref, g, host, cur.numHosts, nextLver, ourMbal, !!opts.keepSharedMode);
-      } catch (e) {
-        // Only a higher mbal is worth another ballot. Deliberate deviation: sanlock 3.8.5
-        // also retries after SANLK_DBLOCK_LVER, but a dblock at a higher lver means the
-        // leader we read is stale (e.g. an old commit landed late), and retrying the same
-        // lver aborts forever; we fail instead (lvmlockd maps SANLK_DBLOCK_LVER to -EAGAIN,
-        // and the caller's next attempt re-reads everything). Found by the simulator.
-        if (e instanceof BallotAbort && e.rv === SANLK.DBLOCK_MBAL) {
-          await host.clock.sleep(Math.floor(host.random.next() * 1000));
-          ourMbal += cur.maxHosts;
-          continue;
-        }
-        // Our dblock may carry a proposal that another host can still commit.
-        throw markRetract(e, g);
-      }
-      const nl = cloneLeader(cur);
-      nl.lver = ballot.dblock.lver;
-      nl.ownerId = ballot.dblock.inp;
-      nl.ownerGeneration = ballot.dblock.inp2;
-      nl.timestamp = ballot.dblock.inp3;
-      nl.writeId = host.hostId;
-      nl.writeGeneration = host.generation;
-      nl.writeTimestamp = host.clock.monotonicSeconds();
-      if (opts.numHosts) nl.numHosts = opts.numHosts;
-      if (nl.ownerId === host.hostId) {
-        if (opts.shared) nl.flags |= LFL_SHORT_HOLD;
-        else nl.flags &= ~LFL_SHORT_HOLD;
-      }
-      try {
-        await writeLeader(ref, g, nl, io, 'paxos_acquire_commit');
-      } catch (e) {
-        throw markRetract(e, g);
-      }
-      encodeLeader(nl); // refresh nl.checksum
-      if (nl.ownerId !== host.hostId || nl.ownerGeneration !== host.generation) {
-        // Also when the proposal was our own, from an earlier generation (made before this
-        // host restarted): that owner is dead to every other host, which may take the lease
-        // over at once. The next acquire sees an older generation of ours and runs a new ballot.
-        throw ownedError(SANLK.ACQUIRE_OTHER, ref, nl, nl.ownerId === host.hostId ? 'ballot committed a proposal of an earlier generation of this host' : 'ballot committed an earlier proposal of another host');
-      }
-      if (nl.lver <= noClaimUpTo) {
-        // The proposal we committed is one we retracted (see noClaimUpTo): not ours to
-        // claim. Give the lver back (we wrote this leader) and run a ballot at the next.
-        try {
-          await paxosLeaseRelease(ref, g, host, nl);
-        } catch (e) {
-          throw markRetract(e, g);
-        }
-        continue restart;
-      }
-      return { leader: nl, dblock: ballot.dblock, geometry: g, sharedHosts: ballot.sharedHosts };
-    }
+    const out = await acquireAttempt(ref, g, host, rd, opts, noClaimUpTo);
+    if (out !== RESTART) return out;
   }
-}
-
-const RETRACT = Symbol('retract');
-
-/** Tag an error thrown after our ballot started (sanlock T_RETRACT_PAXOS). */
-function markRetract(e: unknown, g: LeaseGeometry): unknown {
-  if (e && typeof e === 'object') (e as Record<symbol, unknown>)[RETRACT] = g;
-  return e;
 }
 
 /**
@@ -624,9 +743,7 @@ function markRetract(e: unknown, g: LeaseGeometry): unknown {
  * dblock RELEASED so others may take over even if they commit our proposal,
  * and clear the leader if it names us and we wrote it. Best effort.
  */
-async function retract(ref: ResourceRef, host: PaxosHost, e: unknown): Promise<void> {
-  const g = e && typeof e === 'object' ? ((e as Record<symbol, unknown>)[RETRACT] as LeaseGeometry | undefined) : undefined;
-  if (!g) return;
+async function retract(ref: ResourceRef, host: PaxosHost, g: LeaseGeometry): Promise<void> {
   const io = host.timeouts.ioTimeout;
   try {
     const sec = await diskRead(ref.disk, ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
@@ -731,27 +848,34 @@ async function acquireResourceUnchecked(host: PaxosHost, ref: ResourceRef, opts:
   let shRetries = 0;
   let res: PaxosAcquireResult;
   for (;;) {
+    let failed: { error: unknown; retract?: LeaseGeometry };
     try {
-      res = await paxosLeaseAcquire(ref, host, { ...opts, shared });
-      break;
-    } catch (e) {
-      if (
-        shared &&
-        isLeaseError(e) &&
-        (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED || e.rv === SANLK.ACQUIRE_OTHER)
-      ) {
-        const { leader } = await readResourceLeader(ref, 0, io).catch(() => ({ leader: undefined }));
-        if (leader && leader.flags & LFL_SHORT_HOLD) {
-          if (shRetries++ < SH_RETRIES) {
-            await host.clock.sleep(Math.floor(host.random.next() * 1000));
-            continue;
-          }
-          throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
-        }
+      const out = await paxosLeaseAcquire(ref, host, { ...opts, shared });
+      if (out.ok) {
+        res = out;
+        break;
       }
-      await retract(ref, host, e);
-      throw e;
+      failed = out;
+    } catch (e) {
+      failed = { error: e };
     }
+    const e = failed.error;
+    if (
+      shared &&
+      isLeaseError(e) &&
+      (e.rv === SANLK.ACQUIRE_IDLIVE || e.rv === SANLK.ACQUIRE_OWNED || e.rv === SANLK.ACQUIRE_OTHER)
+    ) {
+      const { leader } = await readResourceLeader(ref, 0, io).catch(() => ({ leader: undefined }));
+      if (leader && leader.flags & LFL_SHORT_HOLD) {
+        if (shRetries++ < SH_RETRIES) {
+          await host.clock.sleep(Math.floor(host.random.next() * 1000));
+          continue;
+        }
+        throw new LeaseError(SANLK.ACQUIRE_SHRETRY, `${describe(ref)}: another host keeps the lease busy with shared acquires`, e.holder);
+      }
+    }
+    if (failed.retract) await retract(ref, host, failed.retract);
+    throw e;
   }
   const g = res.geometry;
   const lease: ResourceLease = { ref: { ...ref, sectorSize: g.sectorSize, alignSize: g.alignSize }, geometry: g, mode, leader: res.leader, dblock: res.dblock, lver: res.leader.lver };
@@ -825,27 +949,23 @@ export async function convertResource(host: PaxosHost, lease: ResourceLease, mod
     lease.eraseAll = false;
     return;
   }
-  let res: PaxosAcquireResult;
-  try {
-    res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
-  } catch (e) {
-    if (e && typeof e === 'object' && (e as Record<symbol, unknown>)[RETRACT]) {
-      // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
-      try {
-        const sec = await diskRead(lease.ref.disk, lease.ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
-        if (dblockValid(sec, 0)) {
-          const d = decodeDblock(sec, 0);
-          await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
-        }
-        const leader = await leaderRead(lease.ref, g, 0, io);
-        if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
-          await paxosLeaseRelease(lease.ref, g, host, leader);
-        }
-      } catch {
-        /* best effort */
+  const res = await paxosLeaseAcquire(lease.ref, host, { keepSharedMode: true, ...(opts.ownerNowait ? { ownerNowait: true } : {}) });
+  if (!res.ok) {
+    // Keep our SH; make sure the half-done ex attempt cannot leave us as owner.
+    try {
+      const sec = await diskRead(lease.ref.disk, lease.ref.offset + dblockSectorOffset(host.hostId, g.sectorSize), g.sectorSize, io, 'retract_read', SANLK.DBLOCK_READ);
+      if (dblockValid(sec, 0)) {
+        const d = decodeDblock(sec, 0);
+        await writeHostBlock(lease.ref, g, host.hostId, { ...d, flags: DBLOCK_FL_RELEASED }, { flags: MBLOCK_SHARED, generation: host.generation }, io, 'retract_sh2ex');
       }
+      const leader = await leaderRead(lease.ref, g, 0, io);
+      if (leader.timestamp && leader.ownerId === host.hostId && leader.ownerGeneration === host.generation) {
+        await paxosLeaseRelease(lease.ref, g, host, leader);
+      }
+    } catch {
+      /* best effort */
     }
-    throw e;
+    throw res.error;
   }
   lease.leader = res.leader;
   lease.dblock = res.dblock;

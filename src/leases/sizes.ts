@@ -2,6 +2,8 @@
  * Sector size / align size / max_hosts combinations that sanlock accepts,
  * and the leader-record flag bits that encode the align size.
  */
+import { SizeError } from './errors';
+
 export type SectorSize = 512 | 4096;
 
 export const MIB = 1024 * 1024;
@@ -22,12 +24,7 @@ export const LFL_ALIGN_MASK = 0xf0;
 /** Default number of hosts sanlock assumes (and the size of the host-id bitmap in bits, rounded). */
 export const DEFAULT_MAX_HOSTS = 2000;
 
-export class SizeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SizeError';
-  }
-}
+export { SizeError };
 
 export function isSectorSize(n: number): n is SectorSize {
   return n === 512 || n === 4096;

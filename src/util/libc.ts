@@ -18,12 +18,6 @@ export const MSG_NOSIGNAL = 0x4000;
 export const MSG_WAITALL = 0x100;
 export const POLLIN = 0x1;
 
-export const EINTR = 4;
-export const EAGAIN = 11;
-export const ECONNREFUSED = 111;
-export const EADDRINUSE = 98;
-export const ETIMEDOUT = 110;
-
 export const LOG_EMERG = 0;
 export const LOG_WARNING = 4;
 export const LOG_INFO = 6;

@@ -54,7 +54,7 @@ describe('sanlock lock adoption after a daemon restart', () => {
     const refusedOn2 = async (when: string) => {
       for (const [lv, mode] of [['lvx', '-asy'], ['lvx', '-aey'], ['lvs', '-aey']] as const) {
         const r = await h2.lvm(['lvchange', mode, `vga/${lv}`]);
-        assert.notEqual(r.code, 0, `${when}: host 2 ${mode} ${lv} must be refused`);
+        assert.equal(r.code, 5, `${when}: host 2 ${mode} ${lv} must be refused (ECMD_FAILED)`);
         assert.match(r.stderr, /LV locked by other host/, `${when}: ${r.stderr}`);
       }
     };

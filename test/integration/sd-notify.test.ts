@@ -14,9 +14,12 @@ import * as path from 'node:path';
 import { DaemonProcess, LVMLOCKD_BIN, makeTempDir, removeDir } from '../helpers/daemon-process';
 import { RawClient, lvmRequest, opResult } from '../helpers/raw-client';
 import {
-  AF_UNIX, SOCK_DGRAM, SOCK_CLOEXEC, MSG_DONTWAIT, EAGAIN,
+  AF_UNIX, SOCK_DGRAM, SOCK_CLOEXEC, MSG_DONTWAIT,
   sysSocket, sysBind, sysRecv, sysClose, pollInAsync,
 } from '../../src/util/libc';
+import { Errno } from '../../src/util/errno';
+
+const { EAGAIN } = Errno;
 import { lockspaceStatus, notifyAddress, SdNotifier } from '../../src/daemon/sd-notify';
 
 /** What systemd does: bind a datagram socket and read what arrives. */

@@ -1,6 +1,8 @@
 // The pure layers (src/core, src/leases, src/protocol) take time, randomness,
 // host names and devices from the composition root (src/daemon, src/cli): no
-// Node I/O module, no clock, no Math.random. Parsed with the TypeScript
+// Node I/O module, no clock, no Math.random. The sanlock manager (src/lm/sanlock)
+// is held to the same rule: its host name, sysfs block sizes and device check
+// come from src/daemon/sanlock-deps.ts. Parsed with the TypeScript
 // compiler, so comments and strings do not count.
 
 import { test } from 'node:test';
@@ -10,7 +12,7 @@ import * as path from 'node:path';
 import ts from 'typescript';
 import { repoRoot } from '../harness/cluster';
 
-const PURE_DIRS = ['src/core', 'src/leases', 'src/protocol'];
+const PURE_DIRS = ['src/core', 'src/leases', 'src/protocol', 'src/lm/sanlock'];
 const BANNED_MODULES = new Set(['fs', 'fs/promises', 'os', 'net', 'crypto', 'child_process', 'dgram', 'http', 'https', 'worker_threads']);
 /** Reads of the clock or of ambient randomness, as `object.property`. */
 const BANNED_CALLS = new Set(['Date.now', 'performance.now', 'process.hrtime', 'Math.random', 'crypto.getRandomValues', 'crypto.randomUUID']);
@@ -60,7 +62,7 @@ function tsFiles(dir: string): string[] {
   return out;
 }
 
-test('src/core, src/leases and src/protocol import no Node I/O module and read no clock or ambient randomness', () => {
+test('src/core, src/leases, src/protocol and src/lm/sanlock import no Node I/O module and read no clock or ambient randomness', () => {
   const root = repoRoot();
   const hits: string[] = [];
   let files = 0;

@@ -6,7 +6,8 @@
 // daemon (-A 1) can adopt them. The 8-byte val_blk (version, flags, r_version,
 // little-endian) sits at the start of the 32-byte LVB of GLLK and VGLK.
 
-import { E } from '../../core/constants';
+import { E, MAX_ARGS, VAL_BLK_VERSION, VBF_REMOVED } from '../../core/constants';
+import { Errno } from '../../util/errno';
 import type {
   InitLvRequest, InitVgRequest, JoinOptions, LockManager, LockResult, LockspaceEvents, LockspaceView,
   ManagedLockspace, PrepareResult, ResourceView, ValueBlock,
@@ -22,11 +23,8 @@ export const DLM_COMMS_PATH = '/sys/kernel/config/dlm/cluster/comms';
 
 const VG_LOCK_ARGS_MAJOR = 1;
 const ARGS_VERSION = '1.0.0';
-const MAX_ARGS = 64;
-const VAL_BLK_VERSION = 0x0101;
-const VBF_REMOVED = 0x0001;
-/** Not in the daemon's errno table (E): its name would change how results are logged. */
-const ECONNREFUSED = 111;
+/** From the errno table, not the daemon's result table E: a name added to E would change how results are logged. */
+const { ECONNREFUSED } = Errno;
 const REFRESH_CHECK_MS = 1000;
 /** lvmlockd's LD_LK_* numbers, as its messages print modes. */
 const LD_MODE = { sh: 2, ex: 3 } as const;

@@ -10,6 +10,7 @@
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
+import { Errno } from '../../util/errno';
 import {
   DLM_LVB_LEN, type CallResult, type DlmControl, type DlmKernel, type DlmLockspaceHandle, type LockBlock,
 } from './kernel';
@@ -78,7 +79,7 @@ function loadControl(n: Native): { runStart: any; runCheck: any } {
   return control;
 }
 
-const ELIBACC = 79;
+const { ELIBACC } = Errno;
 
 /**
  * Runs fn on a koffi worker thread; resolves with its return value and errno.

@@ -4,7 +4,7 @@
 // block kept as a microsecond timestamp in the lock's LVB (lvb-timestamp.ts).
 // Independent of the core's lock-manager interface; the manager adapts it.
 
-import { E, type ResourceType } from '../../core/constants';
+import { E, VAL_BLK_VERSION, type ResourceType } from '../../core/constants';
 import { IdmMode, DRIVE_MAX } from '../../ilm/protocol';
 import type { ValueBlock } from '../types';
 import { idmLockId } from './lock-id';
@@ -12,7 +12,6 @@ import { decodeTimestamp, encodeTimestamp, nextTimestamp } from './lvb-timestamp
 
 /** IDM_TIMEOUT: the membership countdown every lock asks the drives for. */
 export const IDM_TIMEOUT_MS = 60_000;
-export const VAL_BLK_VERSION = 0x0101;
 export const GL_LOCKSPACE_IDM = 'lvm_global';
 
 /** The ILM calls lvmlockd makes (IlmClient implements them). */

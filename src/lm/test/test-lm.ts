@@ -7,9 +7,7 @@ import type {
   LockspaceGlobalLock, LockspaceView, ManagedLockspace, ManagerGlobalLock, PrepareResult, ResourceView, ValueBlock,
 } from '../types';
 import { lockLvName, dmName } from '../lvm-names';
-
-const ONE_MB = 1024 * 1024;
-const LV_LOCK_BEGIN = 67;
+import { LV_LOCK_BEGIN, ONE_MB } from '../sanlock/layout';
 
 export interface TestLmHooks {
   /** Existence check of the lvmlock LV device (sanlock start stats it). */
