@@ -146,6 +146,9 @@ export function detectSectorSize(path: string): number {
   return 512;
 }
 
+/** Released read buffers kept per size (a lease acquire holds at most two at once). */
+const SPARE_COPIES_PER_SIZE = 4;
+
 export class DirectDisk implements Disk {
   readonly path: string;
   readonly sectorSize: number;
@@ -157,6 +160,14 @@ export class DirectDisk implements Disk {
   private stuck = 0;
   /** Aligned buffers not in use, by size (reused: no mmap/munmap and page faults per I/O). */
   private readonly pool = new Map<number, NativeMem[]>();
+  /**
+   * Buffers read() returned and the caller gave back with release(), by size:
+   * the next read of that size copies into one of them instead of a fresh
+   * allocation (a fresh 1 MiB buffer costs page faults on every lease read).
+   */
+  private readonly spareCopies = new Map<number, Buffer[]>();
+  /** Buffers read() returned that release() may still take back (each at most once). */
+  private readonly lent = new WeakSet<Buffer>();
   private readonly aioMode: AioMode;
   private aio: AioQueue | undefined;
   /** The queue this disk opened, kept after close() for aioStatus. */
@@ -349,9 +360,11 @@ export class DirectDisk implements Disk {
             `read ${this.path}: short read of ${n}/${length} bytes at offset ${offset} (device too small?)`,
           );
         }
-        // copy out of the aligned memory (allocUnsafe + copy: one memcpy, no fill)
-        const copy = Buffer.allocUnsafe(length);
+        // copy out of the aligned memory into a released buffer of this size,
+        // else a new one (allocUnsafe + copy: one memcpy, no fill)
+        const copy = this.spareCopies.get(length)?.pop() ?? Buffer.allocUnsafeSlow(length);
         buf.copy(copy, 0, 0, length);
+        this.lent.add(copy);
         return copy;
       })
       .catch((e: unknown) => {
@@ -397,8 +410,18 @@ export class DirectDisk implements Disk {
     return this.withTimeout(io, 'write', offset, opts);
   }
 
+  /** The caller is done with a buffer read() returned: a later read may reuse it. */
+  release(buf: Buffer): void {
+    if (!this.lent.delete(buf)) return; // not ours, or released already
+    const free = this.spareCopies.get(buf.length) ?? [];
+    if (free.length >= SPARE_COPIES_PER_SIZE) return;
+    free.push(buf);
+    this.spareCopies.set(buf.length, free);
+  }
+
   async close(): Promise<void> {
     if (this.fd === undefined) return;
+    this.spareCopies.clear();
     const fd = this.fd;
     this.fd = undefined;
     for (const free of this.pool.values()) for (const b of free) loadNative().free(b.ptr);
