@@ -16,6 +16,13 @@ import { performance } from 'node:perf_hooks';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { formatRequest } from '../src/protocol/config-tree';
 
+export interface ClientTarget {
+  lv: string;
+  lvUuid: string;
+  lockType: 'dlm' | 'sanlock';
+  lvArgs: string;
+}
+
 export interface ClientJob {
   label: string;
   sockPath: string;
@@ -30,7 +37,9 @@ export interface ClientJob {
   vg: string;
   vgLockArgs: string;
   /** one LV for every client (default: a test-mode dlm LV per client, see lvUuid) */
-  target?: { lv: string; lvUuid: string; lockType: 'dlm' | 'sanlock'; lvArgs: string };
+  target?: ClientTarget;
+  /** client i locks targets[i % length] (overrides target): real LVs, one per client */
+  targets?: ClientTarget[];
 }
 
 export interface ClientResult {
@@ -167,9 +176,10 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
     };
 
     const startClient = (idx: number, sock: net.Socket): void => {
-      const lvName = job.target?.lv ?? (job.contended ? 'lvhot' : `lv${idx}`);
-      const target: LockLvTarget = job.target
-        ? { vg: job.vg, lv: lvName, lvUuid: job.target.lvUuid, lockType: job.target.lockType, vgArgs: job.vgLockArgs, lvArgs: job.target.lvArgs }
+      const given = job.targets?.length ? job.targets[idx % job.targets.length] : job.target;
+      const lvName = given?.lv ?? (job.contended ? 'lvhot' : `lv${idx}`);
+      const target: LockLvTarget = given
+        ? { vg: job.vg, lv: lvName, lvUuid: given.lvUuid, lockType: given.lockType, vgArgs: job.vgLockArgs, lvArgs: given.lvArgs }
         : { vg: job.vg, lv: lvName, lvUuid: lvUuid(job.tag, job.contended ? 999 : idx), lockType: 'dlm', vgArgs: job.vgLockArgs, lvArgs: 'dlm' };
       const ex = lockLvFrame(target, 'ex');
       const un = lockLvFrame(target, 'un');

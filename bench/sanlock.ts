@@ -24,7 +24,7 @@
 // exit status. A failed command or daemon fails the section (exit status 1 of
 // `npm run bench`, as for the other sections).
 //
-//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 25] [--raw-reps 50] [--local-seconds 5] [--budget 300] [--keep]
+//   node dist/bench/sanlock.js [--io 1] [--starts 5] [--lv-reps 25] [--raw-reps 50] [--local-seconds 5] [--local-clients 1,8] [--budget 300] [--keep]
 //   --budget (env SANLOCK_BENCH_BUDGET_S, default 300 s): the section's time
 //   budget; the loops are cut short (and say so) when it runs out.
 // Also: CPU time of each side's lock processes during the raw phase, per request.
@@ -37,6 +37,7 @@ import { sleep, descendants } from '../test/harness/exec';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
 import { lockLvFrame, runClient } from './lockd';
+import type { ClientTarget } from './lockd-client';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -49,6 +50,8 @@ export interface SanlockBenchOptions {
   rawReps: number;
   /** seconds of the local-path loop per side */
   localSeconds: number;
+  /** client counts of the local-path loop; each client locks an LV of its own */
+  localClients: number[];
   /** time budget of the whole section, seconds */
   budgetSeconds: number;
   /** keep the cluster's temp dir (logs) */
@@ -62,12 +65,20 @@ export const SANLOCK_DEFAULTS: SanlockBenchOptions = {
   lvReps: 25,
   rawReps: 50,
   localSeconds: 5,
+  localClients: [1, 8],
   budgetSeconds: Number(process.env.SANLOCK_BENCH_BUDGET_S ?? 300),
   keep: false,
   verbose: true,
 };
 
 type Side = 'ours' | 'c';
+
+interface LocalResult {
+  opsPerSec: number;
+  p50us: number;
+  cpuPerOpUs: number;
+  ops: number;
+}
 const SIDES: Side[] = ['ours', 'c'];
 /** hosts per side: A and B hand the LV lease to each other; B, C, D give the first-start samples */
 const PER_SIDE = 4;
@@ -83,6 +94,8 @@ interface SideSetup {
   lvUuid: string;
   lvArgs: string;
   vgArgs: string;
+  /** one LV per client of the local-path loop (the first is lv) */
+  localLvs: ClientTarget[];
 }
 
 interface SideResults {
@@ -97,12 +110,12 @@ interface SideResults {
   /** CPU seconds of the side's lock processes during the raw phase (both hosts) */
   rawCpuS: number;
   rawWallS: number;
-  /** local path: the load generator of bench/lockd.ts, one client, ex/un of an LV on one host, nobody else using it */
-  local: { opsPerSec: number; p50us: number; cpuPerOpUs: number; ops: number } | null;
+  /** local path: the load generator of bench/lockd.ts, N clients, each ex/un of its own LV on one host, nobody else using them */
+  local: Map<number, LocalResult>;
 }
 
 function emptyResults(): SideResults {
-  return { vgcreateMs: NaN, firstStartMs: [], restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [], rawCpuS: NaN, rawWallS: NaN, local: null };
+  return { vgcreateMs: NaN, firstStartMs: [], restartMs: [], stopMs: [], lvAcquireMs: [], lvReleaseMs: [], rawExMs: [], rawUnMs: [], rawCpuS: NaN, rawWallS: NaN, local: new Map() };
 }
 
 // ---------------------------------------------------------------- helpers
@@ -268,8 +281,26 @@ export function sanlockPrerequisites(): string | null {
   return null;
 }
 
+/** A knob value the bench cannot run with. */
+export class SanlockBenchUsage extends Error {}
+
+/** The first bad knob value, as a sentence, or null. */
+export function sanlockOptionsProblem(o: SanlockBenchOptions): string | null {
+  const counts: Array<[string, number]> = [['--starts', o.starts], ['--lv-reps', o.lvReps], ['--raw-reps', o.rawReps]];
+  for (const [name, v] of counts) if (!Number.isInteger(v) || v < 0) return `${name} must be a whole number >= 0, not ${v}`;
+  const secs: Array<[string, number]> = [['--io', o.io], ['--local-seconds', o.localSeconds], ['--budget', o.budgetSeconds]];
+  for (const [name, v] of secs) if (!Number.isFinite(v) || v <= 0) return `${name} must be a number of seconds > 0, not ${v}`;
+  if (!Number.isInteger(o.io)) return `--io must be a whole number of seconds (sanlock's io_timeout), not ${o.io}`;
+  if (!o.localClients.length || o.localClients.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) {
+    return `--local-clients must be a comma-separated list of client counts from 1 to 64, not ${o.localClients.join(',')}`;
+  }
+  return null;
+}
+
 export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): Promise<string> {
   const o: SanlockBenchOptions = { ...SANLOCK_DEFAULTS, ...opts };
+  const problem = sanlockOptionsProblem(o);
+  if (problem) throw new SanlockBenchUsage(`sanlock bench: ${problem}`);
   const missing = sanlockPrerequisites();
   if (missing) return `sanlock bench: skipped, ${missing}.\n`;
   const started = Date.now();
@@ -283,8 +314,11 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
   let failure: Error | null = null;
   let c: Cluster | null = null;
   const raw: RawClient[] = [];
+  // the lvmlock LV (256 MiB) and VG metadata, then 8 MiB for lv1 and 4 MiB per further local-path LV
+  const maxLocal = Math.max(1, ...o.localClients);
+  const diskMiB = Math.max(512, 256 + 32 + 8 + 4 * maxLocal + 64);
   try {
-    c = await Cluster.create({ hosts: 2 * PER_SIDE, disks: [{ sizeMiB: 512 }, { sizeMiB: 512 }], name: 'bench-sanlock', keep: o.keep, commandTimeoutMs: 120_000 });
+    c = await Cluster.create({ hosts: 2 * PER_SIDE, disks: [{ sizeMiB: diskMiB }, { sizeMiB: diskMiB }], name: 'bench-sanlock', keep: o.keep, commandTimeoutMs: 120_000 });
     const cl = c;
     log(`cluster up (${cl.dir}); io_timeout ${io}`);
     for (let i = 1; i <= PER_SIDE; i++) await cl.host(i).startDaemon({ kind: 'ts', args: ['-o', io], debug: false });
@@ -294,8 +328,8 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
     }
     const hostsOf = (k: number) => Array.from({ length: PER_SIDE }, (_, j) => cl.host(k * PER_SIDE + j + 1));
     const setups: Record<Side, SideSetup> = {
-      ours: { side: 'ours', vg: 'bso', lv: 'lv1', a: cl.host(1), b: cl.host(2), others: hostsOf(0).slice(2), lvUuid: '', lvArgs: '', vgArgs: '' },
-      c: { side: 'c', vg: 'bsc', lv: 'lv1', a: cl.host(PER_SIDE + 1), b: cl.host(PER_SIDE + 2), others: hostsOf(1).slice(2), lvUuid: '', lvArgs: '', vgArgs: '' },
+      ours: { side: 'ours', vg: 'bso', lv: 'lv1', a: cl.host(1), b: cl.host(2), others: hostsOf(0).slice(2), lvUuid: '', lvArgs: '', vgArgs: '', localLvs: [] },
+      c: { side: 'c', vg: 'bsc', lv: 'lv1', a: cl.host(PER_SIDE + 1), b: cl.host(PER_SIDE + 2), others: hostsOf(1).slice(2), lvUuid: '', lvArgs: '', vgArgs: '', localLvs: [] },
     };
 
     // -- set-up: VG (timed, for information), LV, first start on the second host
@@ -315,6 +349,16 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
       s.lvUuid = m[1]!;
       s.lvArgs = m[2]!;
       s.vgArgs = vgs.stdout.trim();
+      s.localLvs = [{ lv: s.lv, lvUuid: s.lvUuid, lockType: 'sanlock', lvArgs: s.lvArgs }];
+      for (let i = 2; i <= maxLocal; i++) {
+        const name = `lvl${i}`;
+        await timed(s.a, ['lvcreate', '-an', '-n', name, '-L', '4M', s.vg], 'lvcreate');
+        const r = await s.a.lvm(['lvs', '--noheadings', '-o', 'lv_uuid,lock_args', `${s.vg}/${name}`]);
+        const mm = /^\s*(\S{38})\s+(\S+)\s*$/.exec(r.stdout);
+        if (r.code !== 0 || !mm) throw new CommandFailed(`${side}: cannot read lv_uuid/lock_args of ${name}: ${r.stdout}${r.stderr}`);
+        s.localLvs.push({ lv: name, lvUuid: mm[1]!, lockType: 'sanlock', lvArgs: mm[2]! });
+      }
+      if (maxLocal > 1) log(`${side}: ${maxLocal - 1} more LVs for the local-path clients`);
     }
     // first starts: every host but A starts the lockspace once (its host_id record was never written)
     for (let j = 0; j < PER_SIDE - 1; j++) {
@@ -397,19 +441,24 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
 
     // -- (b3) local path: host A locks and unlocks the LV over and over (its host_id is held, the
     // lease was last held by A itself, no other host asks), with the lock_lv bench's load generator
-    for (const side of SIDES) {
-      const s = setups[side];
-      if (left() < 15 + o.localSeconds) { notes.push(`local lock_lv ${side}: skipped (time budget)`); continue; }
-      const cpu0 = sideCpuSeconds(s);
-      const r = await runClient({
-        label: `${side} local`, sockPath: s.a.hostPath('/run/lvm/lvmlockd.socket'), daemonPid: s.a.daemon!.pid,
-        clients: 1, contended: false, tag: 0, warmupSeconds: 0, seconds: o.localSeconds, maxOps: 1_000_000,
-        vg: s.vg, vgLockArgs: s.vgArgs, target: { lv: s.lv, lvUuid: s.lvUuid, lockType: 'sanlock', lvArgs: s.lvArgs },
-      });
-      const cpu = sideCpuSeconds(s) - cpu0;
-      res[side].local = { opsPerSec: r.ops / r.seconds, p50us: r.p50us, cpuPerOpUs: 1e6 * cpu / Math.max(1, r.ops), ops: r.ops };
+    for (const [k, n] of o.localClients.entries()) {
+      const order = k % 2 === 0 ? SIDES : [...SIDES].reverse();
+      for (const side of order) {
+        const s = setups[side];
+        if (left() < 15 + o.localSeconds) { notes.push(`local lock_lv ${side} x${n}: skipped (time budget)`); continue; }
+        const cpu0 = sideCpuSeconds(s);
+        const r = await runClient({
+          label: `${side} local x${n}`, sockPath: s.a.hostPath('/run/lvm/lvmlockd.socket'), daemonPid: s.a.daemon!.pid,
+          clients: n, contended: false, tag: 0, warmupSeconds: 0, seconds: o.localSeconds, maxOps: 1_000_000,
+          vg: s.vg, vgLockArgs: s.vgArgs, targets: s.localLvs.slice(0, n),
+        });
+        const cpu = sideCpuSeconds(s) - cpu0;
+        const refused = r.results.filter(([rv]) => rv !== 0).reduce((a, [, c]) => a + c, 0);
+        if (refused) throw new CommandFailed(`${side} local x${n}: ${refused} lock_lv replies were not op_result 0 (${JSON.stringify(r.results)})`);
+        res[side].local.set(n, { opsPerSec: r.ops / r.seconds, p50us: r.p50us, cpuPerOpUs: 1e6 * cpu / Math.max(1, r.ops), ops: r.ops });
+      }
+      log(`local lock_lv x${n}: ${res.ours.local.get(n)?.ops ?? 0} / ${res.c.local.get(n)?.ops ?? 0} round trips`);
     }
-    log(`local lock_lv: ${res.ours.local?.ops ?? 0} / ${res.c.local?.ops ?? 0} round trips`);
   } catch (e) {
     failure = e instanceof Error ? e : new Error(String(e));
   } finally {
@@ -488,10 +537,12 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
   out.push('');
   out.push(`raw lock_lv phase, CPU of the lock processes of both hosts (ours: lvmlockd; C: lvmlockd + sanlock daemon; includes their lease renewals):`);
   out.push(`  ours ${cpuLine('ours')}; C ${cpuLine('c')}  (clock ticks of 10 ms: a rough figure)`);
-  const lo = res.ours.local, lc = res.c.local;
-  const localLine = (l: SideResults['local']) => l ? `${Math.round(l.opsPerSec)} round trips/s, p50 ${fmtMs(l.p50us / 1000)}, ${fmtMs(l.cpuPerOpUs / 1000)} CPU per round trip` : '-';
-  out.push(`local lock_lv (host A only, its own lease, ${o.localSeconds} s, 1 client of bench/lockd-client.ts, ex/un loop; CPU of the side's lock processes on both hosts):`);
-  out.push(`  ours ${localLine(lo)}; C ${localLine(lc)}${lo && lc ? `; ours/C ops/s ${(lo.opsPerSec / lc.opsPerSec).toFixed(2)}x, CPU per round trip ${(lo.cpuPerOpUs / lc.cpuPerOpUs).toFixed(2)}x` : ''}`);
+  const localLine = (l: LocalResult | undefined) => l ? `${Math.round(l.opsPerSec)} round trips/s, p50 ${fmtMs(l.p50us / 1000)}, ${fmtMs(l.cpuPerOpUs / 1000)} CPU per round trip` : '-';
+  out.push(`local lock_lv (host A only, its own leases, ${o.localSeconds} s, N clients of bench/lockd-client.ts each with an LV of its own, ex/un loop; CPU of the side's lock processes on both hosts):`);
+  for (const n of o.localClients) {
+    const lo = res.ours.local.get(n), lc = res.c.local.get(n);
+    out.push(`  x${n}: ours ${localLine(lo)}; C ${localLine(lc)}${lo && lc ? `; ours/C ops/s ${(lo.opsPerSec / lc.opsPerSec).toFixed(2)}x, CPU per round trip ${(lo.cpuPerOpUs / lc.cpuPerOpUs).toFixed(2)}x` : ''}`);
+  }
   out.push('');
   out.push('p50 = median (nearest rank); p90 shown from 5 samples up. lock-start/-stop: wall time of `vgchange`; first = the first start on');
   out.push('hosts 2-4 of a side right after vgcreate on host 1; restart = `--lock-start` on host 2 after `--lock-stop` (daemon running, lockspace');
@@ -520,10 +571,15 @@ if (require.main === module) {
   if (num('--lv-reps') !== undefined) o.lvReps = num('--lv-reps')!;
   if (num('--raw-reps') !== undefined) o.rawReps = num('--raw-reps')!;
   if (num('--local-seconds') !== undefined) o.localSeconds = num('--local-seconds')!;
+  if (argValue(argv, '--local-clients') !== undefined) o.localClients = argValue(argv, '--local-clients')!.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
   if (num('--budget') !== undefined) o.budgetSeconds = num('--budget')!;
   runSanlockBench(o).then((t) => { process.stdout.write(t); }, (e: unknown) => {
     if (e instanceof SanlockBenchFailure) process.stdout.write(e.report);
-    else process.stderr.write(`sanlock bench failed: ${(e as Error).stack ?? String(e)}\n`);
+    else if (e instanceof SanlockBenchUsage) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    } else process.stderr.write(`sanlock bench failed: ${(e as Error).stack ?? String(e)}\n`);
     process.exitCode = 1;
   });
 }
