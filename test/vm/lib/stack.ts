@@ -138,17 +138,30 @@ logging {
 
 /**
  * A fence agent for dlm_controld (fence_all) that fences nothing: it appends
- * the request dlm_controld gives it on stdin (node=<id> ...) and the guest's
- * uptime to /out/fence.log, and reports success, so a test can see that
- * recovery waited for fencing.
+ * the request dlm_controld gives it on stdin (node=<id> ...) with the guest's
+ * wall-clock time (epoch seconds) to /out/fence.log when it starts, waits
+ * `delayS` seconds (so that a test can see recovery wait for it), appends a
+ * "done" line and reports success.
  */
 export const RECORDING_FENCE_AGENT = '/usr/local/sbin/fence_record';
-const RECORDING_FENCE_SCRIPT = `#!/bin/sh
+function recordingFenceScript(delayS: number): string {
+  return `#!/bin/sh
 req=$(tr '\\n' ' ')
-echo "fence $req uptime $(cut -d' ' -f1 /proc/uptime)" >> /out/fence.log
+echo "fence start $req epoch $(date +%s.%N) uptime $(cut -d' ' -f1 /proc/uptime)" >> /out/fence.log
+sync
+sleep ${delayS}
+echo "fence done $req epoch $(date +%s.%N) uptime $(cut -d' ' -f1 /proc/uptime)" >> /out/fence.log
 sync
 exit 0
 `;
+}
+
+export interface DlmStackOptions {
+  /** The agent dlm_controld runs (fence_all) before it recovers from a node failure; none: fencing disabled. */
+  fenceAgent?: string;
+  /** How long RECORDING_FENCE_AGENT takes (default 0 s). */
+  fenceDelayS?: number;
+}
 
 /**
  * corosync + dlm_controld on every VM; waits for quorum and the dlm daemons.
@@ -156,14 +169,16 @@ exit 0
  * run before it recovers from a node failure (RECORDING_FENCE_AGENT is
  * installed by this function).
  */
-export async function startDlmStack(c: VmCluster, o: { fenceAgent?: string } = {}): Promise<void> {
+export async function startDlmStack(c: VmCluster, o: DlmStackOptions = {}): Promise<void> {
   const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
   await Promise.all(c.vms.map(async (vm) => {
     if (o.fenceAgent === RECORDING_FENCE_AGENT) {
-      await vm.writeFile(RECORDING_FENCE_AGENT, RECORDING_FENCE_SCRIPT);
+      await vm.writeFile(RECORDING_FENCE_AGENT, recordingFenceScript(o.fenceDelayS ?? 0));
       await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
     }
+    // fence_all is a dlm.conf setting (dlm_controld has no such command-line option)
     if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
+    else await vm.sh('rm -f /etc/dlm/dlm.conf');
   }));
   const conf = corosyncConf(c);
   await Promise.all(c.vms.map(async (vm) => {
@@ -188,27 +203,6 @@ async function startDlmControld(vm: Vm, fencing: string[]): Promise<void> {
     const why = await vm.sh('pidof dlm_controld; dlm_tool status 2>&1 | head -20; tail -20 /out/dlm_controld.log');
     throw new Error(`${(e as Error).message}\n--- dlm_controld ${fencing.join(' ')}:\n${why.stdout}${why.stderr}`);
   }
-}
-
-/**
- * Restart dlm_controld on every VM (no lockspace may be in use), with fencing
- * through `fenceAgent` (RECORDING_FENCE_AGENT is installed here) or without.
- */
-export async function restartDlmControld(c: VmCluster, o: { fenceAgent?: string } = {}): Promise<void> {
-  if (o.fenceAgent === RECORDING_FENCE_AGENT) {
-    await Promise.all(c.vms.map(async (vm) => {
-      await vm.writeFile(RECORDING_FENCE_AGENT, RECORDING_FENCE_SCRIPT);
-      await vm.shOk(`chmod 755 ${RECORDING_FENCE_AGENT}`);
-    }));
-  }
-  // fence_all is a dlm.conf setting (dlm_controld has no such command-line option)
-  const fencing = o.fenceAgent ? ['--enable_fencing', '1'] : ['--enable_fencing', '0'];
-  await Promise.all(c.vms.map(async (vm) => {
-    await vm.sh('for p in $(pidof dlm_controld); do kill $p; done; for i in $(seq 50); do pidof dlm_controld >/dev/null || break; sleep 0.2; done');
-    if (o.fenceAgent) await vm.writeFile('/etc/dlm/dlm.conf', `fence_all ${o.fenceAgent}\n`);
-    else await vm.sh('rm -f /etc/dlm/dlm.conf');
-  }));
-  await Promise.all(c.vms.map((vm) => startDlmControld(vm, fencing)));
 }
 
 /** lvm command in the guest (no shell). */
