@@ -186,8 +186,26 @@ class Tool {
   }
 
   async drop(c: LvmlockdConnection): Promise<number> {
-    this.sysWarn(`Dropping locks for VG ${this.o.vgName}.`);
-    return this.vgRequest(c, 'drop_vg');
+    const vg = this.o.vgName ?? '';
+    this.sysWarn(`Dropping locks for VG ${vg}.`);
+    const reply = await this.sendRequest(c, 'drop_vg', [['vg_name', vg]]);
+    const [ok, result] = this.result(reply);
+    if (!ok) {
+      this.log(`lvmlockd result ${result}`);
+      return result;
+    }
+    // C's lvmlockctl ignores op_result here. Our daemon refuses a drop that would
+    // release the locks of LVs still locked on this host (only C drops them, see the
+    // README's deliberate differences); saying nothing would let the administrator
+    // believe the locks are gone.
+    if (result === -Errno.EBUSY) {
+      this.env.stderr(
+        `lvmlockd kept the locks of VG ${vg}: LVs in it are still locked on this host. ` +
+          `Deactivate them (or run lvmlockctl --kill ${vg} first when the VG lost its lock storage), then drop again.\n`,
+      );
+      return result;
+    }
+    return 0;
   }
 
   async stopLockspaces(c: LvmlockdConnection): Promise<number> {

@@ -116,6 +116,19 @@ test('-D, -r: disable_gl / drop_vg requests; -e sends the drop notice to stderr'
   } finally { await f.close(); }
 });
 
+test('--drop refused by the daemon (EBUSY: LVs still locked): said on stderr, non-zero exit; other results exit 0 as C', async () => {
+  let r = -16;
+  const f = await fakeDaemon(() => ({ reply: OP_REPLY(21, r) }));
+  try {
+    const a = await runCli(f, ['-e', '--drop', 'vgB']);
+    assert.equal(a.rv, -16);
+    assert.match(a.stderr, /^Dropping locks for VG vgB\.\nlvmlockd kept the locks of VG vgB: LVs in it are still locked on this host\. .*lvmlockctl --kill vgB/);
+    r = -210; // no lockspace: C's lvmlockctl says nothing and exits 0, and so do we
+    const b = await runCli(f, ['-e', '--drop', 'vgB']);
+    assert.deepEqual(b, { rv: 0, stdout: '', stderr: 'Dropping locks for VG vgB.\n', syslog: [] });
+  } finally { await f.close(); }
+});
+
 test('reply problems: no op_result, bad response, connection closed', async () => {
   let mode = 0;
   const f = await fakeDaemon(() => {
