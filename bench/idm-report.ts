@@ -40,6 +40,11 @@ export function parseLvDevices(text: string): string[] {
   return out;
 }
 
+/** The IDM VG of each emulated drive, in disk order: VG vgi<N> gets the next N disks; j = index in its VG. */
+export function driveOwners(drives: readonly number[]): Array<{ vg: string; j: number }> {
+  return drives.flatMap((n) => Array.from({ length: n }, (_, j) => ({ vg: `vgi${n}`, j })));
+}
+
 /** `--kill-drive N:I:S`: kill drive I (0-based) of the N-drive VG S seconds into the measurements. */
 export interface KillDrive {
   drives: number;

@@ -34,7 +34,7 @@ import { IdmRig } from '../test/helpers/idm-rig';
 import { runClient } from './lockd';
 import type { LockType } from './lockd-client';
 import { ProcessWatch, ProcessDied, exitStatus } from './proc-watch';
-import { emptyResult, formatIdmReport, parseLvDevices, parseKillDrive, type ConfigResult, type KillDrive } from './idm-report';
+import { driveOwners, emptyResult, formatIdmReport, parseLvDevices, parseKillDrive, type ConfigResult, type KillDrive } from './idm-report';
 
 export interface IdmBenchOptions {
   /** drive counts of the IDM VGs */
@@ -172,11 +172,11 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
     const cl = cluster;
     rig = new IdmRig();
     const mapLines: string[] = [];
-    for (let i = 0; i < idmDisks; i++) {
+    for (const [i, { vg, j }] of driveOwners(o.drives).entries()) {
       const sock = await rig.startDrive(i);
       mapLines.push(`${cl.disks[i]!.path} ${sock}`);
       const proc = rig.drives[i]!.proc!;
-      watch.watch(`emulated drive ${i} (${cl.disks[i]!.path}, pid ${proc.pid})`, proc.exited, () => exitStatus(proc.proc));
+      watch.watch(`emulated drive ${j} of ${vg} (${cl.disks[i]!.path}, pid ${proc.pid})`, proc.exited, () => exitStatus(proc.proc));
     }
     const driveMap = path.join(rig.dir, 'drives.map');
     fs.writeFileSync(driveMap, mapLines.join('\n') + '\n');

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseLvDevices, parseKillDrive, formatIdmReport, rawOpsPerSec, emptyResult, type ReportContext } from '../../bench/idm-report';
+import { driveOwners, parseLvDevices, parseKillDrive, formatIdmReport, rawOpsPerSec, emptyResult, type ReportContext } from '../../bench/idm-report';
 
 test('parseLvDevices: the PVs of `lvs -o devices`, each once, in the printed order', () => {
   assert.deepEqual(parseLvDevices('  /dev/loop1(0),/dev/loop2(0),/dev/loop3(0)\n'), ['/dev/loop1', '/dev/loop2', '/dev/loop3']);
@@ -20,6 +20,12 @@ test('parseKillDrive: N:I:S with the drive index below the VG\'s drive count', (
   assert.throws(() => parseKillDrive('0:0:1'), /at least one drive/);
   assert.throws(() => parseKillDrive('3:1'), /N:I:S/);
   assert.throws(() => parseKillDrive('a:1:2'), /N:I:S/);
+});
+
+test('driveOwners: VG vgi<N> gets the next N disks, in the order of the drive counts', () => {
+  assert.deepEqual(driveOwners([1, 3]), [{ vg: 'vgi1', j: 0 }, { vg: 'vgi3', j: 0 }, { vg: 'vgi3', j: 1 }, { vg: 'vgi3', j: 2 }]);
+  assert.equal(driveOwners([1, 3, 5]).length, 9);
+  assert.deepEqual(driveOwners([]), []);
 });
 
 const CTX: ReportContext = {
