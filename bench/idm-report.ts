@@ -18,10 +18,12 @@ export interface ConfigResult {
   rawUnUs: number[];
   /** measured seconds of the raw loops (all rounds) */
   rawSeconds: number;
+  /** CPU seconds over the raw loops: host A's lvmlockd, host A's ILM, the VG's drive processes */
+  rawCpu: { lvmlockd: number; ilm: number; drives: number };
 }
 
 export function emptyResult(name: string, drives: number): ConfigResult {
-  return { name, drives, lvAcquireMs: [], lvReleaseMs: [], rawExUs: [], rawUnUs: [], rawSeconds: 0 };
+  return { name, drives, lvAcquireMs: [], lvReleaseMs: [], rawExUs: [], rawUnUs: [], rawSeconds: 0, rawCpu: { lvmlockd: 0, ilm: 0, drives: 0 } };
 }
 
 /**
@@ -141,6 +143,15 @@ export function formatIdmReport(results: ConfigResult[], ctx: ReportContext): st
       const cells = COLUMNS.map((c) => `${c.head} ${ratio(c.pick(r).p50, c.pick(base).p50)}`);
       out.push(`  ${pad(r.name, 8, false)} ${cells.join(', ')}, lock_lv/s ${ratio(rawOpsPerSec(r), rawOpsPerSec(base))}`);
     }
+  }
+  out.push('');
+  out.push('CPU per lock_lv round trip over the lock_lv loops (host A\'s lvmlockd / its ILM / the VG\'s drive processes; 10 ms ticks):');
+  for (const r of results) {
+    const n = r.rawExUs.length + r.rawUnUs.length;
+    const per = (s: number) => (n ? fmtMs(1000 * s / n) : '-');
+    const total = r.rawCpu.lvmlockd + r.rawCpu.ilm + r.rawCpu.drives;
+    out.push(`  ${pad(r.name, 8, false)} ${per(r.rawCpu.lvmlockd)} / ${r.drives ? per(r.rawCpu.ilm) : '-'} / ${r.drives ? per(r.rawCpu.drives) : '-'}` +
+      `, together ${per(total)} of ${n ? fmtMs(1000 * r.rawSeconds / n) : '-'} wall time per round trip`);
   }
   out.push('');
   out.push(`lvchange: host A -aey, -an, host B -aey, -an, ${ctx.lvReps} times per config (configs take turns), wall time of the lvm command;`);

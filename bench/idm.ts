@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { Cluster, type Host } from '../test/harness/cluster';
 import { IdmRig } from '../test/helpers/idm-rig';
 import { runClient } from './lockd';
-import type { LockType } from './lockd-client';
+import { cpuSeconds, type LockType } from './lockd-client';
 import { ProcessWatch, ProcessDied, exitStatus } from './proc-watch';
 import { driveOwners, emptyResult, formatIdmReport, parseLvDevices, parseKillDrive, type ConfigResult, type KillDrive } from './idm-report';
 
@@ -144,6 +144,16 @@ async function readLvFacts(cfg: Config): Promise<void> {
   if ([...devs].sort().join(' ') !== want) {
     throw new CommandFailed(`${cfg.res.name}: ${cfg.vg}/${cfg.lv} is on ${devs.join(' ')}, not on every PV of the VG (${want})`);
   }
+}
+
+/** CPU seconds so far of a config's lock processes: host A's lvmlockd and ILM, the VG's drives. */
+function configCpu(cfg: Config, rig: IdmRig | null): ConfigResult['rawCpu'] {
+  const of = (pid: number | undefined) => (pid === undefined ? 0 : cpuSeconds(pid));
+  return {
+    lvmlockd: of(cfg.a.daemon?.pid),
+    ilm: cfg.lockType === 'idm' ? of(cfg.a.ilm?.pid) : 0,
+    drives: cfg.driveIdx.reduce((t, i) => t + of(rig?.drives[i]?.proc?.pid), 0),
+  };
 }
 
 export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<string> {
@@ -267,15 +277,20 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
     for (let round = 0; round < o.rawRounds; round++) {
       const order = round % 2 === 0 ? configs : [...configs].reverse();
       for (const cfg of order) {
+        const cpu0 = configCpu(cfg, rig);
         const r = await watch.race(runClient({
           label: `${cfg.res.name} lock_lv`, sockPath: cfg.a.hostPath(SOCKET), daemonPid: cfg.a.daemon!.pid,
-          clients: 1, contended: false, tag: 0, warmupSeconds: 0.2, seconds: o.rawSeconds, maxOps: 1_000_000,
+          clients: 1, contended: false, tag: 0, warmupSeconds: 0, seconds: o.rawSeconds, maxOps: 1_000_000,
           vg: cfg.vg, vgLockArgs: cfg.vgArgs, keepSamples: true,
           target: { lv: cfg.lv, lvUuid: cfg.lvUuid, lockType: cfg.lockType, lvArgs: cfg.lvArgs, pvs: cfg.lockType === 'idm' ? cfg.pvs : [] },
         }));
         if (!r.samples || r.samples.length !== r.ops) throw new Error(`${cfg.res.name}: the load generator returned ${r.samples?.length ?? 'no'} samples for ${r.ops} round trips`);
         for (const [us, ex] of r.samples) (ex ? cfg.res.rawExUs : cfg.res.rawUnUs).push(us);
         cfg.res.rawSeconds += r.seconds;
+        const cpu1 = configCpu(cfg, rig);
+        cfg.res.rawCpu.lvmlockd += cpu1.lvmlockd - cpu0.lvmlockd;
+        cfg.res.rawCpu.ilm += cpu1.ilm - cpu0.ilm;
+        cfg.res.rawCpu.drives += cpu1.drives - cpu0.drives;
         watch.check();
       }
     }

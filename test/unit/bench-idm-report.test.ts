@@ -45,6 +45,7 @@ test('formatIdmReport: one row per config with p50 / p90 (n), the ratios to sanl
     lvAcquireMs: [200, 220, 240, 260, 280, 300, 320, 340, 360, 380],
     lvReleaseMs: [100, 100, 100, 100, 100],
     rawExUs: [4000, 5000, 6000], rawUnUs: [2000, 3000], rawSeconds: 1,
+    rawCpu: { lvmlockd: 0.005, ilm: 0.0025, drives: 0.01 },
   };
   const san = {
     ...emptyResult('sanlock', 0),
@@ -60,6 +61,9 @@ test('formatIdmReport: one row per config with p50 / p90 (n), the ratios to sanl
   // -aey p50 = 280 ms (5th of 10), p90 = 360 ms (9th); -an 100 / 100; ex 5.00 / 6.00 ms; un 2.00 / 3.00 ms; 5 round trips / 1 s
   assert.match(row, /280 ms \/ 360 ms \(10\)\s+100 ms \/ 100 ms \(5\)\s+5\.00 ms \/ 6\.00 ms \(3\)\s+2\.00 ms \/ 3\.00 ms \(2\)\s+5$/);
   assert.match(text, /idm x3\s+lvchange -aey 2\.00x, lvchange -an 2\.00x, lock_lv ex 2\.00x, lock_lv un 2\.00x, lock_lv\/s 0\.50x/);
+  // CPU per round trip: 5 ms / 5, 2.5 ms / 5, 10 ms / 5; wall 1 s / 5; sanlock has no ILM or drives
+  assert.match(text, /^  idm x3   1\.00 ms \/ 0\.50 ms \/ 2\.00 ms, together 3\.50 ms of 200 ms wall time per round trip$/m);
+  assert.match(text, /^  sanlock  0\.00 ms \/ - \/ -, together 0\.00 ms of 100 ms wall time per round trip$/m);
   assert.match(text, /note: FAULT INJECTED \(test\)/);
 });
 
