@@ -302,7 +302,7 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
     if (killTimer) clearTimeout(killTimer);
     // a death seen before the clean-up explains whatever failed after it
     if (watch.deaths.length && !(failure instanceof ProcessDied)) {
-      failure = new ProcessDied(watch.deaths.concat(failure ? [`then: ${failure.message}`] : []));
+      failure = new ProcessDied(watch.deaths, failure?.message);
     }
     watch.disarm();
     if (cluster) {

@@ -5,8 +5,9 @@
 // would silently be those of a smaller set. Tested in test/unit/bench-proc-watch.test.ts.
 
 export class ProcessDied extends Error {
-  constructor(readonly deaths: readonly string[]) {
-    super(`${deaths.join('; ')} during the run`);
+  /** `failedNext`: the error that surfaced after the death (a lock refused, an lvm command failing) */
+  constructor(readonly deaths: readonly string[], failedNext?: string) {
+    super(`${deaths.join('; ')} during the run${failedNext ? `; what failed next: ${failedNext}` : ''}`);
     this.name = 'ProcessDied';
   }
 }

@@ -57,6 +57,12 @@ test('race() refuses to start once a death was seen; ends after disarm() are cle
   assert.deepEqual(w.deaths, ['drive 0 exited (signal SIGKILL)']);
 });
 
+test('ProcessDied names the deaths and, when given, what failed after them', () => {
+  assert.equal(new ProcessDied(['drive 0 exited (code 1)']).message, 'drive 0 exited (code 1) during the run');
+  assert.equal(new ProcessDied(['a exited (code 1)', 'b exited (code 2)'], 'lvchange exited 5').message,
+    'a exited (code 1); b exited (code 2) during the run; what failed next: lvchange exited 5');
+});
+
 test('exitStatus names the signal or the exit code', () => {
   assert.equal(exitStatus({ exitCode: null, signalCode: 'SIGKILL' }), 'signal SIGKILL');
   assert.equal(exitStatus({ exitCode: 3, signalCode: null }), 'code 3');
