@@ -118,8 +118,9 @@ export function rawOpsPerSec(r: ConfigResult): number {
 
 export function formatIdmReport(results: ConfigResult[], ctx: ReportContext): string {
   const out: string[] = [];
-  out.push(`IDM VGs (our lvmlockd + our ILM + emulated drives over their sockets) vs a sanlock VG (our lvmlockd, -o ${ctx.io}), ` +
-    `same run; ${ctx.date}, commit ${ctx.commit}, ${ctx.cpus} CPUs, node ${ctx.node}`);
+  const vs = results.some((r) => r.drives === 0) ? ` vs a sanlock VG (our lvmlockd, -o ${ctx.io}), same run` : ' (no sanlock VG in this run)';
+  out.push(`IDM VGs (our lvmlockd + our ILM + emulated drives over their sockets)${vs}; ` +
+    `${ctx.date}, commit ${ctx.commit}, ${ctx.cpus} CPUs, node ${ctx.node}`);
   out.push(`load average ${ctx.load0} at start, ${ctx.load1} at end; section took ${ctx.seconds.toFixed(0)} s`);
   out.push('');
   const head = [pad('config', 10, false), ...COLUMNS.map((c) => pad(`${c.head} p50 / p90 (n)`, 30)), pad('lock_lv/s', 10)].join(' ');

@@ -253,7 +253,7 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
       const idx = cfg.driveIdx[k.index]!;
       notes.push(`FAULT INJECTED (--kill-drive ${k.drives}:${k.index}:${k.afterSeconds}): SIGKILL to drive ${k.index} of ${cfg.vg} (${cl.disks[idx]!.path}) ${k.afterSeconds} s into the measurements`);
       killTimer = setTimeout(() => {
-        log(`--kill-drive: killing drive ${idx} (${cl.disks[idx]!.path})`);
+        log(`--kill-drive: SIGKILL to drive ${k.index} of ${cfg.vg} (${cl.disks[idx]!.path})`);
         void rig!.drives[idx]!.proc?.kill('SIGKILL');
       }, k.afterSeconds * 1000);
     }

@@ -54,7 +54,7 @@ test('formatIdmReport: one row per config with p50 / p90 (n), the ratios to sanl
     rawExUs: [2000, 2500, 3000], rawUnUs: [1000, 1000], rawSeconds: 0.5,
   };
   const text = formatIdmReport([idm, san], CTX);
-  assert.match(text, /2026-12-03T08:00:00.000Z, commit abc1234/);
+  assert.match(text, /vs a sanlock VG \(our lvmlockd, -o 1\), same run; 2026-12-03T08:00:00.000Z, commit abc1234/);
   assert.match(text, /load average 0\.50 0\.40 0\.30 at start, 1\.00 0\.80 0\.60 at end; section took 71 s/);
   const row = text.split('\n').find((l) => l.startsWith('idm x3'))!;
   assert.ok(row, text);
@@ -70,5 +70,6 @@ test('formatIdmReport: one row per config with p50 / p90 (n), the ratios to sanl
 test('formatIdmReport without a sanlock row prints no ratios; empty configs print dashes', () => {
   const text = formatIdmReport([emptyResult('idm x1', 1)], CTX);
   assert.doesNotMatch(text, /relative to/);
+  assert.match(text, /^IDM VGs \(our lvmlockd \+ our ILM \+ emulated drives over their sockets\) \(no sanlock VG in this run\);/);
   assert.match(text.split('\n').find((l) => l.startsWith('idm x1'))!, /- \/ - \(0\).*-$/);
 });
