@@ -69,10 +69,10 @@ export interface LockLvTarget {
 }
 
 /**
- * The PV list of an IDM request in the order lvm 2.03.16 writes it (strace of
- * `lvchange -aey` on an IDM VG: `request`, then `path[N-1]` ... `path[0]`,
- * then `path_num`, then the other keys: each key is added after the first node
- * of the request tree). A path lvm does not know is sent as "none".
+ * The PV list of an IDM request in the order lvm 2.03.16 writes it (seen in an
+ * strace of `lvchange -aey` and `vgchange --lock-start` on an IDM VG: `request`,
+ * then `path[N-1]` ... `path[0]`, then `path_num`, then the other keys in
+ * their usual order). A path lvm does not know is sent as "none".
  */
 export function pathFields(pvs: readonly string[] | undefined): Array<[string, string | number]> {
   if (!pvs || pvs.length === 0) return [];
