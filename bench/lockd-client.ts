@@ -15,12 +15,15 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { formatRequest } from '../src/protocol/config-tree';
+import { nearestRank } from './stats';
 
 export interface ClientTarget {
   lv: string;
   lvUuid: string;
-  lockType: 'dlm' | 'sanlock';
+  lockType: LockType;
   lvArgs: string;
+  /** the PVs under the LV (IDM: sent as path[N] keys, as lvm does) */
+  pvs?: string[];
 }
 
 export interface ClientJob {
@@ -40,15 +43,22 @@ export interface ClientJob {
   target?: ClientTarget;
   /** client i locks targets[i % length] (overrides target): real LVs, one per client */
   targets?: ClientTarget[];
+  /** also return every measured round trip (latency and mode) in ClientResult.samples */
+  keepSamples?: boolean;
 }
+
+export type LockType = 'dlm' | 'sanlock' | 'idm';
 
 export interface ClientResult {
   ops: number;
   seconds: number;
   p50us: number;
+  p90us: number;
   p99us: number;
   maxUs: number;
   acquired: number;
+  /** with keepSamples: measured round trips in order, [microseconds, 1 = ex / 0 = un] */
+  samples?: Array<[number, number]>;
   /** [op_result, count] over measured round trips */
   results: Array<[number, number]>;
   /** daemon utime+stime over the measured window, seconds (10 ms ticks) */
@@ -62,14 +72,31 @@ export interface LockLvTarget {
   vg: string;
   lv: string;
   lvUuid: string;
-  lockType: 'dlm' | 'sanlock';
+  lockType: LockType;
   vgArgs: string;
   lvArgs: string;
+  /** IDM: the PVs under the LV, sent as lvm sends them (see pathFields) */
+  pvs?: readonly string[];
+}
+
+/**
+ * The PV list of an IDM request in the order lvm 2.03.16 writes it (seen in an
+ * strace of `lvchange -aey` and `vgchange --lock-start` on an IDM VG: `request`,
+ * then `path[N-1]` ... `path[0]`, then `path_num`, then the other keys in
+ * their usual order). A path lvm does not know is sent as "none".
+ */
+export function pathFields(pvs: readonly string[] | undefined): Array<[string, string | number]> {
+  if (!pvs || pvs.length === 0) return [];
+  const out: Array<[string, string | number]> = [];
+  for (let i = pvs.length - 1; i >= 0; i--) out.push([`path[${i}]`, pvs[i] || 'none']);
+  out.push(['path_num', pvs.length]);
+  return out;
 }
 
 export function lockLvFrame(t: LockLvTarget, mode: 'ex' | 'un', pid = process.pid): Buffer {
   return encodeFrame(formatRequest([
     ['request', 'lock_lv'],
+    ...pathFields(t.pvs),
     ['cmd', 'bench'],
     ['pid', pid],
     ['mode', mode],
@@ -115,15 +142,13 @@ export function replyResult(text: string): number | string {
 
 const HELLO = encodeFrame('request = "hello"\n');
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[i]!;
-}
+const percentile = nearestRank;
 
 export function runClientJob(job: ClientJob): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     const lat = new Float64Array(job.maxOps);
+    /** 1 = the round trip was an ex, 0 = an un (kept only with keepSamples) */
+    const wasEx = job.keepSamples ? new Uint8Array(job.maxOps) : null;
     let nLat = 0;
     let measuring = false;
     let stopping = false;
@@ -161,17 +186,22 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
     const finishOne = (): void => {
       if (--running > 0 || failed) return;
       for (const t of timers) clearTimeout(t);
+      const samples: Array<[number, number]> | undefined = wasEx
+        ? Array.from({ length: nLat }, (_, i) => [lat[i]!, wasEx[i]!] as [number, number])
+        : undefined;
       const sorted = lat.subarray(0, nLat).sort();
       resolve({
         ops: nLat,
         seconds: (tEnd - tStart) / 1000,
         p50us: percentile(sorted, 0.5),
+        p90us: percentile(sorted, 0.9),
         p99us: percentile(sorted, 0.99),
         maxUs: sorted.length ? sorted[sorted.length - 1]! : NaN,
         acquired,
         results: [...results],
         daemonCpuSeconds: daemonCpu1 - daemonCpu0,
         clientCpuSeconds: clientCpu,
+        ...(samples ? { samples } : {}),
       });
     };
 
@@ -179,7 +209,7 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
       const given = job.targets?.length ? job.targets[idx % job.targets.length] : job.target;
       const lvName = given?.lv ?? (job.contended ? 'lvhot' : `lv${idx}`);
       const target: LockLvTarget = given
-        ? { vg: job.vg, lv: lvName, lvUuid: given.lvUuid, lockType: given.lockType, vgArgs: job.vgLockArgs, lvArgs: given.lvArgs }
+        ? { vg: job.vg, lv: lvName, lvUuid: given.lvUuid, lockType: given.lockType, vgArgs: job.vgLockArgs, lvArgs: given.lvArgs, pvs: given.pvs ?? [] }
         : { vg: job.vg, lv: lvName, lvUuid: lvUuid(job.tag, job.contended ? 999 : idx), lockType: 'dlm', vgArgs: job.vgLockArgs, lvArgs: 'dlm' };
       const ex = lockLvFrame(target, 'ex');
       const un = lockLvFrame(target, 'un');
@@ -200,6 +230,7 @@ export function runClientJob(job: ClientJob): Promise<ClientResult> {
           const rv = replyResult(ev.text);
           if (typeof rv === 'string') return fail(`lock_lv ${sentEx ? 'ex' : 'un'} ${lvName}: ${rv}`);
           if (counted && measuring) {
+            if (wasEx) wasEx[nLat] = sentEx ? 1 : 0;
             lat[nLat++] = (t1 - t0) * 1000;
             results.set(rv, (results.get(rv) ?? 0) + 1);
             if (sentEx && rv === 0) acquired++;

@@ -1,12 +1,15 @@
 // `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C), the leases
 // benchmark from bench/leases.ts when that module is present in this build, and
 // the sanlock VG benchmark (bench/sanlock.ts: ours vs C lvmlockd + sanlock daemon
-// with real LVM2 commands in namespace hosts; skipped without root or packages).
+// with real LVM2 commands in namespace hosts; skipped without root or packages), and
+// the IDM VG benchmark (bench/idm.ts: IDM VGs of 1, 3 and 5 emulated drives against
+// our daemon on a sanlock VG; skipped without root or lvm2).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
 import { runSanlockBench, SanlockBenchFailure } from './sanlock';
+import { runIdmBench, IdmBenchFailure } from './idm';
 
 type LeasesModule = { runLeasesBench?: () => Promise<string> };
 
@@ -30,13 +33,14 @@ async function main(): Promise<number> {
     ['lvmlockd lock_lv (bench/lockd.ts)', () => runLockdBench()],
     ['leases (bench/leases.ts)', runLeases],
     ['sanlock VGs (bench/sanlock.ts)', () => runSanlockBench()],
+    ['IDM VGs, socket transport (bench/idm.ts)', () => runIdmBench()],
   ];
   for (const [title, fn] of sections) {
     process.stdout.write(`\n=== ${title} ===\n`);
     try {
       process.stdout.write(await fn());
     } catch (e) {
-      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure) process.stdout.write(e.report);
+      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof IdmBenchFailure) process.stdout.write(e.report);
       else process.stdout.write(`FAILED: ${describeError(e)}\n`);
       code = 1;
     }

@@ -23,6 +23,7 @@ const SLOW = [
   'integration/compat-test-mode.test.js',
   'integration/sanlock-ours.test.js',
   'integration/ilm-daemon.test.js', // ~37 s: 5 s majority deadlines
+  'integration/bench-idm-drive-loss.test.js', // ~15 s: an IDM bench run cut short by a killed drive
   'integration/holders-sanlock.test.js', // ~20 s
   'integration/fuzz-socket.test.js',
   'integration/sanlock-mixed.test.js',
