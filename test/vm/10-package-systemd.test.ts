@@ -118,6 +118,8 @@ describeVm('vm tier: the Debian package under systemd, 2 VMs (README install, De
 
   after(async () => {
     steps?.save();
+    // the journal is volatile (/run/log/journal): keep this boot's in /out
+    if (c) await Promise.all(c.vms.map((vm) => vm.sh('journalctl -b --no-pager -o short-monotonic > /out/journal-boot.txt 2>&1; sync', { timeoutMs: 30_000 }).catch(() => undefined)));
     if (c) await c.destroy();
     vmLog(`10-package-systemd: ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
   });
@@ -255,8 +257,8 @@ describeVm('vm tier: the Debian package under systemd, 2 VMs (README install, De
       await Promise.all(c!.vms.map(async (vm) => {
         await readmeCmd(vm, cmds.stopLockspaces);
         await readmeCmd(vm, cmds.switchToC);
-        // C's lvmlockd needs the sanlock daemon for sanlock VGs (no wdmd here: -w 0)
-        await vm.writeFile('/etc/default/sanlock', 'sanlock_opts="-w 0"\n');
+        // C's lvmlockd needs the sanlock daemon for sanlock VGs (Debian's
+        // /etc/default/sanlock runs it with -w 0: no wdmd needed)
         await vm.execOk(['systemctl', 'start', 'sanlock']);
         await readmeCmd(vm, cmds.restart);
         const p = await mainProcess(vm);

@@ -14,7 +14,7 @@ arg() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline; }
 NAME=$(arg vm.name); IP=$(arg vm.ip)
 hostname "${NAME:-vm}"
 echo "${NAME:-vm}" > /etc/hostname
-grep -q " ${NAME:-vm}\$" /etc/hosts 2>/dev/null || echo "127.0.1.1 ${NAME:-vm}" >> /etc/hosts
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "${NAME:-vm}" > /etc/hosts
 
 for m in virtio_console virtio_net dm_mod dm_snapshot; do
   modprobe "$m" 2>/dev/null

@@ -410,6 +410,8 @@ export class Vm {
     fs.renameSync(this.consoleLog, path.join(this.dir, `console.boot${this.boots}.log`));
     this.start(a.image, a.accel, a.hubPort, a.disks, a.memMiB, a.shares, a.init);
     await this.waitReady(Math.max(30_000, timeoutMs - (Date.now() - t0)));
+    // the guest's uptime starts again: measure its clock rate from this boot on
+    this.cluster.clockMarks[this.index - 1] = await this.clockMark();
     return Date.now() - t0;
   }
 
