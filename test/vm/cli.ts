@@ -2,7 +2,8 @@
 //
 //   npm run build
 //   node dist/test/vm/cli.js image                 # build (or find) the cached image, print its dir
-//   node dist/test/vm/cli.js up [--vms 2] [--disks 1] [--disk-mib 1024] [--keep]
+//   node dist/test/vm/cli.js image-systemd         # the same for the systemd guest (build-image-systemd.sh)
+//   node dist/test/vm/cli.js up [--vms 2] [--disks 1] [--disk-mib 1024] [--systemd] [--keep]
 //
 // `up` boots the cluster, then reads commands on stdin, one per line:
 //   1 lvs                 run `sh -c 'lvs'` on vm1, print exit code, stdout, stderr
@@ -16,7 +17,7 @@
 
 import * as readline from 'node:readline';
 import { VmCluster } from './lib/vm';
-import { ensureImage } from './lib/image';
+import { ensureImage, ensureSystemdImage } from './lib/image';
 
 function flag(args: string[], name: string, dflt: number): number {
   const i = args.indexOf(name);
@@ -26,7 +27,10 @@ function flag(args: string[], name: string, dflt: number): number {
 async function up(args: string[]): Promise<number> {
   const log = (s: string): void => { process.stderr.write(`${s}\n`); };
   const disks = Array.from({ length: flag(args, '--disks', 1) }, () => ({ sizeMiB: flag(args, '--disk-mib', 1024) }));
-  const c = await VmCluster.create({ vms: flag(args, '--vms', 2), disks, keep: args.includes('--keep'), name: 'cli', log });
+  const c = await VmCluster.create({
+    vms: flag(args, '--vms', 2), disks, keep: args.includes('--keep'), name: 'cli', log,
+    init: args.includes('--systemd') ? 'systemd' : 'script',
+  });
   log(`cluster dir: ${c.dir}`);
   log(`shared disks (in every VM /dev/vdb, /dev/vdc, ...): ${c.disks.join(' ')}`);
   log('commands: "<n> <shell command>", "all <shell command>", "cut <n>", "link <n>", "quit"');
@@ -63,13 +67,14 @@ async function up(args: string[]): Promise<number> {
 
 async function main(): Promise<number> {
   const [cmd, ...args] = process.argv.slice(2);
-  if (cmd === 'image') {
-    const img = await ensureImage((s) => process.stderr.write(`${s}\n`));
+  if (cmd === 'image' || cmd === 'image-systemd') {
+    const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+    const img = cmd === 'image' ? await ensureImage(log) : await ensureSystemdImage(log);
     process.stdout.write(`${img.dir}\n${img.manifest}`);
     return 0;
   }
   if (cmd === 'up') return up(args);
-  process.stdout.write('usage: cli.js image | up [--vms N] [--disks N] [--disk-mib M] [--keep]\n');
+  process.stdout.write('usage: cli.js image | image-systemd | up [--vms N] [--disks N] [--disk-mib M] [--systemd] [--keep]\n');
   return cmd === undefined ? 0 : 2;
 }
 

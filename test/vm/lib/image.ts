@@ -62,16 +62,14 @@ function describe(dir: string, hash: string, built: boolean): GuestImage {
 }
 
 /**
- * Return the cached image for the current inputs, building it when missing.
- * Concurrent callers serialize on a lock directory.
+ * Run `build` for the cache entry `dir` unless it is complete, holding
+ * `<dir>.lock` (a directory with the owner's pid) so concurrent callers build
+ * it once; a lock left by a dead process is taken over.
  */
-export async function ensureImage(log: (s: string) => void = () => {}): Promise<GuestImage> {
-  const hash = imageHash();
-  const root = cacheRoot();
-  const dir = path.join(root, `img-${hash}`);
-  if (complete(dir)) return describe(dir, hash, false);
-  fs.mkdirSync(root, { recursive: true });
-  const lock = path.join(root, `img-${hash}.lock`);
+async function buildLocked(dir: string, build: () => Promise<void>): Promise<boolean> {
+  if (complete(dir)) return false;
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = `${dir}.lock`;
   const deadline = Date.now() + 20 * 60_000;
   for (;;) {
     try {
@@ -87,11 +85,44 @@ export async function ensureImage(log: (s: string) => void = () => {}): Promise<
       if (owner > 0 && !alive) { fs.rmSync(lock, { recursive: true, force: true }); continue; }
       if (Date.now() > deadline) throw new Error(`timed out waiting for image build lock ${lock}`);
       await new Promise((r) => setTimeout(r, 2000));
-      if (complete(dir)) return describe(dir, hash, false);
+      if (complete(dir)) return false;
     }
   }
   try {
-    if (complete(dir)) return describe(dir, hash, false);
+    if (complete(dir)) return false;
+    await build();
+    return true;
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Remove the other versions of one kind of image from the cache root: the
+ * entries named `<prefix><hash>` other than `keep` (never a lock or a build in
+ * progress). Each kind has its own prefix ('img-' base, 'systemd-' systemd),
+ * so dropping old base images never evicts the systemd image or the reverse.
+ */
+export function pruneImages(root: string, prefix: string, keep: string): string[] {
+  const removed: string[] = [];
+  for (const e of fs.readdirSync(root)) {
+    if (!e.startsWith(prefix) || e === keep || e.endsWith('.lock') || e.includes('.tmp.')) continue;
+    if (!/^[0-9a-f]{16}$/.test(e.slice(prefix.length))) continue;
+    fs.rmSync(path.join(root, e), { recursive: true, force: true });
+    removed.push(e);
+  }
+  return removed;
+}
+
+/**
+ * Return the cached image for the current inputs, building it when missing.
+ * Concurrent callers serialize on a lock directory.
+ */
+export async function ensureImage(log: (s: string) => void = () => {}): Promise<GuestImage> {
+  const hash = imageHash();
+  const root = cacheRoot();
+  const dir = path.join(root, `img-${hash}`);
+  const built = await buildLocked(dir, async () => {
     log(`building VM image ${hash} in ${root} (debootstrap, ~3 min)`);
     const r = await runCommand(['bash', path.join(guestDir(), 'build-image.sh'), dir, process.execPath], {
       timeoutMs: 20 * 60_000,
@@ -100,14 +131,41 @@ export async function ensureImage(log: (s: string) => void = () => {}): Promise<
       throw new Error(`VM image build failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}):\n${r.stdout}\n${r.stderr}`);
     }
     log(r.stdout.trim());
-    // keep the cache small: drop other image versions
-    for (const e of fs.readdirSync(root)) {
-      if (e.startsWith('img-') && e !== `img-${hash}` && !e.endsWith('.lock') && !e.includes('.tmp.')) {
-        fs.rmSync(path.join(root, e), { recursive: true, force: true });
-      }
+    // keep the cache small: drop other base image versions
+    pruneImages(root, 'img-', `img-${hash}`);
+  });
+  return describe(dir, hash, built);
+}
+
+/** Cache key of the systemd image: the base image's key and build-image-systemd.sh. */
+export function systemdImageHash(baseHash: string): string {
+  const h = crypto.createHash('sha256');
+  h.update('lvmlockd-ts-vm-image-systemd v1\n');
+  h.update(baseHash + '\n');
+  h.update(fs.readFileSync(path.join(guestDir(), 'build-image-systemd.sh')));
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The systemd variant of the guest (build-image-systemd.sh: the base image
+ * plus systemd-sysv and an agent unit), in `systemd-<hash>/` of the cache;
+ * builds the base image first when needed.
+ */
+export async function ensureSystemdImage(log: (s: string) => void = () => {}): Promise<GuestImage> {
+  const base = await ensureImage(log);
+  const hash = systemdImageHash(base.hash);
+  const root = cacheRoot();
+  const dir = path.join(root, `systemd-${hash}`);
+  const built = await buildLocked(dir, async () => {
+    log(`building the systemd VM image ${hash} from ${base.dir} (apt-get install systemd-sysv, ~1 min)`);
+    const r = await runCommand(['bash', path.join(guestDir(), 'build-image-systemd.sh'), base.dir, dir], {
+      timeoutMs: 15 * 60_000,
+    });
+    if (r.code !== 0 || !complete(dir)) {
+      throw new Error(`systemd VM image build failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}):\n${r.stdout}\n${r.stderr}`);
     }
-    return describe(dir, hash, true);
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
+    log(r.stdout.trim());
+    pruneImages(root, 'systemd-', `systemd-${hash}`);
+  });
+  return describe(dir, hash, built);
 }

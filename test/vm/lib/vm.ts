@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { killPid, pidAlive, waitPidGone, sleep, RunResult } from '../../harness/exec';
 import { repoRoot } from '../../harness/cluster';
 import { DIR_PREFIX, ResourceTracker, reapStaleRuns } from '../../harness/resources';
-import { cacheRoot, ensureImage, GuestImage } from './image';
+import { cacheRoot, ensureImage, ensureSystemdImage, GuestImage } from './image';
 import { Accel, AccelVerdict, chooseAccel, KVM_CONSOLE_TIMEOUT_MS, recordKvmBroken, waitFirstBytes } from './accel';
 import { Hub } from './hub';
 
@@ -48,7 +48,17 @@ export interface VmClusterOptions {
   log?: (s: string) => void;
   /** Extra host dirs shared read-only over virtio-9p (mount them in the guest by tag). */
   shares?: VmShare[];
+  /**
+   * PID 1 of the guests: 'script' (default) is test/vm/guest/vm-init.sh on the
+   * base image, root disk in snapshot mode; 'systemd' boots the systemd image
+   * (build-image-systemd.sh) with systemd as init, each VM on its own sparse
+   * copy of the root file system, so what a test installs survives
+   * `vm.reboot()`.
+   */
+  init?: VmInit;
 }
+
+export type VmInit = 'script' | 'systemd';
 
 export interface VmShare {
   tag: string;
@@ -89,8 +99,21 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+interface StartArgs {
+  image: GuestImage;
+  accel: Accel;
+  hubPort: number;
+  disks: string[];
+  memMiB: number;
+  shares: VmShare[];
+  init: VmInit;
+}
+
 export class Vm {
   pid = 0;
+  private startArgs: StartArgs | null = null;
+  /** Boots that ended (reboot()); their consoles are kept as console.bootN.log. */
+  boots = 0;
   private sock: net.Socket | null = null;
   private nextId = 1;
   private pending = new Map<number, Pending>();
@@ -126,12 +149,25 @@ export class Vm {
     return this.exitCode === undefined && this.pid > 0 && pidAlive(this.pid);
   }
 
-  start(image: GuestImage, accel: Accel, hubPort: number, disks: string[], memMiB: number, shares: VmShare[] = []): void {
+  /** The VM's own root disk (init 'systemd'): a sparse copy of the image's. */
+  get rootDisk(): string {
+    return path.join(this.dir, 'root.img');
+  }
+
+  start(image: GuestImage, accel: Accel, hubPort: number, disks: string[], memMiB: number, shares: VmShare[] = [], init: VmInit = 'script'): void {
+    this.startArgs = { image, accel, hubPort, disks, memMiB, shares, init };
     fs.mkdirSync(this.outDir, { recursive: true });
+    if (init === 'systemd' && !fs.existsSync(this.rootDisk)) {
+      const cp = spawnSync('cp', ['--sparse=always', image.rootfs, this.rootDisk], { encoding: 'utf8' });
+      if (cp.status !== 0) throw new Error(`${this.name}: copying the root disk failed: ${cp.stderr}`);
+    }
+    this.exitCode = undefined;
+    this.buf = '';
     const sockPath = path.join(this.dir, 'agent.sock');
     const mac = `52:54:00:d7:00:${this.index.toString(16).padStart(2, '0')}`;
     const append = [
-      'console=ttyS0', 'root=/dev/vda', 'rw', 'rootfstype=ext4', 'init=/sbin/vm-init', 'panic=-1',
+      'console=ttyS0', 'root=/dev/vda', 'rw', 'rootfstype=ext4', 'panic=-1',
+      ...(init === 'systemd' ? ['init=/lib/systemd/systemd', 'systemd.show_status=error'] : ['init=/sbin/vm-init']),
       // clocksource=hpet: under TCG the kernel calibrates the TSC against the
       // PIT at boot; on a loaded host the calibration can be off by a factor
       // (a guest clock seen running 6x fast), and leases are all about time.
@@ -146,7 +182,9 @@ export class Vm {
       '-smp', '1', '-m', String(memMiB),
       '-nodefaults', '-display', 'none', '-no-reboot',
       '-kernel', image.kernel, '-initrd', image.initrd, '-append', append,
-      '-drive', `file=${image.rootfs},if=none,id=root,format=raw,snapshot=on`,
+      '-drive', init === 'systemd'
+        ? `file=${this.rootDisk},if=none,id=root,format=raw`
+        : `file=${image.rootfs},if=none,id=root,format=raw,snapshot=on`,
       '-device', 'virtio-blk-pci,drive=root',
     ];
     disks.forEach((d, k) => {
@@ -345,6 +383,38 @@ export class Vm {
     await this.execOk(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1"', 'sh', guestPath], { input: content });
   }
 
+  /**
+   * Reboot the guest as an administrator would (`systemctl reboot`: units
+   * stop, file systems unmount) and wait for its agent. qemu runs with
+   * -no-reboot, so the guest's reset ends the qemu process; it is started
+   * again with the same disks, on the same hub port, and boots from its own
+   * root disk (init 'systemd': what was installed or enabled survives).
+   * Returns the milliseconds from the command to a ready agent.
+   */
+  async reboot(timeoutMs = 240_000): Promise<number> {
+    const a = this.startArgs;
+    if (!a) throw new Error(`${this.name}: not started`);
+    if (a.init !== 'systemd') throw new Error(`${this.name}: reboot() needs init 'systemd' (the script init's root is a snapshot)`);
+    const t0 = Date.now();
+    const oldPid = this.pid;
+    const exited = this.exited;
+    // the agent is stopped by the shutdown: the answer may never come
+    this.request({ op: 'exec', argv: ['systemctl', 'reboot'], timeoutMs: 10_000 }, 15_000).catch(() => undefined);
+    const gone = await Promise.race([exited.then(() => true), sleep(timeoutMs / 2).then(() => false)]);
+    if (!gone) throw new Error(`${this.name}: the guest did not reset within ${timeoutMs / 2000} s of systemctl reboot:\n${this.tail()}`);
+    this.sock?.destroy();
+    this.sock = null;
+    this.cluster.tracker.forgetPid(oldPid);
+    // qemu truncates its -serial file: keep the console of the boot that ended
+    this.boots++;
+    fs.renameSync(this.consoleLog, path.join(this.dir, `console.boot${this.boots}.log`));
+    this.start(a.image, a.accel, a.hubPort, a.disks, a.memMiB, a.shares, a.init);
+    await this.waitReady(Math.max(30_000, timeoutMs - (Date.now() - t0)));
+    // the guest's uptime starts again: measure its clock rate from this boot on
+    this.cluster.clockMarks[this.index - 1] = await this.clockMark();
+    return Date.now() - t0;
+  }
+
   /** Ask the guest to power off, then kill qemu by pid. */
   async stop(graceMs = 3000): Promise<void> {
     if (!this.pid) return;
@@ -399,7 +469,7 @@ export class VmCluster {
   static async create(opts: VmClusterOptions = {}): Promise<VmCluster> {
     const log = opts.log ?? (() => {});
     reapStaleRuns(vmTmpRoot());
-    const image = await ensureImage(log);
+    const image = opts.init === 'systemd' ? await ensureSystemdImage(log) : await ensureImage(log);
     fs.mkdirSync(vmTmpRoot(), { recursive: true });
     const dir = fs.mkdtempSync(path.join(vmTmpRoot(), `${VM_DIR_PREFIX}${process.pid}-${opts.name ?? 'c'}-`));
     const keep = opts.keep ?? process.env.VM_KEEP === '1';
@@ -429,7 +499,7 @@ export class VmCluster {
         fs.mkdirSync(vdir);
         const vm = new Vm(c, i, vdir);
         c.vms.push(vm);
-        vm.start(image, c.accel, port, c.disks, opts.memMiB ?? 1024, opts.shares);
+        vm.start(image, c.accel, port, c.disks, opts.memMiB ?? 1024, opts.shares, opts.init ?? 'script');
         // the hub numbers ports by connection order: wait for this VM's
         const t0 = Date.now();
         while (c.hub.connections() < i) {
