@@ -10,6 +10,7 @@ import {
 import { assertHeldLocksMatchMode, newResource, type Action, type Lock, type Resource } from './model';
 import { assert } from '../util/assert';
 import type { LockManager, ManagedLockspace, ResourceView } from '../lm/types';
+import { GuardedLockspace } from './guarded-lockspace';
 
 export interface LockspaceHost {
   deliver(act: Action): void;
@@ -55,7 +56,12 @@ export class Lockspace {
   private readonly withActions = new Set<Resource>();
   private readonly dispose: Resource[] = [];
   private wake: (() => void) | null = null;
-  private readonly lm: ManagedLockspace;
+  /** The queued request the loop is taking in (until it leaves the queue), for passFailed. */
+  private intake: Action | null = null;
+  /** The manager's lockspace, as the rest of the daemon sees it. */
+  private readonly raw: ManagedLockspace;
+  /** The same, as this loop calls it: a call that throws is a failed call (-ELMERR), logged. */
+  private readonly lm: GuardedLockspace;
   private readonly manager: LockManager;
 
   constructor(
@@ -71,12 +77,15 @@ export class Lockspace {
     this.hostId = fields.hostId;
     this.manager = fields.manager;
     this.addResource(newResource('vg', R_NAME_VG));
-    this.lm = lmFactory(this);
+    this.raw = lmFactory(this);
+    this.lm = new GuardedLockspace(this.raw, (call, e) => {
+      this.host.error(`S ${this.name} lock manager ${call} failed: ${describeThrown(e)}`);
+    });
   }
 
   /** This VG lockspace holds the enabled global lock (managers that keep the GL in a VG). */
-  get glEnabled(): boolean { return this.lm.glInVg?.glEnabled ?? false; }
-  get managed(): ManagedLockspace { return this.lm; }
+  get glEnabled(): boolean { return this.raw.glInVg?.glEnabled ?? false; }
+  get managed(): ManagedLockspace { return this.raw; }
 
   /** Queue an action and wake the loop. */
   enqueue(act: Action): void {
@@ -147,14 +156,63 @@ export class Lockspace {
     let dropVg = false;
     if (!error) {
       for (;;) {
-        const outcome = await this.serve();
+        let outcome = { freeVg: false, dropVg: false };
+        try {
+          outcome = await this.serve();
+        } catch (e) {
+          await this.passFailed(e);
+          if (!this.threadStop) continue;
+        }
         freeVg = outcome.freeVg;
         dropVg = outcome.dropVg;
-        const stopped = await this.leave(freeVg, dropVg);
+        let stopped: boolean;
+        try {
+          stopped = await this.leave(freeVg, dropVg);
+        } catch (e) {
+          h.error(`S ${this.name} stopping failed: ${describeThrown(e)}; leaving the lockspace`);
+          const rv = await this.lm.leave({ freeVg });
+          h.debug(rv < 0 ? `S ${this.name} rem_lockspace error ${rv}` : `S ${this.name} rem_lockspace done`);
+          stopped = true;
+        }
         if (stopped) break;
       }
     }
     this.finish(freeVg);
+  }
+
+  /**
+   * A pass of the loop failed in the core itself (a bug of ours: a broken
+   * invariant; lock-manager calls cannot throw here). lvmlockd's thread never
+   * fails this way; a loop that ended here would leave the lockspace neither
+   * serving nor stopping: its requests unanswered, and stop_all (lvmlockctl
+   * --stop-lockspaces) waiting for its thread_done forever. The requests of
+   * the pass are answered -ECANCELED and the loop goes on, so a stop can still
+   * leave; the locks held stay held until then, as for any stop.
+   */
+  private async passFailed(e: unknown): Promise<void> {
+    const h = this.host;
+    h.error(`S ${this.name} lockspace loop failed: ${describeThrown(e)}; the requests in progress are cancelled`);
+    for (const r of this.resources) {
+      for (const act of r.actions.splice(0)) {
+        act.result = -E.CANCELED;
+        h.deliver(act);
+      }
+      this.withActions.delete(r);
+    }
+    // A request that failed while still queued is taken off, else it would fail
+    // again on every pass. A stop (accepted already: threadStop is set) stays
+    // queued for leave() to answer.
+    const next = this.intake;
+    this.intake = null;
+    if (next && this.actions[0] === next && next.op !== 'stop') {
+      this.actions.shift();
+      next.result = -E.CANCELED;
+      h.deliver(next);
+    }
+    this.threadWork = this.actions.length > 0;
+    h.lockspaceChanged();
+    // Never a busy loop, whatever keeps failing.
+    await h.sleep(LOCK_RETRY_MS);
   }
 
   /** Serve actions until asked to stop. */
@@ -168,6 +226,7 @@ export class Lockspace {
       const closes: Action[] = [];
       for (;;) {
         const act = this.actions[0];
+        this.intake = act ?? null;
         if (!act) { this.threadWork = false; break; }
         h.debug(`S ${this.name} ls actions entry: ${act.op}`);
         if (act.op === 'kill_vg') {
@@ -305,6 +364,7 @@ export class Lockspace {
         h.debug(`${this.name}:${r.name} action ${act.op} ${act.mode}`);
       }
 
+      this.intake = null;
       if (this.threadStop) this.refuseLockRequests();
       let retry = false;
       for (const r of closes.length ? [...this.resources] : this.resourcesWithActions()) {
@@ -936,6 +996,13 @@ export class Lockspace {
       this.removeResource(r);
     }
   }
+}
+
+/** An exception's message (with its stack's first frame: where a bug threw), for one log line. */
+function describeThrown(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const at = e.stack?.split('\n').find((l) => /^\s+at /.test(l))?.trim();
+  return at ? `${e.message} (${at})` : e.message;
 }
 
 function resourceKey(type: string, name: string): string {

@@ -25,6 +25,12 @@ const SCRATCH = '/scratch';
 const RUNNER_SILENCE_S = 400;
 const TEST_LIMIT_MS = 15 * 60_000;
 const HANG_SNAPSHOT_MS = 5 * 60_000;
+/**
+ * A remove script (stop the lockspaces, kill the daemons, remove the global-lock
+ * VG) took 21-25 s in every run that finished; one that waits longer is stuck
+ * (seen once in `lvmlockctl --stop-lockspaces`).
+ */
+const REMOVE_LIMIT_MS = 5 * 60_000;
 
 /**
  * `systemctl` for the suite inside the VM (no systemd there): aux.sh starts
@@ -114,7 +120,7 @@ export interface TestRun {
   seconds: number;
 }
 
-async function runOne(vm: Vm, d: Daemon, flavour: string, test: string): Promise<TestRun> {
+async function runOne(vm: Vm, d: Daemon, flavour: string, test: string, limitMs = TEST_LIMIT_MS): Promise<TestRun> {
   const out = `/out/runs/${d}/${flavour}/${test.replace(/\.sh$/, '')}`;
   const script = [
     `rm -rf ${out} && mkdir -p ${out} ${SCRATCH}/t && cd ${SCRATCH}`,
@@ -130,7 +136,7 @@ async function runOne(vm: Vm, d: Daemon, flavour: string, test: string): Promise
   const watch = setInterval(() => {
     vm.sh(`ps -eo pid,ppid,etimes,stat,wchan:20,args > ${out}/ps-$(cut -d. -f1 /proc/uptime).txt 2>&1`, { timeoutMs: 30_000 }).catch(() => undefined);
   }, HANG_SNAPSHOT_MS);
-  const r = await vm.sh(script, { timeoutMs: TEST_LIMIT_MS }).finally(() => clearInterval(watch));
+  const r = await vm.sh(script, { timeoutMs: limitMs }).finally(() => clearInterval(watch));
   const status = parseRunnerList(r.stdout).get(`${flavour}:${test}`);
   return { verdict: r.timedOut ? 'fail' : verdictOf(status), status: r.timedOut ? 'killed (time limit)' : status ?? 'no result', seconds: r.durationMs / 1000 };
 }
@@ -145,6 +151,24 @@ export interface RunContext {
   runDir: string;
   emit: (line: string) => void;
   log: (line: string) => void;
+}
+
+/**
+ * The lock state the remove script starts from, for the logs: what each
+ * lockspace holds decides whether `lvmlockctl --stop-lockspaces` (which waits
+ * while any lock is held) can answer. The daemon's lvmlockctl, from the same PATH.
+ */
+async function snapshotLocks(vm: Vm, d: Daemon, flavour: string, label: string): Promise<void> {
+  const out = `/out/runs/${d}/${flavour}/${label}`;
+  await vm.sh([
+    `rm -rf ${out} && mkdir -p ${out}`,
+    `export PATH=${pathFor(d)}`,
+    `timeout 30 lvmlockctl --info >${out}/lvmlockctl-info.txt 2>&1`,
+    `timeout 30 lvmlockctl --dump >${out}/lvmlockctl-dump.txt 2>&1`,
+    `dmsetup info -c >${out}/dmsetup-info.txt 2>&1`,
+    `losetup -a >${out}/losetup.txt 2>&1`,
+    'true',
+  ].join('; '), { timeoutMs: 120_000 }).catch(() => undefined);
 }
 
 function saveLogs(vm: Vm, runDir: string): void {
@@ -205,7 +229,9 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
               rep.results.push({ item: it, runs: all.get(it)! });
             }
           }
-          const rem = await runOne(vm, d, fl.name, fl.remove!);
+          await snapshotLocks(vm, d, fl.name, 'before-remove');
+          const rem = await runOne(vm, d, fl.name, fl.remove!, REMOVE_LIMIT_MS);
+          if (rem.status === 'killed (time limit)') await snapshotLocks(vm, d, fl.name, 'remove-stuck');
           ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.remove} ${rem.status} (${rem.seconds.toFixed(0)} s)`);
           saveLogs(vm, ctx.runDir);
         }

@@ -16,7 +16,7 @@ export const GUEST_DATADIR = `${GUEST_PREFIX}/share/lvm2-testsuite`;
 export const GUEST_RUNNER = `${GUEST_PREFIX}/bin/lvm2-testsuite`;
 
 /** Bumped when the build or the installed layout changes (part of the cache key). */
-const LAYOUT = 3;
+const LAYOUT = 4;
 
 export function upstreamCacheRoot(): string {
   if (process.env.LVMLOCKD_UPSTREAM_CACHE) return process.env.LVMLOCKD_UPSTREAM_CACHE;
@@ -125,6 +125,13 @@ export const SCRIPT_FIXES: Array<{ file: string; from: string; to: string; why: 
     from: '"0 $(blockdev --getsize $GL_LOOP linear $GL_LOOP 0)"',
     to: '"0 $(blockdev --getsize $GL_LOOP) linear $GL_LOOP 0"',
     why: "the command substitution swallows the table's tail, so blockdev (util-linux 2.38) fails on the extra arguments and the sanlock flavour's global-lock VG is never made",
+  },
+  {
+    file: 'lib/aux',
+    from: 'vgremove -ff "$cfg"  \\\n',
+    to: 'vgremove -ff $cfg  \\\n',
+    why: 'teardown passes "--config activation{monitoring=0}" as one argument, which lvm refuses (unrecognized option), so a failed test\'s VGs are never removed; ' +
+      'in the sanlock flavour (one lvmlockd for every test) the locks of their active LVs stay held, and the remove script\'s `lvmlockctl --stop-lockspaces` waits for them forever',
   },
 ];
 
@@ -240,7 +247,6 @@ export function buildSuiteLocked(version: string, log: (s: string) => void): voi
   copyGlob(path.join(test, 'shell'), path.join(data, 'shell'), '.sh');
   copyGlob(path.join(test, 'api'), path.join(data, 'api'), '.sh');
   copyGlob(path.join(test, 'unit'), path.join(data, 'unit'), '.sh');
-  applyScriptFixes(data);
   // the guest's lvm has udev sync (Debian builds with --enable-udev_sync)
   const paths = fs.readFileSync(path.join(test, 'lib', 'paths-installed'), 'utf8').replace(/^DM_UDEV_SYNCHRONISATION=.*$/m, 'DM_UDEV_SYNCHRONISATION=1');
   fs.writeFileSync(path.join(data, 'lib', 'paths'), paths);
@@ -256,6 +262,7 @@ export function buildSuiteLocked(version: string, log: (s: string) => void): voi
   }
   const cmds = ['lvm', ...fs.readFileSync(path.join(src, 'tools', '.commands'), 'utf8').split('\n').filter(Boolean)];
   for (const c of cmds) fs.symlinkSync('lvm-wrapper', path.join(data, 'lib', c));
+  applyScriptFixes(data);
   fs.copyFileSync(path.join(test, 'lib', 'not'), path.join(exec, 'not'));
   fs.chmodSync(path.join(exec, 'not'), 0o755);
   for (const l of ['invalid', 'fail', 'should']) fs.symlinkSync('not', path.join(exec, l));
