@@ -1,12 +1,15 @@
 // `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C), the leases
 // benchmark from bench/leases.ts when that module is present in this build, and
 // the sanlock VG benchmark (bench/sanlock.ts: ours vs C lvmlockd + sanlock daemon
-// with real LVM2 commands in namespace hosts; skipped without root or packages).
+// with real LVM2 commands in namespace hosts; skipped without root or packages),
+// and the dlm VG benchmark in the VM tier's VMs (bench/dlm-vm.ts: ours vs C on
+// the kernel DLM; NOT RUN, loudly, where qemu cannot start).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
 import { runSanlockBench, SanlockBenchFailure } from './sanlock';
+import { runDlmVmBench, DlmVmBenchFailure, DLM_VM_NOT_RUN } from './dlm-vm';
 
 type LeasesModule = { runLeasesBench?: () => Promise<string> };
 
@@ -30,17 +33,22 @@ async function main(): Promise<number> {
     ['lvmlockd lock_lv (bench/lockd.ts)', () => runLockdBench()],
     ['leases (bench/leases.ts)', runLeases],
     ['sanlock VGs (bench/sanlock.ts)', () => runSanlockBench()],
+    ['dlm VGs in VMs (bench/dlm-vm.ts)', () => runDlmVmBench()],
   ];
+  const notRun: string[] = [];
   for (const [title, fn] of sections) {
     process.stdout.write(`\n=== ${title} ===\n`);
     try {
-      process.stdout.write(await fn());
+      const text = await fn();
+      process.stdout.write(text);
+      if (text.startsWith(DLM_VM_NOT_RUN)) notRun.push(title);
     } catch (e) {
-      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure) process.stdout.write(e.report);
+      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof DlmVmBenchFailure) process.stdout.write(e.report);
       else process.stdout.write(`FAILED: ${describeError(e)}\n`);
       code = 1;
     }
   }
+  if (notRun.length) process.stdout.write(`\n*** NOT RUN (no figures): ${notRun.join(', ')} ***\n`);
   return code;
 }
 
