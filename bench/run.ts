@@ -1,15 +1,18 @@
 // `npm run bench`: the lvmlockd lock_lv benchmark (ours vs C), the leases
 // benchmark from bench/leases.ts when that module is present in this build, and
 // the sanlock VG benchmark (bench/sanlock.ts: ours vs C lvmlockd + sanlock daemon
-// with real LVM2 commands in namespace hosts; skipped without root or packages), and
+// with real LVM2 commands in namespace hosts; skipped without root or packages),
 // the IDM VG benchmark (bench/idm.ts: IDM VGs of 1, 3 and 5 emulated drives against
-// our daemon on a sanlock VG; skipped without root or lvm2).
+// our daemon on a sanlock VG; skipped without root or lvm2), and the dlm VG
+// benchmark in the VM tier's VMs (bench/dlm-vm.ts: ours vs C on the kernel DLM;
+// NOT RUN, loudly, where qemu cannot start).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
 import { runSanlockBench, SanlockBenchFailure } from './sanlock';
 import { runIdmBench, IdmBenchFailure } from './idm';
+import { runDlmVmBench, DlmVmBenchFailure, DLM_VM_NOT_RUN } from './dlm-vm';
 
 type LeasesModule = { runLeasesBench?: () => Promise<string> };
 
@@ -34,17 +37,24 @@ async function main(): Promise<number> {
     ['leases (bench/leases.ts)', runLeases],
     ['sanlock VGs (bench/sanlock.ts)', () => runSanlockBench()],
     ['IDM VGs, socket transport (bench/idm.ts)', () => runIdmBench()],
+    ['dlm VGs in VMs (bench/dlm-vm.ts)', () => runDlmVmBench()],
   ];
+  const notRun: string[] = [];
   for (const [title, fn] of sections) {
     process.stdout.write(`\n=== ${title} ===\n`);
     try {
-      process.stdout.write(await fn());
+      const text = await fn();
+      process.stdout.write(text);
+      if (text.startsWith(DLM_VM_NOT_RUN)) notRun.push(title);
     } catch (e) {
-      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof IdmBenchFailure) process.stdout.write(e.report);
+      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof IdmBenchFailure || e instanceof DlmVmBenchFailure) {
+        process.stdout.write(e.report);
+      }
       else process.stdout.write(`FAILED: ${describeError(e)}\n`);
       code = 1;
     }
   }
+  if (notRun.length) process.stdout.write(`\n*** NOT RUN (no figures): ${notRun.join(', ')} ***\n`);
   return code;
 }
 
