@@ -28,7 +28,7 @@ export interface MutexRequest {
   /** ILM mode (1 ex, 2 sh). */
   mode: number;
   timeoutMs: number;
-  /** Only UNLOCK carries it (res_ver type UPDATE_NO_VALID). */
+  /** Only UNLOCK carries it (res_ver type UPDATE_NO_VALID); without it UNLOCK leaves the drive's LVB. */
   lvb?: Buffer;
   timeNowMs: bigint;
 }
@@ -54,7 +54,7 @@ export class DriveCommands {
       timeNowMs: req.timeNowMs,
       countdownMs: countdown(op, req.timeoutMs),
       mutexClass: modeToClass(req.mode),
-      resVerType: unlock ? ResVerType.UPDATE_NO_VALID : ResVerType.NO_UPDATE_NO_VALID,
+      resVerType: unlock && req.lvb ? ResVerType.UPDATE_NO_VALID : ResVerType.NO_UPDATE_NO_VALID,
       lvb: unlock && req.lvb ? req.lvb : Buffer.alloc(8),
       lockId: req.lockId,
       hostId: req.hostId,
