@@ -13,7 +13,7 @@ import {
   SCSI_TIMEOUT_MS, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, DEVICE_ID_INQUIRY_BYTES,
   readCdb, scsiErrno, versionInquiryCdb, deviceIdInquiryCdb, writeCdb,
 } from '../idm/scsi';
-import type { DriveTransport } from '../idm/transport';
+import { SG_DATA_BYTES_MAX, type DriveTransport } from '../idm/transport';
 import { IdmMode } from './protocol';
 
 export interface FaultInjector {
@@ -21,6 +21,9 @@ export interface FaultInjector {
   fail(): boolean;
 }
 export const NO_FAULTS: FaultInjector = { fail: () => false };
+
+/** Records read beyond the inquiry's count (see DriveCommands.table). */
+export const TABLE_READ_SLACK = 64;
 
 export interface MutexRequest {
   lockId: Buffer;
@@ -64,12 +67,19 @@ export class DriveCommands {
     return scsiErrno(r.status, r.sense, op);
   }
 
-  /** Inquiry for the entry count, then that many records (at least one). */
+  /**
+   * Inquiry for the entry count, then that many records and TABLE_READ_SLACK
+   * more: other hosts add entries between the two commands, and an entry of
+   * ours pushed past the count read as "not held" (-ENOENT), which turns the
+   * drive's state back to INIT: the lock's UNLOCK then skipped that drive and
+   * its LVB never got there (simulator finding 24). A drive answers records
+   * past its last entry as dead (state 0xDEAD), where the list stops.
+   */
   async table(): Promise<{ rv: number; rows: ReadRecord[] }> {
     if (this.faults.fail()) return { rv: -E.IO, rows: [] };
     const inq = await this.read(Group.INQUIRY, 1);
     if (inq.rv < 0) return { rv: inq.rv, rows: [] };
-    const total = Math.max(1, decodeInquiryTotal(inq.data));
+    const total = Math.min(SG_DATA_BYTES_MAX / RECORD_BYTES, Math.max(1, decodeInquiryTotal(inq.data)) + TABLE_READ_SLACK);
     const list = await this.read(Group.DEFAULT, total);
     if (list.rv < 0) return { rv: list.rv, rows: [] };
     const rows: ReadRecord[] = [];

@@ -152,6 +152,31 @@ describe('ILM raid lock: per-drive state machine', () => {
     assert.deepEqual(await c.readLvb(), { rv: 0, lvb: Buffer.from([9, 8, 7, 6, 5, 4, 3, 0]) });
   });
 
+  test('entries added between the inquiry and the list read do not hide ours (simulator finding 24)', async () => {
+    const { clock, drives, lockDrives } = (() => { const c = new ManualClock(); return { clock: c, ...inProcessDrives(1, c) }; })();
+    const other = (host: number) => new RaidLock({ lockId: Buffer.alloc(64, 0x30), hostId: hostId(host), mode: SH, timeoutMs: 60_000, drives: lockDrives, failedDrives: 0 }, clock);
+    assert.equal(await other(10).lock(), 0, 'a mutex created before ours: its entries list first');
+    const a = new RaidLock({ lockId: LOCK_ID, hostId: hostId(1), mode: EX, timeoutMs: 60_000, drives: lockDrives, failedDrives: 0 }, clock);
+    assert.equal(await a.lock(), 0);
+    const d = drives[0]!;
+    const execute = d.execute.bind(d);
+    let armed = true;
+    d.execute = async (cmd) => {
+      const r = await execute(cmd);
+      if (armed && cmd.cdb[14] === 0xff) {
+        armed = false;
+        // After the count was read: three more hosts share the earlier mutex, pushing our entry down.
+        for (const h of [11, 12, 13]) assert.equal(await other(h).lock(), 0);
+      }
+      return r;
+    };
+    a.lvb = Buffer.from([1, 2, 3, 4, 5, 6, 7, 0]);
+    assert.deepEqual(await a.readLvb(), { rv: 0, lvb: Buffer.alloc(8) });
+    assert.equal(a.driveStates()[0]!.state, 3, 'still LOCK');
+    assert.equal(await a.unlock(), 0);
+    assert.deepEqual(await new DriveCommands(d).count(LOCK_ID, hostId(2)), { rv: 0, count: 0, self: 0 }, 'our UNLOCK reached the drive');
+  });
+
   test('a demotion that loses the majority (broken by another host) answers 0 and marks the convert failed', async () => {
     const { clock, lock } = rig(3);
     const a = lock(1, EX, 1000);
