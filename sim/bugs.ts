@@ -4,7 +4,10 @@
  * fail). Lease bugs are passed to the real lease code through the explicit
  * LeaseBugHooks object (src/leases/hooks.ts); the host-model bug breaks the
  * simulated daemon's kill path, and the DLM-model bug the recovery of the DLM
- * model (sim/dlm-model.ts). Production code never sees any of this.
+ * model (sim/dlm-model.ts). The IDM bugs break the emulated drives' firmware
+ * (an instance of src/idm/firmware.ts, patched in sim/idm-model.ts) or the IDM
+ * manager through the explicit IdmBugHooks object (src/lm/idm/idm-session.ts).
+ * Production code never sees any of this.
  */
 import type { LeaseBugHooks } from '../src/leases/hooks';
 
@@ -20,8 +23,10 @@ export interface BugSpec {
    * a dead writer's stale LVB and reports it valid (no VALNOTVALID).
    */
   dlmHideLostLvb?: boolean;
-  /** Which fault profile finds it fastest (the quick run uses it); 'dlm': core-level dlm schedules. */
-  profile: 'contention' | 'storage' | 'mixed' | 'dlm';
+  /** IDM bugs, run at the core level with the real IDM manager, ILM code and firmware model. */
+  idm?: { breakLiveHolders?: boolean; noTimestampPlusOne?: boolean };
+  /** Which fault profile finds it fastest (the quick run uses it); 'dlm', 'idm': core-level schedules with that manager. */
+  profile: 'contention' | 'storage' | 'mixed' | 'dlm' | 'idm';
 }
 
 export const BUGS: readonly BugSpec[] = [
@@ -66,6 +71,18 @@ export const BUGS: readonly BugSpec[] = [
     description: 'DLM recovery after a node that held the VG lock ex died keeps the stale LVB and reports it valid (no VALNOTVALID)',
     dlmHideLostLvb: true,
     profile: 'dlm',
+  },
+  {
+    name: 'idm-break-live-holder',
+    description: 'the IDM drive firmware lets BREAK take a mutex whose holders are still alive (not timed out)',
+    idm: { breakLiveHolders: true },
+    profile: 'idm',
+  },
+  {
+    name: 'idm-no-timestamp-plus-one',
+    description: 'lvmlockd writes its wall clock as the IDM LVB timestamp even when that is not past the last one (no "+1")',
+    idm: { noTimestampPlusOne: true },
+    profile: 'idm',
   },
 ];
 

@@ -9,7 +9,7 @@
 import { BUGS, findBug, type BugSpec } from './bugs';
 import { ALL_FAULTS, type FaultClass, type LeaseRunResult, type LeaseSchedule, makeLeaseSchedule, runLeaseSchedule } from './lease-cluster';
 import { runCoreSchedule } from './core-cluster';
-import { coreUsesSanlock, runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
+import { runMany, scheduleSeed, shrinkLease, type Summary } from './runner';
 import { runScale } from './scale';
 import { partialResults, runParallel, type PartialResult } from './parallel';
 import { availableParallelism } from 'node:os';
@@ -31,6 +31,11 @@ options:
   --core-share F      fraction of schedules run at the core level (default 0.25)
   --dlm-share F       fraction of schedules run at the core level with the real dlm
                       manager on the DLM model (default 0)
+  --idm-share F       fraction of schedules run at the core level with the real IDM
+                      manager, the real ILM lockspace/raid-lock code and the drive
+                      firmware model on emulated drives (default 0)
+  --idm-dead-writer   with IDM schedules: machines also die right after writing VG
+                      metadata holding the VG lock ex (finds the open finding 22)
   --inject-bug NAME   break one safety rule on purpose; the run must find a
                       violation: it prints it like any violation and exits 1
                       (exit 3: not caught). "all" is the self-check: exit 0
@@ -38,9 +43,10 @@ options:
 ${BUGS.map((b) => `                        ${b.name.padEnd(28)}${b.description}`).join('\n')}
   --replay SEED       run one schedule by its own seed (printed on a violation)
                       and print its whole trace; with --level core for core schedules
-  --lm test|sanlock|dlm  with --replay --level core: the lock manager (dlm: the real
+  --lm test|sanlock|dlm|idm  with --replay --level core: the lock manager (dlm: the real
                       src/lm/dlm manager on the DLM model of sim/dlm-model.ts; sanlock: the real
-                      src/lm/sanlock manager on a shared simulated LUN)
+                      src/lm/sanlock manager on a shared simulated LUN; idm: the real src/lm/idm
+                      manager and ILM code on emulated drives, sim/idm-model.ts)
   --no-stop-race      with --lm sanlock: keep stop_vg away from in-flight lock requests
   --no-watchdog       with --lm sanlock: no external watchdog (the simulated hosts' wdmd)
   --keep-faults I,J   with --replay: keep only these planned faults (from a shrunk trace)
@@ -76,7 +82,7 @@ function parseArgs(argv: string[]): Args {
     }
     const k = x.slice(2);
     const next = argv[i + 1];
-    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew', 'no-stop-race', 'no-watchdog'].includes(k)) a[k] = true;
+    if (['help', 'trace', 'long', 'scale', 'json', 'no-eio', 'no-slow', 'no-skew', 'no-stop-race', 'no-watchdog', 'idm-dead-writer'].includes(k)) a[k] = true;
     else if (next === undefined || next.startsWith('--')) throw new Error(`--${k} needs a value`);
     else {
       a[k] = next;
@@ -179,8 +185,9 @@ async function checkBug(bug: BugSpec, a: Args, faults: FaultClass[], seed: numbe
   const sum = await runMany({ seed, schedules: max, faults, bug, coreShare: 0, stopOnViolation: true, ...(a.hosts ? { hosts: num(a, 'hosts', 3) } : {}) });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const v = sum.violations[0];
-  if (v) console.log(`inject-bug ${bug.name}: CAUGHT after ${sum.schedules} schedule(s), ${(ms / 1000).toFixed(1)} s — ${v.rule}: ${v.message} (schedule seed ${v.seed})`);
-  else console.log(`inject-bug ${bug.name}: NOT caught in ${sum.schedules} schedules`);
+  const also = sum.alsoWithoutBug ? ` (${sum.alsoWithoutBug} schedule(s) not counted: they break a rule without the bug too)` : '';
+  if (v) console.log(`inject-bug ${bug.name}: CAUGHT after ${sum.schedules} schedule(s), ${(ms / 1000).toFixed(1)} s — ${v.rule}: ${v.message} (schedule seed ${v.seed})${also}`);
+  else console.log(`inject-bug ${bug.name}: NOT caught in ${sum.schedules} schedules${also}`);
   if (v && details && sum.firstFailure?.level === 'lease') {
     const r = sum.firstFailure.result as LeaseRunResult;
     const shrunk = await shrinkLease(r, bug);
@@ -188,6 +195,10 @@ async function checkBug(bug: BugSpec, a: Args, faults: FaultClass[], seed: numbe
     console.log(`replay: ${replayCommand(r.schedule, shrunk.schedule, bug, faults)}`);
     console.log('trace (faults and the hosts/resources involved):');
     console.log(minimalTrace(shrunk).join('\n'));
+  } else if (v && details && sum.firstFailure?.level === 'core') {
+    console.log(`\nVIOLATION in schedule seed ${v.seed} (core level${v.lm ? `, ${v.lm} manager` : ''}, bug ${bug.name}): ${v.rule}: ${v.message}`);
+    console.log(`replay: npm run sim -- --replay ${v.seed} --level core${v.lm ? ` --lm ${v.lm}` : ''} --inject-bug ${bug.name}`);
+    console.log(sum.firstFailure.result.trace.filter((l) => !/ D /.test(l)).slice(-40).join('\n'));
   }
   return !!v;
 }
@@ -235,8 +246,10 @@ export async function main(argv: string[]): Promise<number> {
     if (a.level === 'core') {
       const r = await runCoreSchedule(s0, {
         hosts: a.hosts ? num(a, 'hosts', 3) : undefined, traceAll: !!a.trace, coreDebug: true,
-        lm: a.lm === 'sanlock' ? 'sanlock' : a.lm === 'dlm' ? 'dlm' : 'test', allowStopRace: !a['no-stop-race'], noWatchdog: !!a['no-watchdog'],
+        lm: a.lm === 'sanlock' ? 'sanlock' : a.lm === 'dlm' ? 'dlm' : a.lm === 'idm' ? 'idm' : 'test', allowStopRace: !a['no-stop-race'], noWatchdog: !!a['no-watchdog'],
         ...(bug?.dlmHideLostLvb ? { dlmBug: { hideLostLvb: true } } : {}),
+        ...(bug?.idm ? { idmBug: bug.idm } : {}),
+        ...(a['idm-dead-writer'] ? { idmDeadWriter: true } : {}),
       });
       if (!a.trace) console.log(r.trace.join('\n'));
       console.log(r.violation ? `VIOLATION ${r.violation.rule}: ${r.violation.message}` : 'no violation');
@@ -290,7 +303,7 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const sum = await runParallel({
-    seed, schedules, from, faults, coreShare: num(a, 'core-share', 0.25), dlmShare: num(a, 'dlm-share', 0), ...(hosts ? { hosts } : {}),
+    seed, schedules, from, faults, coreShare: num(a, 'core-share', 0.25), dlmShare: num(a, 'dlm-share', 0), idmShare: num(a, 'idm-share', 0), ...(a['idm-dead-writer'] ? { idmDeadWriter: true } : {}), ...(hosts ? { hosts } : {}),
     jobs,
     progress: (_done, total, p) => {
       const now = process.hrtime.bigint();
@@ -301,7 +314,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     onViolation: (v) => {
       violationsSeen++;
-      process.stderr.write(`sim: VIOLATION schedule seed ${v.seed} (${v.level} level): ${v.rule}: ${v.message} — replay: npm run sim -- --replay ${v.seed}${v.level === 'core' ? ` --level core${coreUsesSanlock(v.seed) ? ' --lm sanlock' : ''}` : ''}\n`);
+      process.stderr.write(`sim: VIOLATION schedule seed ${v.seed} (${v.level} level): ${v.rule}: ${v.message} — replay: npm run sim -- --replay ${v.seed}${v.level === 'core' ? ` --level core${v.lm ? ` --lm ${v.lm}` : ''}` : ''}\n`);
     },
   });
   process.removeListener('SIGINT', onSignal);
@@ -313,7 +326,7 @@ export async function main(argv: string[]): Promise<number> {
     const f = sum.firstFailure ?? {
       level: v0.level,
       seed: v0.seed,
-      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts, lm: coreUsesSanlock(v0.seed) ? 'sanlock' : 'test' }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
+      result: v0.level === 'core' ? await runCoreSchedule(v0.seed, { hosts, lm: v0.lm ?? 'test' }) : await runLeaseSchedule(makeLeaseSchedule(v0.seed, { ...(hosts ? { hosts } : {}), faults }), undefined),
     };
     console.log(`\nVIOLATION in schedule seed ${f.seed} (${f.level} level): ${sum.violations[0]!.rule}: ${sum.violations[0]!.message}`);
     if (f.level === 'lease') {
@@ -324,7 +337,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log('trace (faults and the hosts/resources involved):');
       console.log(minimalTrace(shrunk).join('\n'));
     } else {
-      console.log(`replay: npm run sim -- --replay ${f.seed} --level core${f.result.trace.some((l) => l.includes('init_vg')) ? ' --lm sanlock' : ''}`);
+      console.log(`replay: npm run sim -- --replay ${f.seed} --level core${v0.lm ? ` --lm ${v0.lm}` : ''}`);
       console.log(f.result.trace.slice(-60).join('\n'));
     }
     return 1;

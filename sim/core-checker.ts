@@ -7,8 +7,8 @@
  * backwards (LvbWatch), and every request is answered (or its client is
  * gone) within a bound. With a real lock manager (sanlock, dlm), what each
  * host was told it holds must never be ex on two hosts or ex with sh, and
- * with dlm a host granted the VG lock without an invalidation must have the
- * newest announced VG metadata (`stale-vg-metadata`).
+ * with dlm and idm a host granted the VG lock without an invalidation must
+ * have the newest announced VG metadata (`stale-vg-metadata`).
  *
  * The checker keeps its own model of what hosts were told (`uses`, from the
  * replies the workload sees); it only reads the cluster.
@@ -116,6 +116,13 @@ export class CoreChecker {
     this.killed.set(hostId, k);
     const u = this.uses.get(hostId);
     if (u) for (const key of [...u.keys()]) if (key.startsWith(`${vg}/`)) u.delete(key);
+  }
+  /**
+   * idm: lvmlockctl --drop removed the killed VG's lockspace: its LVs were
+   * deactivated, so what the host uses of it from now on comes from a new start.
+   */
+  vgDropped(hostId: number, vg: string): void {
+    this.killed.get(hostId)?.delete(vg);
   }
   /** A client disconnected: its transient locks are gone. */
   clientGone(c: Client): void {

@@ -8,8 +8,11 @@
  * The lock manager is pluggable (CoreLmFactory, core-lm.ts): the test-mode
  * managers (src/lm/test), with `lm: 'sanlock'` the real sanlock manager
  * (src/lm/sanlock) of every host on one shared simulated LUN, or with
- * `lm: 'dlm'` the real dlm manager (src/lm/dlm) on the DLM model; with a real
- * manager what the hosts were told they hold is also checked across hosts.
+ * `lm: 'dlm'` the real dlm manager (src/lm/dlm) on the DLM model, or with
+ * `lm: 'idm'` the real IDM manager (src/lm/idm) of each host talking to the
+ * real ILM lockspace and raid-lock code over emulated drives (idm-model.ts);
+ * with a real manager what the hosts were told they hold is also checked
+ * across hosts.
  *
  * This file is the cluster: its hosts, their daemons and ports, the clients'
  * side of the socket, crash and restart, and the run. The other parts have
@@ -21,10 +24,11 @@ import { LockdCore, newGlobalLockChoice, type CorePorts, type MutableGlobalLockC
 import { ConfigMap, formatRequest, parseConfigTree, type WireValue } from '../src/protocol/config-tree';
 import { calcHostDeadSeconds } from '../src/leases/timeouts';
 import { CoreChecker } from './core-checker';
-import { planCoreFaults, startWatchdog } from './core-faults';
-import { LVMLOCK_BYTES, dlmLmFactory, sanlockLmFactory, testLmFactory, type CoreLmFactory } from './core-lm';
+import { planCoreFaults, planIdmFaults, startWatchdog } from './core-faults';
+import { LVMLOCK_BYTES, dlmLmFactory, idmLmFactory, sanlockLmFactory, testLmFactory, type CoreLmFactory } from './core-lm';
 import { CoreWorkload } from './core-workload';
 import { DlmClusterModel } from './dlm-model';
+import { IdmClusterModel } from './idm-model';
 import { SimHost } from './kernel/host';
 import { Rng } from './kernel/rng';
 import { Scheduler, drain, fmtT } from './kernel/scheduler';
@@ -43,17 +47,29 @@ export interface CoreRunOptions {
   factory?: CoreLmFactory;
   traceAll?: boolean;
   coreDebug?: boolean;
-  lm?: 'test' | 'sanlock' | 'dlm';
+  lm?: 'test' | 'sanlock' | 'dlm' | 'idm';
   allowStopRace?: boolean;
   noWatchdog?: boolean;
   dlmBug?: { hideLostLvb?: boolean };
+  /** --inject-bug for the IDM path: a firmware that breaks live holders, or no LVB timestamp "+1". */
+  idmBug?: { breakLiveHolders?: boolean; noTimestampPlusOne?: boolean };
+  /**
+   * idm: let the workload kill a machine right after it wrote VG metadata holding
+   * the VG lock ex. Off by default: hosts other than the one that breaks the dead
+   * holder's mutex may then trust stale metadata (docs/simulator.md, finding 22, open).
+   */
+  idmDeadWriter?: boolean;
 }
 
 export type Fields = Array<readonly [string, WireValue]>;
 
 export interface VgDef {
   name: string;
-  lockType: 'sanlock' | 'dlm';
+  lockType: 'sanlock' | 'dlm' | 'idm';
+  /** idm: the VG's UUID and PVs (the lock's drives), and each LV's PVs (`path[N]` of lock_lv). */
+  uuid?: string;
+  pvs?: string[];
+  lvPvs?: Map<string, string[]>;
   /** LVs activated with persistent locks (lvchange -a): host-wide, so clients' told state is not checked on them. */
   lvs: string[];
   /** LVs only locked transiently by running commands: what clients are told must never conflict. */
@@ -107,6 +123,11 @@ export class CoreCluster {
   readonly storage: SimStorage | undefined;
   readonly dlmRng: Rng | undefined;
   readonly dlmModel: DlmClusterModel | undefined;
+  /** idm: the real IDM manager, the real ILM lockspace/raid-lock code and the firmware model on emulated drives. */
+  readonly idmMode: boolean;
+  readonly idmModel: IdmClusterModel | undefined;
+  /** idm: the dead-writer fault of the dlm mode is on (CoreRunOptions.idmDeadWriter). */
+  readonly idmDeadWriter: boolean;
   private readonly factory: CoreLmFactory;
   /** host_dead with io_timeout 1 and sanlock's watchdog_fire_timeout 60: 68 s. */
   readonly hostDeadMs: number;
@@ -136,8 +157,10 @@ export class CoreCluster {
     const rng = (this.rng = root.fork('core-workload'));
     const sanlockMode = (this.sanlockMode = o.lm === 'sanlock');
     const dlmMode = (this.dlmMode = o.lm === 'dlm');
-    this.crossMode = sanlockMode || dlmMode;
-    const nHosts = o.hosts ?? (sanlockMode || dlmMode ? rng.intIn(2, 3) : rng.intIn(1, 3));
+    const idmMode = (this.idmMode = o.lm === 'idm');
+    this.idmDeadWriter = idmMode && !!o.idmDeadWriter;
+    this.crossMode = sanlockMode || dlmMode || idmMode;
+    const nHosts = o.hosts ?? (sanlockMode || dlmMode || idmMode ? rng.intIn(2, 3) : rng.intIn(1, 3));
     const storage = (this.storage = sanlockMode ? new SimStorage(sim, root.fork('disk'), LVMLOCK_BYTES, 512) : undefined);
     if (storage) storage.rates = { ...NO_DISK_FAULTS, latencyMax: rng.pick([0.5, 5, 50]) };
     const dlmRng = (this.dlmRng = dlmMode ? root.fork('dlm') : undefined);
@@ -147,12 +170,25 @@ export class CoreCluster {
         ...(o.dlmBug?.hideLostLvb ? { bugHideLostLvb: true } : {}),
       })
       : undefined);
+    const idmRng = idmMode ? root.fork('idm') : undefined;
+    const idmModel = (this.idmModel = idmRng
+      ? new IdmClusterModel({
+        sim, rng: idmRng, drives: idmRng.pick([1, 2, 3, 3, 3, 5]), log: (l) => sim.log(l), verbose: !!o.coreDebug,
+        onException: (where, e) => this.checker.fail('ilm-exception', `${where}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`.slice(0, 400)),
+        ...(o.idmBug?.breakLiveHolders ? { bugBreakLiveHolders: true } : {}),
+      })
+      : undefined);
     this.factory = o.factory ?? (storage ? sanlockLmFactory(storage, root.fork('lm'), this.ioTimeout)
-      : dlmModel ? dlmLmFactory(dlmModel) : testLmFactory);
+      : dlmModel ? dlmLmFactory(dlmModel)
+        : idmModel ? idmLmFactory(idmModel, root.fork('idm-ilm'), (h, path, args) => this.idmKillPath(h, path, args),
+          o.idmBug?.noTimestampPlusOne ? { noTimestampPlusOne: true } : undefined, o.coreDebug ? (l) => sim.log(l) : undefined)
+          : testLmFactory);
     this.hostDeadMs = calcHostDeadSeconds(this.ioTimeout) * 1000;
-    this.durationMs = Math.round(sanlockMode ? rng.range(2, 3) * this.hostDeadMs : rng.range(60_000, 180_000));
+    // idm: long enough for a host's mutexes to time out (60 s) and be broken, and for the kill path (50 s).
+    this.durationMs = Math.round(sanlockMode ? rng.range(2, 3) * this.hostDeadMs : idmMode ? rng.range(180_000, 300_000) : rng.range(60_000, 180_000));
     this.vgs = dlmMode
       ? [{ name: 'vgb', lockType: 'dlm', lvs: ['lvuuid-b0', 'lvuuid-b2'], tlvs: ['lvuuid-b1', 'lvuuid-b3'] }]
+      : idmModel ? [idmVg(idmModel, idmRng!)]
       : [
         { name: 'vga', lockType: 'sanlock', lvs: ['lvuuid-a0', 'lvuuid-a1'], tlvs: ['lvuuid-a2', 'lvuuid-a3'] },
         { name: 'vgb', lockType: 'dlm', lvs: ['lvuuid-b0'], tlvs: ['lvuuid-b1'] },
@@ -165,7 +201,7 @@ export class CoreCluster {
 
   /** Lock types whose LV locks are checked across hosts. */
   crossVg(vg: VgDef): boolean {
-    return (this.sanlockMode && vg.lockType === 'sanlock') || (this.dlmMode && vg.lockType === 'dlm');
+    return (this.sanlockMode && vg.lockType === 'sanlock') || (this.dlmMode && vg.lockType === 'dlm') || (this.idmMode && vg.lockType === 'idm');
   }
 
   /** A new daemon incarnation on a host: its lock managers, its core, its ports. */
@@ -197,7 +233,7 @@ export class CoreCluster {
       dumpLog: (): string => '',
       debug: (l: string): void => {
         // The daemon invalidated the VG: its commands reread the metadata, at the version on disk.
-        const inv = this.dlmMode ? /^lvm_(.+):VGLK res_lock invalidate vg state/.exec(l) : null;
+        const inv = this.dlmMode || this.idmMode ? /^lvm_(.+):VGLK res_lock invalidate vg state/.exec(l) : null;
         if (inv) ch.vgCache.set(inv[1]!, this.vgVersion.get(inv[1]!) ?? 1);
         if (this.coreDebug) sim.log(`h${ch.id} D ${l}`);
       },
@@ -276,6 +312,8 @@ export class CoreCluster {
     ch.clients.clear();
     this.checker.hostDown(ch.id);
     ch.host.crash(this.crashWrite);
+    // idm: the machine is off, its ILM with it; its mutexes stay on the drives until they time out.
+    this.idmModel?.machineCrashed(ch.id);
     if (dlmModel) {
       // The node is off: dlm_controld on the others fences it, then the DLM recovers.
       dlmModel.failNode(ch.id);
@@ -286,6 +324,20 @@ export class CoreCluster {
       sim.log(`h${ch.id} daemon restarts`);
       this.startHost(ch);
     });
+  }
+
+  /**
+   * idm: the ILM's failure action ran "lvmlockctl --kill VG": the admin's
+   * lvmlockctl_kill_command deactivates the VG's LVs at once (the checker stops
+   * counting them as used), then lvmlockctl sends kill_vg and drop_vg to lvmlockd.
+   */
+  idmKillPath(hostId: number, path: string, args: string): void {
+    const ch = this.hosts[hostId - 1];
+    this.sim.log(`h${hostId} KILL PATH: the ILM runs "${path} ${args}"`);
+    const vg = /--kill\s+(\S+)/.exec(args)?.[1];
+    if (!ch || ch.host.crashed || !vg) return;
+    this.checker.vgKilled(ch.id, vg);
+    void this.workload.lvmlockctlKill(ch, vg);
   }
 
   /** Boot the host's daemon and start its clients. */
@@ -319,6 +371,7 @@ export async function runCoreSchedule(seed: number, o: CoreRunOptions = {}): Pro
     } else cl.startHost(ch);
   }
   planCoreFaults(cl);
+  if (cl.idmMode) planIdmFaults(cl);
 
   const check = () => checker.check();
   await sim.run(cl.durationMs, check, stopped);
@@ -334,4 +387,21 @@ export async function runCoreSchedule(seed: number, o: CoreRunOptions = {}): Pro
   stats.simMs = sim.now;
   cl.storage?.dispose();
   return { seed, violation: checker.violation, trace: sim.trace.map((l) => `${fmtT(l.t)} ${l.text}`), stats };
+}
+
+/** The UUID of the simulated IDM VG and its LVs' (32 characters without the dashes, as lvm makes them). */
+const IDM_VG_UUID = 'IdmSim-0000-0000-0000-0000-0000-00vgi0';
+const idmLvUuid = (n: number): string => `IdmSim-0000-0000-0000-0000-0000-lvuui${n}`;
+
+/** idm: one VG on every drive; each LV on a random non-empty subset of them (its PVs). */
+function idmVg(m: IdmClusterModel, rng: Rng): VgDef {
+  const pvs = m.drives.map((d) => d.path);
+  const lvPvs = new Map<string, string[]>();
+  const lvs = [idmLvUuid(0), idmLvUuid(2)];
+  const tlvs = [idmLvUuid(1), idmLvUuid(3)];
+  for (const lv of [...lvs, ...tlvs]) {
+    const sub = pvs.filter(() => rng.chance(0.6));
+    lvPvs.set(lv, sub.length ? sub : [rng.pick(pvs)]);
+  }
+  return { name: 'vgi', lockType: 'idm', uuid: IDM_VG_UUID, pvs, lvPvs, lvs, tlvs };
 }

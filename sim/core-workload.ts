@@ -4,7 +4,9 @@
  * activation, lvcreate, lvremove, vgremove, global lock, vg_update, info,
  * mutated frames), and vanish mid-command now and then. With the sanlock
  * manager, host 1 first creates the shared VG and its LV leases (vgcreate,
- * lvcreate). What clients are told is handed to the checker as it arrives.
+ * lvcreate). With the IDM manager, start_vg names the VG's PVs and lock_lv the
+ * LV's (`path[N]`): the drives of each lock. What clients are told is handed
+ * to the checker as it arrives.
  */
 import { formatRequest, type ConfigMap } from '../src/protocol/config-tree';
 import type { Client, CoreCluster, CoreHost, Fields, VgDef } from './core-cluster';
@@ -33,6 +35,12 @@ export class CoreWorkload {
     return [['request', req], ['cmd', 'lvm'], ['pid', 1], ...(vg ? ([['vg_name', vg.name]] as Fields) : []), ['opts', 'none'], ...extra];
   }
   private startVg(vg: VgDef, hostId: number): Fields {
+    if (vg.lockType === 'idm') {
+      return [
+        ['request', 'start_vg'], ['pid', 1], ['vg_name', vg.name], ['vg_lock_type', 'idm'], ['vg_lock_args', '1.0.0'],
+        ['vg_uuid', vg.uuid!], ['version', 1], ['host_id', 0], ['opts', 'none'], ...pathFields(vg.pvs!),
+      ];
+    }
     return [
       ['request', 'start_vg'], ['pid', 1], ['vg_name', vg.name], ['vg_lock_type', vg.lockType],
       ['vg_lock_args', vg.lockType === 'sanlock' ? '1.0.0:lvmlock' : '1.0.0:test'], ['vg_uuid', `uuid-${vg.name}`],
@@ -40,6 +48,12 @@ export class CoreWorkload {
     ];
   }
   private lockLv(vg: VgDef, lv: string, mode: string, opts = 'none'): Fields {
+    if (vg.lockType === 'idm') {
+      return [
+        ['request', 'lock_lv'], ['cmd', 'lvm'], ['pid', 1], ['vg_name', vg.name], ['lv_name', `lv${lv.slice(-2)}`], ['lv_uuid', lv],
+        ['mode', mode], ['opts', opts], ['lv_lock_args', 'none'], ...pathFields(vg.lvPvs!.get(lv)!),
+      ];
+    }
     return [
       ['request', 'lock_lv'], ['cmd', 'lvm'], ['pid', 1], ['vg_name', vg.name], ['lv_name', `lv${lv.slice(-2)}`], ['lv_uuid', lv],
       ['mode', mode], ['opts', opts], ['lv_lock_args', vg.lockType === 'sanlock' ? this.lvArgs.get(lv) ?? '1.0.0:70254592' : 'none'],
@@ -51,7 +65,7 @@ export class CoreWorkload {
     const ch = c.host;
     const p = this.cl.rpc(c, this.base('lock_vg', vg, [['mode', mode]]), `lock_vg ${mode}`);
     // Other modes get the bare promise: no extra tick, so their schedules replay as before.
-    if (!this.cl.dlmMode || mode === 'un') return p;
+    if (!(this.cl.dlmMode || this.cl.idmMode) || mode === 'un') return p;
     return p.then((r) => {
       if (result(r) !== 0 || ch.host.crashed) return r;
       this.cl.checker.vgLockGranted(ch, vg, mode);
@@ -160,7 +174,7 @@ export class CoreWorkload {
         const v = (cl.vgVersion.get(vg.name) ?? 1) + 1;
         cl.vgVersion.set(vg.name, v);
         ch.vgCache.set(vg.name, v);
-        if (cl.dlmMode && !cl.stopping && rng.chance(0.08)) {
+        if ((cl.dlmMode || cl.idmDeadWriter) && !cl.stopping && rng.chance(0.08)) {
           // The node dies after writing the metadata, holding the VG lock ex: the new
           // version never reaches the LVB, and the others must not trust the old one.
           cl.sim.log(`h${ch.id} CRASH node after writing VG metadata ${v}, holding the VG lock ex`);
@@ -170,7 +184,7 @@ export class CoreWorkload {
           return;
         }
         const upd = await cl.rpc(c, [['request', 'vg_update'], ['pid', 1], ['vg_name', vg.name], ['version', v]], `vg_update ${v}`);
-        if (cl.dlmMode && result(upd) === 0) checker.updateAccepted(vg.name, v);
+        if ((cl.dlmMode || cl.idmMode) && result(upd) === 0) checker.updateAccepted(vg.name, v);
         await cl.rpc(c, this.base('lock_vg', vg, [['mode', 'un']]), 'lock_vg un');
       }
       await cl.rpc(c, this.base('lock_gl', null, [['mode', 'un'], ['vg_lock_type', 'none']]), 'lock_gl un');
@@ -231,6 +245,24 @@ export class CoreWorkload {
     cl.disconnect(c);
   }
 
+  /**
+   * idm: what "lvmlockctl --kill VG" does after the ILM's failure action, then
+   * the admin's "lvmlockctl --drop VG" once the LVs are deactivated.
+   */
+  async lvmlockctlKill(ch: CoreHost, vg: string): Promise<void> {
+    const cl = this.cl;
+    if (ch.host.crashed) return;
+    const c = cl.connect(ch);
+    const k = await cl.rpc(c, [['request', 'kill_vg'], ['cmd', 'lvmlockctl'], ['pid', 1], ['vg_name', vg]], 'kill_vg');
+    this.log(c, `lvmlockctl --kill ${vg} -> ${k ? result(k) : 'no reply'}`);
+    if (k && !c.gone) {
+      const d = await cl.rpc(c, [['request', 'drop_vg'], ['cmd', 'lvmlockctl'], ['pid', 1], ['vg_name', vg]], 'drop_vg');
+      this.log(c, `lvmlockctl --drop ${vg} -> ${d ? result(d) : 'no reply'}`);
+      if (result(d) === 0) cl.checker.vgDropped(ch.id, vg);
+    }
+    cl.disconnect(c);
+  }
+
   /** sanlock mode: vgcreate --shared on host 1: init_vg, then start it there and create the LV leases (init_lv). */
   async createSharedVg(ch: CoreHost): Promise<void> {
     const cl = this.cl;
@@ -269,4 +301,9 @@ export function mutate(rng: Rng, text: string): string {
     default:
       return text.replace(/vg_name="[^"]*"/, `vg_name="${rng.pick(['', 'a'.repeat(80), 'v g', 'vga\\"', '../x'])}"`);
   }
+}
+
+/** lvm's PV list of a lock request: path_num and path[N]. */
+function pathFields(paths: readonly string[]): Fields {
+  return [['path_num', paths.length], ...paths.map((p, i) => [`path[${i}]`, p] as const)];
 }

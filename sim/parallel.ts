@@ -25,6 +25,9 @@ export interface ParallelOptions {
   coreShare: number;
   /** Fraction of schedules run at the core level with the dlm manager on the DLM model. */
   dlmShare?: number;
+  /** Fraction of schedules run at the core level with the IDM manager and ILM code on emulated drives. */
+  idmShare?: number;
+  idmDeadWriter?: boolean;
   jobs: number;
   stopOnViolation?: boolean;
   /** Schedules per block handed to a worker (default: about 8 blocks per worker, at most 500). */
@@ -49,6 +52,8 @@ interface WorkerTask {
   bug?: string;
   coreShare: number;
   dlmShare?: number;
+  idmShare?: number;
+  idmDeadWriter?: boolean;
   stopOnViolation?: boolean;
 }
 
@@ -70,6 +75,7 @@ export function addSummary(sum: Summary, p: Summary): void {
   sum.simSeconds += p.simSeconds;
   sum.cpuMs += p.cpuMs;
   sum.violations.push(...p.violations);
+  if (p.alsoWithoutBug) sum.alsoWithoutBug = (sum.alsoWithoutBug ?? 0) + p.alsoWithoutBug;
 }
 
 /** Live runs, so that a signal handler can ask for their partial result. */
@@ -126,7 +132,7 @@ export async function runParallel(o: ParallelOptions): Promise<Summary> {
         const [first, end] = blockRange(b);
         const opts: RunOptions = {
           seed: o.seed, schedules: end, first, stride: 1, faults: o.faults, coreShare: o.coreShare,
-          ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}),
+          ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}), ...(o.idmShare ? { idmShare: o.idmShare } : {}), ...(o.idmDeadWriter ? { idmDeadWriter: true } : {}),
           ...(o.hosts ? { hosts: o.hosts } : {}), ...(bug ? { bug } : {}), ...(o.stopOnViolation ? { stopOnViolation: true } : {}),
         };
         const s = await runMany(opts);
@@ -139,7 +145,7 @@ export async function runParallel(o: ParallelOptions): Promise<Summary> {
     }
 
     const task: WorkerTask = {
-      seed: o.seed, faults: o.faults, coreShare: o.coreShare, ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}),
+      seed: o.seed, faults: o.faults, coreShare: o.coreShare, ...(o.dlmShare ? { dlmShare: o.dlmShare } : {}), ...(o.idmShare ? { idmShare: o.idmShare } : {}), ...(o.idmDeadWriter ? { idmDeadWriter: true } : {}),
       ...(o.hosts ? { hosts: o.hosts } : {}), ...(o.bug ? { bug: o.bug } : {}), ...(o.stopOnViolation ? { stopOnViolation: true } : {}),
     };
     const children: ChildProcess[] = [];
@@ -211,7 +217,7 @@ if (require.main === module && process.argv.includes('--sim-worker')) {
       const bug = t.bug ? findBug(t.bug) : undefined;
       const sum = await runMany({
         seed: t.seed, schedules: end, first, stride: 1, faults: t.faults, coreShare: t.coreShare,
-        ...(t.dlmShare ? { dlmShare: t.dlmShare } : {}),
+        ...(t.dlmShare ? { dlmShare: t.dlmShare } : {}), ...(t.idmShare ? { idmShare: t.idmShare } : {}), ...(t.idmDeadWriter ? { idmDeadWriter: true } : {}),
         ...(t.hosts ? { hosts: t.hosts } : {}), ...(bug ? { bug } : {}), ...(t.stopOnViolation ? { stopOnViolation: true } : {}),
       });
       const reply: FromWorker = { summary: { ...sum, firstFailure: undefined }, block: [first, end] };

@@ -25,6 +25,11 @@ export function coreUsesDlm(seed: number, share: number): boolean {
   return share > 0 && ((seed >>> 20) % 1000) / 1000 < share;
 }
 
+/** Whether a schedule runs at the core level with the IDM manager, ILM and emulated drives (`share` of seeds). */
+export function coreUsesIdm(seed: number, share: number): boolean {
+  return share > 0 && ((seed >>> 15) % 1000) / 1000 < share;
+}
+
 export interface RunOptions {
   seed: number;
   schedules: number;
@@ -37,6 +42,10 @@ export interface RunOptions {
   sanlockShare?: number;
   /** Fraction of all schedules run at the core level with the real dlm lock manager on the DLM model (default 0). */
   dlmShare?: number;
+  /** Fraction of all schedules run at the core level with the real IDM manager and ILM code on emulated drives (default 0). */
+  idmShare?: number;
+  /** idm: the dead-writer fault (CoreRunOptions.idmDeadWriter; finding 22, open). */
+  idmDeadWriter?: boolean;
   progress?: (done: number, total: number) => void;
   stopOnViolation?: boolean;
   /** Run schedules first, first+stride, … (parallel workers); default 0 and 1. */
@@ -56,8 +65,11 @@ export interface Summary {
   wallMs: number;
   /** CPU time (user + system) of the processes that ran the schedules. */
   cpuMs: number;
-  violations: Array<{ seed: number; level: 'lease' | 'core'; rule: string; message: string }>;
+  /** lm: the core level's lock manager, when not the test managers (for the replay command). */
+  violations: Array<{ seed: number; level: 'lease' | 'core'; lm?: 'sanlock' | 'dlm' | 'idm'; rule: string; message: string }>;
   firstFailure?: { level: 'lease' | 'core'; seed: number; result: LeaseRunResult | CoreRunResult };
+  /** --inject-bug on the IDM path: violations not counted because the schedule breaks a rule without the bug too. */
+  alsoWithoutBug?: number;
 }
 
 /**
@@ -101,20 +113,32 @@ export async function runMany(o: RunOptions): Promise<Summary> {
     for (let i = o.first ?? 0; i < o.schedules; i += o.stride ?? 1) {
       const seed = scheduleSeed(o.seed, i);
       const dlm = o.bug ? o.bug.profile === 'dlm' : coreUsesDlm(seed, o.dlmShare ?? 0);
-      const core = dlm || (!o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare);
+      const idm = !dlm && (o.bug ? o.bug.profile === 'idm' : coreUsesIdm(seed, o.idmShare ?? 0));
+      const core = dlm || idm || (!o.bug && o.coreShare > 0 && (seed % 1000) / 1000 < o.coreShare);
       if (core) {
-        const sanlock = !dlm && coreUsesSanlock(seed, o.sanlockShare);
+        const sanlock = !dlm && !idm && coreUsesSanlock(seed, o.sanlockShare);
         const r = await deterministic(() => runCoreSchedule(seed, {
-          hosts: o.hosts, lm: dlm ? 'dlm' : sanlock ? 'sanlock' : 'test',
+          hosts: o.hosts, lm: dlm ? 'dlm' : idm ? 'idm' : sanlock ? 'sanlock' : 'test',
           ...(o.bug?.dlmHideLostLvb ? { dlmBug: { hideLostLvb: true } } : {}),
+          ...(o.bug?.idm ? { idmBug: o.bug.idm } : {}),
+          ...(idm && o.idmDeadWriter ? { idmDeadWriter: true } : {}),
         }));
         sum.coreSchedules++;
         sum.faultsInjected += r.stats.faults;
         sum.requests += r.stats.requests;
         sum.steps += r.stats.steps;
         sum.simSeconds += r.stats.simMs / 1000;
+        if (r.violation && idm && o.bug) {
+          // The IDM path has open findings (docs/simulator.md, 22): a bug counts as caught only
+          // where the same schedule without it keeps every rule.
+          const clean = await deterministic(() => runCoreSchedule(seed, { hosts: o.hosts, lm: 'idm', ...(o.idmDeadWriter ? { idmDeadWriter: true } : {}) }));
+          if (clean.violation) {
+            sum.alsoWithoutBug = (sum.alsoWithoutBug ?? 0) + 1;
+            r.violation = undefined;
+          }
+        }
         if (r.violation) {
-          sum.violations.push({ seed, level: 'core', rule: r.violation.rule, message: r.violation.message });
+          sum.violations.push({ seed, level: 'core', ...(dlm ? { lm: 'dlm' as const } : idm ? { lm: 'idm' as const } : sanlock ? { lm: 'sanlock' as const } : {}), rule: r.violation.rule, message: r.violation.message });
           if (!sum.firstFailure) sum.firstFailure = { level: 'core', seed, result: r };
         }
       } else {

@@ -13,7 +13,7 @@ import {
   SCSI_TIMEOUT_MS, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, DEVICE_ID_INQUIRY_BYTES,
   readCdb, scsiErrno, versionInquiryCdb, deviceIdInquiryCdb, writeCdb,
 } from '../idm/scsi';
-import type { DriveTransport } from '../idm/transport';
+import { SG_DATA_BYTES_MAX, type DriveTransport } from '../idm/transport';
 import { IdmMode } from './protocol';
 
 export interface FaultInjector {
@@ -22,13 +22,16 @@ export interface FaultInjector {
 }
 export const NO_FAULTS: FaultInjector = { fail: () => false };
 
+/** Records read beyond the inquiry's count (see DriveCommands.table). */
+export const TABLE_READ_SLACK = 64;
+
 export interface MutexRequest {
   lockId: Buffer;
   hostId: Buffer;
   /** ILM mode (1 ex, 2 sh). */
   mode: number;
   timeoutMs: number;
-  /** Only UNLOCK carries it (res_ver type UPDATE_NO_VALID). */
+  /** Only UNLOCK carries it (res_ver type UPDATE_NO_VALID); without it UNLOCK leaves the drive's LVB. */
   lvb?: Buffer;
   timeNowMs: bigint;
 }
@@ -54,7 +57,7 @@ export class DriveCommands {
       timeNowMs: req.timeNowMs,
       countdownMs: countdown(op, req.timeoutMs),
       mutexClass: modeToClass(req.mode),
-      resVerType: unlock ? ResVerType.UPDATE_NO_VALID : ResVerType.NO_UPDATE_NO_VALID,
+      resVerType: unlock && req.lvb ? ResVerType.UPDATE_NO_VALID : ResVerType.NO_UPDATE_NO_VALID,
       lvb: unlock && req.lvb ? req.lvb : Buffer.alloc(8),
       lockId: req.lockId,
       hostId: req.hostId,
@@ -64,12 +67,19 @@ export class DriveCommands {
     return scsiErrno(r.status, r.sense, op);
   }
 
-  /** Inquiry for the entry count, then that many records (at least one). */
+  /**
+   * Inquiry for the entry count, then that many records and TABLE_READ_SLACK
+   * more: other hosts add entries between the two commands, and an entry of
+   * ours pushed past the count read as "not held" (-ENOENT), which turns the
+   * drive's state back to INIT: the lock's UNLOCK then skipped that drive and
+   * its LVB never got there (simulator finding 24). A drive answers records
+   * past its last entry as dead (state 0xDEAD), where the list stops.
+   */
   async table(): Promise<{ rv: number; rows: ReadRecord[] }> {
     if (this.faults.fail()) return { rv: -E.IO, rows: [] };
     const inq = await this.read(Group.INQUIRY, 1);
     if (inq.rv < 0) return { rv: inq.rv, rows: [] };
-    const total = Math.max(1, decodeInquiryTotal(inq.data));
+    const total = Math.min(SG_DATA_BYTES_MAX / RECORD_BYTES, Math.max(1, decodeInquiryTotal(inq.data)) + TABLE_READ_SLACK);
     const list = await this.read(Group.DEFAULT, total);
     if (list.rv < 0) return { rv: list.rv, rows: [] };
     const rows: ReadRecord[] = [];

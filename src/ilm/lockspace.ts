@@ -46,6 +46,8 @@ export class IlmLockspace {
   failed = false;
   stopRenew = false;
   private timer: { cancel(): void } | null = null;
+  /** Checks every lock's renewal deadline each second, whatever the renewals are waiting for. */
+  private watchTimer: { cancel(): void } | null = null;
   private closed = false;
 
   constructor(public hostId: Buffer, readonly killPid: number, private readonly hooks: LockspaceHooks) {
@@ -75,13 +77,15 @@ export class IlmLockspace {
     const raid = new RaidLock(spec, this.hooks.env);
     const held: HeldLock = { raid, lastRenewalMs: 0, queue: Promise.resolve() };
     this.locks.set(key, held); // reserve the id while the drives are asked
+    const started = this.hooks.env.nowMs();
     const rv = await this.serial(held, () => raid.lock());
     if (rv !== 0 || this.closed) {
       this.locks.delete(key);
       if (rv === 0) await raid.unlock().then(() => raid.destroy());
       return rv === 0 ? -E.IO : rv;
     }
-    held.lastRenewalMs = this.hooks.env.nowMs();
+    // The drives' countdown started when the command reached them, at or after this.
+    held.lastRenewalMs = started;
     return 0;
   }
 
@@ -125,6 +129,8 @@ export class IlmLockspace {
     this.closed = true;
     this.timer?.cancel();
     this.timer = null;
+    this.watchTimer?.cancel();
+    this.watchTimer = null;
     const held = [...this.locks.values()];
     this.locks.clear();
     if (!releaseLocks) return;
@@ -134,26 +140,60 @@ export class IlmLockspace {
     })));
   }
 
+  private setTimer(fn: () => void, ms: number): { cancel(): void } {
+    if (this.hooks.setTimer) return this.hooks.setTimer(fn, ms);
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  }
+
   private schedule(): void {
     if (this.closed || this.failed) return;
-    const setTimer = this.hooks.setTimer ?? ((fn, ms) => {
-      const t = setTimeout(fn, ms);
-      return { cancel: () => clearTimeout(t) };
-    });
-    this.timer = setTimer(() => { void this.renewPass().finally(() => this.schedule()); }, RENEWAL_INTERVAL_MS);
+    this.timer = this.setTimer(() => { void this.renewPass().finally(() => this.schedule()); }, RENEWAL_INTERVAL_MS);
+    this.watch();
+  }
+
+  /**
+   * The failure action must run within QUIESCENT_PERIOD_MS of the last
+   * successful renewal, before the drives' countdown lets another host break
+   * the locks. The renewal pass renews one lock after another, and a renewal
+   * can wait for SG_IO timeouts (15 s per command on a hung drive): checking
+   * only between renewals ran the kill path too late, after another host had
+   * broken the mutex (simulator finding 25). So the deadlines are also checked
+   * every second on a timer of their own.
+   */
+  private watch(): void {
+    if (this.watchTimer || this.closed || this.failed) return;
+    this.watchTimer = this.setTimer(() => {
+      this.watchTimer = null;
+      this.checkDeadlines();
+      this.watch();
+    }, RENEWAL_INTERVAL_MS);
+  }
+
+  /** Runs the failure action when a lock has not been renewed for the quiescent period; true if it did. */
+  private checkDeadlines(): boolean {
+    if (this.stopRenew || this.failed || this.closed) return this.failed;
+    const now = this.hooks.env.nowMs();
+    for (const held of this.locks.values()) {
+      if (held.lastRenewalMs !== 0 && now > held.lastRenewalMs + (this.hooks.quiescentMs ?? QUIESCENT_PERIOD_MS)) {
+        this.fail(held);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** One pass of propeller's lockspace thread. */
   async renewPass(): Promise<void> {
     if (this.stopRenew || this.failed || this.closed) return;
+    if (this.checkDeadlines()) return;
     for (const held of [...this.locks.values()]) {
       if (held.lastRenewalMs === 0) continue;
-      if (this.hooks.env.nowMs() > held.lastRenewalMs + (this.hooks.quiescentMs ?? QUIESCENT_PERIOD_MS)) {
-        this.fail(held);
-        return;
-      }
+      if (this.checkDeadlines()) return;
+      // Counted from before the renewal: the drives' countdown restarted when it reached them.
+      const started = this.hooks.env.nowMs();
       const rv = await this.serial(held, () => held.raid.renew());
-      if (rv === 0 && held.lastRenewalMs !== 0) held.lastRenewalMs = this.hooks.env.nowMs();
+      if (rv === 0 && held.lastRenewalMs !== 0) held.lastRenewalMs = started;
       else if (rv !== 0) this.hooks.log('warn', `lock ${held.raid.lockId.toString('hex').slice(0, 16)}…: renewal failed (${rv})`);
     }
   }

@@ -100,8 +100,19 @@ export class RaidLock {
   mode: number;
   readonly timeoutMs: number;
   readonly failedDrives: number;
+  private lvbValue: Buffer = Buffer.alloc(8);
+  /**
+   * Whether the LVB holds a value (written by the client, or read from a
+   * majority). Until it does, UNLOCK leaves the drives' LVB as it is: writing
+   * the initial zeros would erase the last writer's value (simulator finding 21).
+   */
+  lvbKnown = false;
   /** Last LVB written by the client or read from the drives; reaches the drives with UNLOCK. */
-  lvb = Buffer.alloc(8);
+  get lvb(): Buffer { return this.lvbValue; }
+  set lvb(b: Buffer) {
+    this.lvbValue = b;
+    this.lvbKnown = true;
+  }
   convertFailed = false;
   private readonly slots: Slot[];
 
@@ -138,7 +149,7 @@ export class RaidLock {
   private request(mode: number, withLvb: boolean): MutexRequest {
     return {
       lockId: this.lockId, hostId: this.hostId, mode, timeoutMs: this.timeoutMs,
-      lvb: withLvb ? this.lvb : undefined, timeNowMs: this.env.utcMs(),
+      lvb: withLvb && this.lvbKnown ? this.lvb : undefined, timeNowMs: this.env.utcMs(),
     };
   }
 
@@ -258,9 +269,18 @@ export class RaidLock {
     await this.round('destroy', this.mode);
   }
 
-  /** The largest LVB a majority reports; all ones when a drive was taken by BREAK. */
+  /**
+   * The largest LVB a majority reports. When a drive was taken by BREAK the
+   * value cannot be trusted: propeller answers all ones at once. We read the
+   * drives anyway, so that UNLOCK writes back the value they hold instead of
+   * zeros (finding 21), and answer that value with its last byte, which no
+   * drive stores, set to 0xFF: still a value no drive can hold (the reader
+   * invalidates), and the next writer's timestamp can count on from the
+   * drives' largest one (lvb-timestamp.ts; finding 19). All ones when the
+   * read fails.
+   */
   async readLvb(): Promise<{ rv: number; lvb: Buffer }> {
-    if (this.slots.some((s) => s.isBrk)) return { rv: 0, lvb: Buffer.alloc(8, 0xff) };
+    const broken = this.slots.some((s) => s.isBrk);
     const deadline = this.env.nowMs() + MAJORITY_TIMEOUT_MS;
     for (;;) {
       await this.round('read_lvb', this.mode);
@@ -268,10 +288,12 @@ export class RaidLock {
       if (ok.length >= this.majority) {
         let best = ok[0]!.lvb;
         for (const s of ok) if (s.lvb.readBigUInt64LE(0) > best.readBigUInt64LE(0)) best = s.lvb;
-        this.lvb = Buffer.from(best);
-        return { rv: 0, lvb: Buffer.from(best) };
+        if (!this.lvbKnown) this.lvb = Buffer.from(best);
+        const answer = Buffer.from(best);
+        if (broken) answer[7] = 0xff;
+        return { rv: 0, lvb: answer };
       }
-      if (this.env.nowMs() > deadline) return { rv: -1, lvb: Buffer.alloc(8) };
+      if (this.env.nowMs() > deadline) return broken ? { rv: 0, lvb: Buffer.alloc(8, 0xff) } : { rv: -1, lvb: Buffer.alloc(8) };
       await this.env.sleep(RETRY_PAUSE_MS);
     }
   }

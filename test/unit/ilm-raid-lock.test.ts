@@ -74,14 +74,14 @@ describe('ILM raid lock: majority', () => {
 });
 
 describe('ILM raid lock: per-drive state machine', () => {
-  test('BUSY -> BREAK: expired holders are broken, and the LVB then reads all ones', async () => {
+  test('BUSY -> BREAK: expired holders are broken, and the LVB then reads with the 0xFF marker byte', async () => {
     const { clock, lock } = rig(3);
     const a = lock(1, EX, 3000);
     assert.equal(await a.lock(), 0);
     clock.ms += 3001;
     const b = lock(2, EX, 60_000);
     assert.equal(await b.lock(), 0);
-    assert.equal((await b.readLvb()).lvb.toString('hex'), 'ffffffffffffffff');
+    assert.equal((await b.readLvb()).lvb.toString('hex'), '00000000000000ff');
     assert.equal(await a.unlock(), 0, 'UNLOCK of a broken entry: -ENOENT per drive, not counted as -EIO or -ETIME');
     assert.equal(await a.renew(), -1);
   });
@@ -131,6 +131,50 @@ describe('ILM raid lock: per-drive state machine', () => {
     assert.equal(await b.lock(), 0);
     assert.deepEqual(await b.readLvb(), { rv: 0, lvb: Buffer.from([1, 2, 3, 4, 5, 6, 7, 0]) });
     void MutexOp;
+  });
+
+  test('a holder that read all ones (BREAK) and wrote nothing leaves the drives\' LVB on unlock, not zeros (simulator finding 21)', async () => {
+    const { clock, lock } = rig(3);
+    const a = lock(1, EX, 3000);
+    assert.equal(await a.lock(), 0);
+    a.lvb = Buffer.from([9, 8, 7, 6, 5, 4, 3, 0]);
+    assert.equal(await a.unlock(), 0);
+    const stale = lock(3, EX, 3000);
+    assert.equal(await stale.lock(), 0, 'a holder that dies: its entries expire');
+    clock.ms += 3001;
+    const b = lock(2, SH, 60_000);
+    assert.equal(await b.lock(), 0);
+    assert.equal((await b.readLvb()).lvb.toString('hex'), '09080706050403ff', 'the marker byte over the drives\' value');
+    assert.equal(await b.unlock(), 0);
+    await b.destroy();
+    const c = lock(4, SH, 60_000);
+    assert.equal(await c.lock(), 0);
+    assert.deepEqual(await c.readLvb(), { rv: 0, lvb: Buffer.from([9, 8, 7, 6, 5, 4, 3, 0]) });
+  });
+
+  test('entries added between the inquiry and the list read do not hide ours (simulator finding 24)', async () => {
+    const { clock, drives, lockDrives } = (() => { const c = new ManualClock(); return { clock: c, ...inProcessDrives(1, c) }; })();
+    const other = (host: number) => new RaidLock({ lockId: Buffer.alloc(64, 0x30), hostId: hostId(host), mode: SH, timeoutMs: 60_000, drives: lockDrives, failedDrives: 0 }, clock);
+    assert.equal(await other(10).lock(), 0, 'a mutex created before ours: its entries list first');
+    const a = new RaidLock({ lockId: LOCK_ID, hostId: hostId(1), mode: EX, timeoutMs: 60_000, drives: lockDrives, failedDrives: 0 }, clock);
+    assert.equal(await a.lock(), 0);
+    const d = drives[0]!;
+    const execute = d.execute.bind(d);
+    let armed = true;
+    d.execute = async (cmd) => {
+      const r = await execute(cmd);
+      if (armed && cmd.cdb[14] === 0xff) {
+        armed = false;
+        // After the count was read: three more hosts share the earlier mutex, pushing our entry down.
+        for (const h of [11, 12, 13]) assert.equal(await other(h).lock(), 0);
+      }
+      return r;
+    };
+    a.lvb = Buffer.from([1, 2, 3, 4, 5, 6, 7, 0]);
+    assert.deepEqual(await a.readLvb(), { rv: 0, lvb: Buffer.alloc(8) });
+    assert.equal(a.driveStates()[0]!.state, 3, 'still LOCK');
+    assert.equal(await a.unlock(), 0);
+    assert.deepEqual(await new DriveCommands(d).count(LOCK_ID, hostId(2)), { rv: 0, count: 0, self: 0 }, 'our UNLOCK reached the drive');
   });
 
   test('a demotion that loses the majority (broken by another host) answers 0 and marks the convert failed', async () => {

@@ -34,6 +34,13 @@ describe('IDM LVB timestamp', () => {
     assert.equal(nextTimestamp(1000n, 1000n), 1001n);
     assert.equal(nextTimestamp(5000n, 1000n), 5001n);
   });
+  test('after a broken lock: the clock after propeller\'s all ones (not a wrap to 0), the drives\' value under our ILM\'s marker (finding 19)', () => {
+    assert.equal(nextTimestamp(0xffff_ffff_ffff_ffffn, 1_764_547_200_000_000n), 1_764_547_200_000_000n);
+    // Our ILM's answer: the marker byte over the drives' largest value, which the next write goes above.
+    assert.equal(nextTimestamp((0xffn << 56n) | 1_764_547_200_000_000n, 1_764_547_100_000_000n), 1_764_547_200_000_001n);
+    assert.equal(nextTimestamp((0xffn << 56n) | 5n, 1_764_547_100_000_000n), 1_764_547_100_000_000n);
+  });
+
   test('8 bytes little-endian', () => {
     assert.equal(encodeTimestamp(0x0102030405060708n).toString('hex'), '0807060504030201');
     assert.equal(decodeTimestamp(encodeTimestamp(123456789n)), 123456789n);
@@ -181,6 +188,34 @@ describe('IDM session (lm_*_idm)', () => {
     // Nothing changed since: B keeps what it has.
     assert.deepEqual((await b.s.lock(VG('un'), 'sh', '', [])).vb, { version: 0, flags: 0, rVersion: 0 });
     assert.equal(decodeTimestamp(d.lvb.get(idmLockId('vg', VG_UUID, '')!.toString('hex'))!), 1_000_000n);
+  });
+
+  test('an ILM unlock error still releases: the ILM has forgotten the lock (simulator finding 20)', async () => {
+    const d = new FakeDrives();
+    const a = session(d, 'A', { us: 1n });
+    await a.s.start();
+    const lv = { name: LV_UUID, type: 'lv' as const, mode: 'un' as const };
+    assert.equal((await a.s.lock(lv, 'ex', LV_UUID, ['/dev/loop2'])).rv, 0);
+    a.ilm.unlock = async () => -E.IO;
+    assert.equal(await a.s.unlock({ ...lv, mode: 'ex' }, 0), 0);
+  });
+
+  test('every timestamp change is reported as lost value-block content, not only the first (simulator finding 18)', async () => {
+    const d = new FakeDrives();
+    const clock = { us: 1_000_000n };
+    const a = session(d, 'A', clock);
+    const b = session(d, 'B', clock);
+    await a.s.start(); await b.s.start();
+    const bLock = async () => { const r = await b.s.lock(VG('un'), 'sh', '', []); await b.s.unlock(VG('sh'), 0); return r; };
+    assert.equal((await bLock()).vbLost, undefined, 'B cached the initial zero timestamp: nothing changed');
+    for (const version of [2, 3]) {
+      clock.us += 1000n;
+      await a.s.lock(VG('un'), 'ex', '', []);
+      await a.s.unlock(VG('ex'), version);
+      // A zero val_blk alone reads as "still zero" to a core that took zero as valid before.
+      assert.deepEqual(await bLock(), { rv: 0, vb: { version: 0, flags: 0, rVersion: 0 }, vbLost: true }, `change to ${version}`);
+      assert.equal((await bLock()).vbLost, undefined, `no change after ${version}`);
+    }
   });
 
   test('clock behind: a host whose clock is behind the stored timestamp writes stored + 1', async () => {

@@ -70,7 +70,7 @@ class IdmLockspace implements ManagedLockspace {
     // The VG's PV list may have been replaced by a later start_vg (C: add_lockspace_thread).
     this.session.vgDrives = [...(this.view.pvs ?? [])];
     const r = await this.session.lock(idmResource(res), mode, res.name, [...(opts.pvs ?? [])]);
-    return r.vb ? { rv: r.rv, vb: r.vb } : { rv: r.rv };
+    return r.vb ? { rv: r.rv, vb: r.vb, ...(r.vbLost ? { vbLost: true } : {}) } : { rv: r.rv };
   }
 
   convert(res: ResourceView, mode: 'sh' | 'ex', rVersion: number): Promise<number> {

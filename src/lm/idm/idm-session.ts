@@ -43,6 +43,14 @@ export interface IdmSessionDeps {
   glDrives(): string[] | null;
   debug(line: string): void;
   error(line: string): void;
+  /** Deliberate bugs for the simulator (sim/bugs.ts); production passes none. */
+  hooks?: IdmBugHooks;
+}
+
+/** What the simulator's --inject-bug may break here. Absent: the code as it is. */
+export interface IdmBugHooks {
+  /** Write the wall clock as the LVB timestamp even when it is not past the last one (no "+1"). */
+  noTimestampPlusOne?: boolean;
 }
 
 export interface IdmResource {
@@ -133,7 +141,7 @@ export class IdmSession {
   }
 
   /** lm_lock_idm; pvs = the path[N] list of a lock_lv request. */
-  async lock(r: IdmResource, mode: 'sh' | 'ex', lvUuid: string, pvs: string[]): Promise<{ rv: number; vb?: ValueBlock }> {
+  async lock(r: IdmResource, mode: 'sh' | 'ex', lvUuid: string, pvs: string[]): Promise<{ rv: number; vb?: ValueBlock; vbLost?: boolean }> {
     const rd = this.resource(r, lvUuid);
     if (!rd) {
       this.d.error(`S ${this.d.lsName} R ${r.name} lock_idm: malformed uuid`);
@@ -154,9 +162,15 @@ export class IdmSession {
     if (read.rv < 0) this.d.error(`S ${this.d.lsName} R ${r.name} lock_idm get_lvb error ${read.rv}`);
     if (read.rv < 0 || ts !== rd.vbTimestamp) {
       // Another host changed it (or we never saw it): whatever we cached is stale.
+      // C hands the core a zero val_blk and nothing else; but once res_lock has
+      // taken a zero val_blk as valid (version_zero_valid) it reads the next zero
+      // as "still zero" and keeps its cache, so a host invalidated once this way
+      // missed every later change (simulator: stale-vg-metadata, docs/simulator.md
+      // finding 18). We say the value block's content is lost, as the dlm
+      // manager does for VALNOTVALID: the core always invalidates on it.
       rd.vbTimestamp = ts;
       rd.vb = zeroVb();
-      return { rv: 0, vb: zeroVb() };
+      return { rv: 0, vb: zeroVb(), vbLost: true };
     }
     return { rv: 0, vb: { ...rd.vb } };
   }
@@ -166,7 +180,8 @@ export class IdmSession {
     if (!rd.vb || !rVersion || r.mode !== 'ex' || !this.conn) return 0;
     if (!rd.vb.version) rd.vb.version = VAL_BLK_VERSION;
     rd.vb.rVersion = rVersion;
-    rd.vbTimestamp = nextTimestamp(rd.vbTimestamp, this.d.utcUs());
+    const now = this.d.utcUs();
+    rd.vbTimestamp = this.d.hooks?.noTimestampPlusOne ? now : nextTimestamp(rd.vbTimestamp, now);
     const rv = await this.conn.writeLvb(rd.lockId, encodeTimestamp(rd.vbTimestamp));
     if (rv < 0) {
       this.d.error(`S ${this.d.lsName} R ${r.name} write_lvb error ${rv}`);
@@ -188,7 +203,16 @@ export class IdmSession {
     if (!rd || !this.conn) return -E.INVAL;
     const rv = await this.publishVersion(r, rd, rVersion);
     if (rv < 0) return rv;
-    return this.conn.unlock(rd.lockId);
+    const un = await this.conn.unlock(rd.lockId);
+    if (un < 0) {
+      // The ILM forgets a lock on release whatever the drives answered (propeller
+      // frees it too): it is no longer renewed and its drive entries time out. C
+      // returns the error, and the core keeps a lock record the ILM no longer
+      // knows: every later unlock gets -1 and the other clients' requests for
+      // the resource on this host wait forever (simulator finding 20).
+      this.d.error(`S ${this.d.lsName} R ${r.name} unlock_idm error ${un}: released, its drive entries time out`);
+    }
+    return 0;
   }
 
   forget(name: string): void {
