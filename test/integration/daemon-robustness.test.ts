@@ -728,15 +728,24 @@ describe('same request sequences as lvmlockd 2.03.16 -T', { skip: !fs.existsSync
   };
 
   for (const [name, steps] of Object.entries(scripts)) {
-    test(name, async () => {
-      const c = await replay(C_LVMLOCKD, [], steps);
-      const ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
+    test(name, async (t) => {
+      let c = await replay(C_LVMLOCKD, [], steps);
+      let ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
       // The one deliberate difference: where lvmlockd 2.03.16 stays silent (a frame it cannot
       // parse, a request it does not know) we answer libdaemon's "failed" reply.
       const failed = /-> response = "failed"\nreason = "[^"\n]*"\n$/;
       if (name === 'malformed and unknown requests') {
         assert.ok(!ours.some((l) => l.endsWith('-> (none)')), `a frame went unanswered:\n${ours.join('\n')}`);
         assert.ok(ours.filter((l) => failed.test(l)).length >= 10, 'expected "failed" replies');
+      }
+      const same = (): boolean => JSON.stringify(ours.map((l) => l.replace(failed, '-> (none)'))) === JSON.stringify(c);
+      if (!same()) {
+        // A reply later than REPLY_WAIT_MS (seen once from C under a loaded full run)
+        // shifts every later reply of a trace by one. A real difference survives a second
+        // replay of both daemons; a late reply does not.
+        t.diagnostic(`traces differ; replaying both daemons once more\nC:\n${c.join('\n')}\nours:\n${ours.join('\n')}`);
+        c = await replay(C_LVMLOCKD, [], steps);
+        ours = await replay(process.execPath, [LVMLOCKD_BIN], steps);
       }
       assert.deepEqual(ours.map((l) => l.replace(failed, '-> (none)')), c);
     });
