@@ -20,8 +20,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
-import { cpuSeconds, lockLvFrame, replyResult, type LockLvTarget } from './lockd-client';
+import { encodeFrame } from '../src/protocol/framing';
+import { OneRequestClient, cpuSeconds, lockLvFrame, replyResult, type LockLvTarget } from './lockd-client';
 
 export interface LoopJob {
   mode: 'loop';
@@ -78,56 +78,23 @@ export interface PingPongResult {
 
 const HELLO = encodeFrame('request = "hello"\n');
 
-/** One connection to the daemon, one request at a time. */
+/** One connection to the daemon, one request at a time, opened with a hello. */
 export class DaemonConn {
-  private readonly decoder = new FrameDecoder();
-  private waiter: { resolve: (t: string) => void; reject: (e: Error) => void } | null = null;
-  private failure: Error | null = null;
+  private constructor(private readonly conn: OneRequestClient) {}
 
-  private constructor(private readonly sock: net.Socket, readonly label: string) {
-    sock.on('data', (d: Buffer) => {
-      for (const ev of this.decoder.push(d)) {
-        const w = this.waiter;
-        this.waiter = null;
-        if (ev.kind === 'overflow') this.fail(new Error(`${label}: reply too large`));
-        else if (w) w.resolve(ev.text);
-        else this.fail(new Error(`${label}: unsolicited reply`));
-      }
-    });
-    sock.on('error', (e) => this.fail(e));
-    sock.on('close', () => this.fail(new Error(`${label}: the daemon closed the connection`)));
+  get label(): string {
+    return this.conn.label;
   }
 
   static async open(sockPath: string, label: string): Promise<DaemonConn> {
-    const sock = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.createConnection({ path: sockPath });
-      s.once('connect', () => { s.off('error', reject); resolve(s); });
-      s.once('error', (e) => reject(new Error(`${label}: cannot connect to ${sockPath}: ${e.message}`)));
-    });
-    const c = new DaemonConn(sock, label);
+    const c = new DaemonConn(await OneRequestClient.connect(sockPath, label));
     const r = await c.request(HELLO);
     if (!r.includes('response = "OK"')) throw new Error(`${label}: hello refused: ${JSON.stringify(r)}`);
     return c;
   }
 
-  private fail(e: Error): void {
-    this.failure ??= e;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(e);
-  }
-
   request(frame: Buffer, timeoutMs = 60_000): Promise<string> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.waiter) return Promise.reject(new Error(`${this.label}: request already outstanding`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new Error(`${this.label}: no reply in ${timeoutMs} ms`)), timeoutMs);
-      this.waiter = {
-        resolve: (t) => { clearTimeout(timer); resolve(t); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      };
-      this.sock.write(frame);
-    });
+    return this.conn.request(frame, timeoutMs);
   }
 
   /** op_result of one lock_lv request and its round-trip time in microseconds. */
@@ -141,8 +108,7 @@ export class DaemonConn {
   }
 
   close(): void {
-    this.failure ??= new Error('closed');
-    this.sock.destroy();
+    this.conn.close();
   }
 }
 

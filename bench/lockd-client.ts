@@ -298,3 +298,64 @@ if (require.main === module) {
     process.exitCode = 1;
   });
 }
+
+/**
+ * One connection to a daemon socket with one request at a time: every reply
+ * resolves the request in flight; a reply nobody waits for, a reply over the
+ * frame limit, a socket error or close fail the connection and every later
+ * request. A request without a reply in `timeoutMs` fails it too.
+ */
+export class OneRequestClient {
+  private readonly decoder = new FrameDecoder();
+  private waiter: { resolve: (t: string) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  private constructor(private readonly sock: net.Socket, readonly label: string) {
+    sock.setNoDelay?.(true);
+    sock.on('data', (d: Buffer) => {
+      for (const ev of this.decoder.push(d)) {
+        const w = this.waiter;
+        this.waiter = null;
+        if (ev.kind === 'overflow') this.fail(new Error(`${label}: reply too large`));
+        else if (w) w.resolve(ev.text);
+        else this.fail(new Error(`${label}: unsolicited reply`));
+      }
+    });
+    sock.on('error', (e) => this.fail(e));
+    sock.on('close', () => this.fail(new Error(`${label}: the daemon closed the connection`)));
+  }
+
+  static connect(sockPath: string, label: string): Promise<OneRequestClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection({ path: sockPath });
+      s.once('connect', () => { s.off('error', onError); resolve(new OneRequestClient(s, label)); });
+      const onError = (e: Error): void => reject(new Error(`${label}: cannot connect to ${sockPath}: ${e.message}`));
+      s.once('error', onError);
+    });
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(e);
+  }
+
+  request(frame: Buffer, timeoutMs = 30_000): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error(`${this.label}: request already outstanding`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error(`${this.label}: no reply in ${timeoutMs} ms`)), timeoutMs);
+      this.waiter = {
+        resolve: (t) => { clearTimeout(timer); resolve(t); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      };
+      this.sock.write(frame);
+    });
+  }
+
+  close(): void {
+    this.failure ??= new Error('closed');
+    this.sock.destroy();
+  }
+}

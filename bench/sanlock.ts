@@ -30,14 +30,13 @@
 // Also: CPU time of each side's lock processes during the raw phase, per request.
 
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import { Cluster, type Host, C_LVMLOCKD } from '../test/harness/cluster';
 import { sleep, descendants } from '../test/harness/exec';
-import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
+import { encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
 import { lockLvFrame, runClient } from './lockd';
-import type { ClientTarget } from './lockd-client';
+import { OneRequestClient, type ClientTarget } from './lockd-client';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -168,58 +167,6 @@ async function waitLockspaceGone(h: Host, vg: string, limitMs = 10_000): Promise
 
 // ---------------------------------------------------------------- raw protocol client
 
-class RawClient {
-  private readonly decoder = new FrameDecoder();
-  private waiter: { resolve: (t: string) => void; reject: (e: Error) => void } | null = null;
-  private failure: Error | null = null;
-
-  private constructor(private readonly sock: net.Socket, readonly label: string) {
-    sock.setNoDelay?.(true);
-    sock.on('data', (d: Buffer) => {
-      for (const ev of this.decoder.push(d)) {
-        const w = this.waiter;
-        this.waiter = null;
-        if (ev.kind === 'overflow') this.fail(new Error(`${label}: reply too large`));
-        else if (w) w.resolve(ev.text);
-        else this.fail(new Error(`${label}: unsolicited reply`));
-      }
-    });
-    sock.on('error', (e) => this.fail(e));
-    sock.on('close', () => this.fail(new Error(`${label}: daemon closed the connection`)));
-  }
-
-  static connect(sockPath: string, label: string): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.createConnection({ path: sockPath });
-      s.once('connect', () => { s.off('error', reject); resolve(new RawClient(s, label)); });
-      s.once('error', reject);
-    });
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(e);
-  }
-
-  request(frame: Buffer, timeoutMs = 30_000): Promise<string> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new Error(`${this.label}: no reply in ${timeoutMs} ms`)), timeoutMs);
-      this.waiter = {
-        resolve: (t) => { clearTimeout(timer); resolve(t); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
-      };
-      this.sock.write(frame);
-    });
-  }
-
-  destroy(): void {
-    this.failure ??= new Error('closed');
-    this.sock.destroy();
-  }
-}
 
 function replyMap(text: string): ConfigMap {
   const p = parseConfigTree(text);
@@ -228,7 +175,7 @@ function replyMap(text: string): ConfigMap {
 }
 
 
-async function rawLock(c: RawClient, s: SideSetup, mode: 'ex' | 'un'): Promise<number> {
+async function rawLock(c: OneRequestClient, s: SideSetup, mode: 'ex' | 'un'): Promise<number> {
   // the lock belongs to this connection (no persistent flag)
   const frame = lockLvFrame({ vg: s.vg, lv: s.lv, lvUuid: s.lvUuid, lockType: 'sanlock', vgArgs: s.vgArgs, lvArgs: s.lvArgs }, mode);
   const t = nowMs();
@@ -313,7 +260,7 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
   const io = String(o.io);
   let failure: Error | null = null;
   let c: Cluster | null = null;
-  const raw: RawClient[] = [];
+  const raw: OneRequestClient[] = [];
   // the lvmlock LV (256 MiB) and VG metadata, then 8 MiB for lv1 and 4 MiB per further local-path LV
   const maxLocal = Math.max(1, ...o.localClients);
   const diskMiB = Math.max(512, 256 + 32 + 8 + 4 * maxLocal + 64);
@@ -400,12 +347,12 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
     log(`lvchange: ${res.ours.lvAcquireMs.length} / ${res.c.lvAcquireMs.length} acquires`);
 
     // -- (b2) raw lock_lv hand-over over the daemon sockets
-    const clients: Record<Side, [RawClient, RawClient]> = {} as Record<Side, [RawClient, RawClient]>;
+    const clients: Record<Side, [OneRequestClient, OneRequestClient]> = {} as Record<Side, [OneRequestClient, OneRequestClient]>;
     for (const side of SIDES) {
       const s = setups[side];
-      const pair: RawClient[] = [];
+      const pair: OneRequestClient[] = [];
       for (const h of [s.a, s.b]) {
-        const rc = await RawClient.connect(h.hostPath('/run/lvm/lvmlockd.socket'), `${side} ${h.name}`);
+        const rc = await OneRequestClient.connect(h.hostPath('/run/lvm/lvmlockd.socket'), `${side} ${h.name}`);
         raw.push(rc);
         if (replyMap(await rc.request(encodeFrame('request = "hello"\n'))).str('response') !== 'OK') throw new CommandFailed(`${side} ${h.name}: hello refused`);
         pair.push(rc);
@@ -462,7 +409,7 @@ export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): 
   } catch (e) {
     failure = e instanceof Error ? e : new Error(String(e));
   } finally {
-    for (const rc of raw) rc.destroy();
+    for (const rc of raw) rc.close();
     if (c) {
       try { await c.destroy(); } catch (e) { notes.push(`cleanup: ${(e as Error).message}`); }
     }
