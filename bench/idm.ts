@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { Cluster, type Host } from '../test/harness/cluster';
 import { IdmRig } from '../test/helpers/idm-rig';
 import { runClient } from './lockd';
-import { cpuSeconds, type LockType } from './lockd-client';
+import { argValue, cpuSeconds, type LockType } from './lockd-client';
 import { ProcessWatch, ProcessDied, exitStatus } from './proc-watch';
 import { driveOwners, emptyResult, formatIdmReport, parseLvDevices, parseKillDrive, type ConfigResult, type KillDrive } from './idm-report';
 
@@ -325,11 +325,6 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
 }
 
 // ---------------------------------------------------------------- CLI
-
-function argValue(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
 
 if (require.main === module) {
   const argv = process.argv.slice(2);

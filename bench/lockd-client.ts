@@ -359,3 +359,9 @@ export class OneRequestClient {
     this.sock.destroy();
   }
 }
+
+/** The word after `name` on a command line, if `name` is there. */
+export function argValue(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}

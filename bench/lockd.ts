@@ -26,7 +26,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
-import type { ClientJob, ClientResult } from './lockd-client';
+import { argValue, type ClientJob, type ClientResult } from './lockd-client';
 import { SyslogSink } from './syslog-sink';
 
 export { lockLvFrame, type LockLvTarget } from './lockd-client';
@@ -830,11 +830,6 @@ if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
   // loaded with --require into the profiled daemon
   delete process.env.LOCKD_BENCH_PRELOAD;
   process.on('SIGUSR2', () => process.exit(0));
-}
-
-function argValue(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 if (require.main === module) {

@@ -36,7 +36,7 @@ import { sleep, descendants } from '../test/harness/exec';
 import { encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
 import { lockLvFrame, runClient } from './lockd';
-import { OneRequestClient, type ClientTarget } from './lockd-client';
+import { OneRequestClient, argValue, type ClientTarget } from './lockd-client';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -503,11 +503,6 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
 }
 
 // ---------------------------------------------------------------- CLI
-
-function argValue(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
