@@ -32,40 +32,12 @@ import * as path from 'node:path';
 import { Cluster, type Host } from '../test/harness/cluster';
 import { IdmRig } from '../test/helpers/idm-rig';
 import { runClient } from './lockd';
-import { argValue, cpuSeconds, type LockType } from './lockd-client';
+import { cpuSeconds, type LockType } from './lockd-client';
+import { IDM_DEFAULTS, IDM_USAGE, IdmBenchUsageError, parseIdmArgs, type IdmBenchOptions } from './idm-options';
 import { ProcessWatch, ProcessDied, exitStatus } from './proc-watch';
-import { driveOwners, emptyResult, formatIdmReport, parseLvDevices, parseKillDrive, type ConfigResult, type KillDrive } from './idm-report';
+import { driveOwners, emptyResult, formatIdmReport, parseLvDevices, type ConfigResult } from './idm-report';
 
-export interface IdmBenchOptions {
-  /** drive counts of the IDM VGs */
-  drives: number[];
-  /** also measure a sanlock VG (our daemon, own lease engine) */
-  sanlock: boolean;
-  /** lvchange hand-overs per config (A -aey, A -an, B -aey, B -an) */
-  lvReps: number;
-  /** lock_lv loop rounds per config */
-  rawRounds: number;
-  /** seconds per lock_lv round */
-  rawSeconds: number;
-  /** sanlock io_timeout of the sanlock side (-o) */
-  io: number;
-  /** fault injection to check the section's failure path */
-  killDrive: KillDrive | null;
-  keep: boolean;
-  verbose: boolean;
-}
-
-export const IDM_DEFAULTS: IdmBenchOptions = {
-  drives: [1, 3, 5],
-  sanlock: true,
-  lvReps: 10,
-  rawRounds: 2,
-  rawSeconds: 2,
-  io: 1,
-  killDrive: null,
-  keep: false,
-  verbose: true,
-};
+export { IDM_DEFAULTS, type IdmBenchOptions } from './idm-options';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const DISK_MIB = 16;
@@ -327,17 +299,14 @@ export async function runIdmBench(opts: Partial<IdmBenchOptions> = {}): Promise<
 // ---------------------------------------------------------------- CLI
 
 if (require.main === module) {
-  const argv = process.argv.slice(2);
-  const num = (k: string) => (argValue(argv, k) !== undefined ? Number(argValue(argv, k)) : undefined);
-  const o: Partial<IdmBenchOptions> = { keep: argv.includes('--keep'), sanlock: !argv.includes('--no-sanlock') };
-  const drives = argValue(argv, '--drives');
-  if (drives !== undefined) o.drives = drives.split(',').map(Number);
-  if (num('--lv-reps') !== undefined) o.lvReps = num('--lv-reps')!;
-  if (num('--raw-rounds') !== undefined) o.rawRounds = num('--raw-rounds')!;
-  if (num('--raw-seconds') !== undefined) o.rawSeconds = num('--raw-seconds')!;
-  if (num('--io') !== undefined) o.io = num('--io')!;
-  const kill = argValue(argv, '--kill-drive');
-  if (kill !== undefined) o.killDrive = parseKillDrive(kill);
+  let o: IdmBenchOptions;
+  try {
+    o = parseIdmArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof IdmBenchUsageError)) throw e;
+    process.stderr.write(`idm bench: ${e.message}\n${IDM_USAGE}\n`);
+    process.exit(2);
+  }
   runIdmBench(o).then((t) => { process.stdout.write(t); }, (e: unknown) => {
     if (e instanceof IdmBenchFailure) process.stdout.write(e.report);
     else process.stderr.write(`IDM bench failed: ${(e as Error).stack ?? String(e)}\n`);

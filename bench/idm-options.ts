@@ -1,0 +1,145 @@
+// Knobs of the IDM bench (bench/idm.ts): defaults, command-line parsing and
+// validation, apart from the bench so that a bad value is refused with one
+// sentence and exit 2 before any namespace host or drive starts.
+
+import { parseKillDrive, type KillDrive } from './idm-report';
+
+export interface IdmBenchOptions {
+  /** drive counts of the IDM VGs */
+  drives: number[];
+  /** also measure a sanlock VG (our daemon, own lease engine) */
+  sanlock: boolean;
+  /** lvchange hand-overs per config (A -aey, A -an, B -aey, B -an) */
+  lvReps: number;
+  /** lock_lv loop rounds per config */
+  rawRounds: number;
+  /** seconds per lock_lv round */
+  rawSeconds: number;
+  /** sanlock io_timeout of the sanlock side (-o) */
+  io: number;
+  /** fault injection to check the section's failure path */
+  killDrive: KillDrive | null;
+  keep: boolean;
+  verbose: boolean;
+}
+
+export const IDM_DEFAULTS: IdmBenchOptions = {
+  drives: [1, 3, 5],
+  sanlock: true,
+  lvReps: 10,
+  rawRounds: 2,
+  rawSeconds: 2,
+  io: 1,
+  killDrive: null,
+  keep: false,
+  verbose: true,
+};
+
+/** The most drives one VG of the bench may have: each is a process and a file. */
+export const IDM_DRIVES_MAX = 16;
+
+export const IDM_USAGE = [
+  'usage: node dist/bench/idm.js [--drives N,N,...] [--lv-reps N] [--raw-rounds N] [--raw-seconds S] [--io S]',
+  '                              [--kill-drive N:I:S] [--no-sanlock] [--keep] [--quiet]',
+  `  --drives N,...     drive counts of the IDM VGs; distinct integers 1-${IDM_DRIVES_MAX}, default ${IDM_DEFAULTS.drives.join(',')}`,
+  `  --lv-reps N        lvchange hand-overs per VG (4 commands each); integer 1-1000, default ${IDM_DEFAULTS.lvReps}`,
+  `  --raw-rounds N     lock_lv loop rounds per VG; integer 1-100, default ${IDM_DEFAULTS.rawRounds}`,
+  `  --raw-seconds S    seconds per lock_lv round; number > 0 and <= 600, default ${IDM_DEFAULTS.rawSeconds}`,
+  `  --io S             sanlock io_timeout of the sanlock VG; integer 1-60, default ${IDM_DEFAULTS.io}`,
+  '  --kill-drive N:I:S kill drive I of the N-drive VG S seconds into its lock_lv loop (checks the failure path)',
+  '  --no-sanlock       leave out the sanlock VG measured for comparison',
+  '  --keep             keep the temp dir (logs, drive state files)',
+  '  --quiet            no progress lines on stderr',
+].join('\n');
+
+/** A knob value or flag that the bench refuses; the message says which and why. */
+export class IdmBenchUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdmBenchUsageError';
+  }
+}
+
+interface NumberRule {
+  key: 'lvReps' | 'rawRounds' | 'rawSeconds' | 'io';
+  flag: string;
+  integer: boolean;
+  /** smallest value; exclusive when exclusiveMin */
+  min: number;
+  exclusiveMin: boolean;
+  max: number;
+}
+
+const RULES: NumberRule[] = [
+  { key: 'lvReps', flag: '--lv-reps', integer: true, min: 1, exclusiveMin: false, max: 1000 },
+  { key: 'rawRounds', flag: '--raw-rounds', integer: true, min: 1, exclusiveMin: false, max: 100 },
+  { key: 'rawSeconds', flag: '--raw-seconds', integer: false, min: 0, exclusiveMin: true, max: 600 },
+  { key: 'io', flag: '--io', integer: true, min: 1, exclusiveMin: false, max: 60 },
+];
+
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+function describeRule(r: NumberRule): string {
+  const lo = r.exclusiveMin ? `> ${r.min}` : `>= ${r.min}`;
+  return `${r.integer ? 'an integer' : 'a number'} ${lo} and <= ${r.max}`;
+}
+
+function checkNumber(r: NumberRule, text: string): number {
+  const bad = (): never => { throw new IdmBenchUsageError(`${r.flag} must be ${describeRule(r)}, got ${JSON.stringify(text)}`); };
+  // Number('') is 0 and Number(' 5') is 5: only plain decimal numbers are accepted
+  if (!DECIMAL.test(text)) return bad();
+  const v = Number(text);
+  if (!Number.isFinite(v) || (r.integer && !Number.isInteger(v))) return bad();
+  if (r.exclusiveMin ? v <= r.min : v < r.min) return bad();
+  if (v > r.max) return bad();
+  return v;
+}
+
+function parseDrives(text: string): number[] {
+  const bad = (why: string): never => {
+    throw new IdmBenchUsageError(`--drives wants distinct integers 1-${IDM_DRIVES_MAX} separated by commas (${why}), got ${JSON.stringify(text)}`);
+  };
+  const parts = text.split(',');
+  const out: number[] = [];
+  for (const p of parts) {
+    if (!/^\d+$/.test(p)) bad(p === '' ? 'an empty item' : `${JSON.stringify(p)} is not an integer`);
+    const n = Number(p);
+    if (n < 1 || n > IDM_DRIVES_MAX) bad(`${n} is out of range`);
+    if (out.includes(n)) bad(`${n} twice`);
+    out.push(n);
+  }
+  return out;
+}
+
+/** Command-line arguments to options, every value checked; throws IdmBenchUsageError. */
+export function parseIdmArgs(argv: string[]): IdmBenchOptions {
+  const o: IdmBenchOptions = { ...IDM_DEFAULTS, drives: [...IDM_DEFAULTS.drives] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--keep') { o.keep = true; continue; }
+    if (a === '--quiet') { o.verbose = false; continue; }
+    if (a === '--no-sanlock') { o.sanlock = false; continue; }
+    const eq = a.indexOf('=');
+    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
+    const known = flag === '--drives' || flag === '--kill-drive' || RULES.some((r) => r.flag === flag);
+    if (!known) throw new IdmBenchUsageError(`unknown argument ${JSON.stringify(a)}`);
+    let text: string | undefined;
+    if (eq > 0 && a.startsWith('--')) text = a.slice(eq + 1);
+    else {
+      text = argv[i + 1];
+      if (text === undefined || text.startsWith('--')) throw new IdmBenchUsageError(`${flag} needs a value`);
+      i++;
+    }
+    if (flag === '--drives') { o.drives = parseDrives(text); continue; }
+    if (flag === '--kill-drive') {
+      try { o.killDrive = parseKillDrive(text); } catch (e) { throw new IdmBenchUsageError((e as Error).message); }
+      continue;
+    }
+    const rule = RULES.find((r) => r.flag === flag)!;
+    o[rule.key] = checkNumber(rule, text);
+  }
+  if (o.killDrive && !o.drives.includes(o.killDrive.drives)) {
+    throw new IdmBenchUsageError(`--kill-drive ${o.killDrive.drives}:…: no VG of ${o.killDrive.drives} drives in this run (--drives ${o.drives.join(',')})`);
+  }
+  return o;
+}
