@@ -9,7 +9,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  MB, HDR, REQ, RSP, IOVEC_BYTES, TcmuOp, MB_FLAG_CAP_READ_LEN, UFLAG_READ_LEN, readMailbox, readEntry, pendingEntries,
+  HDR, REQ, RSP, MB_FLAG_CAP_READ_LEN, readMailbox, readEntry, pendingEntries,
   gather, scatter, writeResponse, advanceTail, scsiCommandSize, type Segment,
 } from '../../src/idm/tcmu/ring';
 import { drain } from '../../src/idm/tcmu/backstore';
@@ -27,24 +27,31 @@ const CMDR_SIZE = 4096;
 const DATA_OFF = CMDR_OFF + CMDR_SIZE;
 const MAP_BYTES = DATA_OFF + 64 * 1024;
 
-/** A fake kernel: queues commands into a map laid out as target_core_user does. */
+/**
+ * A fake kernel: queues commands into a map laid out as target_core_user does.
+ * It writes at literal offsets (gcc's offsetof on linux/target_core_user.h:
+ * mailbox cmd_tail 64; entry hdr len_op 0, cmd_id 4, uflags 7; req iov_cnt 8,
+ * iov_bidi_cnt 12, iov_dif_cnt 16, cdb_off 24, iov 48; rsp scsi_status 8,
+ * read_len 12, sense 16), not through the module's constants, so a wrong
+ * constant fails here.
+ */
 class FakeKernel {
   readonly mem = Buffer.alloc(MAP_BYTES, 0xa5);
   private dataNext = DATA_OFF;
   constructor(flags = MB_FLAG_CAP_READ_LEN) {
     this.mem.fill(0, 0, CMDR_OFF);
-    this.mem.writeUInt16LE(2, MB.VERSION);
-    this.mem.writeUInt16LE(flags, MB.FLAGS);
-    this.mem.writeUInt32LE(CMDR_OFF, MB.CMDR_OFF);
-    this.mem.writeUInt32LE(CMDR_SIZE, MB.CMDR_SIZE);
+    this.mem.writeUInt16LE(2, 0);
+    this.mem.writeUInt16LE(flags, 2);
+    this.mem.writeUInt32LE(CMDR_OFF, 4);
+    this.mem.writeUInt32LE(CMDR_SIZE, 8);
   }
-  get head(): number { return this.mem.readUInt32LE(MB.CMD_HEAD); }
-  get tail(): number { return this.mem.readUInt32LE(MB.CMD_TAIL); }
+  get head(): number { return this.mem.readUInt32LE(12); }
+  get tail(): number { return this.mem.readUInt32LE(64); }
   /** A PAD entry up to the ring's end. */
   pad(): void {
     const len = CMDR_SIZE - this.head;
-    this.mem.writeUInt32LE(len | TcmuOp.PAD, CMDR_OFF + this.head);
-    this.mem.writeUInt32LE(0, MB.CMD_HEAD);
+    this.mem.writeUInt32LE(len | 0, CMDR_OFF + this.head);
+    this.mem.writeUInt32LE(0, 12);
   }
   /** Queues a command with its CDB as the kernel copies it (scsi_command_size bytes) and data split into iovecs. */
   queue(cdb: Buffer, data: Buffer | number, cmdId: number, split = 2): { at: number; iovs: Segment[] } {
@@ -59,26 +66,26 @@ class FakeKernel {
       }
     }
     const cdbLen = scsiCommandSize(cdb);
-    const base = REQ.IOV + iovs.length * IOVEC_BYTES;
+    const base = 48 + iovs.length * 16;
     const len = Math.ceil((base + cdbLen) / 8) * 8;
     if (this.head + len > CMDR_SIZE) this.pad();
     const at = CMDR_OFF + this.head;
     const m = this.mem;
     m.fill(0xee, at, at + len);
-    m.writeUInt32LE(len | TcmuOp.CMD, at + HDR.LEN_OP);
-    m.writeUInt16LE(cmdId, at + HDR.CMD_ID);
-    m[at + HDR.KFLAGS] = 0;
-    m[at + HDR.UFLAGS] = 0;
-    m.writeUInt32LE(iovs.length, at + REQ.IOV_CNT);
-    m.writeUInt32LE(0, at + REQ.IOV_BIDI_CNT);
-    m.writeUInt32LE(0, at + REQ.IOV_DIF_CNT);
-    m.writeBigUInt64LE(BigInt(at + base), at + REQ.CDB_OFF);
+    m.writeUInt32LE(len | 1, at);
+    m.writeUInt16LE(cmdId, at + 4);
+    m[at + 6] = 0;
+    m[at + 7] = 0;
+    m.writeUInt32LE(iovs.length, at + 8);
+    m.writeUInt32LE(0, at + 12);
+    m.writeUInt32LE(0, at + 16);
+    m.writeBigUInt64LE(BigInt(at + base), at + 24);
     iovs.forEach((s, i) => {
-      m.writeBigUInt64LE(BigInt(s.off), at + REQ.IOV + i * IOVEC_BYTES);
-      m.writeBigUInt64LE(BigInt(s.len), at + REQ.IOV + i * IOVEC_BYTES + 8);
+      m.writeBigUInt64LE(BigInt(s.off), at + 48 + i * 16);
+      m.writeBigUInt64LE(BigInt(s.len), at + 48 + i * 16 + 8);
     });
     cdb.copy(m, at + base, 0, cdbLen);
-    m.writeUInt32LE((this.head + len) % CMDR_SIZE, MB.CMD_HEAD);
+    m.writeUInt32LE((this.head + len) % CMDR_SIZE, 12);
     return { at, iovs };
   }
 }
@@ -86,8 +93,8 @@ class FakeKernel {
 describe('TCMU ring layout', () => {
   test('mailbox fields at 0, 2, 4, 8, 12 and cmd_tail at 64', () => {
     const k = new FakeKernel();
-    k.mem.writeUInt32LE(40, MB.CMD_HEAD);
-    k.mem.writeUInt32LE(16, MB.CMD_TAIL);
+    k.mem.writeUInt32LE(40, 12);
+    k.mem.writeUInt32LE(16, 64);
     assert.deepEqual(readMailbox(k.mem), { version: 2, flags: MB_FLAG_CAP_READ_LEN, cmdrOff: CMDR_OFF, cmdrSize: CMDR_SIZE, head: 40, tail: 16 });
   });
 
@@ -96,7 +103,12 @@ describe('TCMU ring layout', () => {
     assert.equal(scsiCommandSize(Buffer.from([0x7f, 0, 0, 0, 0, 0, 0, 24])), 32);
   });
 
-  test('a command entry: id, CDB at cdb_off, iovecs from offset 44, data gathered from the data area', () => {
+  test('offsets as the compiler lays out target_core_user.h (the req struct in the union is not packed)', () => {
+    assert.deepEqual([REQ.IOV_CNT, REQ.IOV_BIDI_CNT, REQ.IOV_DIF_CNT, REQ.CDB_OFF, REQ.IOV], [8, 12, 16, 24, 48]);
+    assert.deepEqual([RSP.SCSI_STATUS, RSP.READ_LEN, RSP.SENSE], [8, 12, 16]);
+  });
+
+  test('a command entry: id, CDB at cdb_off (24), iovecs from offset 48, data gathered from the data area', () => {
     const k = new FakeKernel();
     const data = Buffer.alloc(3072);
     for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
@@ -123,8 +135,8 @@ describe('TCMU ring layout', () => {
     assert.equal(k.mem[at + 8], 0x02);
     assert.ok(k.mem.subarray(at + 16, at + 16 + sense.length).equals(sense));
     assert.ok(k.mem.subarray(at + 16 + sense.length, at + 16 + 96).equals(Buffer.alloc(96 - sense.length)));
-    assert.equal(k.mem.readUInt32LE(at + RSP.READ_LEN), 36);
-    assert.equal(k.mem[at + HDR.UFLAGS]! & UFLAG_READ_LEN, UFLAG_READ_LEN);
+    assert.equal(k.mem.readUInt32LE(at + 12), 36);
+    assert.equal(k.mem[at + 7]! & 0x2, 0x2);
     assert.equal(k.mem.readUInt16LE(at + HDR.CMD_ID), 7, 'the header is kept');
     advanceTail(k.mem, e.len);
     assert.equal(k.tail, e.len);
@@ -135,7 +147,7 @@ describe('TCMU ring layout', () => {
     const k = new FakeKernel(0);
     const { at } = k.queue(Buffer.from('120000006000', 'hex'), 96, 1);
     writeResponse(k.mem, at, 0, Buffer.alloc(0), 36);
-    assert.equal(k.mem[at + HDR.UFLAGS]! & UFLAG_READ_LEN, 0);
+    assert.equal(k.mem[at + 7]! & 0x2, 0);
   });
 
   test('scatter fills the iovecs in order and zeroes what the data does not cover', () => {
@@ -166,7 +178,7 @@ describe('TCMU ring layout', () => {
   test('an entry whose iovec points past the map is refused, not followed', () => {
     const k = new FakeKernel();
     const { at } = k.queue(Buffer.from('28000000000000000100', 'hex'), 512, 1);
-    k.mem.writeBigUInt64LE(BigInt(MAP_BYTES), at + REQ.IOV);
+    k.mem.writeBigUInt64LE(BigInt(MAP_BYTES), at + 48);
     assert.throws(() => pendingEntries(k.mem), /beyond/);
   });
 });
@@ -198,9 +210,9 @@ async function viaRing(disk: TcmuDisk, cdb: Buffer, dataOut: Buffer | null, data
   const { at, iovs } = k.queue(cdb, dataOut ?? dataInBytes, 9);
   assert.equal(await drain(k.mem, disk), 1);
   assert.equal(k.tail, k.head);
-  const status = k.mem[at + RSP.SCSI_STATUS]!;
-  const sense = Buffer.from(k.mem.subarray(at + RSP.SENSE, at + RSP.SENSE + 96));
-  const readLen = (k.mem[at + HDR.UFLAGS]! & UFLAG_READ_LEN) ? k.mem.readUInt32LE(at + RSP.READ_LEN) : dataInBytes;
+  const status = k.mem[at + 8]!;
+  const sense = Buffer.from(k.mem.subarray(at + 16, at + 16 + 96));
+  const readLen = (k.mem[at + 7]! & 0x2) ? k.mem.readUInt32LE(at + 12) : dataInBytes;
   const dataIn = dataOut ? Buffer.alloc(0) : gather(k.mem, iovs).subarray(0, readLen);
   return { status, sense, dataIn };
 }

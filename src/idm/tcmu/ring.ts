@@ -19,8 +19,13 @@ const OP_MASK = 0x7;
 
 /** Entry header: u32 len_op, u16 cmd_id, u8 kflags, u8 uflags. */
 export const HDR = { LEN_OP: 0, CMD_ID: 4, KFLAGS: 6, UFLAGS: 7 } as const;
-/** Request: u32 iov_cnt, iov_bidi_cnt, iov_dif_cnt, u64 cdb_off, 2 x u64 pad, struct iovec iov[]. */
-export const REQ = { IOV_CNT: 8, IOV_BIDI_CNT: 12, IOV_DIF_CNT: 16, CDB_OFF: 20, IOV: 44 } as const;
+/**
+ * Request: u32 iov_cnt, iov_bidi_cnt, iov_dif_cnt, u64 cdb_off, 2 x u64 pad,
+ * struct iovec iov[]. Only the outer entry is packed: the req struct inside
+ * the union keeps its natural alignment, so cdb_off sits at 24 (after 4 bytes
+ * of padding) and the iovecs at 48.
+ */
+export const REQ = { IOV_CNT: 8, IOV_BIDI_CNT: 12, IOV_DIF_CNT: 16, CDB_OFF: 24, IOV: 48 } as const;
 export const IOVEC_BYTES = 16;
 /** Response: u8 scsi_status, u8 pad, u16 pad, u32 read_len, char sense_buffer[96]. */
 export const RSP = { SCSI_STATUS: 8, READ_LEN: 12, SENSE: 16 } as const;
