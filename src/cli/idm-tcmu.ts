@@ -72,7 +72,7 @@ export async function runIdmTcmu(argv: string[]): Promise<void> {
   const ring = UioDevice.open(uio);
   const store = new Backstore(ring, disk, log);
   store.run().catch((e) => { log(`serving stopped: ${(e as Error).message}`); stop(1); });
-  exportLoopback(cfg);
+  await exportLoopback(cfg);
   const nodes = await waitFor('the SCSI disk', 120_000, () => {
     const n = scsiNodes(cfg);
     return n.sd && n.sg ? n : null;

@@ -19,6 +19,7 @@ import { VmCluster, type Vm } from './lib/vm';
 import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { lvm, setupLvm, spawnDetached, startLvmlockd, waitFor, TS_LVMLOCKCTL } from './lib/stack';
 import { sleep } from '../harness/exec';
+import { writeGpt, GPT_TYPE_LINUX, GPT_TYPE_LVM } from './lib/gpt';
 
 const skip = vmSkipReason();
 const DRIVES = 3;
@@ -100,7 +101,15 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
       await spawnDetached(vm1, ['/repo/bin/idm-drive', '--socket', `tcp:0.0.0.0:${FIRMWARE_PORT + i}`, '--state', `/var/lib/idm/drive${i}.json`, '--wwn', wwn(i)], `idm-drive${i}.log`);
     }
     await waitFor(vm1, `for i in $(seq 0 ${DRIVES - 1}); do grep -q ready /out/idm-drive$i.log || exit 1; done`, 120_000, 'the drive firmwares');
-    // vm1 first: partition its disks (GPT, a "propeller" partition for the global lock, the rest for the PV), then vm2 scans them
+    // the disks' GPT before any guest sees them (the image has no sfdisk): a
+    // partition named "propeller" (the global-lock drives), the rest for the PV
+    const sectors = (DISK_MIB * 1024 * 1024) / 512;
+    for (const f of c!.disks) {
+      writeGpt(f, DISK_MIB * 1024 * 1024, [
+        { name: 'propeller', type: GPT_TYPE_LINUX, firstLba: 2048, lastLba: 4095 },
+        { name: 'pv', type: GPT_TYPE_LVM, firstLba: 4096, lastLba: sectors - 34 },
+      ]);
+    }
     for (const vm of c!.vms) {
       for (let i = 0; i < DRIVES; i++) {
         await spawnDetached(vm, [
@@ -118,14 +127,9 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
       }
       disks.set(vm.index, found);
       vmLog(`${vm.name}: ${found.map((d, i) => `drive${i}=/dev/${d.sd},/dev/${d.sg},${d.host}`).join(' ')}`);
-      if (vm.index === 1) {
-        for (const d of found) {
-          await vm.shOk(`printf 'label: gpt\\nsize=2048, name=propeller\\nname=pv\\n' | sfdisk -q /dev/${d.sd} && udevadm settle -t 30`, { timeoutMs: 120_000 });
-        }
-      }
+      await vm.shOk('udevadm settle -t 30', { timeoutMs: 60_000 });
     }
     const vm2 = c!.vm(2);
-    for (const d of disks.get(2)!) await vm2.shOk(`blockdev --rereadpt /dev/${d.sd} && udevadm settle -t 30`, { timeoutMs: 60_000 });
     for (const vm of c!.vms) {
       for (let i = 0; i < DRIVES; i++) {
         const d = diskOf(vm, i);

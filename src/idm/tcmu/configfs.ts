@@ -60,12 +60,17 @@ export function createBackstore(c: TcmuConfig): void {
   fs.writeFileSync(`${dir}/enable`, '1');
 }
 
-/** Exports the backstore through tcm_loop: the kernel scans the LUN (needs the handler running). */
-export function exportLoopback(c: TcmuConfig): void {
+/**
+ * Exports the backstore through tcm_loop. Linking the LUN makes the kernel
+ * scan it inside the symlink(2) call, and the scan's INQUIRYs are answered by
+ * this process's event loop: so these calls run on the thread pool, never
+ * synchronously (a synchronous call deadlocks until the commands time out).
+ */
+export async function exportLoopback(c: TcmuConfig): Promise<void> {
   const tpg = loopbackDir(c);
-  fs.mkdirSync(`${tpg}/lun/lun_0`, { recursive: true });
-  fs.writeFileSync(`${tpg}/nexus`, loopbackWwns(c).initiator);
-  fs.symlinkSync(backstoreDir(c), `${tpg}/lun/lun_0/idm`);
+  await fs.promises.mkdir(`${tpg}/lun/lun_0`, { recursive: true });
+  await fs.promises.writeFile(`${tpg}/nexus`, loopbackWwns(c).initiator);
+  await fs.promises.symlink(backstoreDir(c), `${tpg}/lun/lun_0/idm`);
 }
 
 /** Best-effort teardown, in the reverse order. */
