@@ -140,8 +140,8 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
       }
     }
     // blocks: an O_DIRECT write through vm1's SCSI disk is read through vm2's
-    await vm1.shOk(`head -c 4096 /dev/urandom > /tmp/pat && dd if=/tmp/pat of=/dev/${diskOf(vm1, 1).sd}2 bs=4096 count=1 seek=100 oflag=direct status=none && sha256sum < /tmp/pat`);
-    const want = (await vm1.shOk('sha256sum < /tmp/pat')).stdout;
+    await vm1.shOk(`head -c 4096 /dev/urandom > /run/idm-pattern && dd if=/run/idm-pattern of=/dev/${diskOf(vm1, 1).sd}2 bs=4096 count=1 seek=100 oflag=direct status=none && sha256sum < /run/idm-pattern`);
+    const want = (await vm1.shOk('sha256sum < /run/idm-pattern')).stdout;
     const got = (await vm2.shOk(`dd if=/dev/${diskOf(vm2, 1).sd}2 bs=4096 count=1 skip=100 iflag=direct status=none | sha256sum`)).stdout;
     assert.equal(got, want, 'vm2 reads what vm1 wrote through its SCSI disk');
     // the ILM's own drive layer over SG_IO: one firmware for both VMs
