@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { IdmFirmware, emptyFirmwareState, type FirmwareOptions, type FirmwareState } from './firmware';
 import { ScsiTarget } from './scsi-target';
-import { SgDecoder, encodeSgReply, parseSgRequest, type SgRequest } from './transport';
+import { SgDecoder, driveAddress, encodeSgReply, parseSgRequest, type SgRequest } from './transport';
 
 export interface DriveServerOptions {
   socketPath: string;
@@ -59,12 +59,17 @@ export class DriveServer {
     this.server = net.createServer((c) => this.accept(c));
   }
 
+  /** Listens on the unix socket, or on TCP for a `tcp:HOST:PORT` address. */
   listen(): Promise<void> {
-    fs.mkdirSync(path.dirname(this.opts.socketPath), { recursive: true });
-    try { fs.unlinkSync(this.opts.socketPath); } catch { /* not there */ }
+    const addr = driveAddress(this.opts.socketPath);
+    if ('path' in addr) {
+      fs.mkdirSync(path.dirname(addr.path), { recursive: true });
+      try { fs.unlinkSync(addr.path); } catch { /* not there */ }
+    }
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.opts.socketPath, () => resolve());
+      if ('path' in addr) this.server.listen(addr.path, () => resolve());
+      else this.server.listen(addr.port, addr.host, () => resolve());
     });
   }
 
@@ -75,6 +80,7 @@ export class DriveServer {
 
   private accept(c: net.Socket): void {
     this.conns.add(c);
+    c.setNoDelay(true);
     const decoder = new SgDecoder<SgRequest>(parseSgRequest);
     let busy = Promise.resolve();
     c.on('data', (chunk) => {

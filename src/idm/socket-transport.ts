@@ -1,12 +1,12 @@
 // The ILM's side of an emulated drive: SCSI commands over the drive process's
-// unix socket (the socket stands in for /dev/sgN). One connection, commands
+// unix socket (the socket stands in for /dev/sgN), or its TCP port (tcp:HOST:PORT). One connection, commands
 // strictly one at a time as on one SG_IO file descriptor. A drive that cannot
 // be reached, hangs up or does not answer within the command timeout gives
 // -EIO (what the ILM's raid layer counts as a failed drive).
 
 import * as net from 'node:net';
 import { E } from '../core/constants';
-import { SgDecoder, encodeSgRequest, parseSgReply, type DriveTransport, type ScsiCommand, type ScsiReply, type SgResponse } from './transport';
+import { SgDecoder, driveAddress, encodeSgRequest, parseSgReply, type DriveTransport, type ScsiCommand, type ScsiReply, type SgResponse } from './transport';
 
 interface Pending { resolve: (r: ScsiReply) => void; timer: NodeJS.Timeout }
 
@@ -31,12 +31,13 @@ export class SocketTransport implements DriveTransport {
   private connect(): Promise<net.Socket | string> {
     if (this.sock) return Promise.resolve(this.sock);
     return new Promise((resolve) => {
-      const s = net.createConnection(this.path);
+      const s = net.createConnection(driveAddress(this.path));
       const fail = (e: Error): void => resolve(`cannot connect to ${this.path}: ${e.message}`);
       s.once('error', fail);
       s.once('connect', () => {
         s.off('error', fail);
         this.sock = s;
+        s.setNoDelay(true);
         this.decoder = new SgDecoder<SgResponse>(parseSgReply);
         s.on('data', (chunk) => this.onData(chunk));
         s.on('error', () => this.drop('connection error'));

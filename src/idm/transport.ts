@@ -36,6 +36,16 @@ export const SG_REQUEST_HEADER_BYTES = 20;
 export const SG_REPLY_HEADER_BYTES = 12;
 export const SG_DATA_BYTES_MAX = 8192 * 512;
 
+/**
+ * An emulated drive's address: a unix socket path, or `tcp:HOST:PORT` for a
+ * drive served to other machines (the VM tier's TCMU disks reach their one
+ * firmware that way).
+ */
+export function driveAddress(addr: string): { path: string } | { host: string; port: number } {
+  const m = /^tcp:(.+):(\d+)$/.exec(addr);
+  return m ? { host: m[1]!, port: Number(m[2]) } : { path: addr };
+}
+
 export const Direction = { NONE: 0, TO_DEVICE: 1, FROM_DEVICE: 2 } as const;
 
 export function encodeSgRequest(cmd: ScsiCommand): Buffer {

@@ -10,7 +10,8 @@
 //
 // Real SCSI disks: /dev/sdX (or a partition of it) is reached through its SCSI
 // generic node (sysfs device/scsi_generic) with SG_IO, one drive per sysfs
-// wwid. That path is not yet verified against a device (see sg-io.ts).
+// wwid; when the node goes away (device deleted, then rescanned) the drive is
+// found again by that wwid among /sys/class/scsi_generic.
 
 import * as fs from 'node:fs';
 import { DriveCommands, type FaultInjector } from './drive-commands';
@@ -124,5 +125,17 @@ function scsiGenericFor(path: string): { id: string; open: () => DriveTransport 
   let wwid = '';
   try { wwid = fs.readFileSync(`/sys/class/block/${disk}/device/wwid`, 'utf8').trim(); } catch { /* none */ }
   const node = `/dev/${sg[0]}`;
-  return { id: wwid || node, open: () => new SgIoTransport(node) };
+  return { id: wwid || node, open: () => new SgIoTransport(node, wwid ? () => sgNodeForWwid(wwid) : undefined) };
+}
+
+/** The /dev/sgN whose SCSI device has this sysfs wwid, or null. */
+export function sgNodeForWwid(wwid: string, root = '/sys/class/scsi_generic'): string | null {
+  let nodes: string[];
+  try { nodes = fs.readdirSync(root); } catch { return null; }
+  for (const n of nodes) {
+    try {
+      if (fs.readFileSync(`${root}/${n}/device/wwid`, 'utf8').trim() === wwid) return `/dev/${n}`;
+    } catch { /* not a disk with a wwid */ }
+  }
+  return null;
 }
