@@ -192,13 +192,14 @@ describeVm('vm tier: our lvmlockd and ILM against propeller\'s seagate_ilm on TC
     const lvLock = lockIdHex(vgUuid, lvUuid);
     // vm1: stop the lockspaces, lvmlockd and propeller; start our ILM and lvmlockd
     assert.equal((await lvm(vm1, ['vgchange', '--lock-stop', 'vgx'])).code, 0);
-    await vm1.shOk(`${TS_LVMLOCKCTL} --stop-lockspaces`);
+    await vm1.sh(`${TS_LVMLOCKCTL} --stop-lockspaces`);
     await waitFor(vm1, `! ${TS_LVMLOCKCTL} --info | grep -q "^LS"`, 60_000, 'no lockspace left');
     await stopLvmlockd(vm1);
-    await vm1.shOk('kill $(cat /run/seagate_ilm/main.pid)');
-    await waitFor(vm1, '! pidof seagate_ilm', 60_000, 'propeller gone');
+    const term = await vm1.shOk('kill $(cat /run/seagate_ilm/main.pid); for i in $(seq 60); do pidof seagate_ilm >/dev/null || { echo exited; exit 0; }; sleep 0.5; done; kill -9 $(pidof seagate_ilm); echo killed', { timeoutMs: 60_000 });
+    vmLog(`vm1: propeller's seagate_ilm on SIGTERM: ${term.stdout.trim()}`);
+    await waitFor(vm1, '! pidof seagate_ilm', 30_000, 'propeller gone');
     await spawnDetached(vm1, ['/repo/bin/ilmd', '-D', '1', '-E', '6'], 'ilm.log', { ILM_LOG_DIR: '/run/seagate_ilm' });
-    await waitFor(vm1, 'grep -q . /run/seagate_ilm/main.pid && test -S /run/seagate_ilm/main.sock && ! pidof seagate_ilm', 60_000, 'our ILM');
+    await waitFor(vm1, 'p=$(cat /run/seagate_ilm/main.pid) && grep -q ilmd /proc/$p/cmdline && test -S /run/seagate_ilm/main.sock', 60_000, 'our ILM');
     await startLvmlockd(vm1, { kind: 'ts' });
     const st = await lvm(vm1, ['vgchange', '--lock-start', 'vgx']);
     assert.equal(st.code, 0, st.stderr);
