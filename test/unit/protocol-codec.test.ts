@@ -340,6 +340,36 @@ describe('FrameDecoder / encodeFrame', () => {
     assert.equal(d.pendingBytes, 0);
   });
 
+  test('a read that ends with a terminator (the one-request fast path) decodes as the byte-wise search does', () => {
+    // Reference: search the bytes for the terminator and decode each message's bytes alone.
+    const reference = (wire: Buffer): { texts: string[]; rest: number } => {
+      const texts: string[] = [];
+      let buf = wire;
+      for (let at = buf.indexOf(TERMINATOR); at >= 0; at = buf.indexOf(TERMINATOR)) {
+        texts.push(buf.subarray(0, at + 1).toString('utf8'));
+        buf = buf.subarray(at + TERMINATOR.length);
+      }
+      return { texts, rest: buf.length };
+    };
+    // Pieces near the terminator and UTF-8 edge cases: lone continuation bytes, cut sequences, 0xff.
+    const pieces = ['\n', '#', '##', '\n##', 'a', ' = ', '"', 'é', '€', '😀'].map((t) => Buffer.from(t))
+      .concat([[0xff], [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0x80], [0x00]].map((b) => Buffer.from(b)));
+    let seed = 12345;
+    const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 16) % n; };
+    for (let i = 0; i < 5000; i++) {
+      const parts: Buffer[] = [];
+      const len = rand(12);
+      for (let j = 0; j < len; j++) parts.push(pieces[rand(pieces.length)]!);
+      if (rand(4) !== 0) parts.push(Buffer.from(TERMINATOR));
+      const wire = Buffer.concat(parts);
+      const d = new FrameDecoder();
+      const ev = d.push(wire);
+      const ref = reference(wire);
+      assert.deepEqual(ev, ref.texts.map((text) => ({ kind: 'message', text, body: text.slice(0, -1) })), JSON.stringify([...wire]));
+      assert.equal(d.pendingBytes, ref.rest);
+    }
+  });
+
   test('"##" inside a line or without the leading newline is not a terminator', () => {
     const d = new FrameDecoder();
     assert.deepEqual(msgs(d.push(Buffer.from('a = "##"\nb##\n'))), []);
