@@ -839,15 +839,15 @@ export async function runCoreOnly(clients: number, seconds: number): Promise<str
  * connect, hello and close of each client (a few requests) are inside the
  * measured window and are noise against `ops`.
  */
-export async function runInstructions(clientCounts: number[], ops: number): Promise<string> {
+export async function runInstructions(clientCounts: number[], ops: number, keepDir: string | null = null, only: LockdBenchOptions['only'] = 'both'): Promise<string> {
   installSignalHandlers();
   const dir = makeTmpDir();
   const lines: string[] = [];
   try {
-    const specs: DaemonSpec[] = [oursSpec(dir)];
+    const specs: DaemonSpec[] = only === 'c' ? [] : [oursSpec(dir)];
     const cBin = findCDaemon();
-    if (cBin) specs.push(cSpec(dir, cBin));
-    else lines.push('C lvmlockd not found (install lvm2-lockd or set LVMLOCKD_C_BIN): C row skipped.');
+    if (cBin && only !== 'ours') specs.push(cSpec(dir, cBin));
+    else if (!cBin) lines.push('C lvmlockd not found (install lvm2-lockd or set LVMLOCKD_C_BIN): C row skipped.');
     const ns = namespaceNote();
     if (ns) lines.push(ns);
     const per = new Map<string, number[]>();
@@ -860,6 +860,12 @@ export async function runInstructions(clientCounts: number[], ops: number): Prom
       const d = await startAndSetUp(wrapped, 180_000);
       try {
         const counts: number[] = [];
+        // V8 compiles the hot path in the background after enough calls: a first warm-up
+        // long enough for that, so that the first client count is not charged with it.
+        await runClient({
+          label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients: 8, contended: false, tag: 899,
+          warmupSeconds: 0, seconds: 3600, maxOps: 3 * ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+        });
         for (const [i, clients] of clientCounts.entries()) {
           const job = (tag: number): ClientJob => ({
             label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
@@ -877,6 +883,7 @@ export async function runInstructions(clientCounts: number[], ops: number): Prom
           const bad = r.results.filter(([k]) => k !== 0);
           if (bad.length) throw new Error(`${spec.label}: non-zero op_result in ${JSON.stringify(r.results)}`);
           counts.push(Number(m[1]) / r.ops);
+          if (keepDir) fs.copyFileSync(path.join(dir, dumps[0]!), path.join(keepDir, `${spec.label}-x${clients}.callgrind`));
         }
         per.set(spec.label, counts);
       } finally {
@@ -885,13 +892,13 @@ export async function runInstructions(clientCounts: number[], ops: number): Prom
     }
     const head = ['clients', ...specs.map((s) => `${s.label} instr/round trip`), 'ours/C'];
     lines.unshift(`lock_lv round trips (ex or un, uncontended, test mode, syslog receiver), user-space instructions per round trip ` +
-      `(callgrind, all threads, ${ops} round trips after ${ops} of warm-up), node ${process.version}, ${new Date().toISOString()}`);
+      `(callgrind, all threads, ${ops} round trips after ${ops} of warm-up, ${3 * ops} before the first), node ${process.version}, ${new Date().toISOString()}`);
     lines.push(head.join('  '));
     for (const [i, c] of clientCounts.entries()) {
       const ours = per.get('ours')?.[i] ?? NaN;
       const c0 = per.get('C')?.[i] ?? NaN;
       lines.push([String(c).padStart(7), ...specs.map((s) => Math.round(per.get(s.label)![i]!).toLocaleString('en-US').padStart(22)),
-        Number.isFinite(c0) ? (ours / c0).toFixed(2) + 'x' : '-'].join('  '));
+        Number.isFinite(c0) && Number.isFinite(ours) ? (ours / c0).toFixed(2) + 'x' : '-'].join('  '));
     }
     return lines.join('\n') + '\n';
   } finally {
@@ -922,7 +929,8 @@ if (require.main === module) {
   const argv = process.argv.slice(2);
   const seconds = Number(argValue(argv, '--seconds') ?? NaN);
   const run = argv.includes('--instructions')
-    ? runInstructions((argValue(argv, '--clients') ?? '1,8,64').split(',').map(Number), Number(argValue(argv, '--ops') ?? 2000))
+    ? runInstructions((argValue(argv, '--clients') ?? '1,8,64').split(',').map(Number), Number(argValue(argv, '--ops') ?? 3000),
+      argValue(argv, '--keep-dumps') ?? null, (argValue(argv, '--only') ?? 'both') as LockdBenchOptions['only'])
     : argv.includes('--core-only')
     ? runCoreOnly(Number(argValue(argv, '--clients') ?? 8), Number.isFinite(seconds) ? seconds : 3)
     : argv.includes('--profile')

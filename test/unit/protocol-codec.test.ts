@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  ConfigMap, formatReply, formatRequest, parseConfigTree, parseConfigTreeGeneral, parseFlat, type ConfigValue, type WireValue,
+  ConfigMap, formatReply, formatRequest, parseConfigTree, parseConfigTreeGeneral, parseFlat, parseFlatRegex, type ConfigValue, type WireValue,
 } from '../../src/protocol/config-tree';
 import { FrameDecoder, MAX_MESSAGE_BYTES, TERMINATOR, encodeFrame } from '../../src/protocol/framing';
 
@@ -486,6 +486,35 @@ describe('parseFlat: the shortcut for the flat form lvm commands send', () => {
       }
     }), { numRuns: 5000 });
     assert.ok(answered > 500, `the shortcut answered only ${answered} of 5000 texts`);
+  });
+
+  test('property: the character scan and the FLAT_LINE regex answer for the same texts, with the same entries', () => {
+    let answered = 0;
+    fc.assert(fc.property(fc.array(lineArb, { maxLength: 8 }), (lines) => {
+      const text = lines.join('');
+      const flat = parseFlat(text);
+      assert.deepEqual(flat, parseFlatRegex(text), JSON.stringify(text));
+      if (flat !== null) answered++;
+    }), { numRuns: 5000 });
+    assert.ok(answered > 500, `the shortcut answered only ${answered} of 5000 texts`);
+    // Any text from the characters that matter, not only line-shaped ones.
+    fc.assert(fc.property(fc.array(fc.constantFrom('a', 'z', '_', '0', '1', '9', ' ', '=', '"', '\\', '\n', '\0', '#', 'A', '-', 'é'), { maxLength: 24 }),
+      (cs) => { const text = cs.join(''); assert.deepEqual(parseFlat(text), parseFlatRegex(text), JSON.stringify(text)); }), { numRuns: 20000 });
+  });
+
+  test('ConfigMap: first occurrence wins, short lists scanned and long ones through a Map alike', () => {
+    for (const n of [3, 40]) {
+      const entries: Array<[string, ConfigValue]> = [];
+      for (let i = 0; i < n; i++) entries.push([`k${i % 5}`, i % 2 ? BigInt(i) : `v${i}`]);
+      const m = new ConfigMap(entries);
+      assert.deepEqual(m.keys(), ['k0', 'k1', 'k2', 'k3', 'k4'].slice(0, Math.min(n, 5)));
+      assert.equal(m.str('k0'), 'v0');
+      assert.equal(m.int('k1'), 1n);
+      assert.equal(m.str('k1'), undefined);
+      assert.equal(m.has('k2'), true);
+      assert.equal(m.has('k9'), false);
+      assert.equal(m.raw('k9'), undefined);
+    }
   });
 
   test('lvm request shapes take the shortcut, and parseConfigTree gives its entries', () => {
