@@ -296,7 +296,7 @@ function cSpec(dir: string, bin: string): DaemonSpec {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
+async function startDaemon(spec: DaemonSpec, startTimeoutMs = START_TIMEOUT_MS): Promise<RunningDaemon> {
   let sink: SyslogSink | null = null;
   let command = spec.command;
   let args = spec.args;
@@ -315,7 +315,7 @@ async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => { liveChildren.delete(child); resolve(); }));
   let spawnError: Error | null = null;
   child.once('error', (e) => { spawnError = e; });
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadline = Date.now() + startTimeoutMs;
   while (true) {
     if (spawnError) { await sink?.close(); throw new Error(`${spec.label}: cannot start ${command}: ${(spawnError as Error).message}`); }
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -332,7 +332,7 @@ async function startDaemon(spec: DaemonSpec): Promise<RunningDaemon> {
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       await sink?.close();
-      throw new Error(`${spec.label} daemon did not open ${path.basename(spec.sockPath)} within ${START_TIMEOUT_MS} ms: ${errText.trim()}`);
+      throw new Error(`${spec.label} daemon did not open ${path.basename(spec.sockPath)} within ${startTimeoutMs} ms: ${errText.trim()}`);
     }
     await sleep(20);
   }
@@ -455,8 +455,8 @@ async function runCase(d: RunningDaemon, def: CaseDef, tag: number, o: LockdBenc
 
 // ---------------------------------------------------------------- whole bench
 
-async function startAndSetUp(spec: DaemonSpec): Promise<RunningDaemon> {
-  const d = await startDaemon(spec);
+async function startAndSetUp(spec: DaemonSpec, startTimeoutMs = START_TIMEOUT_MS): Promise<RunningDaemon> {
+  const d = await startDaemon(spec, startTimeoutMs);
   try {
     await setupVg(spec.sockPath);
     return d;
@@ -824,6 +824,99 @@ export async function runCoreOnly(clients: number, seconds: number): Promise<str
   }
 }
 
+// ---------------------------------------------------------------- instructions
+
+/**
+ * --instructions: user-space instructions each daemon executes per lock_lv
+ * round trip, counted by valgrind's callgrind, so the figure does not depend on
+ * the machine's load (wall-clock ratios do). Each daemon runs under
+ * `valgrind --tool=callgrind` in its namespace with the syslog receiver, as in
+ * the main bench; per client count: a warm-up of `ops` round trips, the
+ * counters zeroed (`callgrind_control -z`), `ops` measured round trips, a dump
+ * (`callgrind_control -d`) whose total is divided by the round trips. All
+ * threads count (C's client and lockspace threads; Node's GC and platform
+ * threads). Kernel work (the system calls themselves) is not counted; the
+ * connect, hello and close of each client (a few requests) are inside the
+ * measured window and are noise against `ops`.
+ */
+export async function runInstructions(clientCounts: number[], ops: number, keepDir: string | null = null, only: LockdBenchOptions['only'] = 'both'): Promise<string> {
+  installSignalHandlers();
+  const dir = makeTmpDir();
+  const lines: string[] = [];
+  try {
+    const specs: DaemonSpec[] = only === 'c' ? [] : [oursSpec(dir)];
+    const cBin = findCDaemon();
+    if (cBin && only !== 'ours') specs.push(cSpec(dir, cBin));
+    else if (!cBin) lines.push('C lvmlockd not found (install lvm2-lockd or set LVMLOCKD_C_BIN): C row skipped.');
+    const ns = namespaceNote();
+    if (ns) lines.push(ns);
+    const per = new Map<string, number[]>();
+    for (const spec of specs) {
+      const outPrefix = path.join(dir, `${spec.label}.callgrind`);
+      const wrapped: DaemonSpec = {
+        ...spec, command: 'valgrind',
+        args: ['--tool=callgrind', `--callgrind-out-file=${outPrefix}`, '--collect-jumps=no', '-q', spec.command, ...spec.args],
+      };
+      const d = await startAndSetUp(wrapped, 180_000);
+      try {
+        const counts: number[] = [];
+        // V8 compiles the hot path in the background after enough calls: a first warm-up
+        // long enough for that, so that the first client count is not charged with it.
+        await runClient({
+          label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients: 8, contended: false, tag: 899,
+          warmupSeconds: 0, seconds: 3600, maxOps: 3 * ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+        });
+        for (const [i, clients] of clientCounts.entries()) {
+          const job = (tag: number): ClientJob => ({
+            label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
+            warmupSeconds: 0, seconds: 3600, maxOps: ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+          });
+          await runClient(job(900 + 2 * i));
+          await callgrindControl(['-z', String(d.pid)]);
+          const r = await runClient(job(901 + 2 * i));
+          const before = new Set(fs.readdirSync(dir));
+          await callgrindControl(['-d', String(d.pid)]);
+          const dumps = fs.readdirSync(dir).filter((f) => f.startsWith(`${spec.label}.callgrind`) && !before.has(f));
+          if (dumps.length !== 1) throw new Error(`${spec.label}: expected one new callgrind dump, found ${dumps.length}`);
+          const m = /^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(path.join(dir, dumps[0]!), 'latin1'));
+          if (!m) throw new Error(`${spec.label}: no instruction total in ${dumps[0]}`);
+          const bad = r.results.filter(([k]) => k !== 0);
+          if (bad.length) throw new Error(`${spec.label}: non-zero op_result in ${JSON.stringify(r.results)}`);
+          counts.push(Number(m[1]) / r.ops);
+          if (keepDir) fs.copyFileSync(path.join(dir, dumps[0]!), path.join(keepDir, `${spec.label}-x${clients}.callgrind`));
+        }
+        per.set(spec.label, counts);
+      } finally {
+        await stopDaemon(d, 5000);
+      }
+    }
+    const head = ['clients', ...specs.map((s) => `${s.label} instr/round trip`), 'ours/C'];
+    lines.unshift(`lock_lv round trips (ex or un, uncontended, test mode, syslog receiver), user-space instructions per round trip ` +
+      `(callgrind, all threads, ${ops} round trips after ${ops} of warm-up, ${3 * ops} before the first), node ${process.version}, ${new Date().toISOString()}`);
+    lines.push(head.join('  '));
+    for (const [i, c] of clientCounts.entries()) {
+      const ours = per.get('ours')?.[i] ?? NaN;
+      const c0 = per.get('C')?.[i] ?? NaN;
+      lines.push([String(c).padStart(7), ...specs.map((s) => Math.round(per.get(s.label)![i]!).toLocaleString('en-US').padStart(22)),
+        Number.isFinite(c0) && Number.isFinite(ours) ? (ours / c0).toFixed(2) + 'x' : '-'].join('  '));
+    }
+    return lines.join('\n') + '\n';
+  } finally {
+    removeTmpDir(dir);
+  }
+}
+
+function callgrindControl(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('callgrind_control', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+    child.once('error', reject);
+    child.once('exit', (code) => code === 0 ? resolve() : reject(new Error(`callgrind_control ${args.join(' ')}: ${code}: ${out.trim()}`)));
+  });
+}
+
 // ---------------------------------------------------------------- entry points
 
 if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
@@ -835,7 +928,10 @@ if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const seconds = Number(argValue(argv, '--seconds') ?? NaN);
-  const run = argv.includes('--core-only')
+  const run = argv.includes('--instructions')
+    ? runInstructions((argValue(argv, '--clients') ?? '1,8,64').split(',').map(Number), Number(argValue(argv, '--ops') ?? 3000),
+      argValue(argv, '--keep-dumps') ?? null, (argValue(argv, '--only') ?? 'both') as LockdBenchOptions['only'])
+    : argv.includes('--core-only')
     ? runCoreOnly(Number(argValue(argv, '--clients') ?? 8), Number.isFinite(seconds) ? seconds : 3)
     : argv.includes('--profile')
     ? runProfile(Number(argValue(argv, '--clients') ?? 64), Number.isFinite(seconds) ? seconds : 5, argValue(argv, '--profile-out') ?? null)

@@ -213,6 +213,45 @@ const FLAT_LINE = /([a-z_][a-z0-9_]*) ?= ?(?:"([^"\\\n\0]*)"|(0|[1-9][0-9]{0,14}
 export function parseFlat(text: string): Array<[string, ConfigValue]> | null {
   const t = text.length && text.charCodeAt(text.length - 1) !== 10 ? text + '\n' : text;
   const entries: Array<[string, ConfigValue]> = [];
+  const n = t.length;
+  let p = 0;
+  // FLAT_LINE, one line at a time, by character codes (the regex's match arrays
+  // and captures cost more than the scan; a property test compares the two).
+  while (p < n) {
+    const k0 = p;
+    let c = t.charCodeAt(p);
+    if (!((c >= 97 && c <= 122) || c === 95)) return null;
+    for (c = t.charCodeAt(++p); (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95; c = t.charCodeAt(++p));
+    const key = t.slice(k0, p);
+    if (c === 32) c = t.charCodeAt(++p);
+    if (c !== 61) return null;
+    c = t.charCodeAt(++p);
+    if (c === 32) c = t.charCodeAt(++p);
+    if (c === 34) {
+      const v0 = ++p;
+      for (c = t.charCodeAt(p); c !== 34; c = t.charCodeAt(++p)) {
+        if (c === 92 || c === 10 || c === 0 || p >= n) return null;
+      }
+      const value = t.slice(v0, p);
+      if (t.charCodeAt(++p) !== 10) return null;
+      p++;
+      entries.push([key, value]);
+    } else {
+      const d0 = p;
+      for (; c >= 48 && c <= 57; c = t.charCodeAt(++p));
+      const digits = p - d0;
+      if (c !== 10 || digits === 0 || digits > 15 || (digits > 1 && t.charCodeAt(d0) === 48)) return null;
+      entries.push([key, BigInt(t.slice(d0, p))]);
+      p++;
+    }
+  }
+  return entries;
+}
+
+/** The regex form of parseFlat's scan (the property test compares them). */
+export function parseFlatRegex(text: string): Array<[string, ConfigValue]> | null {
+  const t = text.length && text.charCodeAt(text.length - 1) !== 10 ? text + '\n' : text;
+  const entries: Array<[string, ConfigValue]> = [];
   FLAT_LINE.lastIndex = 0;
   while (FLAT_LINE.lastIndex < t.length) {
     const m = FLAT_LINE.exec(t);
@@ -242,25 +281,41 @@ export function parseConfigTreeGeneral(text: string, opts: ParseOptions = {}): P
   }
 }
 
+/** Entry lists up to this long are searched in order instead of through a Map. */
+const SCAN_ENTRIES = 32;
+
 /** First-match lookup, as libdm's find does when duplicate keys are not checked. */
 export class ConfigMap {
-  private readonly first = new Map<string, ConfigValue>();
+  /** First occurrences, built only for long entry lists; short ones (every lvm request) are scanned. */
+  private readonly first: Map<string, ConfigValue> | null = null;
+  private readonly entries: ReadonlyArray<readonly [string, ConfigValue]>;
   constructor(entries: ReadonlyArray<readonly [string, ConfigValue]>) {
-    for (const [k, v] of entries) if (!this.first.has(k)) this.first.set(k, v);
+    this.entries = entries;
+    if (entries.length > SCAN_ENTRIES) {
+      const first = new Map<string, ConfigValue>();
+      for (const [k, v] of entries) if (!first.has(k)) first.set(k, v);
+      this.first = first;
+    }
   }
-  has(key: string): boolean { return this.first.has(key); }
-  raw(key: string): ConfigValue | undefined { return this.first.get(key); }
+  private find(key: string): ConfigValue | undefined {
+    if (this.first) return this.first.get(key);
+    const e = this.entries;
+    for (let i = 0; i < e.length; i++) if (e[i]![0] === key) return e[i]![1];
+    return undefined;
+  }
+  has(key: string): boolean { return this.first ? this.first.has(key) : this.entries.some((e) => e[0] === key); }
+  raw(key: string): ConfigValue | undefined { return this.find(key); }
   /** A string value, or undefined when absent or not a string. */
   str(key: string): string | undefined {
-    const v = head(this.first.get(key));
+    const v = head(this.find(key));
     return typeof v === 'string' ? v : undefined;
   }
   /** An integer value (libdm's find_int: integers only, not floats or strings). */
   int(key: string): bigint | undefined {
-    const v = head(this.first.get(key));
+    const v = head(this.find(key));
     return typeof v === 'bigint' ? v : undefined;
   }
-  keys(): string[] { return [...this.first.keys()]; }
+  keys(): string[] { return this.first ? [...this.first.keys()] : [...new Set(this.entries.map((e) => e[0]))]; }
 }
 
 /** libdm lookups read an array's first item as the value. */

@@ -23,6 +23,17 @@ export class FrameDecoder {
   get pendingBytes(): number { return this.length; }
 
   push(data: Buffer): DecodeEvent[] {
+    // What lvm sends: one whole request per read, nothing buffered. Decoding the
+    // whole read at once gives the same text as decoding the bytes before the
+    // terminator (the terminator is ASCII, and no byte of an invalid UTF-8
+    // sequence can decode to "\n" or "#"), so one toString and one string search
+    // replace the Buffer searches, slices and re-scan of the general path.
+    const n = data.length;
+    if (this.length === 0 && n >= 4 && data[n - 1] === 0x0a && data[n - 2] === 0x23 && data[n - 3] === 0x23 && data[n - 4] === 0x0a) {
+      const all = data.toString('utf8');
+      const at = all.indexOf(TERMINATOR);
+      if (at === all.length - TERMINATOR.length) return [{ kind: 'message', text: all.slice(0, at + 1), body: all.slice(0, at) }];
+    }
     const events: DecodeEvent[] = [];
     if (this.chunks.length && !this.mayEndMessage(data)) {
       // Keep the chunk without copying: re-joining the whole buffer on every read

@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  ConfigMap, formatReply, formatRequest, parseConfigTree, parseConfigTreeGeneral, parseFlat, type ConfigValue, type WireValue,
+  ConfigMap, formatReply, formatRequest, parseConfigTree, parseConfigTreeGeneral, parseFlat, parseFlatRegex, type ConfigValue, type WireValue,
 } from '../../src/protocol/config-tree';
 import { FrameDecoder, MAX_MESSAGE_BYTES, TERMINATOR, encodeFrame } from '../../src/protocol/framing';
 
@@ -340,6 +340,36 @@ describe('FrameDecoder / encodeFrame', () => {
     assert.equal(d.pendingBytes, 0);
   });
 
+  test('a read that ends with a terminator (the one-request fast path) decodes as the byte-wise search does', () => {
+    // Reference: search the bytes for the terminator and decode each message's bytes alone.
+    const reference = (wire: Buffer): { texts: string[]; rest: number } => {
+      const texts: string[] = [];
+      let buf = wire;
+      for (let at = buf.indexOf(TERMINATOR); at >= 0; at = buf.indexOf(TERMINATOR)) {
+        texts.push(buf.subarray(0, at + 1).toString('utf8'));
+        buf = buf.subarray(at + TERMINATOR.length);
+      }
+      return { texts, rest: buf.length };
+    };
+    // Pieces near the terminator and UTF-8 edge cases: lone continuation bytes, cut sequences, 0xff.
+    const pieces = ['\n', '#', '##', '\n##', 'a', ' = ', '"', 'é', '€', '😀'].map((t) => Buffer.from(t))
+      .concat([[0xff], [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0x80], [0x00]].map((b) => Buffer.from(b)));
+    let seed = 12345;
+    const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 16) % n; };
+    for (let i = 0; i < 5000; i++) {
+      const parts: Buffer[] = [];
+      const len = rand(12);
+      for (let j = 0; j < len; j++) parts.push(pieces[rand(pieces.length)]!);
+      if (rand(4) !== 0) parts.push(Buffer.from(TERMINATOR));
+      const wire = Buffer.concat(parts);
+      const d = new FrameDecoder();
+      const ev = d.push(wire);
+      const ref = reference(wire);
+      assert.deepEqual(ev, ref.texts.map((text) => ({ kind: 'message', text, body: text.slice(0, -1) })), JSON.stringify([...wire]));
+      assert.equal(d.pendingBytes, ref.rest);
+    }
+  });
+
   test('"##" inside a line or without the leading newline is not a terminator', () => {
     const d = new FrameDecoder();
     assert.deepEqual(msgs(d.push(Buffer.from('a = "##"\nb##\n'))), []);
@@ -456,6 +486,35 @@ describe('parseFlat: the shortcut for the flat form lvm commands send', () => {
       }
     }), { numRuns: 5000 });
     assert.ok(answered > 500, `the shortcut answered only ${answered} of 5000 texts`);
+  });
+
+  test('property: the character scan and the FLAT_LINE regex answer for the same texts, with the same entries', () => {
+    let answered = 0;
+    fc.assert(fc.property(fc.array(lineArb, { maxLength: 8 }), (lines) => {
+      const text = lines.join('');
+      const flat = parseFlat(text);
+      assert.deepEqual(flat, parseFlatRegex(text), JSON.stringify(text));
+      if (flat !== null) answered++;
+    }), { numRuns: 5000 });
+    assert.ok(answered > 500, `the shortcut answered only ${answered} of 5000 texts`);
+    // Any text from the characters that matter, not only line-shaped ones.
+    fc.assert(fc.property(fc.array(fc.constantFrom('a', 'z', '_', '0', '1', '9', ' ', '=', '"', '\\', '\n', '\0', '#', 'A', '-', 'é'), { maxLength: 24 }),
+      (cs) => { const text = cs.join(''); assert.deepEqual(parseFlat(text), parseFlatRegex(text), JSON.stringify(text)); }), { numRuns: 20000 });
+  });
+
+  test('ConfigMap: first occurrence wins, short lists scanned and long ones through a Map alike', () => {
+    for (const n of [3, 40]) {
+      const entries: Array<[string, ConfigValue]> = [];
+      for (let i = 0; i < n; i++) entries.push([`k${i % 5}`, i % 2 ? BigInt(i) : `v${i}`]);
+      const m = new ConfigMap(entries);
+      assert.deepEqual(m.keys(), ['k0', 'k1', 'k2', 'k3', 'k4'].slice(0, Math.min(n, 5)));
+      assert.equal(m.str('k0'), 'v0');
+      assert.equal(m.int('k1'), 1n);
+      assert.equal(m.str('k1'), undefined);
+      assert.equal(m.has('k2'), true);
+      assert.equal(m.has('k9'), false);
+      assert.equal(m.raw('k9'), undefined);
+    }
   });
 
   test('lvm request shapes take the shortcut, and parseConfigTree gives its entries', () => {
