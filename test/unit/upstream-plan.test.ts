@@ -16,7 +16,7 @@ test('parseArgs: defaults are the runnable flavours, both daemons, one VM, from 
   const p = parseArgs([]);
   assert.ok(p.ok);
   assert.deepEqual(p.options.flavours, DEFAULT_FLAVOURS);
-  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock']);
+  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-dlm']);
   assert.deepEqual(p.options.daemons, ['c', 'ours']);
   assert.equal(p.options.jobs, 1);
   assert.equal(p.options.from, 0);
@@ -61,14 +61,23 @@ test('parseArgs: bad input is an error value with a reason', () => {
   assert.ok(!h.ok && 'help' in h);
 });
 
-test('the dlm and idm flavours are known, never run, and say why', () => {
-  for (const n of ['udev-lvmlockd-dlm', 'udev-lvmlockd-idm']) {
-    const f = FLAVOURS.find((x) => x.name === n)!;
-    assert.ok(f.notRun && f.notRun.length > 20, n);
-    const p = parseArgs(['--flavour', n]);
-    assert.ok(p.ok);
-    assert.equal(planItems(TESTS, p.options).length, 0);
-  }
+test('the idm flavour is known, never run, and says why', () => {
+  const f = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-idm')!;
+  assert.ok(f.notRun && f.notRun.length > 20);
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm']);
+  assert.ok(p.ok);
+  assert.equal(planItems(TESTS, p.options).length, 0);
+});
+
+test('the dlm flavour runs, with its prepare and remove scripts around its tests', () => {
+  const f = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-dlm')!;
+  assert.equal(f.notRun, null);
+  assert.equal(f.prepare, 'aa-lvmlockd-dlm-prepare.sh');
+  assert.equal(f.remove, 'zz-lvmlockd-dlm-remove.sh');
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-dlm', '--only', 'lvmlockd*']);
+  assert.ok(p.ok);
+  assert.deepEqual(planItems([...TESTS, 'aa-lvmlockd-dlm-prepare.sh', 'zz-lvmlockd-dlm-remove.sh'], p.options).map((i) => i.test),
+    ['lvmlockd-hello-world.sh', 'lvmlockd-lv-types.sh']);
 });
 
 test('--only: globs, names with or without .sh, comma lists', () => {
@@ -98,7 +107,7 @@ test('planItems: prepare/remove tests are not items; numbering runs over flavour
 });
 
 test('shard: round robin over the VMs, resume skips the first N items', () => {
-  const p = parseArgs([]);
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-test,udev-lvmlockd-test-sanlock,udev-lvmlockd-sanlock']);
   assert.ok(p.ok);
   const items = planItems(TESTS, p.options); // 4 tests x 3 flavours
   assert.equal(items.length, 12);

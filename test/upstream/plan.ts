@@ -33,8 +33,8 @@ export const FLAVOURS: Flavour[] = [
   },
   {
     name: 'udev-lvmlockd-dlm', prepare: 'aa-lvmlockd-dlm-prepare.sh', remove: 'zz-lvmlockd-dlm-remove.sh',
-    notRun: 'our daemon has no dlm lock manager yet (being built on another branch); the flavour also needs corosync + dlm_controld started by `systemctl start corosync/dlm` with its own corosync.conf',
-    starts: 'corosync + dlm_controld + lvmlockd (once, by aa-lvmlockd-dlm-prepare.sh)',
+    notRun: null,
+    starts: 'corosync + dlm_controld (the systemctl stand-in, with the suite\'s corosync.conf and dlm.conf) + lvmlockd (once, by aa-lvmlockd-dlm-prepare.sh)',
   },
   {
     name: 'udev-lvmlockd-idm', prepare: 'aa-lvmlockd-idm-prepare.sh', remove: 'zz-lvmlockd-idm-remove.sh',
