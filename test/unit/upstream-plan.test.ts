@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  CI_SUBSET, DEFAULT_FLAVOURS, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
+  CI_SUBSET, DEFAULT_FLAVOURS, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
 } from '../upstream/plan';
 import { lvm2VersionFromManifest, parseAptSources } from '../upstream/source';
 
@@ -116,6 +116,27 @@ test('shard: round robin over the VMs, resume skips the first N items', () => {
   const r = shard(items, 3, 10);
   assert.deepEqual(r.map((x) => x.map((i) => i.index)), [[10], [11]]);
   assert.deepEqual(shard(items, 2, 12), []);
+});
+
+test('shard by flavour: whole flavours per VM, the largest first to the emptiest VM; --ci shards so', () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-test,udev-lvmlockd-test-sanlock,udev-lvmlockd-sanlock', '--only', 'lvmlockd*,vgchange-usage']);
+  assert.ok(p.ok);
+  const items = planItems(TESTS, p.options); // 3 tests x 3 flavours: 0-2, 3-5, 6-8
+  assert.deepEqual(shardByFlavour(items, 2, 0).map((x) => x.map((i) => i.index)), [[0, 1, 2, 6, 7, 8], [3, 4, 5]]);
+  assert.deepEqual(shardByFlavour(items, 3, 0).map((x) => x.map((i) => i.flavour.name)),
+    [['udev-lvmlockd-test', 'udev-lvmlockd-test', 'udev-lvmlockd-test'], ['udev-lvmlockd-test-sanlock', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-test-sanlock'],
+      ['udev-lvmlockd-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-sanlock']]);
+  // resume: the first flavour has one item left, so it goes to a VM last
+  assert.deepEqual(shardByFlavour(items, 2, 2).map((x) => x.map((i) => i.index)), [[2, 3, 4, 5], [6, 7, 8]]);
+  assert.deepEqual(shardByFlavour(items, 2, 9), []);
+  const ci = parseArgs(['--ci']);
+  assert.ok(ci.ok && ci.options.shardBy === 'flavour');
+  const d = parseArgs([]);
+  assert.ok(d.ok && d.options.shardBy === 'item');
+  const s = parseArgs(['--shard-by=flavour']);
+  assert.ok(s.ok && s.options.shardBy === 'flavour');
+  const bad = parseArgs(['--shard-by', 'vm']);
+  assert.ok(!bad.ok && 'error' in bad && /item or flavour/.test(bad.error));
 });
 
 test('verdicts from the runner: warned is a pass, anything unfinished is a fail', () => {
