@@ -113,8 +113,9 @@ export function oursNamesItself(repo: string): boolean {
 
 export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
   await vm.shOk([
-    // aux.sh copies its sanlock.conf into /etc/sanlock, which Debian's package does not create
-    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec /etc/sanlock`,
+    // aux.sh copies its sanlock.conf into /etc/sanlock and its dlm.conf into
+    // /etc/dlm, which Debian's packages do not create
+    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec /etc/sanlock /etc/dlm`,
     `mountpoint -q ${GUEST_PREFIX} || mount -t 9p -o trans=virtio,version=9p2000.L,ro lvm2suite ${GUEST_PREFIX}`,
     `mkfs.ext4 -q -F /dev/vdb && mount /dev/vdb ${SCRATCH}`,
     'modprobe loop 2>/dev/null; true',
