@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  CI_SUBSET, DEFAULT_FLAVOURS, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
+  CI_SUBSET, DEFAULT_FLAVOURS, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
 } from '../upstream/plan';
 import { lvm2VersionFromManifest, parseAptSources } from '../upstream/source';
 
@@ -16,7 +16,7 @@ test('parseArgs: defaults are the runnable flavours, both daemons, one VM, from 
   const p = parseArgs([]);
   assert.ok(p.ok);
   assert.deepEqual(p.options.flavours, DEFAULT_FLAVOURS);
-  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock']);
+  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-dlm']);
   assert.deepEqual(p.options.daemons, ['c', 'ours']);
   assert.equal(p.options.jobs, 1);
   assert.equal(p.options.from, 0);
@@ -61,14 +61,23 @@ test('parseArgs: bad input is an error value with a reason', () => {
   assert.ok(!h.ok && 'help' in h);
 });
 
-test('the dlm and idm flavours are known, never run, and say why', () => {
-  for (const n of ['udev-lvmlockd-dlm', 'udev-lvmlockd-idm']) {
-    const f = FLAVOURS.find((x) => x.name === n)!;
-    assert.ok(f.notRun && f.notRun.length > 20, n);
-    const p = parseArgs(['--flavour', n]);
-    assert.ok(p.ok);
-    assert.equal(planItems(TESTS, p.options).length, 0);
-  }
+test('the idm flavour is known, never run, and says why', () => {
+  const f = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-idm')!;
+  assert.ok(f.notRun && f.notRun.length > 20);
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm']);
+  assert.ok(p.ok);
+  assert.equal(planItems(TESTS, p.options).length, 0);
+});
+
+test('the dlm flavour runs, with its prepare and remove scripts around its tests', () => {
+  const f = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-dlm')!;
+  assert.equal(f.notRun, null);
+  assert.equal(f.prepare, 'aa-lvmlockd-dlm-prepare.sh');
+  assert.equal(f.remove, 'zz-lvmlockd-dlm-remove.sh');
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-dlm', '--only', 'lvmlockd*']);
+  assert.ok(p.ok);
+  assert.deepEqual(planItems([...TESTS, 'aa-lvmlockd-dlm-prepare.sh', 'zz-lvmlockd-dlm-remove.sh'], p.options).map((i) => i.test),
+    ['lvmlockd-hello-world.sh', 'lvmlockd-lv-types.sh']);
 });
 
 test('--only: globs, names with or without .sh, comma lists', () => {
@@ -98,7 +107,7 @@ test('planItems: prepare/remove tests are not items; numbering runs over flavour
 });
 
 test('shard: round robin over the VMs, resume skips the first N items', () => {
-  const p = parseArgs([]);
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-test,udev-lvmlockd-test-sanlock,udev-lvmlockd-sanlock']);
   assert.ok(p.ok);
   const items = planItems(TESTS, p.options); // 4 tests x 3 flavours
   assert.equal(items.length, 12);
@@ -107,6 +116,27 @@ test('shard: round robin over the VMs, resume skips the first N items', () => {
   const r = shard(items, 3, 10);
   assert.deepEqual(r.map((x) => x.map((i) => i.index)), [[10], [11]]);
   assert.deepEqual(shard(items, 2, 12), []);
+});
+
+test('shard by flavour: whole flavours per VM, the largest first to the emptiest VM; --ci shards so', () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-test,udev-lvmlockd-test-sanlock,udev-lvmlockd-sanlock', '--only', 'lvmlockd*,vgchange-usage']);
+  assert.ok(p.ok);
+  const items = planItems(TESTS, p.options); // 3 tests x 3 flavours: 0-2, 3-5, 6-8
+  assert.deepEqual(shardByFlavour(items, 2, 0).map((x) => x.map((i) => i.index)), [[0, 1, 2, 6, 7, 8], [3, 4, 5]]);
+  assert.deepEqual(shardByFlavour(items, 3, 0).map((x) => x.map((i) => i.flavour.name)),
+    [['udev-lvmlockd-test', 'udev-lvmlockd-test', 'udev-lvmlockd-test'], ['udev-lvmlockd-test-sanlock', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-test-sanlock'],
+      ['udev-lvmlockd-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-sanlock']]);
+  // resume: the first flavour has one item left, so it goes to a VM last
+  assert.deepEqual(shardByFlavour(items, 2, 2).map((x) => x.map((i) => i.index)), [[2, 3, 4, 5], [6, 7, 8]]);
+  assert.deepEqual(shardByFlavour(items, 2, 9), []);
+  const ci = parseArgs(['--ci']);
+  assert.ok(ci.ok && ci.options.shardBy === 'flavour');
+  const d = parseArgs([]);
+  assert.ok(d.ok && d.options.shardBy === 'item');
+  const s = parseArgs(['--shard-by=flavour']);
+  assert.ok(s.ok && s.options.shardBy === 'flavour');
+  const bad = parseArgs(['--shard-by', 'vm']);
+  assert.ok(!bad.ok && 'error' in bad && /item or flavour/.test(bad.error));
 });
 
 test('verdicts from the runner: warned is a pass, anything unfinished is a fail', () => {

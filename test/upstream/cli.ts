@@ -1,4 +1,4 @@
-// npm run test:upstream -- [--flavour NAME] [--only GLOB] [--daemon ours|c|both] [--jobs N] [--from N]
+// npm run test:upstream -- [--flavour NAME] [--only GLOB] [--daemon ours|c|both] [--jobs N] [--shard-by item|flavour] [--from N]
 //
 // LVM2's own test suite (the lvm2 source package matching the guest's lvm2)
 // in VMs of the VM tier, each test with the C lvmlockd and with ours; one
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ensureImage } from '../vm/lib/image';
 import { qemuUnavailable } from '../vm/lib/vm';
-import { FLAVOURS, parseArgs, planItems, shard, Item } from './plan';
+import { FLAVOURS, parseArgs, planItems, shard, shardByFlavour, Item } from './plan';
 import { buildSuiteLocked, ensureSuite, lvm2VersionFromManifest, upstreamCacheRoot } from './source';
 import { runShard, RunContext, TestRun } from './run';
 
@@ -45,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (items.length === 0) { log('no test selected'); return 1; }
-  const shards = shard(items, o.jobs, o.from);
+  const shards = (o.shardBy === 'flavour' ? shardByFlavour : shard)(items, o.jobs, o.from);
   const runDir = path.join(upstreamCacheRoot(), 'runs', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
   fs.mkdirSync(runDir, { recursive: true });
   const results = fs.createWriteStream(path.join(runDir, 'results.txt'));

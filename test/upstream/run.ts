@@ -33,15 +33,44 @@ const HANG_SNAPSHOT_MS = 5 * 60_000;
 const REMOVE_LIMIT_MS = 5 * 60_000;
 
 /**
- * `systemctl` for the suite inside the VM (no systemd there): aux.sh starts
- * sanlock with `systemctl start sanlock`; the other units the lvmlockd
- * flavours use (corosync, dlm) belong to the dlm flavour, which is not run.
+ * `systemctl` for the suite inside the VM (no systemd there). aux.sh starts
+ * sanlock with `systemctl start sanlock` (sanlock flavour), and corosync and
+ * dlm_controld with `systemctl start corosync` / `systemctl start dlm` (dlm
+ * flavour, after writing its own corosync.conf and dlm.conf). As systemd's
+ * units (Type=notify) do, a start returns once the daemon is ready (corosync
+ * quorate; dlm_controld quorate, past fencing setup, cluster configured), and
+ * a stop returns once the daemon has exited. Any other unit fails loudly.
  */
 const SYSTEMCTL_SHIM = `#!/bin/sh
 # systemctl stand-in for LVM2's test suite in a VM without systemd
+until_ok() { # seconds, what, command...
+  n=$1; what=$2; shift 2; i=0
+  while [ $i -lt $((n * 2)) ]; do
+    if sh -c "$*" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5; i=$((i + 1))
+  done
+  echo "systemctl stand-in: $what not reached after $n s" >&2; return 1
+}
+stop() { # process name
+  killall "$1" 2>/dev/null || return 0
+  until_ok 30 "$1 exited" "! pidof $1" || { killall -9 "$1" 2>/dev/null; sleep 1; }
+  return 0
+}
 case "$1 $2" in
   "start sanlock") exec sanlock daemon -w 0 -U root -G root ;;
   "stop sanlock") killall sanlock; exit 0 ;;
+  "start corosync")
+    mkdir -p /var/log/corosync /var/lib/corosync /run/corosync
+    corosync >>/out/corosync.out 2>&1 || exit 1
+    until_ok 60 "corosync quorum" 'corosync-quorumtool -s | grep -q "Quorate: *Yes"' ;;
+  "stop corosync") stop corosync ;;
+  "start dlm")
+    modprobe dlm 2>/dev/null
+    mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+    mkdir -p /run/dlm_controld /var/log/cluster
+    dlm_controld >>/out/dlm_controld.out 2>&1 || exit 1
+    until_ok 120 "dlm_controld ready" 'dlm_tool status | grep -q "quorate 1" && ! dlm_tool status | grep -q fence_init && test -s /sys/kernel/config/dlm/cluster/cluster_name' ;;
+  "stop dlm") stop dlm_controld ;;
   *) echo "systemctl stand-in: '$*' is not supported in this VM" >&2; exit 1 ;;
 esac
 `;
@@ -84,11 +113,16 @@ export function oursNamesItself(repo: string): boolean {
 
 export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
   await vm.shOk([
-    // aux.sh copies its sanlock.conf into /etc/sanlock, which Debian's package does not create
-    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec /etc/sanlock`,
+    // aux.sh copies its sanlock.conf into /etc/sanlock and its dlm.conf into
+    // /etc/dlm, which Debian's packages do not create
+    `mkdir -p ${GUEST_PREFIX} ${SCRATCH} ${SHIMS} ${OURS}/libexec /etc/sanlock /etc/dlm`,
     `mountpoint -q ${GUEST_PREFIX} || mount -t 9p -o trans=virtio,version=9p2000.L,ro lvm2suite ${GUEST_PREFIX}`,
     `mkfs.ext4 -q -F /dev/vdb && mount /dev/vdb ${SCRATCH}`,
     'modprobe loop 2>/dev/null; true',
+    // the dlm flavour's corosync.conf names the node by hostname: resolve it to
+    // the VM's address (vm-init's /etc/hosts has localhost only)
+    'addr=$(ip -4 -o addr show eth0 | awk \'{print $4}\' | cut -d/ -f1); ' +
+      'grep -q " $(hostname)$" /etc/hosts || echo "${addr:-127.0.0.1} $(hostname)" >> /etc/hosts',
   ].join(' && '), { timeoutMs: 120_000 });
   await vm.writeFile(`${SHIMS}/systemctl`, SYSTEMCTL_SHIM);
   if (selfNamed) {
@@ -107,7 +141,9 @@ function pathFor(d: Daemon): string {
 /** Stop every lock daemon and the suite's devices left behind (between daemon blocks). */
 async function cleanVm(vm: Vm): Promise<void> {
   await vm.sh([
-    'killall -9 lvmlockd 2>/dev/null', 'killall -9 sanlock 2>/dev/null', 'sleep 1',
+    'killall -9 lvmlockd 2>/dev/null', 'killall -9 sanlock 2>/dev/null',
+    'killall dlm_controld 2>/dev/null', 'killall corosync 2>/dev/null', 'sleep 2',
+    'killall -9 dlm_controld corosync 2>/dev/null',
     'rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid',
     'for d in $(dmsetup ls 2>/dev/null | awk \'$1 ~ /^(LVMTEST|GL_DEV|glvg)/ {print $1}\'); do dmsetup remove --force "$d" >/dev/null 2>&1; done',
     'losetup -D 2>/dev/null', `rm -rf ${SCRATCH}/t`, 'true',
