@@ -1,15 +1,17 @@
 // An emulated IDM drive with an NVMe/TCP front end: one firmware (state file
 // as the socket drive's) and one namespace backed by a file, served to every
 // host that connects (`idm-drive --nvme-tcp ADDR:PORT --nqn NQN --backing FILE`).
-// The drive's identifiers (serial, EUI-64, NGUID, UUID) derive from its WWN,
-// so each drive is distinct and stays the same across restarts.
+// The drive's identifiers derive from its WWN, so each drive is distinct and
+// stays the same across restarts. Only an EUI-64 (= the WWN) names the
+// namespace: the kernel then shows wwid "eui.<16 hex>", which is what
+// propeller parses from udev's ID_WWN (it strips "eui." and reads the rest as
+// one 64-bit number; a UUID or a 128-bit NGUID would break that).
 
 import { IdmFirmware, type FirmwareOptions } from '../firmware';
 import { loadFirmwareState } from '../drive-server';
 import { NvmeDrive } from './controller';
 import { NvmeTcpTarget } from './target';
 import type { DriveIdentity } from './identify';
-import { createHash } from 'node:crypto';
 
 export interface NvmeTcpDriveOptions {
   host: string;
@@ -26,18 +28,14 @@ export interface NvmeTcpDriveOptions {
 
 export function identityFromWwn(wwn: string, nqn: string, versionMajor = 8): DriveIdentity {
   const w = Buffer.from(wwn.padStart(16, '0').slice(-16), 'hex');
-  const h = createHash('sha256').update(`${wwn}\0${nqn}`).digest();
-  const uuid = Buffer.from(h.subarray(16, 32));
-  uuid[6] = (uuid[6]! & 0x0f) | 0x40;
-  uuid[8] = (uuid[8]! & 0x3f) | 0x80;
   return {
     serial: `IDM${wwn.slice(-12).toUpperCase()}`,
     model: 'LVMLKDTS IDM EMULATED NVMe',
     firmwareRev: '0001',
     subnqn: nqn,
     eui64: w,
-    nguid: Buffer.concat([w, h.subarray(0, 8)]),
-    uuid,
+    nguid: Buffer.alloc(16),
+    uuid: Buffer.alloc(16),
     idmVersionMajor: versionMajor,
     idmVersionMinor: 0,
   };

@@ -16,7 +16,7 @@ export interface DriveIdentity {
   subnqn: string;
   /** 8 bytes: the namespace's EUI-64 (udev's ID_WWN "eui.<hex>"). */
   eui64: Buffer;
-  /** 16 bytes each. */
+  /** 16 bytes each; all zeros = not reported. */
   nguid: Buffer;
   uuid: Buffer;
   idmVersionMajor: number;
@@ -110,9 +110,10 @@ export function namespaceDescriptors(id: DriveIdentity): Buffer {
     v.copy(b, o + 4);
     o += 4 + v.length;
   };
-  put(1, id.eui64.subarray(0, 8));
-  put(2, id.nguid.subarray(0, 16));
-  put(3, id.uuid.subarray(0, 16));
+  const set = (v: Buffer): boolean => v.some((x) => x !== 0);
+  if (set(id.eui64)) put(1, id.eui64.subarray(0, 8));
+  if (set(id.nguid)) put(2, id.nguid.subarray(0, 16));
+  if (set(id.uuid)) put(3, id.uuid.subarray(0, 16));
   put(4, Buffer.from([0]));
   return b;
 }
