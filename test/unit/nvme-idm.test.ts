@@ -143,7 +143,7 @@ describe('emulated drive, NVMe/TCP front end, driven over TCP', () => {
     fs.writeFileSync(backing, Buffer.alloc(0));
     fs.truncateSync(backing, 8 * 1024 * 1024);
     fw = new IdmFirmware();
-    const drive = new NvmeDrive({ identity: identityFromWwn('5000c500a1b2c3d4', NQN), firmware: fw, statePath: path.join(dir, 'state.json'), backingPath: backing, log: (l) => logs.push(l) });
+    const drive = new NvmeDrive({ identity: identityFromWwn('5000c500a1b2c3d4', NQN), firmware: fw, statePath: path.join(dir, 'state.json'), backingPath: backing, keepAliveSlackMs: 0, log: (l) => logs.push(l) });
     target = new NvmeTcpTarget(drive, (l) => logs.push(l));
     port = await target.listen(0, '127.0.0.1');
   });
@@ -181,6 +181,8 @@ describe('emulated drive, NVMe/TCP front end, driven over TCP', () => {
       assert.deepEqual([list.dataIn.readUInt32LE(0), list.dataIn.readUInt32LE(4)], [1, 0]);
       const desc = await q.submit({ opcode: 0x06, cdw10: 3, nsid: 1 }, null, 4096);
       assert.deepEqual([desc.dataIn[0], desc.dataIn[1], desc.dataIn.subarray(4, 12).toString('hex')], [1, 8, '5000c500a1b2c3d4']);
+      // then only the command set (NVM): no NGUID or UUID, so the kernel's wwid is "eui.<wwn>" as propeller expects
+      assert.deepEqual([desc.dataIn[12], desc.dataIn[13], desc.dataIn[16], desc.dataIn[17]], [4, 1, 0, 0]);
       assert.equal((await q.submit({ opcode: 0x06, cdw10: 0x1f }, null, 4096)).status, 0x4002, 'unknown CNS: invalid field');
       assert.equal((await q.submit({ opcode: 0x18 })).status, 0, 'keep alive');
       assert.equal((await q.submit({ opcode: 0x80 })).status, 0x4001, 'unknown admin opcode');

@@ -39,6 +39,8 @@ export interface NvmeDriveOptions {
   statePath: string | null;
   /** The namespace's backing file (a regular file or a block device). */
   backingPath: string;
+  /** Grace beyond twice the host's KATO before a silent controller is ended (default 10 s: slow emulated guests). */
+  keepAliveSlackMs?: number;
   log?: (line: string) => void;
 }
 
@@ -137,11 +139,11 @@ export class NvmeController {
       | (1n << 37n);               // CSS: NVM command set
   }
 
-  /** Keep-alive: any admin command restarts the timer; twice the host's KATO without one ends the controller. */
+  /** Keep-alive: any admin command restarts the timer; twice the host's KATO (plus a grace) without one ends the controller. */
   kick(): void {
     if (this.kaTimer) clearTimeout(this.kaTimer);
     if (this.katoMs <= 0 || this.destroyed) return;
-    this.kaTimer = setTimeout(() => this.destroy('keep-alive timeout'), this.katoMs * 2);
+    this.kaTimer = setTimeout(() => this.destroy('keep-alive timeout'), this.katoMs * 2 + (this.drive.opts.keepAliveSlackMs ?? 10_000));
     this.kaTimer.unref();
   }
 
