@@ -281,3 +281,42 @@ describe('emulated drive, NVMe/TCP front end, driven over TCP', () => {
     assert.ok(logs.some((l) => /keep-alive timeout/.test(l)));
   });
 });
+
+describe('bin/idm-drive --nvme-tcp (the process the VM tier starts)', () => {
+  test('starts, prints its port, serves identify and an IDM lock, keeps the mutex in its state file, stops on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nvme-cli-'));
+    const backing = path.join(dir, 'd.img');
+    fs.closeSync(fs.openSync(backing, 'w'));
+    fs.truncateSync(backing, 1024 * 1024);
+    const bin = path.join(__dirname, '..', '..', '..', 'bin', 'idm-drive');
+    const p = spawn(process.execPath, [bin, '--nvme-tcp', '127.0.0.1:0', '--nqn', NQN, '--backing', backing, '--state', path.join(dir, 's.json'), '--wwn', '5000c50000000042'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /nvme-tcp 127\.0\.0\.1:(\d+) .* ready \(wwn 5000c50000000042\)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        p.once('exit', (code) => reject(new Error(`idm-drive exited ${code}: ${out}`)));
+      });
+      const c = await TcpController.connect(port, NQN, 'nqn.host-cli');
+      try {
+        const cmds = new DriveCommands(new NvmeIdmIo(c));
+        assert.deepEqual(await cmds.version(), { rv: 0, major: 8, minor: 0 });
+        assert.equal(await cmds.mutex(MutexOp.TRYLOCK, req(HOST_A, EX)), 0);
+        const st = JSON.parse(fs.readFileSync(path.join(dir, 's.json'), 'utf8')) as { mutexes: Array<{ lockId: string }> };
+        assert.equal(st.mutexes[0]?.lockId, LOCK.toString('hex'));
+      } finally {
+        c.close();
+      }
+      const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+      p.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
