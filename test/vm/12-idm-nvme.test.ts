@@ -18,7 +18,12 @@ import { it, after } from 'node:test';
 import { VmCluster, type Vm } from './lib/vm';
 import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { setupLvm, spawnDetached, waitFor, TS_LVMLOCKD } from './lib/stack';
-import { Steps, lockStart, runUntilOk, LOCKED_BY_OTHER } from './lib/scenarios';
+import { Steps, lockStart, runUntilOk } from './lib/scenarios';
+
+// lvm's message for a lock another host holds in an IDM VG: as C's
+// lm_lock_idm, lvmlockd answers every ILM refusal with -ELOCKIO, which lvm
+// words as sanlock's storage errors (test/integration/idm-lvm.test.ts too).
+const REFUSED = /LV vgn\/lv1 lock failed: storage errors for sanlock leases/;
 
 const skip = vmSkipReason();
 const DRIVES = 3;
@@ -100,9 +105,9 @@ describeVm('vm tier: IDM VG on NVMe/TCP namespaces, our lvmlockd + ILM by NVMe p
 
       await steps.run(v1, ['lvcreate', '-n', 'lv1', '-L', '16M', vg]);
       const r1 = await steps.run(v2, ['lvchange', '-aey', lv], 5);
-      assert.match(r1.stderr, LOCKED_BY_OTHER);
+      assert.match(r1.stderr, REFUSED);
       const r2 = await steps.run(v2, ['lvchange', '-asy', lv], 5);
-      assert.match(r2.stderr, LOCKED_BY_OTHER);
+      assert.match(r2.stderr, REFUSED);
       // the LV lock on the drive under the LV: held by one host
       const lvLocks = async (): Promise<number[]> => {
         const counts: number[] = [];
@@ -116,14 +121,15 @@ describeVm('vm tier: IDM VG on NVMe/TCP namespaces, our lvmlockd + ILM by NVMe p
       await steps.run(v2, ['lvchange', '-asy', lv]);
       assert.deepEqual(await lvLocks(), [2], 'both VMs hold the LV lock sh in the drive');
       steps.note(v1, 'drive firmware: LV mutex held sh by 2 hosts');
-      const r3 = await steps.run(v2, ['lvchange', '-aey', lv], 'nonzero');
+      const r3 = await steps.run(v2, ['lvchange', '-aey', lv], 5);
+      assert.match(r3.stderr, REFUSED);
       steps.note(v2, 'lvchange -aey over sh held by both', r3.durationMs, r3.code, r3.stderr.trim().split('\n')[0] ?? '');
       await steps.run(v1, ['lvchange', '-an', lv]);
       await steps.run(v2, ['lvchange', '-an', lv]);
 
       await steps.run(v2, ['lvchange', '-aey', lv]);
       const r4 = await steps.run(v1, ['lvchange', '-aey', lv], 5);
-      assert.match(r4.stderr, LOCKED_BY_OTHER);
+      assert.match(r4.stderr, REFUSED);
       await steps.run(v2, ['lvchange', '-an', lv]);
 
       // nothing reached the drives but NVMe: the ILMs had no drive map, so every drive was an NVMe namespace
