@@ -1,6 +1,7 @@
-// The ILM's per-drive IDM commands (propeller: src/idm_scsi.c, scsi_idm_*):
-// build the 512-byte record and the CDB, send them through a transport, map
-// status + sense to an errno. Every function answers an errno (0 or
+// The ILM's per-drive IDM commands (propeller: src/idm_scsi.c scsi_idm_*,
+// src/idm_nvme_api.c nvme_idm_*): build the 512-byte record, send it through
+// the drive's IDM encoding (SCSI CDBs or NVMe vendor commands, idm-io.ts),
+// which maps the transport's status to an errno. Every function answers an errno (0 or
 // negative), never throws. ilm_inject_fault's percentage makes a command fail
 // with -EIO before any I/O, as propeller does.
 
@@ -9,10 +10,7 @@ import {
   COUNTDOWN_FOREVER, EntryState, Group, MutexClass, MutexOp, RECORD_BYTES, ResVerType,
   decodeInquiryTotal, decodeReadRecord, encodeWriteRecord, type ReadRecord,
 } from '../idm/record';
-import {
-  SCSI_TIMEOUT_MS, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, DEVICE_ID_INQUIRY_BYTES,
-  readCdb, scsiErrno, versionInquiryCdb, deviceIdInquiryCdb, writeCdb,
-} from '../idm/scsi';
+import { ScsiIdmIo, type IdmIo } from '../idm/idm-io';
 import { SG_DATA_BYTES_MAX, type DriveTransport } from '../idm/transport';
 import { IdmMode } from './protocol';
 
@@ -46,8 +44,21 @@ function countdown(op: number, timeoutMs: number): bigint {
   return timeoutMs < 0 ? COUNTDOWN_FOREVER : BigInt(timeoutMs);
 }
 
+function isIdmIo(x: DriveTransport | IdmIo): x is IdmIo {
+  return typeof (x as IdmIo).mutexWrite === 'function';
+}
+
 export class DriveCommands {
-  constructor(readonly transport: DriveTransport, private readonly faults: FaultInjector = NO_FAULTS) {}
+  /** The drive's IDM encoding; a bare DriveTransport is a SCSI device. */
+  readonly io: IdmIo;
+
+  constructor(dev: DriveTransport | IdmIo, private readonly faults: FaultInjector = NO_FAULTS) {
+    this.io = isIdmIo(dev) ? dev : new ScsiIdmIo(dev);
+  }
+
+  close(): void {
+    this.io.close();
+  }
 
   /** TRYLOCK / UNLOCK / REFRESH / BREAK / DESTROY. */
   async mutex(op: number, req: MutexRequest): Promise<number> {
@@ -62,9 +73,7 @@ export class DriveCommands {
       lockId: req.lockId,
       hostId: req.hostId,
     });
-    const r = await this.transport.execute({ cdb: writeCdb(op), dataOut: record, dataInBytes: 0, timeoutMs: SCSI_TIMEOUT_MS });
-    if (!r.ok) return r.errno;
-    return scsiErrno(r.status, r.sense, op);
+    return this.io.mutexWrite(op, record);
   }
 
   /**
@@ -127,35 +136,15 @@ export class DriveCommands {
 
   async version(): Promise<{ rv: number; major: number; minor: number }> {
     if (this.faults.fail()) return { rv: -E.IO, major: 0, minor: 0 };
-    const r = await this.transport.execute({ cdb: versionInquiryCdb(), dataOut: null, dataInBytes: VERSION_INQUIRY_BYTES, timeoutMs: SCSI_TIMEOUT_MS });
-    if (!r.ok) return { rv: r.errno, major: 0, minor: 0 };
-    const rv = scsiErrno(r.status, r.sense, 0x01);
-    return { rv, major: rv === 0 ? r.dataIn[VERSION_MAJOR_OFFSET] ?? 0 : 0, minor: 0 };
+    return this.io.version();
   }
 
-  /** The drive's NAA WWN from VPD page 0x83, as hex; '' when it has none. */
+  /** The drive's NAA WWN from SCSI VPD page 0x83 ('' for a drive without one; NVMe drives are told apart by sysfs wwid). */
   async wwn(): Promise<{ rv: number; wwn: string }> {
-    const r = await this.transport.execute({ cdb: deviceIdInquiryCdb(), dataOut: null, dataInBytes: DEVICE_ID_INQUIRY_BYTES, timeoutMs: SCSI_TIMEOUT_MS });
-    if (!r.ok) return { rv: r.errno, wwn: '' };
-    const rv = scsiErrno(r.status, r.sense, 0x01);
-    if (rv < 0) return { rv, wwn: '' };
-    // Walk the designators for an NAA one (type 3).
-    const d = r.dataIn;
-    const end = Math.min(d.length, 4 + (d.length >= 4 ? d.readUInt16BE(2) : 0));
-    for (let i = 4; i + 4 <= end;) {
-      const len = d[i + 3]!;
-      if ((d[i + 1]! & 0x0f) === 0x03 && i + 4 + len <= end) return { rv: 0, wwn: d.subarray(i + 4, i + 4 + len).toString('hex') };
-      i += 4 + len;
-    }
-    return { rv: 0, wwn: '' };
+    return this.io instanceof ScsiIdmIo ? this.io.wwn() : { rv: 0, wwn: '' };
   }
 
-  private async read(group: number, records: number): Promise<{ rv: number; data: Buffer }> {
-    const r = await this.transport.execute({
-      cdb: readCdb(group, records), dataOut: null, dataInBytes: records * RECORD_BYTES, timeoutMs: SCSI_TIMEOUT_MS,
-    });
-    if (!r.ok) return { rv: r.errno, data: Buffer.alloc(0) };
-    const rv = scsiErrno(r.status, r.sense, 0x01);
-    return { rv, data: rv === 0 ? r.dataIn : Buffer.alloc(0) };
+  private read(group: number, records: number): Promise<{ rv: number; data: Buffer }> {
+    return this.io.readRecords(group, records);
   }
 }

@@ -12,11 +12,19 @@
 // generic node (sysfs device/scsi_generic) with SG_IO, one drive per sysfs
 // wwid; when the node goes away (device deleted, then rescanned) the drive is
 // found again by that wwid among /sys/class/scsi_generic.
+//
+// NVMe namespaces: as propeller, a device whose name contains "nvme"
+// (/dev/nvmeXnY, partition suffix pY stripped) is sent NVMe admin passthrough
+// commands on its own node (nvme-passthru.ts), one drive per sysfs wwid
+// ("eui." stripped as propeller strips it from udev's ID_WWN).
 
 import * as fs from 'node:fs';
 import { DriveCommands, type FaultInjector } from './drive-commands';
 import { SocketTransport } from '../idm/socket-transport';
 import { SgIoTransport } from '../idm/sg-io';
+import { NvmeIdmIo } from '../idm/nvme-idm-io';
+import { NvmePassthruTransport } from '../idm/nvme-passthru';
+import type { IdmIo } from '../idm/idm-io';
 import type { DriveTransport } from '../idm/transport';
 import type { LockDrive } from './raid-lock';
 
@@ -68,9 +76,9 @@ export class DriveRegistry {
   /** The drive a path names, or null (counted as a failed drive). */
   resolve(path: string): LockDrive | null {
     const sock = this.socketFor(path);
-    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : scsiGenericFor(path);
+    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : nvmeDeviceFor(path) ?? scsiGenericFor(path);
     if (!target) {
-      this.log(`drive ${path}: neither an emulated drive nor a SCSI disk with a generic node; counted as failed`);
+      this.log(`drive ${path}: neither an emulated drive, an NVMe namespace nor a SCSI disk with a generic node; counted as failed`);
       return null;
     }
     let d = this.channels.get(target.id);
@@ -99,7 +107,7 @@ export class DriveRegistry {
   }
 
   close(): void {
-    for (const d of this.channels.values()) d.cmds.transport.close();
+    for (const d of this.channels.values()) d.cmds.close();
     this.channels.clear();
   }
 
@@ -113,6 +121,16 @@ export class DriveRegistry {
     }
     return null;
   }
+}
+
+/** /dev/nvmeXnY[pZ] -> the namespace node itself and its wwid; null when not an NVMe device. */
+export function nvmeDeviceFor(path: string): { id: string; open: () => IdmIo } | null {
+  const node = stripPartition(realpath(path));
+  const name = node.replace(/^\/dev\//, '');
+  if (!name.includes('nvme') || !/^nvme\d+(n\d+)?$/.test(name)) return null;
+  let wwid = '';
+  try { wwid = fs.readFileSync(`/sys/class/block/${name}/wwid`, 'utf8').trim().replace(/^eui\./, ''); } catch { /* none */ }
+  return { id: wwid ? `nvme:${wwid}` : node, open: () => new NvmeIdmIo(new NvmePassthruTransport(node)) };
 }
 
 /** /dev/sdX[N] -> its /dev/sgN and wwid, from sysfs; null when not a SCSI disk. */
