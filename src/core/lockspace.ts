@@ -646,6 +646,14 @@ export class Lockspace {
     if (exAct) {
       const out = await this.resLock(r, exAct);
       if (this.lockOutcome(r, exAct, out, finish)) retry = true;
+      else if (out.rv < 0 && r.mode === 'un' && r.actions.some((a) => a.op === 'lock' && (a.mode === 'sh' || a.mode === 'ex'))) {
+        // A pass asks the manager for one ex request. This one failed and was answered
+        // (an LV conflict, retries used up, IDM's -ELOCKIO): the resource is unlocked, and
+        // the lock requests queued behind it would wait for some other request to reach
+        // the lockspace, maybe forever (lvmlockd 2.03 the same). Run another pass.
+        h.debug(`${this.name}:${r.name} res_lock ex failed, ${r.actions.length} queued: another pass`);
+        retry = true;
+      }
     }
 
     if (r.type === 'lv' && r.mode === 'un' && r.actions.length === 0 && r.locks.length === 0) {
