@@ -993,11 +993,15 @@ export class Lockspace {
         }
         const rv = await this.lm.unlock(view(r), rVersion, { freeVg });
         if (rv < 0) h.error(`${this.name}:${r.name} clear_locks free ${freeVg ? 1 : 0} drop ${dropVg ? 1 : 0} lm unlock error ${rv}`);
-        for (const act of r.actions.splice(0)) {
-          h.error(`${this.name}:${r.name} clear_locks cancel ${act.op} client ${act.clientId}`);
-          act.result = -E.CANCELED;
-          h.deliver(act);
-        }
+      }
+      // Requests still queued on the resource are answered whatever its mode: lvmlockd
+      // 2.03 answers them only on a held resource and frees the others' unanswered, so
+      // e.g. an unlock queued on an unheld VG lock when drop_vg is taken waits forever
+      // (simulator finding 27).
+      for (const act of r.actions.splice(0)) {
+        h.error(`${this.name}:${r.name} clear_locks cancel ${act.op} client ${act.clientId}`);
+        act.result = -E.CANCELED;
+        h.deliver(act);
       }
       h.debug(`${this.name}:${r.name} clear_locks free_resource`);
       this.lm.forget(r.name);
