@@ -646,6 +646,14 @@ export class Lockspace {
     if (exAct) {
       const out = await this.resLock(r, exAct);
       if (this.lockOutcome(r, exAct, out, finish)) retry = true;
+      else if (out.rv < 0 && r.mode === 'un' && r.actions.some((a) => a.op === 'lock' && (a.mode === 'sh' || a.mode === 'ex'))) {
+        // A pass asks the manager for one ex request. This one failed and was answered
+        // (an LV conflict, retries used up, IDM's -ELOCKIO): the resource is unlocked, and
+        // the lock requests queued behind it would wait for some other request to reach
+        // the lockspace, maybe forever (lvmlockd 2.03 the same). Run another pass.
+        h.debug(`${this.name}:${r.name} res_lock ex failed, ${r.actions.length} queued: another pass`);
+        retry = true;
+      }
     }
 
     if (r.type === 'lv' && r.mode === 'un' && r.actions.length === 0 && r.locks.length === 0) {
@@ -985,11 +993,15 @@ export class Lockspace {
         }
         const rv = await this.lm.unlock(view(r), rVersion, { freeVg });
         if (rv < 0) h.error(`${this.name}:${r.name} clear_locks free ${freeVg ? 1 : 0} drop ${dropVg ? 1 : 0} lm unlock error ${rv}`);
-        for (const act of r.actions.splice(0)) {
-          h.error(`${this.name}:${r.name} clear_locks cancel ${act.op} client ${act.clientId}`);
-          act.result = -E.CANCELED;
-          h.deliver(act);
-        }
+      }
+      // Requests still queued on the resource are answered whatever its mode: lvmlockd
+      // 2.03 answers them only on a held resource and frees the others' unanswered, so
+      // e.g. an unlock queued on an unheld VG lock when drop_vg is taken waits forever
+      // (simulator finding 27).
+      for (const act of r.actions.splice(0)) {
+        h.error(`${this.name}:${r.name} clear_locks cancel ${act.op} client ${act.clientId}`);
+        act.result = -E.CANCELED;
+        h.deliver(act);
       }
       h.debug(`${this.name}:${r.name} clear_locks free_resource`);
       this.lm.forget(r.name);

@@ -669,3 +669,110 @@ describe('stop_vg while a lock request waits to retry (found by the simulator, s
     assert.match(stopReply[0]!, /op_result = 0\n/);
   });
 });
+
+describe('a failed ex request does not strand the lock requests queued behind it (simulator finding 23)', () => {
+  /**
+   * A dlm harness whose manager refuses the first ex lock of `resName` with `rv`, without
+   * a retry (as the IDM manager answers a lock held elsewhere: -ELOCKIO, 218).
+   */
+  async function refusingFirstEx(resName: string, rv: number): Promise<{ h: CoreHarness; calls: string[] }> {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const m = h.managers.dlm!;
+    const create = m.createLockspace.bind(m);
+    const calls: string[] = [];
+    let refused = false;
+    m.createLockspace = (view, events) => {
+      const ls = create(view, events);
+      const lock = ls.lock.bind(ls);
+      ls.lock = async (res, mode, o) => {
+        if (res.name === resName) calls.push(mode);
+        if (res.name === resName && mode === 'ex' && !refused) { refused = true; return { rv }; }
+        return lock(res, mode, o);
+      };
+      return ls;
+    };
+    const s = h.connect();
+    assert.equal((await h.req(s, startVg('vg1', 'dlm'))).opResult, 0);
+    return { h, calls };
+  }
+
+  test('LV: the next ex request runs in another pass after the retry delay and is granted', async () => {
+    const { h, calls } = await refusingFirstEx(LV1, -218);
+    const a = h.connect();
+    const b = h.connect();
+    // Both queued before the lockspace loop runs: one pass sees both.
+    h.send(a, lockLv('vg1', LV1, 'ex'));
+    h.send(b, lockLv('vg1', LV1, 'ex'));
+    await h.settle();
+    assert.match(h.take(a)[0] ?? '', /op_result = -218\n/);
+    assert.deepEqual(h.take(b), [], 'one ex request per pass');
+    assert.equal(h.pendingSleeps(), 1, 'another pass is due after LOCK_RETRY_MS (without it b waits for a request that may never come)');
+    await h.releaseSleeps();
+    const got = h.take(b);
+    assert.equal(got.length, 1);
+    assert.match(got[0]!, /op_result = 0\n/);
+    assert.deepEqual(calls, ['ex', 'ex']);
+    assert.equal(h.pendingSleeps(), 0, 'no further passes once the queue is empty');
+  });
+
+  test('VG: an sh request queued behind the refused ex is granted in the next pass', async () => {
+    const { h } = await refusingFirstEx('VGLK', -218);
+    const a = h.connect();
+    const b = h.connect();
+    h.send(a, lockVg('vg1', 'ex'));
+    h.send(b, lockVg('vg1', 'sh'));
+    await h.settle();
+    assert.match(h.take(a)[0] ?? '', /op_result = -218\n/);
+    assert.deepEqual(h.take(b), [], 'sh requests after an ex wait for it (grant in order)');
+    assert.equal(h.pendingSleeps(), 1);
+    await h.releaseSleeps();
+    assert.match(h.take(b)[0] ?? '', /op_result = 0\n/);
+    assert.equal(h.pendingSleeps(), 0);
+  });
+
+  test('a refused ex with nothing queued behind it adds no pass (schedules without the case keep their timing)', async () => {
+    const { h } = await refusingFirstEx(LV1, -218);
+    const a = h.connect();
+    h.send(a, lockLv('vg1', LV1, 'ex'));
+    await h.settle();
+    assert.match(h.take(a)[0] ?? '', /op_result = -218\n/);
+    assert.equal(h.pendingSleeps(), 0);
+  });
+});
+
+describe('a request queued on an unheld resource when the lockspace stops is answered (simulator finding 27)', () => {
+  test('lock_vg un queued while a refused ex is in the manager, then drop_vg after kill_vg: the unlock is answered', async () => {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const m = h.managers.dlm!;
+    const create = m.createLockspace.bind(m);
+    const pending: { release?: (rv: number) => void } = {};
+    m.createLockspace = (view, events) => {
+      const ls = create(view, events);
+      const lock = ls.lock.bind(ls);
+      ls.lock = async (res, mode, o) => {
+        if (res.name === 'VGLK' && mode === 'ex') return { rv: await new Promise<number>((r) => { pending.release = r; }) };
+        return lock(res, mode, o);
+      };
+      return ls;
+    };
+    const s = h.connect();
+    assert.equal((await h.req(s, startVg('vg1', 'dlm'))).opResult, 0);
+    const a = h.connect();
+    const b = h.connect();
+    h.send(a, lockVg('vg1', 'ex'));
+    await h.settle();
+    assert.ok(pending.release, 'the ex request is in the manager');
+    h.send(s, simpleVg('kill_vg', 'vg1'));
+    h.send(b, lockVg('vg1', 'un'));
+    const k = h.connect();
+    h.send(k, simpleVg('drop_vg', 'vg1'));
+    await h.settle();
+    pending.release(-218);
+    await h.settle();
+    await h.releaseSleeps();
+    assert.match(h.take(a)[0] ?? '', /op_result = -218\n/);
+    assert.match(h.take(k).join(''), /op_result = 0\n/, 'dropped');
+    const got = h.take(b);
+    assert.equal(got.length, 1, 'the queued unlock is answered');
+  });
+});

@@ -3,8 +3,8 @@
 // processes; zero violations allowed. Then every --inject-bug must be
 // caught, which proves the invariant checker can fail, and a schedule must
 // replay to the identical trace from its seed (an IDM schedule too). The IDM
-// path has no zero-violation set here yet: it finds open findings 22 and 23
-// (docs/simulator.md); `npm run sim -- --idm-share 1` runs it.
+// set is small (its schedules cost 1-6 CPU-s each) and runs without the
+// dead-writer fault, which finds the open finding 22 (docs/simulator.md).
 //
 // SIM_QUICK_SCHEDULES (default 3000: about 45 s of schedules on two idle cores, 139 s with both
 // cores busy elsewhere) and SIM_QUICK_JOBS (default 2) tune it.
@@ -39,9 +39,17 @@ test('sim dlm set: 200 core-level schedules with the real dlm manager on the DLM
   assert.deepEqual(sum.violations, [], `violations (replay with: npm run sim -- --replay <seed> --level core --lm dlm):\n${sum.violations.map((v) => `${v.seed} ${v.rule}: ${v.message}`).join('\n')}`);
 });
 
+const IDM_SCHEDULES = Number(process.env.SIM_QUICK_IDM_SCHEDULES ?? 16);
+
+test(`sim idm set: ${IDM_SCHEDULES} core-level schedules with the real IDM manager, ILM and drive firmware, drive faults, no violation`, async () => {
+  const sum = await runParallel({ seed: SEED, schedules: IDM_SCHEDULES, faults: ALL_FAULTS, coreShare: 0, idmShare: 1, jobs: JOBS });
+  assert.equal(sum.coreSchedules, IDM_SCHEDULES);
+  assert.ok(sum.faultsInjected > IDM_SCHEDULES, `only ${sum.faultsInjected} faults injected`);
+  assert.deepEqual(sum.violations, [], `violations (replay with: npm run sim -- --replay <seed> --level core --lm idm):\n${sum.violations.map((v) => `${v.seed} ${v.rule}: ${v.message}`).join('\n')}`);
+});
+
 /**
- * The rules an IDM bug must break. The IDM path has open findings (docs/simulator.md, 22
- * and 23), so a schedule counts only where the same schedule without the bug breaks no
+ * The rules an IDM bug must break. A schedule counts only where the same schedule without the bug breaks no
  * rule (sim/runner.ts), and the rule must be the one the bug is about.
  */
 const IDM_BUG_RULES: Record<string, string[]> = {
