@@ -2,6 +2,8 @@
 // and validation. Kept apart from the bench so that a bad value is refused
 // with a clear message before anything boots (and is testable without VMs).
 
+import { describeKnob, knobAccepts, knobValue, type NumberKnob } from './number-knob';
+
 export interface DlmVmBenchOptions {
   /** rounds; each round runs both daemons, the first daemon alternating */
   rounds: number;
@@ -48,17 +50,7 @@ export class DlmBenchUsageError extends Error {
   }
 }
 
-interface NumberRule {
-  key: keyof DlmVmBenchOptions;
-  flag: string;
-  integer: boolean;
-  min: number;
-  /** true: the value must be > min; false: >= min */
-  exclusiveMin: boolean;
-  max: number;
-}
-
-const RULES: NumberRule[] = [
+const RULES: Array<NumberKnob<keyof DlmVmBenchOptions>> = [
   { key: 'rounds', flag: '--rounds', integer: true, min: 1, exclusiveMin: false, max: 20 },
   { key: 'seconds', flag: '--seconds', integer: false, min: 0, exclusiveMin: true, max: 600 },
   { key: 'warmupSeconds', flag: '--warmup', integer: false, min: 0, exclusiveMin: false, max: 60 },
@@ -66,17 +58,8 @@ const RULES: NumberRule[] = [
   { key: 'lvchangeReps', flag: '--lvchange-reps', integer: true, min: 1, exclusiveMin: false, max: 1000 },
 ];
 
-function describeRule(r: NumberRule): string {
-  const lo = r.exclusiveMin ? `> ${r.min}` : `>= ${r.min}`;
-  return `${r.integer ? 'an integer' : 'a number'} ${lo} and <= ${r.max}`;
-}
-
-function checkNumber(r: NumberRule, v: unknown): number {
-  const bad = (): never => { throw new DlmBenchUsageError(`${r.flag} must be ${describeRule(r)}, got ${JSON.stringify(v) ?? String(v)}`); };
-  if (typeof v !== 'number' || !Number.isFinite(v)) return bad();
-  if (r.integer && !Number.isInteger(v)) return bad();
-  if (r.exclusiveMin ? v <= r.min : v < r.min) return bad();
-  if (v > r.max) return bad();
+function checkNumber(r: NumberKnob, v: unknown): number {
+  if (!knobAccepts(r, v)) throw new DlmBenchUsageError(`${r.flag} must be ${describeKnob(r)}, got ${JSON.stringify(v) ?? String(v)}`);
   return v;
 }
 
@@ -109,20 +92,12 @@ export function parseDlmVmArgs(argv: string[]): DlmVmBenchOptions {
     if (eq > 0 && a.startsWith('--')) text = a.slice(eq + 1);
     else {
       text = argv[i + 1];
-      if (text === undefined || text.startsWith('--')) throw new DlmBenchUsageError(`${flag} needs a value (${describeRule(rule)})`);
+      if (text === undefined || text.startsWith('--')) throw new DlmBenchUsageError(`${flag} needs a value (${describeKnob(rule)})`);
       i++;
     }
-    // Number('') is 0 and Number(' 5') is 5: only plain decimal numbers are accepted
-    if (!/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(text)) {
-      throw new DlmBenchUsageError(`${flag} must be ${describeRule(rule)}, got ${JSON.stringify(text)}`);
-    }
-    const n = Number(text);
-    try {
-      checkNumber(rule, n);
-    } catch {
-      // the message quotes what was typed, not the number it became
-      throw new DlmBenchUsageError(`${flag} must be ${describeRule(rule)}, got ${JSON.stringify(text)}`);
-    }
+    // the message quotes what was typed, not the number it became
+    const n = knobValue(rule, text);
+    if (n === null) throw new DlmBenchUsageError(`${flag} must be ${describeKnob(rule)}, got ${JSON.stringify(text)}`);
     (o as Record<string, unknown>)[rule.key] = n;
   }
   return validateDlmVmOptions(o);

@@ -3,6 +3,7 @@
 // sentence and exit 2 before any namespace host or drive starts.
 
 import { parseKillDrive, type KillDrive } from './idm-report';
+import { describeKnob, knobValue, type NumberKnob } from './number-knob';
 
 export interface IdmBenchOptions {
   /** drive counts of the IDM VGs */
@@ -60,40 +61,12 @@ export class IdmBenchUsageError extends Error {
   }
 }
 
-interface NumberRule {
-  key: 'lvReps' | 'rawRounds' | 'rawSeconds' | 'io';
-  flag: string;
-  integer: boolean;
-  /** smallest value; exclusive when exclusiveMin */
-  min: number;
-  exclusiveMin: boolean;
-  max: number;
-}
-
-const RULES: NumberRule[] = [
+const RULES: Array<NumberKnob<'lvReps' | 'rawRounds' | 'rawSeconds' | 'io'>> = [
   { key: 'lvReps', flag: '--lv-reps', integer: true, min: 1, exclusiveMin: false, max: 1000 },
   { key: 'rawRounds', flag: '--raw-rounds', integer: true, min: 1, exclusiveMin: false, max: 100 },
   { key: 'rawSeconds', flag: '--raw-seconds', integer: false, min: 0, exclusiveMin: true, max: 600 },
   { key: 'io', flag: '--io', integer: true, min: 1, exclusiveMin: false, max: 60 },
 ];
-
-const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
-
-function describeRule(r: NumberRule): string {
-  const lo = r.exclusiveMin ? `> ${r.min}` : `>= ${r.min}`;
-  return `${r.integer ? 'an integer' : 'a number'} ${lo} and <= ${r.max}`;
-}
-
-function checkNumber(r: NumberRule, text: string): number {
-  const bad = (): never => { throw new IdmBenchUsageError(`${r.flag} must be ${describeRule(r)}, got ${JSON.stringify(text)}`); };
-  // Number('') is 0 and Number(' 5') is 5: only plain decimal numbers are accepted
-  if (!DECIMAL.test(text)) return bad();
-  const v = Number(text);
-  if (!Number.isFinite(v) || (r.integer && !Number.isInteger(v))) return bad();
-  if (r.exclusiveMin ? v <= r.min : v < r.min) return bad();
-  if (v > r.max) return bad();
-  return v;
-}
 
 function parseDrives(text: string): number[] {
   const bad = (why: string): never => {
@@ -136,7 +109,9 @@ export function parseIdmArgs(argv: string[]): IdmBenchOptions {
       continue;
     }
     const rule = RULES.find((r) => r.flag === flag)!;
-    o[rule.key] = checkNumber(rule, text);
+    const v = knobValue(rule, text);
+    if (v === null) throw new IdmBenchUsageError(`${rule.flag} must be ${describeKnob(rule)}, got ${JSON.stringify(text)}`);
+    o[rule.key] = v;
   }
   if (o.killDrive && !o.drives.includes(o.killDrive.drives)) {
     throw new IdmBenchUsageError(`--kill-drive ${o.killDrive.drives}:…: no VG of ${o.killDrive.drives} drives in this run (--drives ${o.drives.join(',')})`);
