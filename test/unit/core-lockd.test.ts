@@ -775,4 +775,41 @@ describe('a request queued on an unheld resource when the lockspace stops is ans
     const got = h.take(b);
     assert.equal(got.length, 1, 'the queued unlock is answered');
   });
+
+  test('lock_vg sh queued behind a refused ex, then kill_vg and drop_vg: the sh request is answered (finding 26)', async () => {
+    const h = new CoreHarness({ sleep: 'manual' });
+    const m = h.managers.dlm!;
+    const create = m.createLockspace.bind(m);
+    const pending: { release?: (rv: number) => void } = {};
+    m.createLockspace = (view, events) => {
+      const ls = create(view, events);
+      const lock = ls.lock.bind(ls);
+      ls.lock = async (res, mode, o) => {
+        if (res.name === 'VGLK' && mode === 'ex') return { rv: await new Promise<number>((r) => { pending.release = r; }) };
+        return lock(res, mode, o);
+      };
+      return ls;
+    };
+    const s = h.connect();
+    assert.equal((await h.req(s, startVg('vg1', 'dlm'))).opResult, 0);
+    const a = h.connect();
+    const b = h.connect();
+    h.send(a, lockVg('vg1', 'ex'));
+    await h.settle();
+    assert.ok(pending.release, 'the ex request is in the manager');
+    h.send(b, lockVg('vg1', 'sh'));
+    await h.settle();
+    h.send(s, simpleVg('kill_vg', 'vg1'));
+    const k = h.connect();
+    h.send(k, simpleVg('drop_vg', 'vg1'));
+    await h.settle();
+    pending.release(-218);
+    await h.settle();
+    await h.releaseSleeps();
+    assert.match(h.take(a)[0] ?? '', /op_result = -218\n/);
+    assert.match(h.take(k).join(''), /op_result = 0\n/, 'dropped');
+    const got = h.take(b);
+    assert.equal(got.length, 1, 'the queued sh request is answered');
+    assert.match(got[0] ?? '', /op_result = -125\n/, 'ECANCELED');
+  });
 });
