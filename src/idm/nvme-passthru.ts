@@ -11,17 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { E } from '../core/constants';
 import { encodePassthru, passthruResult, type NvmeAdminChannel, type NvmeAdminCommand, type NvmeAdminReply } from './nvme';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-let native: { koffi: any; ioctl: any } | null = null;
-function lib(): { koffi: any; ioctl: any } {
-  if (native) return native;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const koffi = require('koffi');
-  const c = koffi.load('libc.so.6');
-  native = { koffi, ioctl: c.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)') };
-  return native;
-}
+import { ioctlBinding } from './ioctl';
 
 export class NvmePassthruTransport implements NvmeAdminChannel {
   constructor(readonly path: string, private readonly request = 0xc0484e41) {}
@@ -37,7 +27,7 @@ export class NvmePassthruTransport implements NvmeAdminChannel {
       const errno = (os.constants.errno as Record<string, number>)[code] ?? E.IO;
       return { ok: false, errno: -errno, message: `${this.path}: ${(e as Error).message}` };
     }
-    const { koffi, ioctl } = lib();
+    const { koffi, ioctl } = ioctlBinding();
     const len = cmd.dataOut ? cmd.dataOut.length : cmd.dataInBytes;
     const mem = len > 0 ? koffi.alloc('uint8_t', len) : null;
     try {

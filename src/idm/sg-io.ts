@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import { E } from '../core/constants';
 import { SENSE_BYTES_MAX } from './scsi';
 import type { DriveTransport, ScsiCommand, ScsiReply } from './transport';
+import { ioctlBinding } from './ioctl';
 
 export const SG_IO = 0x2285;
 export const SG_IO_HDR_BYTES = 88;
@@ -71,17 +72,6 @@ export function decodeSgIoHdr(b: Buffer): SgIoHdrOut {
   };
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-let native: { koffi: any; ioctl: any } | null = null;
-function lib(): { koffi: any; ioctl: any } {
-  if (native) return native;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const koffi = require('koffi');
-  const c = koffi.load('libc.so.6');
-  native = { koffi, ioctl: c.func('int ioctl(int fd, unsigned long request, _Inout_ uint8_t *arg)') };
-  return native;
-}
-
 export class SgIoTransport implements DriveTransport {
   private fd: number;
   private node: string;
@@ -120,7 +110,7 @@ export class SgIoTransport implements DriveTransport {
   }
 
   private async executeOn(fd: number, cmd: ScsiCommand): Promise<ScsiReply> {
-    const { koffi, ioctl } = lib();
+    const { koffi, ioctl } = ioctlBinding();
     const dataLen = cmd.dataOut ? cmd.dataOut.length : cmd.dataInBytes;
     const cdbMem = koffi.alloc('uint8_t', cmd.cdb.length);
     const senseMem = koffi.alloc('uint8_t', SENSE_BYTES_MAX);
