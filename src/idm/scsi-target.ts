@@ -6,7 +6,7 @@
 import { IdmFirmware, type Outcome } from './firmware';
 import { Group, RECORD_BYTES, decodeWriteRecord, encodeInquiry, encodeReadRecord, deadRecord } from './record';
 import {
-  ScsiStatus, SENSE_DESCRIPTOR, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, decodeCdb, type SenseKind,
+  ScsiStatus, SENSE_DESCRIPTOR, deviceIdPage, VERSION_INQUIRY_BYTES, VERSION_MAJOR_OFFSET, decodeCdb, type SenseKind,
 } from './scsi';
 
 export interface ScsiCompletion {
@@ -95,14 +95,7 @@ export class ScsiTarget {
       data[1] = 0xc3;
       data[VERSION_MAJOR_OFFSET] = this.id.versionMajor;
     } else if (page === 0x83) {
-      // One NAA designator: code set binary, association LU, type NAA, 8 bytes.
-      data = Buffer.alloc(4 + 4 + 8);
-      data[1] = 0x83;
-      data.writeUInt16BE(12, 2);
-      data[4] = 0x01;
-      data[5] = 0x03;
-      data[7] = 8;
-      Buffer.from(this.id.wwn.padStart(16, '0').slice(-16), 'hex').copy(data, 8);
+      data = deviceIdPage(this.id.wwn);
     } else {
       return check('invalid-opcode');
     }

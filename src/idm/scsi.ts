@@ -55,6 +55,18 @@ export function deviceIdInquiryCdb(): Buffer {
 }
 export const DEVICE_ID_INQUIRY_BYTES = 0x40;
 
+/** The device identification VPD page (0x83) a target answers: one NAA designator (binary, LU, 8 bytes) of `wwn` (hex digits). */
+export function deviceIdPage(wwn: string): Buffer {
+  const data = Buffer.alloc(4 + 4 + 8);
+  data[1] = 0x83;
+  data.writeUInt16BE(12, 2);
+  data[4] = 0x01;
+  data[5] = 0x03;
+  data[7] = 8;
+  Buffer.from(wwn.padStart(16, '0').slice(-16), 'hex').copy(data, 8);
+  return data;
+}
+
 export type DecodedCdb =
   | { kind: 'mutex-write'; mutexOp: number; transferBytes: number; group: number }
   | { kind: 'mutex-read'; group: number; records: number }

@@ -6,7 +6,7 @@
 // is CHECK CONDITION, ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE.
 
 import type { ScsiCompletion } from '../scsi-target';
-import { IDM_SCSI_OPCODE, ScsiStatus } from '../scsi';
+import { IDM_SCSI_OPCODE, ScsiStatus, deviceIdPage } from '../scsi';
 
 export const BLOCK_BYTES = 512;
 
@@ -164,14 +164,7 @@ export class TcmuDisk {
       const s = Buffer.from(this.id.serial, 'ascii');
       data = Buffer.concat([Buffer.from([0, 0x80, 0, s.length]), s]);
     } else if (page === 0x83) {
-      // One NAA designator: code set binary, association LU, type NAA, 8 bytes.
-      data = Buffer.alloc(4 + 4 + 8);
-      data[1] = 0x83;
-      data.writeUInt16BE(12, 2);
-      data[4] = 0x01;
-      data[5] = 0x03;
-      data[7] = 8;
-      Buffer.from(this.id.wwn.padStart(16, '0').slice(-16), 'hex').copy(data, 8);
+      data = deviceIdPage(this.id.wwn);
     } else if (page === 0xc3) {
       return this.idm.execute(cdb, null, alloc);
     } else {
