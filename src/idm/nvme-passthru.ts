@@ -10,11 +10,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { E } from '../core/constants';
-import { encodePassthru, passthruResult, type NvmeAdminChannel, type NvmeAdminCommand, type NvmeAdminReply } from './nvme';
+import { NVME_IOCTL_ADMIN_CMD, encodePassthru, passthruResult, type NvmeAdminChannel, type NvmeAdminCommand, type NvmeAdminReply } from './nvme';
 import { ioctlBinding } from './ioctl';
 
 export class NvmePassthruTransport implements NvmeAdminChannel {
-  constructor(readonly path: string, private readonly request = 0xc0484e41) {}
+  constructor(readonly path: string, private readonly request = NVME_IOCTL_ADMIN_CMD) {}
 
   close(): void { /* nothing held between commands */ }
 
