@@ -19,34 +19,11 @@ import { VmCluster, type Vm } from './lib/vm';
 import { vmSkipReason, vmLog, describeVm } from './lib/gate';
 import { lvm, setupLvm, spawnDetached, startLvmlockd, waitFor, TS_LVMLOCKCTL } from './lib/stack';
 import { sleep } from '../harness/exec';
-import { writeGpt, GPT_TYPE_LINUX, GPT_TYPE_LVM } from './lib/gpt';
+import { IDM_DISK_MIB, firmwareState, idmWwn, lockIdHex, setupIdmScsiDisks, type FwEntry, type FwState, type ScsiDisk } from './lib/idm-scsi';
 
 const skip = vmSkipReason();
 const DRIVES = 3;
-const DISK_MIB = 128;
-const FIRMWARE_PORT = 7100;
-/** One WWN per drive, the same on both VMs (sysfs wwid "naa.<wwn>"). */
-const wwn = (i: number): string => `5001405${'0'.repeat(8)}${i}`;
-const vdisk = (i: number): string => `/dev/vd${String.fromCharCode('b'.charCodeAt(0) + i)}`;
 const STORAGE_ERRORS = /LV vgx\/lv1 lock failed: storage errors for sanlock leases/;
-
-interface ScsiDisk { sd: string; sg: string; host: string }
-
-/** The drive's entry of a host on a mutex, from the firmware's state file in vm1. */
-interface FwEntry { hostId: string; locked: boolean; lastRefreshMs: number }
-interface FwState { mutexes: Array<{ lockId: string; lvb: string; entries: FwEntry[] }>; keptLvbs: Record<string, string> }
-
-async function firmwareState(vm1: Vm, i: number): Promise<FwState> {
-  const r = await vm1.shOk(`cat /var/lib/idm/drive${i}.json`);
-  return JSON.parse(r.stdout) as FwState;
-}
-
-function lockIdHex(vgUuid: string, lvUuid = ''): string {
-  const id = Buffer.alloc(64);
-  id.write(vgUuid.replace(/-/g, ''), 0, 'ascii');
-  if (lvUuid) id.write(lvUuid.replace(/-/g, ''), 32, 'ascii');
-  return id.toString('hex');
-}
 
 /** The ILM drive layer over SG_IO, run in the guest: version, wwn, a trylock or unlock+destroy as `hostByte`. */
 function sgProbeScript(sg: string, hostByte: number, action: 'trylock' | 'release'): string {
@@ -70,14 +47,14 @@ const { MutexOp } = require("/repo/dist/src/idm/record.js");
 
 describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 2 VMs', { skip, timeout: 40 * 60_000 }, () => {
   let c: VmCluster | null = null;
-  const disks = new Map<number, ScsiDisk[]>();
+  let disks = new Map<number, ScsiDisk[]>();
   let vgUuid = '';
   let lvUuid = '';
   const diskOf = (vm: Vm, i: number): ScsiDisk => disks.get(vm.index)![i]!;
 
   before(async () => {
     c = await VmCluster.create({
-      vms: 2, disks: Array.from({ length: DRIVES }, () => ({ sizeMiB: DISK_MIB })), memMiB: 1536, name: 'idm-scsi', log: vmLog,
+      vms: 2, disks: Array.from({ length: DRIVES }, () => ({ sizeMiB: IDM_DISK_MIB })), memMiB: 1536, name: 'idm-scsi', log: vmLog,
     });
   });
 
@@ -93,48 +70,13 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
 
   it('three TCMU-backed SCSI disks in each VM, one firmware per drive: SG_IO reaches it from both VMs', async () => {
     const vm1 = c!.vm(1);
-    for (const vm of c!.vms) {
-      await vm.shOk('modprobe target_core_user && modprobe tcm_loop && modprobe sg && (mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config)', { timeoutMs: 60_000 });
-    }
-    await vm1.shOk('mkdir -p /var/lib/idm');
-    for (let i = 0; i < DRIVES; i++) {
-      await spawnDetached(vm1, ['/repo/bin/idm-drive', '--socket', `tcp:0.0.0.0:${FIRMWARE_PORT + i}`, '--state', `/var/lib/idm/drive${i}.json`, '--wwn', wwn(i)], `idm-drive${i}.log`);
-    }
-    await waitFor(vm1, `for i in $(seq 0 ${DRIVES - 1}); do grep -q ready /out/idm-drive$i.log || exit 1; done`, 120_000, 'the drive firmwares');
-    // the disks' GPT before any guest sees them (the image has no sfdisk): a
-    // partition named "propeller" (the global-lock drives), the rest for the PV
-    const sectors = (DISK_MIB * 1024 * 1024) / 512;
-    for (const f of c!.disks) {
-      writeGpt(f, DISK_MIB * 1024 * 1024, [
-        { name: 'propeller', type: GPT_TYPE_LINUX, firstLba: 2048, lastLba: 4095 },
-        { name: 'pv', type: GPT_TYPE_LVM, firstLba: 4096, lastLba: sectors - 34 },
-      ]);
-    }
-    for (const vm of c!.vms) {
-      for (let i = 0; i < DRIVES; i++) {
-        await spawnDetached(vm, [
-          '/repo/bin/idm-tcmu', '--name', `idm${i}`, '--hba', '1', '--backing', vdisk(i), '--size', String(DISK_MIB * 1024 * 1024),
-          '--wwn', wwn(i), '--firmware', `tcp:${vm1.address}:${FIRMWARE_PORT + i}`,
-        ], `idm-tcmu${i}.log`, { IDM_TCMU_STATS: '1' });
-      }
-      await waitFor(vm, `for i in $(seq 0 ${DRIVES - 1}); do grep -q "ready" /out/idm-tcmu$i.log || exit 1; done`, 240_000, 'the TCMU disks');
-      const found: ScsiDisk[] = [];
-      for (let i = 0; i < DRIVES; i++) {
-        const line = (await vm.shOk(`grep "ready" /out/idm-tcmu${i}.log | tail -n 1`)).stdout;
-        const m = /ready (sd[a-z]+) (sg\d+) (host\d+)/.exec(line);
-        assert.ok(m, `${vm.name}: idm-tcmu${i}: ${line}`);
-        found.push({ sd: m[1]!, sg: m[2]!, host: m[3]! });
-      }
-      disks.set(vm.index, found);
-      vmLog(`${vm.name}: ${found.map((d, i) => `drive${i}=/dev/${d.sd},/dev/${d.sg},${d.host}`).join(' ')}`);
-      await vm.shOk('udevadm settle -t 30', { timeoutMs: 60_000 });
-    }
+    disks = await setupIdmScsiDisks(c!, DRIVES, vmLog, { IDM_TCMU_STATS: '1' });
     const vm2 = c!.vm(2);
     for (const vm of c!.vms) {
       for (let i = 0; i < DRIVES; i++) {
         const d = diskOf(vm, i);
         const sys = await vm.shOk(`cat /sys/class/block/${d.sd}/device/wwid /sys/class/block/${d.sd}/device/vendor; grep PARTNAME /sys/class/block/${d.sd}/${d.sd}1/uevent`);
-        assert.match(sys.stdout, new RegExp(`naa\\.${wwn(i)}\\n`), `${vm.name} drive${i} wwid`);
+        assert.match(sys.stdout, new RegExp(`naa\\.${idmWwn(i)}\\n`), `${vm.name} drive${i} wwid`);
         assert.match(sys.stdout, /LVMLKDTS/);
         assert.match(sys.stdout, /PARTNAME=propeller/, `${vm.name} sees the GPT name`);
       }
@@ -148,7 +90,7 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
     const p1 = JSON.parse((await vm1.shOk(sgProbeScript(`/dev/${diskOf(vm1, 0).sg}`, 0x61, 'trylock'), { timeoutMs: 60_000 })).stdout) as Record<string, unknown>;
     vmLog(`vm1 SG_IO probe: ${JSON.stringify(p1)}`);
     assert.deepEqual(p1.version, { rv: 0, major: 8, minor: 0 });
-    assert.deepEqual(p1.wwn, { rv: 0, wwn: wwn(0) });
+    assert.deepEqual(p1.wwn, { rv: 0, wwn: idmWwn(0) });
     assert.equal(p1.trylock, 0);
     assert.deepEqual(p1.count, { rv: 0, count: 0, self: 1 });
     const p2 = JSON.parse((await vm2.shOk(sgProbeScript(`/dev/${diskOf(vm2, 0).sg}`, 0x62, 'trylock'), { timeoutMs: 60_000 })).stdout) as Record<string, unknown>;
@@ -255,7 +197,7 @@ describeVm('vm tier: IDM VGs on TCMU SCSI disks, our lvmlockd + ILM over SG_IO, 
     assert.ok(fresh0 - stale.lastRefreshMs > 10_000, 'drive 2 was not refreshed while its disk was gone, drive 0 was');
     // rescan: the disk comes back (maybe under another name), the ILM finds it by its wwid and renews there again
     await vm1.shOk(`echo "- - -" > /sys/class/scsi_host/${gone.host}/scan && udevadm settle -t 30`, { timeoutMs: 60_000 });
-    const back = await waitFor(vm1, `for b in /sys/class/block/sd*; do [ "$(cat $b/device/wwid 2>/dev/null)" = "naa.${wwn(2)}" ] && basename $b; done | grep .`, 60_000, 'the disk back');
+    const back = await waitFor(vm1, `for b in /sys/class/block/sd*; do [ "$(cat $b/device/wwid 2>/dev/null)" = "naa.${idmWwn(2)}" ] && basename $b; done | grep .`, 60_000, 'the disk back');
     vmLog(`vm1: drive2 back as /dev/${back.stdout.trim()}`);
     const deadline = Date.now() + 30_000;
     let refreshed = false;

@@ -47,9 +47,11 @@ export function vgLvb(s: FwState, vgUuid: string): bigint {
 /**
  * Start the firmwares in vm1 and the TCMU disks in every VM; returns each VM's
  * disks by drive index. The cluster must have `drives` shared disks of
- * IDM_DISK_MIB each.
+ * IDM_DISK_MIB each. `tcmuEnv` is added to each idm-tcmu's environment.
  */
-export async function setupIdmScsiDisks(c: VmCluster, drives: number, log: (s: string) => void): Promise<Map<number, ScsiDisk[]>> {
+export async function setupIdmScsiDisks(
+  c: VmCluster, drives: number, log: (s: string) => void, tcmuEnv: Record<string, string> = {},
+): Promise<Map<number, ScsiDisk[]>> {
   const vm1 = c.vm(1);
   for (const vm of c.vms) {
     await vm.shOk('modprobe target_core_user && modprobe tcm_loop && modprobe sg && (mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config)', { timeoutMs: 60_000 });
@@ -73,7 +75,7 @@ export async function setupIdmScsiDisks(c: VmCluster, drives: number, log: (s: s
       await spawnDetached(vm, [
         '/repo/bin/idm-tcmu', '--name', `idm${i}`, '--hba', '1', '--backing', vdisk(i), '--size', String(bytes),
         '--wwn', idmWwn(i), '--firmware', `tcp:${vm1.address}:${FIRMWARE_PORT + i}`,
-      ], `idm-tcmu${i}.log`);
+      ], `idm-tcmu${i}.log`, tcmuEnv);
     }
     await waitFor(vm, `for i in $(seq 0 ${drives - 1}); do grep -q "ready" /out/idm-tcmu$i.log || exit 1; done`, 240_000, 'the TCMU disks');
     const found: ScsiDisk[] = [];
