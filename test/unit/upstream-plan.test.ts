@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  CI_SUBSET, DEFAULT_FLAVOURS, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseRunnerList, planItems, resultLine, shard, verdictOf,
+  CI_SUBSET, DEFAULT_FLAVOURS, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseStopAt, parseRunnerList, planItems, resultLine, shard, verdictOf,
 } from '../upstream/plan';
 import { lvm2VersionFromManifest, parseAptSources } from '../upstream/source';
 
@@ -20,6 +20,25 @@ test('parseArgs: defaults are the runnable flavours, both daemons, one VM, from 
   assert.deepEqual(p.options.daemons, ['c', 'ours']);
   assert.equal(p.options.jobs, 1);
   assert.equal(p.options.from, 0);
+  assert.equal(p.options.stopAtMs, null);
+});
+
+test('--stop-at: seconds since the epoch (date +%s) become ms; anything else is refused with the reason', () => {
+  const p = parseArgs(['--ci', '--stop-at', '1796313600']);
+  assert.ok(p.ok);
+  assert.equal(p.options.stopAtMs, 1796313600_000);
+  const eq = parseArgs(['--stop-at=1796313600']);
+  assert.ok(eq.ok);
+  assert.equal(eq.options.stopAtMs, 1796313600_000);
+  assert.equal(parseStopAt('1796313600'), 1796313600_000);
+  for (const bad of [null, undefined, '', '17963136000000', '2026-12-03T17:00', '-5', '1.5e9', '12']) {
+    const r = parseStopAt(bad);
+    assert.equal(typeof r, 'string', String(bad));
+    assert.match(r as string, /--stop-at needs a time in seconds since the epoch/);
+  }
+  const missing = parseArgs(['--stop-at']);
+  assert.ok(!missing.ok && 'error' in missing);
+  assert.match(missing.error, /not nothing/);
 });
 
 test('parseArgs: every option, in both spellings', () => {

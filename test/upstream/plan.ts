@@ -62,12 +62,19 @@ export interface Options {
   ci: boolean;
   /** How items are split over the VMs: round robin, or whole flavours per VM (see shardByFlavour). */
   shardBy: 'item' | 'flavour';
+  /**
+   * Start no test at or after this time (ms since the epoch); null: no limit.
+   * What is left is reported as not run (time budget), loudly. CI sets it so
+   * that a slow machine ends the run with results instead of a timeout.
+   */
+  stopAtMs: number | null;
 }
 
 export type Parsed = { ok: true; options: Options } | { ok: false; error: string } | { ok: false; help: string };
 
 export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [--only GLOB[,GLOB]] [--daemon ours|c|both]
                               [--jobs N] [--shard-by item|flavour] [--from N] [--list] [--keep] [--mem MIB] [--ci]
+                              [--stop-at EPOCH_SECONDS]
   --flavour  flavours to run (default: ${DEFAULT_FLAVOURS.join(',')}); known: ${FLAVOURS.map((f) => f.name).join(', ')}
   --only     test names (shell/*.sh, with or without .sh; * and ? match) to run; 'ci' = ${CI_SUBSET}
   --daemon   which lvmlockd to run the tests with (default both: C then ours, per test or per shard)
@@ -76,11 +83,14 @@ export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [-
   --from     skip the first N items (flavour × test, in the order --list prints): resume a run
   --list     print the items with their numbers and exit (builds the suite if needed)
   --keep     keep each VM's cluster dir (logs, disks)
+  --stop-at  start no test at or after this time (seconds since the epoch); the tests left are
+             reported as not run (c=- ours=-) with the reason, and do not fail the run.
+             Default for --ci: the environment's LVMLOCKD_CI_STOP_AT, when set (.ci/run sets it)
   --ci       the CI run: --only ci --flavour ${CI_FLAVOURS.join(',')} --shard-by flavour; when the VM tier cannot start here, say so and exit 0 (as test:vm skips)
 `;
 
 export function parseArgs(argv: string[]): Parsed {
-  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item' };
+  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item', stopAtMs: null };
   const known = new Set(FLAVOURS.map((f) => f.name));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -125,6 +135,12 @@ export function parseArgs(argv: string[]): Parsed {
         o.shardBy = v;
         break;
       }
+      case '--stop-at': {
+        const n = parseStopAt(value());
+        if (typeof n === 'string') return { ok: false, error: n };
+        o.stopAtMs = n;
+        break;
+      }
       case '--list': o.list = true; break;
       case '--keep': o.keep = true; break;
       case '--ci': o.ci = true; o.only = CI_SUBSET; o.flavours = [...CI_FLAVOURS]; o.shardBy = 'flavour'; break;
@@ -132,6 +148,14 @@ export function parseArgs(argv: string[]): Parsed {
     }
   }
   return { ok: true, options: o };
+}
+
+/** Seconds since the epoch (as `date +%s` prints them) into ms, or why not. */
+export function parseStopAt(v: string | null | undefined): number | string {
+  if (v === null || v === undefined || !/^\d{9,11}$/.test(v)) {
+    return `--stop-at needs a time in seconds since the epoch (as \`date +%s\` prints), not ${v === null || v === undefined ? 'nothing' : JSON.stringify(v)}`;
+  }
+  return Number(v) * 1000;
 }
 
 function globRegex(glob: string): RegExp {

@@ -179,6 +179,8 @@ async function runOne(vm: Vm, d: Daemon, flavour: string, test: string, limitMs 
 
 export interface ShardReport {
   results: Array<{ item: Item; runs: Partial<Record<Daemon, TestRun>> }>;
+  /** Items (or one daemon's half of them) not started because the time budget ran out. */
+  outOfTime: Array<{ item: Item; daemons: Daemon[] }>;
 }
 
 export interface RunContext {
@@ -187,6 +189,8 @@ export interface RunContext {
   runDir: string;
   emit: (line: string) => void;
   log: (line: string) => void;
+  /** Why no further test may start (the --stop-at budget is spent), or null. */
+  timeUp: () => string | null;
 }
 
 /**
@@ -225,13 +229,17 @@ function report(ctx: RunContext, item: Item, runs: Partial<Record<Daemon, TestRu
 
 /** One VM, one shard: per-test flavours alternate C and ours per test; the others run a block per daemon. */
 export async function runShard(ctx: RunContext, shardNo: number, items: Item[]): Promise<ShardReport> {
-  const rep: ShardReport = { results: [] };
+  const rep: ShardReport = { results: [], outOfTime: [] };
   const cluster = await VmCluster.create({
     vms: 1, disks: [{ sizeMiB: 6144 }], memMiB: ctx.options.memMiB, name: `upstream${shardNo}`, keep: ctx.options.keep,
     shares: [{ tag: 'lvm2suite', hostPath: ctx.suite.prefixDir }],
     log: (s) => ctx.log(`[shard ${shardNo}] ${s}`),
   });
   const vm = cluster.vm(1);
+  const skipForTime = (it: Item, daemons: Daemon[], why: string): void => {
+    ctx.log(`[shard ${shardNo}] NOT RUN ${it.flavour.name} ${it.test} with ${daemons.join('+')}: ${why}`);
+    rep.outOfTime.push({ item: it, daemons });
+  };
   try {
     const selfNamed = oursNamesItself(path.resolve(__dirname, '..', '..', '..'));
     ctx.log(`[shard ${shardNo}] ours as lvmlockd: ${selfNamed ? 'bin/lvmlockd (names its process)' : 'through the launcher'}`);
@@ -243,33 +251,51 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
       if (!fl.prepare) {
         for (const it of group) {
           const runs: Partial<Record<Daemon, TestRun>> = {};
-          for (const d of ctx.options.daemons) {
-            runs[d] = await runOne(vm, d, fl.name, it.test);
-            await vm.sh('killall -9 lvmlockd 2>/dev/null; rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid; true');
+          const late = ctx.timeUp();
+          if (late) skipForTime(it, ctx.options.daemons, late);
+          else {
+            for (const d of ctx.options.daemons) {
+              runs[d] = await runOne(vm, d, fl.name, it.test);
+              await vm.sh('killall -9 lvmlockd 2>/dev/null; rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid; true');
+            }
+            saveLogs(vm, ctx.runDir);
           }
-          saveLogs(vm, ctx.runDir);
           report(ctx, it, runs);
           rep.results.push({ item: it, runs });
         }
       } else {
+        // One daemon serves the whole group between the prepare and remove
+        // scripts, so a group is a block per daemon; RESULT lines follow the last block.
         const all = new Map<Item, Partial<Record<Daemon, TestRun>>>(group.map((it) => [it, {}]));
-        for (const [k, d] of ctx.options.daemons.entries()) {
+        for (const d of ctx.options.daemons) {
+          const lateBlock = ctx.timeUp();
+          if (lateBlock) {
+            for (const it of group) skipForTime(it, [d], lateBlock);
+            continue;
+          }
           await cleanVm(vm);
           const prep = await runOne(vm, d, fl.name, fl.prepare);
           ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.prepare} ${prep.status} (${prep.seconds.toFixed(0)} s)`);
+          let late: string | null = null;
           for (const it of group) {
+            late ??= ctx.timeUp();
+            if (late) { skipForTime(it, [d], late); continue; }
             all.get(it)![d] = await runOne(vm, d, fl.name, it.test);
             saveLogs(vm, ctx.runDir);
-            if (k === ctx.options.daemons.length - 1) {
-              report(ctx, it, all.get(it)!);
-              rep.results.push({ item: it, runs: all.get(it)! });
-            }
+          }
+          if (late) {
+            ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.remove} not run (${late})`);
+            continue;
           }
           await snapshotLocks(vm, d, fl.name, 'before-remove');
           const rem = await runOne(vm, d, fl.name, fl.remove!, REMOVE_LIMIT_MS);
           if (rem.status === 'killed (time limit)') await snapshotLocks(vm, d, fl.name, 'remove-stuck');
           ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.remove} ${rem.status} (${rem.seconds.toFixed(0)} s)`);
           saveLogs(vm, ctx.runDir);
+        }
+        for (const it of group) {
+          report(ctx, it, all.get(it)!);
+          rep.results.push({ item: it, runs: all.get(it)! });
         }
       }
     }
