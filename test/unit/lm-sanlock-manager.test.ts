@@ -128,7 +128,7 @@ describe('sanlock manager: helpers', () => {
     assert.equal(lvOffsetFromArgs('garbage'), null);
   });
 
-  test('lease errors map to what lvmlockd 2.03.16 returns', () => {
+  test('lease errors map to what lvmlockd 2.03.16 returns, but I/O errors give the -ELOCKIO its code computes and drops', () => {
     const err = (rv: number) => new L.LeaseError(rv, 'x');
     assert.deepEqual(mapAcquireError(err(L.SANLK.ACQUIRE_IDLIVE), 'ex'), { rv: -E.AGAIN, retry: false });
     assert.deepEqual(mapAcquireError(err(L.SANLK.ACQUIRE_IDLIVE), 'sh'), { rv: -E.AGAIN, retry: true });

@@ -1,4 +1,8 @@
-// Lease-engine errors → lvmlockd's results, as the C lvmlockd maps sanlock's.
+// Lease-engine errors → lvmlockd's results, as the C lvmlockd maps sanlock's,
+// with one deliberate difference: lease I/O errors give -ELOCKIO, which
+// lm_lock_sanlock of 2.03.16 computes and then discards (it returns -ELMERR
+// for every error past its specific checks). lvm's commands have handling
+// for ELOCKIO; see docs/upstream-tests.md, "What the C daemon does".
 
 import { E } from '../../core/constants';
 import * as L from '../../leases';
