@@ -741,7 +741,11 @@ describe('a failed ex request does not strand the lock requests queued behind it
 });
 
 describe('a request queued on an unheld resource when the lockspace stops is answered (simulator finding 27)', () => {
-  test('lock_vg un queued while a refused ex is in the manager, then drop_vg after kill_vg: the unlock is answered', async () => {
+  /**
+   * A dlm VG started on connection s; a's lock_vg ex sits in the manager
+   * until pending.release(rv) answers it; b is connected and idle.
+   */
+  async function exHeldInManager() {
     const h = new CoreHarness({ sleep: 'manual' });
     const m = h.managers.dlm!;
     const create = m.createLockspace.bind(m);
@@ -762,6 +766,11 @@ describe('a request queued on an unheld resource when the lockspace stops is ans
     h.send(a, lockVg('vg1', 'ex'));
     await h.settle();
     assert.ok(pending.release, 'the ex request is in the manager');
+    return { h, pending: pending as { release: (rv: number) => void }, s, a, b };
+  }
+
+  test('lock_vg un queued while a refused ex is in the manager, then drop_vg after kill_vg: the unlock is answered', async () => {
+    const { h, pending, s, a, b } = await exHeldInManager();
     h.send(s, simpleVg('kill_vg', 'vg1'));
     h.send(b, lockVg('vg1', 'un'));
     const k = h.connect();
@@ -777,26 +786,7 @@ describe('a request queued on an unheld resource when the lockspace stops is ans
   });
 
   test('lock_vg sh queued behind a refused ex, then kill_vg and drop_vg: the sh request is answered (finding 26)', async () => {
-    const h = new CoreHarness({ sleep: 'manual' });
-    const m = h.managers.dlm!;
-    const create = m.createLockspace.bind(m);
-    const pending: { release?: (rv: number) => void } = {};
-    m.createLockspace = (view, events) => {
-      const ls = create(view, events);
-      const lock = ls.lock.bind(ls);
-      ls.lock = async (res, mode, o) => {
-        if (res.name === 'VGLK' && mode === 'ex') return { rv: await new Promise<number>((r) => { pending.release = r; }) };
-        return lock(res, mode, o);
-      };
-      return ls;
-    };
-    const s = h.connect();
-    assert.equal((await h.req(s, startVg('vg1', 'dlm'))).opResult, 0);
-    const a = h.connect();
-    const b = h.connect();
-    h.send(a, lockVg('vg1', 'ex'));
-    await h.settle();
-    assert.ok(pending.release, 'the ex request is in the manager');
+    const { h, pending, s, a, b } = await exHeldInManager();
     h.send(b, lockVg('vg1', 'sh'));
     await h.settle();
     h.send(s, simpleVg('kill_vg', 'vg1'));
