@@ -12,9 +12,13 @@
 //
 // Read by `lvmlockctl --metrics` over the daemon's socket, or written to a file
 // for node_exporter's textfile collector. No network listener.
+//
+// prom-client (with its dependencies, 90 of the daemon's 160 modules) is loaded
+// when the metrics are first read, not at start: LVM2's test suite starts
+// lvmlockd for every test, and in a VM without KVM each module costs.
 
 import * as fs from 'node:fs';
-import { Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { Op, errnoName, type LmType, type Mode, type ResourceType } from '../core/constants';
 import type { Action } from '../core/model';
 import type { Lockspace } from '../core/lockspace';
@@ -59,15 +63,25 @@ export function resultName(result: number): string {
 }
 
 export class DaemonMetrics {
-  readonly registry = new Registry();
+  private registryMade: Registry | null = null;
   private readonly series = new Map<number, RequestSeries>();
 
-  constructor(private readonly src: MetricsSource) {
-    const registers = [this.registry];
+  constructor(private readonly src: MetricsSource) {}
+
+  /** The prom-client registry that renders the metrics, made on first use. */
+  get registry(): Registry {
+    this.registryMade ??= this.makeRegistry();
+    return this.registryMade;
+  }
+
+  private makeRegistry(): Registry {
+    const { Gauge, Registry } = require('prom-client') as typeof import('prom-client');
+    const registry = new Registry();
+    const registers = [registry];
     const all = () => [...this.series.values()];
-    this.registry.registerMetric(customMetric('lvmlockd_requests_total', 'Requests answered, by request, lock type, mode and result.', 'counter',
+    registry.registerMetric(customMetric('lvmlockd_requests_total', 'Requests answered, by request, lock type, mode and result.', 'counter',
       () => all().map((r) => ({ labels: r.labels, value: r.count }))));
-    this.registry.registerMetric(customMetric('lvmlockd_request_duration_seconds', 'Time from reading a request to writing its reply.', 'histogram',
+    registry.registerMetric(customMetric('lvmlockd_request_duration_seconds', 'Time from reading a request to writing its reply.', 'histogram',
       () => all().flatMap((r) => histogramValues('lvmlockd_request_duration_seconds', r))));
     const s = this.src;
     new Gauge({
@@ -117,6 +131,7 @@ export class DaemonMetrics {
         }
       },
     });
+    return registry;
   }
 
   /** A request was answered after `seconds`. On the lock path: keep it cheap. */
