@@ -4,7 +4,7 @@
 
 import { IdmBenchUsageError, parseDrives } from './idm-options';
 import { parseKillDrive, type KillDrive } from './idm-report';
-import { describeKnob, knobValue, type NumberKnob } from './number-knob';
+import { describeKnob, knobAccepts, knobValue, type NumberKnob } from './number-knob';
 
 export { IdmBenchUsageError } from './idm-options';
 
@@ -102,4 +102,34 @@ export function parseIdmVmArgs(argv: string[]): IdmVmBenchOptions {
     throw new IdmBenchUsageError(`--kill-drive ${o.killDrive.drives}:…: no VG of ${o.killDrive.drives} drives in this run (--drives ${o.drives.join(',')})`);
   }
   return o;
+}
+
+/** Defaults merged with `o` (from a caller, not the command line), every value checked; throws IdmBenchUsageError. */
+export function validateIdmVmOptions(o: Partial<IdmVmBenchOptions> = {}): IdmVmBenchOptions {
+  const out: IdmVmBenchOptions = { ...IDM_VM_DEFAULTS, drives: [...IDM_VM_DEFAULTS.drives] };
+  for (const [k, v] of Object.entries(o) as Array<[keyof IdmVmBenchOptions, unknown]>) {
+    if (v === undefined) continue;
+    if (!(k in IDM_VM_DEFAULTS)) throw new IdmBenchUsageError(`unknown option ${JSON.stringify(k)}`);
+    const rule = RULES.find((r) => r.key === k);
+    if (rule) {
+      if (!knobAccepts(rule, v)) throw new IdmBenchUsageError(`${rule.flag} must be ${describeKnob(rule)}, got ${JSON.stringify(v) ?? String(v)}`);
+      out[rule.key] = v;
+    } else if (k === 'drives') {
+      if (!Array.isArray(v)) throw new IdmBenchUsageError(`drives must be a list of drive counts, got ${JSON.stringify(v)}`);
+      out.drives = parseDrives(v.map(String).join(','), IDM_VM_DRIVES_MAX);
+    } else if (k === 'killDrive') {
+      const kd = v as Partial<KillDrive> | null;
+      if (kd !== null) {
+        try { out.killDrive = parseKillDrive(`${kd.drives}:${kd.index}:${kd.afterSeconds}`); } catch (e) { throw new IdmBenchUsageError((e as Error).message); }
+      }
+    } else if (typeof v !== 'boolean') {
+      throw new IdmBenchUsageError(`option ${k} must be true or false, got ${JSON.stringify(v)}`);
+    } else {
+      (out as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  if (out.killDrive && !out.drives.includes(out.killDrive.drives)) {
+    throw new IdmBenchUsageError(`--kill-drive ${out.killDrive.drives}:…: no VG of ${out.killDrive.drives} drives in this run (--drives ${out.drives.join(',')})`);
+  }
+  return out;
 }

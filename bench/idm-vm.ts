@@ -43,11 +43,11 @@ import type { LoopJob, LoopResult } from './dlm-vm-guest';
 import type { LockLvTarget, LockType } from './lockd-client';
 import { emptyResult } from './idm-report';
 import { ProcessDied } from './proc-watch';
-import { IDM_VM_USAGE, IdmBenchUsageError, parseIdmVmArgs, IDM_VM_DEFAULTS, type IdmVmBenchOptions } from './idm-vm-options';
+import { IDM_VM_USAGE, IdmBenchUsageError, parseIdmVmArgs, validateIdmVmOptions, type IdmVmBenchOptions } from './idm-vm-options';
 import { formatIdmVmReport, vmDriveLayout, vmPvPartition, type VmConfigResult } from './idm-vm-report';
 import { parseLvDevices } from './idm-report';
 
-export { IDM_VM_DEFAULTS, type IdmVmBenchOptions } from './idm-vm-options';
+export { IDM_VM_DEFAULTS, validateIdmVmOptions, type IdmVmBenchOptions } from './idm-vm-options';
 
 const GUEST_SCRIPT = '/repo/dist/bench/dlm-vm-guest.js';
 const SOCK = '/run/lvm/lvmlockd.socket';
@@ -181,7 +181,7 @@ const loadAvg = (): string => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 // ---------------------------------------------------------------- the bench
 
 export async function runIdmVmBench(opts: Partial<IdmVmBenchOptions> = {}): Promise<string> {
-  const o: IdmVmBenchOptions = { ...IDM_VM_DEFAULTS, ...opts };
+  const o = validateIdmVmOptions(opts);
   const missing = idmVmPrerequisites(o.sanlock);
   if (missing) {
     const text = `${IDM_VM_NOT_RUN}: ${missing}. No IDM-over-SCSI figures were taken. ***\n`;
