@@ -8,7 +8,8 @@
 // per drive one firmware (bin/idm-drive) in vm1 on TCP and, in each VM, one
 // TCMU backstore (bin/idm-tcmu) over a shared virtio disk, seen by the guest
 // kernel as /dev/sdX + /dev/sgN. Each VM runs our ILM (bin/ilmd, no drive map:
-// it reaches the drives by SG_IO only) and our lvmlockd -f -g idm -o IO. The
+// it reaches the drives by SG_IO only) and our lvmlockd -f -g idm -o IO (the
+// sanlock VG is created before by a daemon of its own, see below). The
 // VG of N drives has one PV partition on each of drives 0..N-1 and one LV
 // striped over all of them; the sanlock VG has its own virtio disk.
 //
@@ -35,7 +36,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VmCluster, qemuUnavailable, type Vm } from '../test/vm/lib/vm';
-import { TS_LVMLOCKD, setupLvm, spawnDetached, waitFor } from '../test/vm/lib/stack';
+import { TS_LVMLOCKD, setupLvm, spawnDetached, stopLvmlockd, waitFor } from '../test/vm/lib/stack';
 import { IDM_DISK_MIB, setupIdmScsiDisks, type ScsiDisk } from '../test/vm/lib/idm-scsi';
 import { repoRoot } from '../test/harness/cluster';
 import type { RunResult } from '../test/harness/exec';
@@ -101,6 +102,12 @@ class GuestWatch {
   add(p: GuestProc): void {
     if (!Number.isInteger(p.pid) || p.pid <= 0) throw new StepFailed(`${p.vm.name}: ${p.label}: no pid from the spawn`);
     this.procs.push(p);
+  }
+
+  /** Forget a process that the bench stops itself. */
+  remove(vm: Vm, label: string): void {
+    const i = this.procs.findIndex((p) => p.vm === vm && p.label === label);
+    if (i >= 0) this.procs.splice(i, 1);
   }
 
   pids(vm: Vm, pred: (p: GuestProc) => boolean): number[] {
@@ -238,30 +245,52 @@ export async function runIdmVmBench(opts: Partial<IdmVmBenchOptions> = {}): Prom
     }
 
     // -- ILM and lvmlockd in each VM
+    const startDaemon = async (vm: Vm, args: string[]): Promise<void> => {
+      const d = await spawnDetached(vm, [TS_LVMLOCKD, '-f', '-o', String(o.io), ...args], 'lvmlockd.log');
+      watch.add({ vm, pid: d, label: 'lvmlockd', log: 'lvmlockd.log' });
+      await waitFor(vm, `test -S ${SOCK} && lvmlockctl --info >/dev/null 2>&1`, 60_000, 'our lvmlockd');
+      const pidFile = (await vm.sh(`cat ${PID_FILE}`)).stdout.trim();
+      if (Number(pidFile) !== d) throw new StepFailed(`${vm.name}: ${PID_FILE} says ${pidFile}, the lvmlockd started is ${d}`);
+    };
     for (const vm of cl.vms) {
       await setupLvm(vm, { devices: configs.flatMap((x) => x.pvs.get(vm)!) });
       const ilm = await spawnDetached(vm, ['/repo/bin/ilmd', '-D', '1', '-E', '6'], 'ilm.log', { ILM_LOG_DIR: '/run/seagate_ilm' });
       watch.add({ vm, pid: ilm, label: 'ILM (bin/ilmd)', log: 'ilm.log' });
       await waitFor(vm, 'test -S /run/seagate_ilm/main.sock', 60_000, 'the ILM');
-      const d = await spawnDetached(vm, [TS_LVMLOCKD, '-f', '-g', 'idm', '-o', String(o.io)], 'lvmlockd.log');
-      watch.add({ vm, pid: d, label: 'lvmlockd', log: 'lvmlockd.log' });
-      await waitFor(vm, `test -S ${SOCK} && lvmlockctl --info >/dev/null 2>&1`, 60_000, 'our lvmlockd');
-      const pidFile = (await vm.sh(`cat ${PID_FILE}`)).stdout.trim();
-      if (Number(pidFile) !== d) throw new StepFailed(`${vm.name}: ${PID_FILE} says ${pidFile}, the lvmlockd started is ${d}`);
     }
+    // The sanlock VG is created first, by a daemon of its own in vm1: lvm's
+    // vgcreate asks for the global lock with the new VG's lock type, which a
+    // daemon whose global lock is IDM refuses (-EINVAL, as C's lvmlockd does).
+    // The VG is then lock-stopped, that daemon stopped, and the daemons of the
+    // run (global lock IDM, -g idm) serve the IDM VGs and the sanlock VG alike.
+    const sanCfg = configs.find((x) => x.lockType === 'sanlock');
+    if (sanCfg) {
+      await startDaemon(v1, []);
+      await lvmOk(v1, ['vgcreate', '--shared', '--lock-type', 'sanlock', sanCfg.vg, ...sanCfg.pvs.get(v1)!]);
+      await lvmOk(v1, ['lvcreate', '-an', '-n', sanCfg.lv, '-L', '8M', sanCfg.vg]);
+      await lvmOk(v1, ['vgchange', '--lock-stop', sanCfg.vg]);
+      watch.remove(v1, 'lvmlockd');
+      await stopLvmlockd(v1);
+      log(`sanlock: ${sanCfg.vg}/${sanCfg.lv} created on ${sanCfg.pvs.get(v1)!.join(' ')} (own daemon, stopped again)`);
+    }
+    for (const vm of cl.vms) await startDaemon(vm, ['-g', 'idm']);
     await watch.check();
 
-    // -- the VGs: created in vm1, lock-started in vm2, one LV striped over all PVs
+    // -- the IDM VGs: created in vm1, lock-started in vm2, one LV striped over all PVs
     for (const cfg of configs) {
-      const pvs = cfg.pvs.get(v1)!;
-      await lvmOk(v1, ['vgcreate', '--shared', '--lock-type', cfg.lockType, cfg.vg, ...pvs]);
-      const n = pvs.length;
-      const stripes = n > 1 ? ['-i', String(n), '-I', '64k'] : [];
-      await lvmOk(v1, ['lvcreate', '-an', '-n', cfg.lv, ...stripes, '-L', `${cfg.lockType === 'idm' ? 4 * n : 8}M`, cfg.vg]);
+      if (cfg.lockType === 'idm') {
+        const pvs = cfg.pvs.get(v1)!;
+        await lvmOk(v1, ['vgcreate', '--shared', '--lock-type', 'idm', cfg.vg, ...pvs]);
+        const n = pvs.length;
+        const stripes = n > 1 ? ['-i', String(n), '-I', '64k'] : [];
+        await lvmOk(v1, ['lvcreate', '-an', '-n', cfg.lv, ...stripes, '-L', `${4 * n}M`, cfg.vg]);
+      } else {
+        await lvmOk(v1, ['vgchange', '--lock-start', cfg.vg]);
+      }
       await lvmOk(v2, ['vgchange', '--lock-start', cfg.vg]);
       cfg.target = await readTarget(v1, cfg);
       await readTarget(v2, cfg);
-      log(`${cfg.res.name}: ${cfg.vg}/${cfg.lv} on ${pvs.join(' ')} (vm2: ${cfg.pvs.get(v2)!.join(' ')}), started in both VMs`);
+      log(`${cfg.res.name}: ${cfg.vg}/${cfg.lv} on ${cfg.pvs.get(v1)!.join(' ')} (vm2: ${cfg.pvs.get(v2)!.join(' ')}), started in both VMs`);
     }
     await watch.check();
     // one untimed hand-over per config (first use of each lock, caches)
