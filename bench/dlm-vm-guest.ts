@@ -35,6 +35,8 @@ export interface LoopJob {
   seconds: number;
   /** upper bound on measured round trips */
   maxOps: number;
+  /** more processes of the VM whose CPU time over the measured window is wanted, by group (IDM: ILM, TCMU, drives) */
+  cpuPids?: Record<string, number[]>;
 }
 
 export interface PingPongJob {
@@ -66,6 +68,8 @@ export interface LoopResult {
   /** lvmlockd utime+stime over the measured window, seconds (10 ms ticks) */
   daemonCpuSeconds: number;
   clientCpuSeconds: number;
+  /** utime+stime over the measured window per group of LoopJob.cpuPids, seconds */
+  groupCpuSeconds?: Record<string, number>;
 }
 
 export interface PingPongResult {
@@ -120,6 +124,13 @@ function readPid(pidFile: string): number {
   return pid;
 }
 
+/** CPU seconds so far of each group's processes (NaN when one of them is gone). */
+function groupCpu(groups: Record<string, number[]> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, pids] of Object.entries(groups ?? {})) out[k] = pids.reduce((t, p) => t + cpuSeconds(p), 0);
+  return out;
+}
+
 export async function runLoop(job: LoopJob): Promise<LoopResult> {
   const pid = readPid(job.pidFile);
   const conn = await DaemonConn.open(job.sockPath, job.label);
@@ -133,6 +144,7 @@ export async function runLoop(job: LoopJob): Promise<LoopResult> {
     const tWarm = performance.now();
     let t0 = 0;
     let cpu0 = 0;
+    let groups0: Record<string, number> = {};
     let client0 = process.cpuUsage();
     let measuring = false;
     for (;;) {
@@ -141,6 +153,7 @@ export async function runLoop(job: LoopJob): Promise<LoopResult> {
         measuring = true;
         t0 = now;
         cpu0 = cpuSeconds(pid);
+        groups0 = groupCpu(job.cpuPids);
         client0 = process.cpuUsage();
       }
       if (measuring && (now - t0 >= job.seconds * 1000 || exUs.length + unUs.length >= job.maxOps)) break;
@@ -161,8 +174,11 @@ export async function runLoop(job: LoopJob): Promise<LoopResult> {
     }
     const seconds = (performance.now() - t0) / 1000;
     const daemonCpuSeconds = cpuSeconds(pid) - cpu0;
+    const groups1 = groupCpu(job.cpuPids);
     const u = process.cpuUsage(client0);
-    return { exUs, unUs, seconds, exResults: [...exResults], daemonCpuSeconds, clientCpuSeconds: (u.user + u.system) / 1e6 };
+    const out: LoopResult = { exUs, unUs, seconds, exResults: [...exResults], daemonCpuSeconds, clientCpuSeconds: (u.user + u.system) / 1e6 };
+    if (job.cpuPids) out.groupCpuSeconds = Object.fromEntries(Object.keys(groups1).map((k) => [k, groups1[k]! - groups0[k]!]));
+    return out;
   } finally {
     conn.close();
   }

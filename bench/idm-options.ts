@@ -68,16 +68,17 @@ const RULES: Array<NumberKnob<'lvReps' | 'rawRounds' | 'rawSeconds' | 'io'>> = [
   { key: 'io', flag: '--io', integer: true, min: 1, exclusiveMin: false, max: 60 },
 ];
 
-function parseDrives(text: string): number[] {
+/** `--drives 1,3,5`: distinct integers 1-`max`; throws IdmBenchUsageError. */
+export function parseDrives(text: string, max = IDM_DRIVES_MAX): number[] {
   const bad = (why: string): never => {
-    throw new IdmBenchUsageError(`--drives wants distinct integers 1-${IDM_DRIVES_MAX} separated by commas (${why}), got ${JSON.stringify(text)}`);
+    throw new IdmBenchUsageError(`--drives wants distinct integers 1-${max} separated by commas (${why}), got ${JSON.stringify(text)}`);
   };
   const parts = text.split(',');
   const out: number[] = [];
   for (const p of parts) {
     if (!/^\d+$/.test(p)) bad(p === '' ? 'an empty item' : `${JSON.stringify(p)} is not an integer`);
     const n = Number(p);
-    if (n < 1 || n > IDM_DRIVES_MAX) bad(`${n} is out of range`);
+    if (n < 1 || n > max) bad(`${n} is out of range`);
     if (out.includes(n)) bad(`${n} twice`);
     out.push(n);
   }

@@ -116,13 +116,9 @@ export function rawOpsPerSec(r: ConfigResult): number {
   return r.rawSeconds > 0 ? (r.rawExUs.length + r.rawUnUs.length) / r.rawSeconds : NaN;
 }
 
-export function formatIdmReport(results: ConfigResult[], ctx: ReportContext): string {
+/** The table (p50 / p90 (n) per config and column, lock_lv/s) and, with a sanlock config, the IDM / sanlock p50 ratios. */
+export function idmResultTable(results: ConfigResult[]): string[] {
   const out: string[] = [];
-  const vs = results.some((r) => r.drives === 0) ? ` vs a sanlock VG (our lvmlockd, -o ${ctx.io}), same run` : ' (no sanlock VG in this run)';
-  out.push(`IDM VGs (our lvmlockd + our ILM + emulated drives over their sockets)${vs}; ` +
-    `${ctx.date}, commit ${ctx.commit}, ${ctx.cpus} CPUs, node ${ctx.node}`);
-  out.push(`load average ${ctx.load0} at start, ${ctx.load1} at end; section took ${ctx.seconds.toFixed(0)} s`);
-  out.push('');
   const head = [pad('config', 10, false), ...COLUMNS.map((c) => pad(`${c.head} p50 / p90 (n)`, 30)), pad('lock_lv/s', 10)].join(' ');
   out.push(head);
   out.push('-'.repeat(head.length));
@@ -145,6 +141,17 @@ export function formatIdmReport(results: ConfigResult[], ctx: ReportContext): st
       out.push(`  ${pad(r.name, 8, false)} ${cells.join(', ')}, lock_lv/s ${ratio(rawOpsPerSec(r), rawOpsPerSec(base))}`);
     }
   }
+  return out;
+}
+
+export function formatIdmReport(results: ConfigResult[], ctx: ReportContext): string {
+  const out: string[] = [];
+  const vs = results.some((r) => r.drives === 0) ? ` vs a sanlock VG (our lvmlockd, -o ${ctx.io}), same run` : ' (no sanlock VG in this run)';
+  out.push(`IDM VGs (our lvmlockd + our ILM + emulated drives over their sockets)${vs}; ` +
+    `${ctx.date}, commit ${ctx.commit}, ${ctx.cpus} CPUs, node ${ctx.node}`);
+  out.push(`load average ${ctx.load0} at start, ${ctx.load1} at end; section took ${ctx.seconds.toFixed(0)} s`);
+  out.push('');
+  out.push(...idmResultTable(results));
   out.push('');
   out.push('CPU per lock_lv round trip over the lock_lv loops (host A\'s lvmlockd / its ILM / the VG\'s drive processes; 10 ms ticks):');
   for (const r of results) {

@@ -4,8 +4,10 @@
 // with real LVM2 commands in namespace hosts; skipped without root or packages),
 // the IDM VG benchmark (bench/idm.ts: IDM VGs of 1, 3 and 5 emulated drives against
 // our daemon on a sanlock VG; skipped without root or lvm2), and the dlm VG
-// benchmark in the VM tier's VMs (bench/dlm-vm.ts: ours vs C on the kernel DLM;
-// NOT RUN, loudly, where qemu cannot start).
+// benchmark in the VM tier's VMs (bench/dlm-vm.ts: ours vs C on the kernel DLM),
+// and the IDM VG benchmark over TCMU SCSI disks in the VMs (bench/idm-vm.ts:
+// IDM VGs of 1, 3 and 5 drives against a sanlock VG in the same VMs); the VM
+// sections print NOT RUN, loudly, where qemu cannot start.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +15,7 @@ import { runLockdBench, LockdBenchFailure, describeError } from './lockd';
 import { runSanlockBench, SanlockBenchFailure } from './sanlock';
 import { runIdmBench, IdmBenchFailure } from './idm';
 import { runDlmVmBench, DlmVmBenchFailure, DLM_VM_NOT_RUN } from './dlm-vm';
+import { runIdmVmBench, IdmVmBenchFailure, IDM_VM_NOT_RUN } from './idm-vm';
 
 type LeasesModule = { runLeasesBench?: () => Promise<string> };
 
@@ -38,6 +41,7 @@ async function main(): Promise<number> {
     ['sanlock VGs (bench/sanlock.ts)', () => runSanlockBench()],
     ['IDM VGs, socket transport (bench/idm.ts)', () => runIdmBench()],
     ['dlm VGs in VMs (bench/dlm-vm.ts)', () => runDlmVmBench()],
+    ['IDM VGs over SCSI in VMs (bench/idm-vm.ts)', () => runIdmVmBench()],
   ];
   const notRun: string[] = [];
   for (const [title, fn] of sections) {
@@ -45,9 +49,9 @@ async function main(): Promise<number> {
     try {
       const text = await fn();
       process.stdout.write(text);
-      if (text.startsWith(DLM_VM_NOT_RUN)) notRun.push(title);
+      if (text.startsWith(DLM_VM_NOT_RUN) || text.startsWith(IDM_VM_NOT_RUN)) notRun.push(title);
     } catch (e) {
-      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof IdmBenchFailure || e instanceof DlmVmBenchFailure) {
+      if (e instanceof LockdBenchFailure || e instanceof SanlockBenchFailure || e instanceof IdmBenchFailure || e instanceof DlmVmBenchFailure || e instanceof IdmVmBenchFailure) {
         process.stdout.write(e.report);
       }
       else process.stdout.write(`FAILED: ${describeError(e)}\n`);

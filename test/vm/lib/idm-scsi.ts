@@ -8,7 +8,7 @@
 import * as assert from 'node:assert/strict';
 import type { Vm, VmCluster } from './vm';
 import { spawnDetached, waitFor } from './stack';
-import { writeGpt, GPT_TYPE_LINUX, GPT_TYPE_LVM } from './gpt';
+import { writeGpt, GPT_TYPE_LINUX, GPT_TYPE_LVM, type GptPartition } from './gpt';
 
 export const IDM_DISK_MIB = 128;
 export const FIRMWARE_PORT = 7100;
@@ -44,38 +44,57 @@ export function vgLvb(s: FwState, vgUuid: string): bigint {
   return hex ? Buffer.from(hex, 'hex').readBigUInt64LE(0) : 0n;
 }
 
+/** The `propeller` partition (the IDM global-lock drives) of every drive's GPT: partition 1. */
+export const PROPELLER_PART: GptPartition = { name: 'propeller', type: GPT_TYPE_LINUX, firstLba: 2048, lastLba: 4095 };
+
+/** The first LBA after the propeller partition, and the last usable one of a disk of `bytes`. */
+export const idmPvSpace = (bytes: number): [number, number] => [4096, bytes / 512 - 34];
+
+/** Partition 1 `propeller`, partition 2 `pv` over the rest of the disk. */
+export function defaultIdmLayout(_i: number, bytes: number): GptPartition[] {
+  const [first, last] = idmPvSpace(bytes);
+  return [PROPELLER_PART, { name: 'pv', type: GPT_TYPE_LVM, firstLba: first, lastLba: last }];
+}
+
+export interface IdmScsiSetup {
+  /** drive i's GPT partitions (default: defaultIdmLayout) */
+  layout?: (i: number, bytes: number) => GptPartition[];
+  /** told each process started: drive i's firmware (in vm1) or TCMU backstore (in `vm`), its pid and log in /out */
+  onSpawn?: (p: { vm: Vm; kind: 'firmware' | 'tcmu'; drive: number; pid: number; log: string }) => void;
+}
+
 /**
  * Start the firmwares in vm1 and the TCMU disks in every VM; returns each VM's
  * disks by drive index. The cluster must have `drives` shared disks of
  * IDM_DISK_MIB each. `tcmuEnv` is added to each idm-tcmu's environment.
+ * `more` may give the GPT layout and a callback told every process started.
  */
 export async function setupIdmScsiDisks(
   c: VmCluster, drives: number, log: (s: string) => void, tcmuEnv: Record<string, string> = {},
+  more: IdmScsiSetup = {},
 ): Promise<Map<number, ScsiDisk[]>> {
+  const layout = more.layout ?? defaultIdmLayout;
   const vm1 = c.vm(1);
   for (const vm of c.vms) {
     await vm.shOk('modprobe target_core_user && modprobe tcm_loop && modprobe sg && (mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config)', { timeoutMs: 60_000 });
   }
   await vm1.shOk('mkdir -p /var/lib/idm');
   for (let i = 0; i < drives; i++) {
-    await spawnDetached(vm1, ['/repo/bin/idm-drive', '--socket', `tcp:0.0.0.0:${FIRMWARE_PORT + i}`, '--state', `/var/lib/idm/drive${i}.json`, '--wwn', idmWwn(i)], `idm-drive${i}.log`);
+    const pid = await spawnDetached(vm1, ['/repo/bin/idm-drive', '--socket', `tcp:0.0.0.0:${FIRMWARE_PORT + i}`, '--state', `/var/lib/idm/drive${i}.json`, '--wwn', idmWwn(i)], `idm-drive${i}.log`);
+    more.onSpawn?.({ vm: vm1, kind: 'firmware', drive: i, pid, log: `idm-drive${i}.log` });
   }
   await waitFor(vm1, `for i in $(seq 0 ${drives - 1}); do grep -q ready /out/idm-drive$i.log || exit 1; done`, 120_000, 'the drive firmwares');
   // the GPT before any guest sees the disks (the image has no sfdisk)
   const bytes = IDM_DISK_MIB * 1024 * 1024;
-  for (const f of c.disks.slice(0, drives)) {
-    writeGpt(f, bytes, [
-      { name: 'propeller', type: GPT_TYPE_LINUX, firstLba: 2048, lastLba: 4095 },
-      { name: 'pv', type: GPT_TYPE_LVM, firstLba: 4096, lastLba: bytes / 512 - 34 },
-    ]);
-  }
+  for (const [i, f] of c.disks.slice(0, drives).entries()) writeGpt(f, bytes, layout(i, bytes));
   const disks = new Map<number, ScsiDisk[]>();
   for (const vm of c.vms) {
     for (let i = 0; i < drives; i++) {
-      await spawnDetached(vm, [
+      const pid = await spawnDetached(vm, [
         '/repo/bin/idm-tcmu', '--name', `idm${i}`, '--hba', '1', '--backing', vdisk(i), '--size', String(bytes),
         '--wwn', idmWwn(i), '--firmware', `tcp:${vm1.address}:${FIRMWARE_PORT + i}`,
       ], `idm-tcmu${i}.log`, tcmuEnv);
+      more.onSpawn?.({ vm, kind: 'tcmu', drive: i, pid, log: `idm-tcmu${i}.log` });
     }
     await waitFor(vm, `for i in $(seq 0 ${drives - 1}); do grep -q "ready" /out/idm-tcmu$i.log || exit 1; done`, 240_000, 'the TCMU disks');
     const found: ScsiDisk[] = [];
