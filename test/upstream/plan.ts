@@ -19,6 +19,17 @@ export interface Flavour {
   remove?: string;
   /** How the suite starts lvmlockd in this flavour (aux.sh prepare_lvmlockd), for the docs. */
   starts: string;
+  /**
+   * Daemons that cannot run this flavour here, and why: their RESULT field
+   * is `-` and the run says why once. Absent: every daemon runs it.
+   */
+  notRunWith?: Partial<Record<Daemon, string>>;
+  /**
+   * The flavour's lock manager keeps its locks in SCSI drives: the VM gets
+   * IDM drives as TCMU SCSI disks (test/vm/lib/idm-scsi.ts), and the suite
+   * gets their PV partitions as LVM_TEST_BACKING_DEVICE.
+   */
+  idmDrives?: boolean;
 }
 
 export const FLAVOURS: Flavour[] = [
@@ -38,10 +49,16 @@ export const FLAVOURS: Flavour[] = [
   },
   {
     name: 'udev-lvmlockd-idm', prepare: 'aa-lvmlockd-idm-prepare.sh', remove: 'zz-lvmlockd-idm-remove.sh',
-    notRun: 'the flavour\'s prepare script starts seagate_ilm and needs SCSI drives with IDM support; our IDM manager, ILM and emulated drives (docs/idm.md) are not wired into it yet',
-    starts: 'seagate_ilm + lvmlockd -g idm (once, by aa-lvmlockd-idm-prepare.sh)',
+    notRun: null, idmDrives: true,
+    notRunWith: { c: 'Debian\'s lvmlockd 2.03.16 is built without IDM support (its binary says "idm not supported"; --help offers -g dlm|sanlock only)' },
+    starts: 'seagate_ilm (ours, bin/seagate_ilm) + lvmlockd -g idm (once, by aa-lvmlockd-idm-prepare.sh), on 3 emulated IDM drives as TCMU SCSI disks',
   },
 ];
+
+/** The daemons of `wanted` that run `flavour` (see Flavour.notRunWith). */
+export function daemonsFor(flavour: Flavour, wanted: Daemon[]): Daemon[] {
+  return wanted.filter((d) => !flavour.notRunWith?.[d]);
+}
 
 export const DEFAULT_FLAVOURS = FLAVOURS.filter((f) => f.notRun === null).map((f) => f.name);
 
