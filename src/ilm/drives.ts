@@ -22,6 +22,10 @@
 // are dm devices, as in LVM2's own test suite) are first followed down to the
 // device under them, as propeller does with `dmsetup deps -o devname` (its
 // first dependency, recursively); we read the same from sysfs `slaves/`.
+// When a path no longer resolves (its dm table replaced by an error target,
+// its disk deleted), the drive it resolved to last time is used, as
+// propeller's cached device mapping (ilm_find_cached_device_mapping): a
+// drive that is really gone then fails its commands instead.
 
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -83,6 +87,8 @@ export function deepestDevice(path: string, sysBlock = '/sys/class/block'): stri
 
 export class DriveRegistry {
   private readonly channels = new Map<string, LockDrive>();
+  /** The drive each path string resolved to last (propeller's dev_map_list). */
+  private readonly lastGood = new Map<string, LockDrive>();
   private map = new Map<string, string>();
 
   constructor(
@@ -110,6 +116,11 @@ export class DriveRegistry {
     const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : nvmeDeviceFor(dev) ?? scsiGenericFor(dev);
     if (!target) {
       const under = dev !== path ? ` (device-mapper, on ${dev})` : '';
+      const cached = this.lastGood.get(path);
+      if (cached) {
+        this.log(`drive ${path}${under}: not a drive now; using its last mapping ${cached.id}`);
+        return cached;
+      }
       this.log(`drive ${path}${under}: neither an emulated drive, an NVMe namespace nor a SCSI disk with a generic node; counted as failed`);
       return null;
     }
@@ -123,6 +134,7 @@ export class DriveRegistry {
       }
       this.channels.set(target.id, d);
     }
+    this.lastGood.set(path, d);
     return d;
   }
 

@@ -53,3 +53,25 @@ test('a /dev/mapper path resolves to the drive of the device under it', () => {
   assert.match(logs.join('\n'), /dm-7: neither/);
   reg.close();
 });
+
+// lvchange-partial (LVM2's suite) replaces a PV's dm table with an error
+// target (aux disable_dev): the path has no device under it any more. As
+// propeller (its cached device mapping), the ILM keeps using the drive that
+// path named, so the VG's other PVs on that drive still carry its lock.
+test('a path that stops resolving keeps the drive it resolved to last', () => {
+  const logs: string[] = [];
+  const reg = new DriveRegistry(path.join(tmp, 'drives'), NO_FAULTS, (l) => logs.push(l), sys);
+  const pv = path.join(dev, 'mapper', 'LVMTESTpv2');
+  fs.symlinkSync('../dm-9', pv);
+  fs.writeFileSync(path.join(dev, 'dm-9'), '');
+  fs.mkdirSync(path.join(sys, 'dm-9', 'slaves', 'sdc2'), { recursive: true });
+  assert.equal(reg.resolve(pv)?.id, `${tmp}/drive-c.sock`);
+  fs.rmSync(path.join(sys, 'dm-9', 'slaves', 'sdc2'), { recursive: true });
+  const again = reg.resolve(pv);
+  assert.equal(again?.id, `${tmp}/drive-c.sock`, logs.join('\n'));
+  assert.match(logs.join('\n'), /LVMTESTpv2.*not a drive now; using its last mapping/);
+  const all = reg.resolveAll([pv, path.join(dev, 'mapper', 'LVMTESTpv1')]);
+  assert.deepEqual([all.drives.length, all.failed], [1, 0], 'the VG lock still has its one drive, no failed path');
+  assert.equal(reg.resolve(path.join(dev, 'dm-7')), null, 'a path never resolved stays failed');
+  reg.close();
+});
