@@ -194,3 +194,14 @@ Components: main
   assert.equal(lvm2VersionFromManifest('packages=lvm2,sanlock\nlvm2=2.03.16-2\nlvm2-lockd=2.03.16-2\n'), '2.03.16-2');
   assert.equal(lvm2VersionFromManifest('sanlock=3.8.5\n'), null);
 });
+
+test('--failure sets LVM_TEST_FAILURE for the fault tests; idm_inject_failure reads its percentage as atoi', async () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm', '--only', 'idm_*', '--failure']);
+  assert.ok(p.ok);
+  assert.equal(p.options.failure, true);
+  const q = parseArgs([]);
+  assert.ok(q.ok);
+  assert.equal(q.options.failure, false);
+  const { atoi } = await import('../upstream/idm-inject-failure');
+  assert.deepEqual(['40', '0', '100', ' 7x', 'x', undefined, '-1'].map(atoi), [40, 0, 100, 7, 0, 0, -1]);
+});

@@ -79,12 +79,14 @@ export interface Options {
   ci: boolean;
   /** How items are split over the VMs: round robin, or whole flavours per VM (see shardByFlavour). */
   shardBy: 'item' | 'flavour';
+  /** LVM_TEST_FAILURE=1 for the tests: the fault tests that skip without it (idm_*.sh, lvmlockd_failure.sh). */
+  failure: boolean;
 }
 
 export type Parsed = { ok: true; options: Options } | { ok: false; error: string } | { ok: false; help: string };
 
 export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [--only GLOB[,GLOB]] [--daemon ours|c|both]
-                              [--jobs N] [--shard-by item|flavour] [--from N] [--list] [--keep] [--mem MIB] [--ci]
+                              [--jobs N] [--shard-by item|flavour] [--from N] [--list] [--keep] [--mem MIB] [--failure] [--ci]
   --flavour  flavours to run (default: ${DEFAULT_FLAVOURS.join(',')}); known: ${FLAVOURS.map((f) => f.name).join(', ')}
   --only     test names (shell/*.sh, with or without .sh; * and ? match) to run; 'ci' = ${CI_SUBSET}
   --daemon   which lvmlockd to run the tests with (default both: C then ours, per test or per shard)
@@ -93,11 +95,12 @@ export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [-
   --from     skip the first N items (flavour × test, in the order --list prints): resume a run
   --list     print the items with their numbers and exit (builds the suite if needed)
   --keep     keep each VM's cluster dir (logs, disks)
+  --failure  set LVM_TEST_FAILURE=1: the fault tests run instead of skipping (e.g. --only 'idm_*')
   --ci       the CI run: --only ci --flavour ${CI_FLAVOURS.join(',')} --shard-by flavour; when the VM tier cannot start here, say so and exit 0 (as test:vm skips)
 `;
 
 export function parseArgs(argv: string[]): Parsed {
-  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item' };
+  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item', failure: false };
   const known = new Set(FLAVOURS.map((f) => f.name));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -144,6 +147,7 @@ export function parseArgs(argv: string[]): Parsed {
       }
       case '--list': o.list = true; break;
       case '--keep': o.keep = true; break;
+      case '--failure': o.failure = true; break;
       case '--ci': o.ci = true; o.only = CI_SUBSET; o.flavours = [...CI_FLAVOURS]; o.shardBy = 'flavour'; break;
       default: return { ok: false, error: `unknown argument ${a}\n${USAGE}` };
     }

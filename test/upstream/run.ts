@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VmCluster, Vm } from '../vm/lib/vm';
-import { setupIdmScsiDisks } from '../vm/lib/idm-scsi';
+import { idmWwn, setupIdmScsiDisks } from '../vm/lib/idm-scsi';
 import { BuiltSuite, GUEST_DATADIR, GUEST_PREFIX, GUEST_RUNNER } from './source';
 import { Daemon, Item, Verdict, Options, daemonsFor, parseRunnerList, resultLine, verdictOf } from './plan';
 
@@ -148,18 +148,32 @@ export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
     await vm.writeFile(`${OURS}/lvmlockd`, OURS_LAUNCHER);
     await vm.shOk(`chmod +x ${OURS}/lvmlockd && ln -sf "$(command -v node)" ${OURS}/libexec/lvmlockd`);
   }
+  // idm_ilm_failure.sh runs idm_inject_failure (upstream's is built against libseagate_ilm): ours, through our ILM client
+  await vm.writeFile(`${OURS}/idm_inject_failure`, '#!/bin/sh\nexec node /repo/dist/test/upstream/idm-inject-failure.js "$@"\n');
   // aux.sh prepare_idm runs `seagate_ilm -D 0 ...` and finds it by name: ours names its process
-  await vm.shOk(`ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && ln -sf /repo/bin/seagate_ilm ${OURS}/seagate_ilm && chmod +x ${SHIMS}/systemctl`);
+  await vm.shOk(`chmod +x ${OURS}/idm_inject_failure && `
+    + `ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && ln -sf /repo/bin/seagate_ilm ${OURS}/seagate_ilm && chmod +x ${SHIMS}/systemctl`);
 }
 
 /**
  * The IDM drives as SCSI disks in the VM (its shared disks 1..IDM_DRIVES);
  * returns the LVM_TEST_BACKING_DEVICE value: each drive's PV partition (the
- * GPT's second; the first, named "propeller", is lvmlockd's global-lock drive).
+ * GPT's second; the first, named "propeller", is lvmlockd's global-lock drive),
+ * by its udev name from the WWN (/dev/disk/by-id/wwn-0x<wwn>-part2), which
+ * stays the same when a fault test deletes a disk and rescans it under
+ * another sdX name; /dev/sdX2 when udev made no such link.
  */
 async function prepareIdmDrives(cluster: VmCluster, log: (s: string) => void): Promise<string> {
   const disks = await setupIdmScsiDisks(cluster, IDM_DRIVES, log, {}, { firstDisk: 1, diskMiB: IDM_DISK_MIB });
-  return disks.get(1)!.map((d) => `/dev/${d.sd}2`).join(',');
+  const vm = cluster.vm(1);
+  const paths: string[] = [];
+  for (const [i, d] of disks.get(1)!.entries()) {
+    const byId = `/dev/disk/by-id/wwn-0x${idmWwn(i)}-part2`;
+    const r = await vm.sh(`test -b ${byId} && [ "$(readlink -f ${byId})" = /dev/${d.sd}2 ]`);
+    if (r.code !== 0) log(`drive${i}: no udev link ${byId} to /dev/${d.sd}2; using /dev/${d.sd}2 (a rescan may rename it)`);
+    paths.push(r.code === 0 ? byId : `/dev/${d.sd}2`);
+  }
+  return paths.join(',');
 }
 
 function pathFor(d: Daemon): string {
@@ -281,7 +295,7 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
         const why = fl.notRunWith?.[d];
         if (why) ctx.log(`[shard ${shardNo}] ${fl.name}: NOT RUN with ${d === 'c' ? 'the C lvmlockd' : 'ours'}: ${why}`);
       }
-      const env = fl.idmDrives ? `LVM_TEST_BACKING_DEVICE=${backing} ` : '';
+      const env = (fl.idmDrives ? `LVM_TEST_BACKING_DEVICE=${backing} ` : '') + (ctx.options.failure ? 'LVM_TEST_FAILURE=1 ' : '');
       if (daemons.length === 0) {
         for (const it of group) {
           report(ctx, it, {});
