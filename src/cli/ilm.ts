@@ -55,6 +55,33 @@ function stamp(utc: boolean): string {
   return new Date(d.getTime() - off).toISOString().replace('T', ' ').replace('Z', '');
 }
 
+/**
+ * Without -D: start the daemon detached and return once it listens (0), or
+ * once it failed (1). Propeller's daemon(0, 0) returns at once, but its child
+ * has the program's name from the fork on, so `seagate_ilm; pgrep seagate_ilm`
+ * (LVM2's test suite, aux.sh prepare_idm) finds it; ours is a new node process
+ * that takes the name only once it runs, so the parent waits for it.
+ */
+function detach(argv: string[], progName: string, timeoutMs = 120_000): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
+    detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], env: { ...process.env, ILM_TS_DETACHED: '1' },
+  });
+  return new Promise((resolve) => {
+    const done = (code: number, why?: string): void => {
+      clearTimeout(timer);
+      if (why) process.stderr.write(`${progName}: ${why}\n`);
+      child.removeAllListeners();
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve(code);
+    };
+    const timer = setTimeout(() => done(1, `the daemon (pid ${child.pid}) did not start listening in ${timeoutMs / 1000} s`), timeoutMs);
+    child.on('message', (m) => { if (m === 'ready') done(0); });
+    child.on('exit', (code, sig) => done(1, `the daemon exited before it listened (${sig ?? `exit ${code}`}); see its log`));
+    child.on('error', (e) => done(1, `cannot start the daemon: ${e.message}`));
+  });
+}
+
 export async function runIlm(argv: string[], progName: string): Promise<void> {
   const parsed = parseIlmArgs(argv);
   if ('version' in parsed) {
@@ -67,10 +94,7 @@ export async function runIlm(argv: string[], progName: string): Promise<void> {
   }
   const args = parsed;
   if (args.debug === 0 && process.env.ILM_TS_DETACHED !== '1') {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
-      detached: true, stdio: 'ignore', env: { ...process.env, ILM_TS_DETACHED: '1' },
-    });
-    child.unref();
+    process.exitCode = await detach(argv, progName);
     return;
   }
   const runDir = process.env.ILM_RUN_DIR || '/run/seagate_ilm';
@@ -99,6 +123,10 @@ export async function runIlm(argv: string[], progName: string): Promise<void> {
   } catch (e) {
     log('error', `cannot start: ${(e as Error).message}`);
     process.exit(1);
+  }
+  if (process.env.ILM_TS_DETACHED === '1' && process.send) {
+    process.send('ready');
+    process.disconnect();
   }
   let stopping = false;
   const stop = (): void => {

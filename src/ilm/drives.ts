@@ -17,8 +17,18 @@
 // (/dev/nvmeXnY, partition suffix pY stripped) is sent NVMe admin passthrough
 // commands on its own node (nvme-passthru.ts), one drive per sysfs wwid
 // ("eui." stripped as propeller strips it from udev's ID_WWN).
+//
+// Device-mapper paths (/dev/mapper/X, /dev/dm-N: what lvm sends when the PVs
+// are dm devices, as in LVM2's own test suite) are first followed down to the
+// device under them, as propeller does with `dmsetup deps -o devname` (its
+// first dependency, recursively); we read the same from sysfs `slaves/`.
+// When a path no longer resolves (its dm table replaced by an error target,
+// its disk deleted), the drive it resolved to last time is used, as
+// propeller's cached device mapping (ilm_find_cached_device_mapping): a
+// drive that is really gone then fails its commands instead.
 
 import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
 import { DriveCommands, type FaultInjector } from './drive-commands';
 import { SocketTransport } from '../idm/socket-transport';
 import { SgIoTransport } from '../idm/sg-io';
@@ -54,11 +64,37 @@ function isSocket(p: string): boolean {
   try { return fs.statSync(p).isSocket(); } catch { return false; }
 }
 
+/**
+ * The device under a device-mapper path, followed through sysfs `slaves/`
+ * (first entry in name order) until a device that is not dm-N; any other path
+ * is returned as it is. Propeller takes the first dependency `dmsetup deps -o
+ * devname` lists, recursively; for the linear one-device tables of lvm's test
+ * PVs both are the one device.
+ */
+export function deepestDevice(path: string, sysBlock = '/sys/class/block'): string {
+  let dev = path;
+  for (let depth = 0; depth < 16; depth++) {
+    const real = realpath(dev);
+    const name = nodePath.basename(real);
+    if (!/^dm-\d+$/.test(name)) return dev;
+    let slaves: string[];
+    try { slaves = fs.readdirSync(`${sysBlock}/${name}/slaves`).sort(); } catch { return dev; }
+    if (slaves.length === 0) return dev;
+    dev = nodePath.join(nodePath.dirname(real), slaves[0]!);
+  }
+  return dev;
+}
+
 export class DriveRegistry {
   private readonly channels = new Map<string, LockDrive>();
+  /** The drive each path string resolved to last (propeller's dev_map_list). */
+  private readonly lastGood = new Map<string, LockDrive>();
   private map = new Map<string, string>();
 
-  constructor(private readonly mapFile: string | null, private readonly faults: FaultInjector, private readonly log: (l: string) => void) {
+  constructor(
+    private readonly mapFile: string | null, private readonly faults: FaultInjector, private readonly log: (l: string) => void,
+    private readonly sysBlock = '/sys/class/block',
+  ) {
     this.reload();
   }
 
@@ -75,10 +111,17 @@ export class DriveRegistry {
 
   /** The drive a path names, or null (counted as a failed drive). */
   resolve(path: string): LockDrive | null {
-    const sock = this.socketFor(path);
-    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : nvmeDeviceFor(path) ?? scsiGenericFor(path);
+    const dev = deepestDevice(path, this.sysBlock);
+    const sock = this.socketFor(path) ?? (dev !== path ? this.socketFor(dev) : null);
+    const target = sock ? { id: sock, open: (): DriveTransport => new SocketTransport(sock) } : nvmeDeviceFor(dev) ?? scsiGenericFor(dev);
     if (!target) {
-      this.log(`drive ${path}: neither an emulated drive, an NVMe namespace nor a SCSI disk with a generic node; counted as failed`);
+      const under = dev !== path ? ` (device-mapper, on ${dev})` : '';
+      const cached = this.lastGood.get(path);
+      if (cached) {
+        this.log(`drive ${path}${under}: not a drive now; using its last mapping ${cached.id}`);
+        return cached;
+      }
+      this.log(`drive ${path}${under}: neither an emulated drive, an NVMe namespace nor a SCSI disk with a generic node; counted as failed`);
       return null;
     }
     let d = this.channels.get(target.id);
@@ -91,6 +134,7 @@ export class DriveRegistry {
       }
       this.channels.set(target.id, d);
     }
+    this.lastGood.set(path, d);
     return d;
   }
 

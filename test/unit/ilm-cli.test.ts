@@ -27,3 +27,34 @@ test('bad input: propeller\'s messages', () => {
   assert.deepEqual(parseIlmArgs(['D', '1']), { error: 'Unknown option D\n' });
   assert.deepEqual(parseIlmArgs(['-D']), { error: "Option 'D' requires arg" });
 });
+
+// LVM2's suite (aux.sh prepare_idm) runs `seagate_ilm -D 0 ...` and then, at
+// once, `pgrep seagate_ilm`: propeller's forked child has that name from the
+// start. Ours must be named, and listening, by the time the command returns.
+test('without -D the command returns once the detached daemon listens under its own name', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ilm-detach-'));
+  const runDir = path.join(tmp, 'run');
+  const bin = path.join(tmp, 'seagate_ilm');
+  fs.symlinkSync(path.resolve(__dirname, '..', '..', '..', 'bin', 'seagate_ilm'), bin);
+  let pid = 0;
+  try {
+    const r = spawnSync(process.execPath, [bin, '-D', '0', '-l', '0', '-L', '7', '-E', '7', '-S', '0'], {
+      env: { ...process.env, ILM_RUN_DIR: runDir, ILM_LOG_DIR: tmp }, encoding: 'utf8', timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(fs.existsSync(path.join(runDir, 'main.sock')), 'main.sock is there when the command returns');
+    pid = Number(fs.readFileSync(path.join(runDir, 'main.pid'), 'utf8').trim());
+    assert.ok(pid > 0 && pid !== r.pid, 'the pid file names the detached daemon');
+    assert.equal(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim(), 'seagate_ilm', 'pgrep seagate_ilm finds it');
+  } finally {
+    if (pid > 0) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid}`); i++) await new Promise((res) => setTimeout(res, 50));
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  CI_SUBSET, DEFAULT_FLAVOURS, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseStopAt, parseRunnerList, planItems, resultLine, shard, verdictOf,
+  CI_FLAVOURS, CI_SUBSET, DEFAULT_FLAVOURS, daemonsFor, shardByFlavour, FLAVOURS, matchesOnly, parseArgs, parseResultLine, parseStopAt, parseRunnerList, planItems, resultLine, shard, verdictOf,
 } from '../upstream/plan';
 import { lvm2VersionFromManifest, parseAptSources } from '../upstream/source';
 
@@ -16,7 +16,7 @@ test('parseArgs: defaults are the runnable flavours, both daemons, one VM, from 
   const p = parseArgs([]);
   assert.ok(p.ok);
   assert.deepEqual(p.options.flavours, DEFAULT_FLAVOURS);
-  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-dlm']);
+  assert.deepEqual(DEFAULT_FLAVOURS, ['udev-lvmlockd-test', 'udev-lvmlockd-test-sanlock', 'udev-lvmlockd-sanlock', 'udev-lvmlockd-dlm', 'udev-lvmlockd-idm']);
   assert.deepEqual(p.options.daemons, ['c', 'ours']);
   assert.equal(p.options.jobs, 1);
   assert.equal(p.options.from, 0);
@@ -80,12 +80,26 @@ test('parseArgs: bad input is an error value with a reason', () => {
   assert.ok(!h.ok && 'help' in h);
 });
 
-test('the idm flavour is known, never run, and says why', () => {
+test('the idm flavour runs with ours only, on IDM drives, and says why not with C', () => {
   const f = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-idm')!;
-  assert.ok(f.notRun && f.notRun.length > 20);
-  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm']);
+  assert.equal(f.notRun, null);
+  assert.equal(f.idmDrives, true);
+  assert.equal(f.prepare, 'aa-lvmlockd-idm-prepare.sh');
+  assert.equal(f.remove, 'zz-lvmlockd-idm-remove.sh');
+  assert.match(f.notRunWith?.c ?? '', /without IDM support/);
+  assert.equal(f.notRunWith?.ours, undefined);
+  assert.deepEqual(daemonsFor(f, ['c', 'ours']), ['ours']);
+  assert.deepEqual(daemonsFor(f, ['c']), []);
+  const dlm = FLAVOURS.find((x) => x.name === 'udev-lvmlockd-dlm')!;
+  assert.deepEqual(daemonsFor(dlm, ['c', 'ours']), ['c', 'ours']);
+  assert.equal(dlm.idmDrives, undefined);
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm', '--only', 'ci']);
   assert.ok(p.ok);
-  assert.equal(planItems(TESTS, p.options).length, 0);
+  assert.deepEqual(planItems([...TESTS, 'aa-lvmlockd-idm-prepare.sh', 'zz-lvmlockd-idm-remove.sh'], p.options).map((i) => i.test),
+    planItems(TESTS, { ...p.options, flavours: ['udev-lvmlockd-dlm'] }).map((i) => i.test));
+  assert.ok(planItems(TESTS, p.options).length > 0);
+  assert.equal(resultLine(f.name, 'lvmlockd-hello-world.sh', { ours: 'pass' }), 'RESULT udev-lvmlockd-idm lvmlockd-hello-world.sh c=- ours=pass');
+  assert.ok(!CI_FLAVOURS.includes(f.name), 'not in the CI subset (its time budget)');
 });
 
 test('the dlm flavour runs, with its prepare and remove scripts around its tests', () => {
@@ -198,4 +212,15 @@ Components: main
   assert.equal(parseAptSources([{ name: 'a.list', text: 'deb-src http://m/debian bookworm main\n' }], 'bookworm'), null);
   assert.equal(lvm2VersionFromManifest('packages=lvm2,sanlock\nlvm2=2.03.16-2\nlvm2-lockd=2.03.16-2\n'), '2.03.16-2');
   assert.equal(lvm2VersionFromManifest('sanlock=3.8.5\n'), null);
+});
+
+test('--failure sets LVM_TEST_FAILURE for the fault tests; idm_inject_failure reads its percentage as atoi', async () => {
+  const p = parseArgs(['--flavour', 'udev-lvmlockd-idm', '--only', 'idm_*', '--failure']);
+  assert.ok(p.ok);
+  assert.equal(p.options.failure, true);
+  const q = parseArgs([]);
+  assert.ok(q.ok);
+  assert.equal(q.options.failure, false);
+  const { atoi } = await import('../upstream/idm-inject-failure');
+  assert.deepEqual(['40', '0', '100', ' 7x', 'x', undefined, '-1'].map(atoi), [40, 0, 100, 7, 0, 0, -1]);
 });

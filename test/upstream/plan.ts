@@ -19,6 +19,17 @@ export interface Flavour {
   remove?: string;
   /** How the suite starts lvmlockd in this flavour (aux.sh prepare_lvmlockd), for the docs. */
   starts: string;
+  /**
+   * Daemons that cannot run this flavour here, and why: their RESULT field
+   * is `-` and the run says why once. Absent: every daemon runs it.
+   */
+  notRunWith?: Partial<Record<Daemon, string>>;
+  /**
+   * The flavour's lock manager keeps its locks in SCSI drives: the VM gets
+   * IDM drives as TCMU SCSI disks (test/vm/lib/idm-scsi.ts), and the suite
+   * gets their PV partitions as LVM_TEST_BACKING_DEVICE.
+   */
+  idmDrives?: boolean;
 }
 
 export const FLAVOURS: Flavour[] = [
@@ -38,10 +49,16 @@ export const FLAVOURS: Flavour[] = [
   },
   {
     name: 'udev-lvmlockd-idm', prepare: 'aa-lvmlockd-idm-prepare.sh', remove: 'zz-lvmlockd-idm-remove.sh',
-    notRun: 'the flavour\'s prepare script starts seagate_ilm and needs SCSI drives with IDM support; our IDM manager, ILM and emulated drives (docs/idm.md) are not wired into it yet',
-    starts: 'seagate_ilm + lvmlockd -g idm (once, by aa-lvmlockd-idm-prepare.sh)',
+    notRun: null, idmDrives: true,
+    notRunWith: { c: 'Debian\'s lvmlockd 2.03.16 is built without IDM support (its binary says "idm not supported"; --help offers -g dlm|sanlock only)' },
+    starts: 'seagate_ilm (ours, bin/seagate_ilm) + lvmlockd -g idm (once, by aa-lvmlockd-idm-prepare.sh), on 3 emulated IDM drives as TCMU SCSI disks',
   },
 ];
+
+/** The daemons of `wanted` that run `flavour` (see Flavour.notRunWith). */
+export function daemonsFor(flavour: Flavour, wanted: Daemon[]): Daemon[] {
+  return wanted.filter((d) => !flavour.notRunWith?.[d]);
+}
 
 export const DEFAULT_FLAVOURS = FLAVOURS.filter((f) => f.notRun === null).map((f) => f.name);
 
@@ -68,12 +85,14 @@ export interface Options {
    * that a slow machine ends the run with results instead of a timeout.
    */
   stopAtMs: number | null;
+  /** LVM_TEST_FAILURE=1 for the tests: the fault tests that skip without it (idm_*.sh, lvmlockd_failure.sh). */
+  failure: boolean;
 }
 
 export type Parsed = { ok: true; options: Options } | { ok: false; error: string } | { ok: false; help: string };
 
 export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [--only GLOB[,GLOB]] [--daemon ours|c|both]
-                              [--jobs N] [--shard-by item|flavour] [--from N] [--list] [--keep] [--mem MIB] [--ci]
+                              [--jobs N] [--shard-by item|flavour] [--from N] [--list] [--keep] [--mem MIB] [--failure] [--ci]
                               [--stop-at EPOCH_SECONDS]
   --flavour  flavours to run (default: ${DEFAULT_FLAVOURS.join(',')}); known: ${FLAVOURS.map((f) => f.name).join(', ')}
   --only     test names (shell/*.sh, with or without .sh; * and ? match) to run; 'ci' = ${CI_SUBSET}
@@ -86,11 +105,12 @@ export const USAGE = `usage: npm run test:upstream -- [--flavour NAME[,NAME]] [-
   --stop-at  start no test at or after this time (seconds since the epoch); the tests left are
              reported as not run (c=- ours=-) with the reason, and do not fail the run.
              Default for --ci: the environment's LVMLOCKD_CI_STOP_AT, when set (.ci/run sets it)
+  --failure  set LVM_TEST_FAILURE=1: the fault tests run instead of skipping (e.g. --only 'idm_*')
   --ci       the CI run: --only ci --flavour ${CI_FLAVOURS.join(',')} --shard-by flavour; when the VM tier cannot start here, say so and exit 0 (as test:vm skips)
 `;
 
 export function parseArgs(argv: string[]): Parsed {
-  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item', stopAtMs: null };
+  const o: Options = { flavours: [...DEFAULT_FLAVOURS], only: null, daemons: ['c', 'ours'], jobs: 1, from: 0, list: false, keep: false, memMiB: 1536, ci: false, shardBy: 'item', failure: false, stopAtMs: null };
   const known = new Set(FLAVOURS.map((f) => f.name));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -143,6 +163,7 @@ export function parseArgs(argv: string[]): Parsed {
       }
       case '--list': o.list = true; break;
       case '--keep': o.keep = true; break;
+      case '--failure': o.failure = true; break;
       case '--ci': o.ci = true; o.only = CI_SUBSET; o.flavours = [...CI_FLAVOURS]; o.shardBy = 'flavour'; break;
       default: return { ok: false, error: `unknown argument ${a}\n${USAGE}` };
     }

@@ -6,12 +6,19 @@
 // from PATH) and finds and stops it by process name (`pgrep lvmlockd`,
 // `killall lvmlockd`). For the C runs PATH finds /usr/sbin/lvmlockd; for ours
 // a directory in front of PATH has `lvmlockd` and `lvmlockctl` for ours.
+//
+// The idm flavour (ours only: the guest's C lvmlockd has no IDM support)
+// gets three IDM drives as TCMU SCSI disks (test/vm/lib/idm-scsi.ts: one
+// emulated firmware per drive, bin/idm-drive, and a bin/idm-tcmu disk), their
+// PV partitions as LVM_TEST_BACKING_DEVICE, and `seagate_ilm` (which aux.sh
+// prepare_idm starts by name) is our bin/seagate_ilm in the ours PATH dir.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VmCluster, Vm } from '../vm/lib/vm';
+import { idmWwn, setupIdmScsiDisks } from '../vm/lib/idm-scsi';
 import { BuiltSuite, GUEST_DATADIR, GUEST_PREFIX, GUEST_RUNNER } from './source';
-import { Daemon, Item, Verdict, Options, parseRunnerList, resultLine, verdictOf } from './plan';
+import { Daemon, Item, Verdict, Options, daemonsFor, parseRunnerList, resultLine, verdictOf } from './plan';
 
 const SHIMS = '/opt/upstream-shims';
 const OURS = '/opt/upstream-ours';
@@ -31,6 +38,16 @@ const HANG_SNAPSHOT_MS = 5 * 60_000;
  * (seen once in `lvmlockctl --stop-lockspaces`).
  */
 const REMOVE_LIMIT_MS = 5 * 60_000;
+/**
+ * IDM drives for the idm flavour: three (upstream's idm_* tests want three
+ * different drives), each disk large enough that the largest one-drive layout
+ * of the tests we run fits in its PV partition (prepare_devs puts n PVs of
+ * 34 MiB on the first backing device when n exceeds the drives: 5 PVs in
+ * lvmlockd-lv-types, 171 MiB) and small enough that prepare_devs' zeroing of
+ * every backing device (dd, up to 1000 MB each) stays short under TCG.
+ */
+export const IDM_DRIVES = 3;
+export const IDM_DISK_MIB = 192;
 
 /**
  * `systemctl` for the suite inside the VM (no systemd there). aux.sh starts
@@ -131,7 +148,32 @@ export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
     await vm.writeFile(`${OURS}/lvmlockd`, OURS_LAUNCHER);
     await vm.shOk(`chmod +x ${OURS}/lvmlockd && ln -sf "$(command -v node)" ${OURS}/libexec/lvmlockd`);
   }
-  await vm.shOk(`ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && chmod +x ${SHIMS}/systemctl`);
+  // idm_ilm_failure.sh runs idm_inject_failure (upstream's is built against libseagate_ilm): ours, through our ILM client
+  await vm.writeFile(`${OURS}/idm_inject_failure`, '#!/bin/sh\nexec node /repo/dist/test/upstream/idm-inject-failure.js "$@"\n');
+  // aux.sh prepare_idm runs `seagate_ilm -D 0 ...` and finds it by name: ours names its process
+  await vm.shOk(`chmod +x ${OURS}/idm_inject_failure && `
+    + `ln -sf /repo/bin/lvmlockctl ${OURS}/lvmlockctl && ln -sf /repo/bin/seagate_ilm ${OURS}/seagate_ilm && chmod +x ${SHIMS}/systemctl`);
+}
+
+/**
+ * The IDM drives as SCSI disks in the VM (its shared disks 1..IDM_DRIVES);
+ * returns the LVM_TEST_BACKING_DEVICE value: each drive's PV partition (the
+ * GPT's second; the first, named "propeller", is lvmlockd's global-lock drive),
+ * by its udev name from the WWN (/dev/disk/by-id/wwn-0x<wwn>-part2), which
+ * stays the same when a fault test deletes a disk and rescans it under
+ * another sdX name; /dev/sdX2 when udev made no such link.
+ */
+async function prepareIdmDrives(cluster: VmCluster, log: (s: string) => void): Promise<string> {
+  const disks = await setupIdmScsiDisks(cluster, IDM_DRIVES, log, {}, { firstDisk: 1, diskMiB: IDM_DISK_MIB });
+  const vm = cluster.vm(1);
+  const paths: string[] = [];
+  for (const [i, d] of disks.get(1)!.entries()) {
+    const byId = `/dev/disk/by-id/wwn-0x${idmWwn(i)}-part2`;
+    const r = await vm.sh(`test -b ${byId} && [ "$(readlink -f ${byId})" = /dev/${d.sd}2 ]`);
+    if (r.code !== 0) log(`drive${i}: no udev link ${byId} to /dev/${d.sd}2; using /dev/${d.sd}2 (a rescan may rename it)`);
+    paths.push(r.code === 0 ? byId : `/dev/${d.sd}2`);
+  }
+  return paths.join(',');
 }
 
 function pathFor(d: Daemon): string {
@@ -141,7 +183,7 @@ function pathFor(d: Daemon): string {
 /** Stop every lock daemon and the suite's devices left behind (between daemon blocks). */
 async function cleanVm(vm: Vm): Promise<void> {
   await vm.sh([
-    'killall -9 lvmlockd 2>/dev/null', 'killall -9 sanlock 2>/dev/null',
+    'killall -9 lvmlockd 2>/dev/null', 'killall -9 sanlock 2>/dev/null', 'killall -9 seagate_ilm 2>/dev/null',
     'killall dlm_controld 2>/dev/null', 'killall corosync 2>/dev/null', 'sleep 2',
     'killall -9 dlm_controld corosync 2>/dev/null',
     'rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid',
@@ -156,14 +198,14 @@ export interface TestRun {
   seconds: number;
 }
 
-async function runOne(vm: Vm, d: Daemon, flavour: string, test: string, limitMs = TEST_LIMIT_MS): Promise<TestRun> {
+async function runOne(vm: Vm, d: Daemon, flavour: string, test: string, limitMs = TEST_LIMIT_MS, env = ''): Promise<TestRun> {
   const out = `/out/runs/${d}/${flavour}/${test.replace(/\.sh$/, '')}`;
   const script = [
     `rm -rf ${out} && mkdir -p ${out} ${SCRATCH}/t && cd ${SCRATCH}`,
     // loop devices for every test: aux.sh takes a ramdisk (brd, 4 KiB physical
     // blocks, so lvm sizes the sanlock lock LV larger) only while /sys/block/ram0
     // is absent, which depends on what the previous test left loaded
-    `PATH=${pathFor(d)} LVM_TEST_DIR=${SCRATCH}/t LVM_TEST_PREFER_BRD=0 ${GUEST_RUNNER} --testdir ${GUEST_DATADIR} --outdir ${out}` +
+    `${env}PATH=${pathFor(d)} LVM_TEST_DIR=${SCRATCH}/t LVM_TEST_PREFER_BRD=0 ${GUEST_RUNNER} --testdir ${GUEST_DATADIR} --outdir ${out}` +
       ` --flavours ${flavour} --only shell/${test} --batch --timeout ${RUNNER_SILENCE_S} >${out}/runner.out 2>&1`,
     `cat ${out}/list`,
   ].join('; ');
@@ -230,8 +272,11 @@ function report(ctx: RunContext, item: Item, runs: Partial<Record<Daemon, TestRu
 /** One VM, one shard: per-test flavours alternate C and ours per test; the others run a block per daemon. */
 export async function runShard(ctx: RunContext, shardNo: number, items: Item[]): Promise<ShardReport> {
   const rep: ShardReport = { results: [], outOfTime: [] };
+  const idm = items.some((it) => it.flavour.idmDrives && daemonsFor(it.flavour, ctx.options.daemons).length > 0);
   const cluster = await VmCluster.create({
-    vms: 1, disks: [{ sizeMiB: 6144 }], memMiB: ctx.options.memMiB, name: `upstream${shardNo}`, keep: ctx.options.keep,
+    vms: 1, disks: [{ sizeMiB: 6144 }, ...(idm ? Array.from({ length: IDM_DRIVES }, () => ({ sizeMiB: IDM_DISK_MIB })) : [])],
+    // the IDM drives add 7 node processes (3 firmwares, 3 TCMU disks, the ILM)
+    memMiB: idm ? Math.max(ctx.options.memMiB, 2048) : ctx.options.memMiB, name: `upstream${shardNo}`, keep: ctx.options.keep,
     shares: [{ tag: 'lvm2suite', hostPath: ctx.suite.prefixDir }],
     log: (s) => ctx.log(`[shard ${shardNo}] ${s}`),
   });
@@ -244,18 +289,34 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
     const selfNamed = oursNamesItself(path.resolve(__dirname, '..', '..', '..'));
     ctx.log(`[shard ${shardNo}] ours as lvmlockd: ${selfNamed ? 'bin/lvmlockd (names its process)' : 'through the launcher'}`);
     await prepareVm(vm, selfNamed);
+    let backing = '';
+    if (idm) {
+      backing = await prepareIdmDrives(cluster, (s) => ctx.log(`[shard ${shardNo}] ${s}`));
+      ctx.log(`[shard ${shardNo}] IDM drives (TCMU SCSI disks): LVM_TEST_BACKING_DEVICE=${backing}`);
+    }
     const byFlavour = new Map<string, Item[]>();
     for (const it of items) byFlavour.set(it.flavour.name, [...(byFlavour.get(it.flavour.name) ?? []), it]);
     for (const group of byFlavour.values()) {
       const fl = group[0]!.flavour;
-      if (!fl.prepare) {
+      const daemons = daemonsFor(fl, ctx.options.daemons);
+      for (const d of ctx.options.daemons) {
+        const why = fl.notRunWith?.[d];
+        if (why) ctx.log(`[shard ${shardNo}] ${fl.name}: NOT RUN with ${d === 'c' ? 'the C lvmlockd' : 'ours'}: ${why}`);
+      }
+      const env = (fl.idmDrives ? `LVM_TEST_BACKING_DEVICE=${backing} ` : '') + (ctx.options.failure ? 'LVM_TEST_FAILURE=1 ' : '');
+      if (daemons.length === 0) {
+        for (const it of group) {
+          report(ctx, it, {});
+          rep.results.push({ item: it, runs: {} });
+        }
+      } else if (!fl.prepare) {
         for (const it of group) {
           const runs: Partial<Record<Daemon, TestRun>> = {};
           const late = ctx.timeUp();
-          if (late) skipForTime(it, ctx.options.daemons, late);
+          if (late) skipForTime(it, daemons, late);
           else {
-            for (const d of ctx.options.daemons) {
-              runs[d] = await runOne(vm, d, fl.name, it.test);
+            for (const d of daemons) {
+              runs[d] = await runOne(vm, d, fl.name, it.test, TEST_LIMIT_MS, env);
               await vm.sh('killall -9 lvmlockd 2>/dev/null; rm -f /run/lvm/lvmlockd.socket /run/lvmlockd.pid; true');
             }
             saveLogs(vm, ctx.runDir);
@@ -267,20 +328,20 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
         // One daemon serves the whole group between the prepare and remove
         // scripts, so a group is a block per daemon; RESULT lines follow the last block.
         const all = new Map<Item, Partial<Record<Daemon, TestRun>>>(group.map((it) => [it, {}]));
-        for (const d of ctx.options.daemons) {
+        for (const d of daemons) {
           const lateBlock = ctx.timeUp();
           if (lateBlock) {
             for (const it of group) skipForTime(it, [d], lateBlock);
             continue;
           }
           await cleanVm(vm);
-          const prep = await runOne(vm, d, fl.name, fl.prepare);
+          const prep = await runOne(vm, d, fl.name, fl.prepare, TEST_LIMIT_MS, env);
           ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.prepare} ${prep.status} (${prep.seconds.toFixed(0)} s)`);
           let late: string | null = null;
           for (const it of group) {
             late ??= ctx.timeUp();
             if (late) { skipForTime(it, [d], late); continue; }
-            all.get(it)![d] = await runOne(vm, d, fl.name, it.test);
+            all.get(it)![d] = await runOne(vm, d, fl.name, it.test, TEST_LIMIT_MS, env);
             saveLogs(vm, ctx.runDir);
           }
           if (late) {
@@ -288,7 +349,8 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
             continue;
           }
           await snapshotLocks(vm, d, fl.name, 'before-remove');
-          const rem = await runOne(vm, d, fl.name, fl.remove!, REMOVE_LIMIT_MS);
+          const rem = await runOne(vm, d, fl.name, fl.remove!, REMOVE_LIMIT_MS, env);
+          if (fl.idmDrives) await vm.sh(`cp /var/log/seagate_ilm.log /out/runs/${d}/${fl.name}/seagate_ilm.log 2>/dev/null; true`);
           if (rem.status === 'killed (time limit)') await snapshotLocks(vm, d, fl.name, 'remove-stuck');
           ctx.log(`[shard ${shardNo}] ${fl.name} ${d}: ${fl.remove} ${rem.status} (${rem.seconds.toFixed(0)} s)`);
           saveLogs(vm, ctx.runDir);

@@ -16,7 +16,7 @@ export const GUEST_DATADIR = `${GUEST_PREFIX}/share/lvm2-testsuite`;
 export const GUEST_RUNNER = `${GUEST_PREFIX}/bin/lvm2-testsuite`;
 
 /** Bumped when the build or the installed layout changes (part of the cache key). */
-const LAYOUT = 4;
+const LAYOUT = 6;
 
 export function upstreamCacheRoot(): string {
   if (process.env.LVMLOCKD_UPSTREAM_CACHE) return process.env.LVMLOCKD_UPSTREAM_CACHE;
@@ -133,6 +133,24 @@ export const SCRIPT_FIXES: Array<{ file: string; from: string; to: string; why: 
     why: 'teardown passes "--config activation{monitoring=0}" as one argument, which lvm refuses (unrecognized option), so a failed test\'s VGs are never removed; ' +
       'in the sanlock flavour (one lvmlockd for every test) the locks of their active LVs stay held, and the remove script\'s `lvmlockctl --stop-lockspaces` waits for them forever',
   },
+  {
+    file: 'lib/aux',
+    from: '\tif [ -n "$LVM_TEST_LOCK_TYPE_IDM" ]; then\n\t\tsg_dev=`sg_map26 ${dev}`\n',
+    to: '\tif [ -n "$LVM_TEST_LOCK_TYPE_IDM" ] && ! command -v sg_raw >/dev/null; then\n' +
+      '\t\techo "Cleanup IDM context for drive ${dev}: NOT DONE (no sg3-utils: sg_map26, sg_raw; see docs/upstream-tests.md of lvmlockd-ts)"\n' +
+      '\telif [ -n "$LVM_TEST_LOCK_TYPE_IDM" ]; then\n\t\tsg_dev=`sg_map26 ${dev}`\n',
+    why: 'prepare_devs cleans each IDM backing device with two sg_raw commands (sg3-utils), which the VM image does not have: under `set -e` the missing ' +
+      'sg_map26 would end every test of the idm flavour in its prepare_devs; the cleanup is skipped, with a line in the log, where sg_raw is missing',
+  },
+  ...['idm_fabric_failure.sh', 'idm_fabric_failure_half_brain.sh', 'idm_fabric_failure_timeout.sh'].map((t) => ({
+    file: `shell/${t}`,
+    from: "awk -F'/' '{print $6}'",
+    to: "awk -F'/' '{for (i = 1; i <= NF; i++) if ($i ~ /^host[0-9]+$/) print $i}'",
+    why: 'the SCSI host of a disk is taken as the 6th field of its /sys/block link, which is hostN under a PCI HBA ' +
+      '(../devices/pci…/<dev>/<port>/hostN/…) but targetN:0:1 under tcm_loop (../devices/tcm_loop_0/tcm_loop_adapter_0/hostN/targetN:0:1/…), ' +
+      'so the rescan after the fault writes to /sys/class/scsi_host/targetN:0:1/scan (fails, or is skipped) and the deleted disk never comes back; ' +
+      'the fix takes the hostN field wherever it is',
+  })),
 ];
 
 export function applyScriptFixes(dataDir: string): void {

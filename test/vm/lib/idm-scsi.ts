@@ -15,7 +15,8 @@ export const FIRMWARE_PORT = 7100;
 
 /** One WWN per drive, the same on every VM (sysfs wwid "naa.<wwn>", udev ID_WWN "0x<wwn>"). */
 export const idmWwn = (i: number): string => `5001405${'0'.repeat(8)}${i}`;
-const vdisk = (i: number): string => `/dev/vd${String.fromCharCode('b'.charCodeAt(0) + i)}`;
+/** The guest's node of the cluster's k-th shared disk (c.disks[k]). */
+const vdisk = (k: number): string => `/dev/vd${String.fromCharCode('b'.charCodeAt(0) + k)}`;
 
 export interface ScsiDisk { sd: string; sg: string; host: string }
 
@@ -59,6 +60,10 @@ export function defaultIdmLayout(_i: number, bytes: number): GptPartition[] {
 export interface IdmScsiSetup {
   /** drive i's GPT partitions (default: defaultIdmLayout) */
   layout?: (i: number, bytes: number) => GptPartition[];
+  /** Index in c.disks of drive 0's shared disk (the drives' disks follow it); default 0. */
+  firstDisk?: number;
+  /** Size of each drive's shared disk (MiB); default IDM_DISK_MIB. */
+  diskMiB?: number;
   /** told each process started: drive i's firmware (in vm1) or TCMU backstore (in `vm`), its pid and log in /out */
   onSpawn?: (p: { vm: Vm; kind: 'firmware' | 'tcmu'; drive: number; pid: number; log: string }) => void;
 }
@@ -66,14 +71,16 @@ export interface IdmScsiSetup {
 /**
  * Start the firmwares in vm1 and the TCMU disks in every VM; returns each VM's
  * disks by drive index. The cluster must have `drives` shared disks of
- * IDM_DISK_MIB each. `tcmuEnv` is added to each idm-tcmu's environment.
- * `more` may give the GPT layout and a callback told every process started.
+ * `more.diskMiB` (IDM_DISK_MIB) each from c.disks[more.firstDisk] on. `tcmuEnv`
+ * is added to each idm-tcmu's environment. `more` may also give the GPT layout
+ * and a callback told every process started.
  */
 export async function setupIdmScsiDisks(
   c: VmCluster, drives: number, log: (s: string) => void, tcmuEnv: Record<string, string> = {},
   more: IdmScsiSetup = {},
 ): Promise<Map<number, ScsiDisk[]>> {
   const layout = more.layout ?? defaultIdmLayout;
+  const first = more.firstDisk ?? 0;
   const vm1 = c.vm(1);
   for (const vm of c.vms) {
     await vm.shOk('modprobe target_core_user && modprobe tcm_loop && modprobe sg && (mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config)', { timeoutMs: 60_000 });
@@ -85,13 +92,13 @@ export async function setupIdmScsiDisks(
   }
   await waitFor(vm1, `for i in $(seq 0 ${drives - 1}); do grep -q ready /out/idm-drive$i.log || exit 1; done`, 120_000, 'the drive firmwares');
   // the GPT before any guest sees the disks (the image has no sfdisk)
-  const bytes = IDM_DISK_MIB * 1024 * 1024;
-  for (const [i, f] of c.disks.slice(0, drives).entries()) writeGpt(f, bytes, layout(i, bytes));
+  const bytes = (more.diskMiB ?? IDM_DISK_MIB) * 1024 * 1024;
+  for (const [i, f] of c.disks.slice(first, first + drives).entries()) writeGpt(f, bytes, layout(i, bytes));
   const disks = new Map<number, ScsiDisk[]>();
   for (const vm of c.vms) {
     for (let i = 0; i < drives; i++) {
       const pid = await spawnDetached(vm, [
-        '/repo/bin/idm-tcmu', '--name', `idm${i}`, '--hba', '1', '--backing', vdisk(i), '--size', String(bytes),
+        '/repo/bin/idm-tcmu', '--name', `idm${i}`, '--hba', '1', '--backing', vdisk(first + i), '--size', String(bytes),
         '--wwn', idmWwn(i), '--firmware', `tcp:${vm1.address}:${FIRMWARE_PORT + i}`,
       ], `idm-tcmu${i}.log`, tcmuEnv);
       more.onSpawn?.({ vm, kind: 'tcmu', drive: i, pid, log: `idm-tcmu${i}.log` });
