@@ -923,6 +923,14 @@ function callgrindControl(args: string[]): Promise<void> {
 
 // ---------------------------------------------------------------- system calls
 
+/** utime and stime of a process (all threads), seconds. */
+function userSysSeconds(pid: number): { user: number; sys: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after ")" start at field 3 (state); utime = 14, stime = 15, in USER_HZ (100) ticks
+  return { user: Number(rest[14 - 3]) / 100, sys: Number(rest[15 - 3]) / 100 };
+}
+
 function tracerWorks(cmd: string, args: string[]): Promise<boolean> {
   return new Promise((resolve) => {
     const c = spawn(cmd, args, { stdio: 'ignore' });
@@ -969,7 +977,10 @@ export async function runSyscalls(clientCounts: number[], ops: number, tracer: '
             label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
             warmupSeconds: 0, seconds: 3600, maxOps: ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
           });
-          await runClient(job(800 + 2 * i));
+          // The warm-up round, untraced, also gives the split of the daemon's CPU into user and kernel time.
+          const t0 = userSysSeconds(d.pid);
+          const w = await runClient(job(800 + 2 * i));
+          const t1 = userSysSeconds(d.pid);
           const out = path.join(dir, `${spec.label}-x${clients}.trace`);
           const t = tracer === 'perf'
             ? spawn('perf', ['trace', '-s', '-o', out, '-p', String(d.pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -987,7 +998,9 @@ export async function runSyscalls(clientCounts: number[], ops: number, tracer: '
           const text = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
           const counts = parseSyscallSummary(text);
           if (counts.byThread.size === 0) throw new Error(`${spec.label}: no syscall summary from ${tracer}: ${terr.trim()} ${text.slice(0, 500)}`);
-          lines.push('', `${spec.label}, ${clients} client${clients === 1 ? '' : 's'}, ${r.ops} round trips: calls per round trip`);
+          lines.push('', `${spec.label}, ${clients} client${clients === 1 ? '' : 's'}, ${r.ops} round trips: calls per round trip ` +
+            `(untraced round before: daemon CPU per round trip ${(1e6 * (t1.user - t0.user) / w.ops).toFixed(1)} us user + ` +
+            `${(1e6 * (t1.sys - t0.sys) / w.ops).toFixed(1)} us kernel, 10 ms ticks)`);
           const total = new Map<string, number>();
           for (const [th, m] of counts.byThread) {
             let sum = 0;
@@ -997,7 +1010,7 @@ export async function runSyscalls(clientCounts: number[], ops: number, tracer: '
           }
           let all = 0;
           for (const v of total.values()) all += v;
-          lines.push(`  all threads: ${(all / r.ops).toFixed(3)}  (` +
+          if (counts.byThread.size > 1) lines.push(`  all threads: ${(all / r.ops).toFixed(3)}  (` +
             [...total].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.ops).toFixed(3)}`).join(', ') + ')');
         }
       } finally {
