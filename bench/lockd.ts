@@ -32,6 +32,7 @@ import { type ClientJob, type ClientResult } from './lockd-client';
 import { LOCKD_USAGE, LockdBenchUsage, parseLockdArgs, type LockdCommand } from './lockd-options';
 import { SyslogSink } from './syslog-sink';
 import { parseSyscallSummary } from './syscall-summary';
+import { splitInstructions } from './callgrind-self';
 
 export { lockLvFrame, type LockLvTarget } from './lockd-client';
 
@@ -855,6 +856,7 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
     const ns = namespaceNote();
     if (ns) lines.push(ns);
     const per = new Map<string, number[]>();
+    const splitLines: string[] = [];
     for (const spec of specs) {
       const outPrefix = path.join(dir, `${spec.label}.callgrind`);
       const wrapped: DaemonSpec = {
@@ -882,11 +884,16 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
           await callgrindControl(['-d', String(d.pid)]);
           const dumps = fs.readdirSync(dir).filter((f) => f.startsWith(`${spec.label}.callgrind`) && !before.has(f));
           if (dumps.length !== 1) throw new Error(`${spec.label}: expected one new callgrind dump, found ${dumps.length}`);
-          const m = /^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(path.join(dir, dumps[0]!), 'latin1'));
+          const dumpText = fs.readFileSync(path.join(dir, dumps[0]!), 'latin1');
+          const m = /^(?:summary|totals): (\d+)/m.exec(dumpText);
           if (!m) throw new Error(`${spec.label}: no instruction total in ${dumps[0]}`);
+          const sp = splitInstructions(dumpText);
           const bad = r.results.filter(([k]) => k !== 0);
           if (bad.length) throw new Error(`${spec.label}: non-zero op_result in ${JSON.stringify(r.results)}`);
           counts.push(Number(m[1]) / r.ops);
+          splitLines.push(`${spec.label} x${clients}: of the ${Math.round(Number(m[1]) / r.ops).toLocaleString('en-US')} per round trip, ` +
+            `optimizing compiler ${Math.round(sp.compiler / r.ops).toLocaleString('en-US')}, GC ${Math.round(sp.gc / r.ops).toLocaleString('en-US')}, ` +
+            `rest (request path) ${Math.round((sp.total - sp.compiler - sp.gc) / r.ops).toLocaleString('en-US')}`);
           if (keepDir) fs.copyFileSync(path.join(dir, dumps[0]!), path.join(keepDir, `${spec.label}-x${clients}.callgrind`));
         }
         per.set(spec.label, counts);
@@ -904,6 +911,7 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
       lines.push([String(c).padStart(7), ...specs.map((s) => Math.round(per.get(s.label)![i]!).toLocaleString('en-US').padStart(22)),
         Number.isFinite(c0) && Number.isFinite(ours) ? (ours / c0).toFixed(2) + 'x' : '-'].join('  '));
     }
+    lines.push('self cost by function, split (a recompilation or major GC in the window shows in the first two):', ...splitLines.map((l) => '  ' + l));
     return lines.join('\n') + '\n';
   } finally {
     removeTmpDir(dir);
