@@ -11,7 +11,7 @@ positions: line
 events: Ir
 summary: 1000
 
-ob=(1) /usr/bin/node
+ob=(1) node
 fl=(1) ???
 fn=(1) Builtins_StringAdd_CheckNone
 0 100
@@ -43,4 +43,9 @@ test('self costs: call lines left out, compressed names resolved, repeated funct
 
 test('split: compiler and GC by function name, the rest is what is left of the total', () => {
   assert.deepEqual(splitInstructions(DUMP), { total: 1000, compiler: 400, gc: 150 });
+});
+
+test('split: shares of the self costs applied to the summary total when totals: is larger', () => {
+  const text = DUMP.replace('summary: 1000', 'summary: 500') + 'totals: 1000\n';
+  assert.deepEqual(splitInstructions(text), { total: 500, compiler: 200, gc: 75 });
 });
