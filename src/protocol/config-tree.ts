@@ -300,13 +300,7 @@ export class ConfigMap {
   private find(key: string): ConfigValue | undefined {
     if (this.first) return this.first.get(key);
     const e = this.entries;
-    // The length first: a key the request does not carry (most lookups of a lock_lv) is
-    // then compared with only the few keys of its length, not with every key.
-    const n = key.length;
-    for (let i = 0; i < e.length; i++) {
-      const k = e[i]![0];
-      if (k.length === n && k === key) return e[i]![1];
-    }
+    for (let i = 0; i < e.length; i++) if (e[i]![0] === key) return e[i]![1];
     return undefined;
   }
   has(key: string): boolean { return this.first ? this.first.has(key) : this.entries.some((e) => e[0] === key); }
