@@ -15,7 +15,9 @@
 //   node dist/bench/lockd.js [--seconds S] [--rounds R] [--max-ops N] [--only ours|c]
 //   node dist/bench/lockd.js --profile [--clients 64] [--seconds S] [--profile-out FILE]
 // --profile runs only our daemon under `node --cpu-prof` for the N-client
-// uncontended case and prints the top self-time functions.
+// uncontended case and prints the top self-time functions. --core-only,
+// --instructions and --syscalls: see their functions below; `--help` lists all
+// flags (bench/lockd-options.ts).
 // LOCKD_BENCH_NODE_FLAGS adds node flags to our daemon (A/B tests of V8 options);
 // LVMLOCKD_C_BIN names the C daemon binary when it is not on PATH or in sbin.
 
@@ -26,8 +28,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FrameDecoder, encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap, formatRequest } from '../src/protocol/config-tree';
-import { argValue, type ClientJob, type ClientResult } from './lockd-client';
+import { type ClientJob, type ClientResult } from './lockd-client';
+import { LOCKD_USAGE, LockdBenchUsage, parseLockdArgs, type LockdCommand } from './lockd-options';
 import { SyslogSink } from './syslog-sink';
+import { parseSyscallSummary } from './syscall-summary';
+import { splitInstructions } from './callgrind-self';
 
 export { lockLvFrame, type LockLvTarget } from './lockd-client';
 
@@ -851,6 +856,7 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
     const ns = namespaceNote();
     if (ns) lines.push(ns);
     const per = new Map<string, number[]>();
+    const splitLines: string[] = [];
     for (const spec of specs) {
       const outPrefix = path.join(dir, `${spec.label}.callgrind`);
       const wrapped: DaemonSpec = {
@@ -878,11 +884,16 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
           await callgrindControl(['-d', String(d.pid)]);
           const dumps = fs.readdirSync(dir).filter((f) => f.startsWith(`${spec.label}.callgrind`) && !before.has(f));
           if (dumps.length !== 1) throw new Error(`${spec.label}: expected one new callgrind dump, found ${dumps.length}`);
-          const m = /^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(path.join(dir, dumps[0]!), 'latin1'));
+          const dumpText = fs.readFileSync(path.join(dir, dumps[0]!), 'latin1');
+          const m = /^(?:summary|totals): (\d+)/m.exec(dumpText);
           if (!m) throw new Error(`${spec.label}: no instruction total in ${dumps[0]}`);
+          const sp = splitInstructions(dumpText);
           const bad = r.results.filter(([k]) => k !== 0);
           if (bad.length) throw new Error(`${spec.label}: non-zero op_result in ${JSON.stringify(r.results)}`);
           counts.push(Number(m[1]) / r.ops);
+          splitLines.push(`${spec.label} x${clients}: of the ${Math.round(Number(m[1]) / r.ops).toLocaleString('en-US')} per round trip, ` +
+            `optimizing compiler ${Math.round(sp.compiler / r.ops).toLocaleString('en-US')}, GC ${Math.round(sp.gc / r.ops).toLocaleString('en-US')}, ` +
+            `rest (request path) ${Math.round((sp.total - sp.compiler - sp.gc) / r.ops).toLocaleString('en-US')}`);
           if (keepDir) fs.copyFileSync(path.join(dir, dumps[0]!), path.join(keepDir, `${spec.label}-x${clients}.callgrind`));
         }
         per.set(spec.label, counts);
@@ -900,6 +911,7 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
       lines.push([String(c).padStart(7), ...specs.map((s) => Math.round(per.get(s.label)![i]!).toLocaleString('en-US').padStart(22)),
         Number.isFinite(c0) && Number.isFinite(ours) ? (ours / c0).toFixed(2) + 'x' : '-'].join('  '));
     }
+    lines.push('self cost by function, split (a recompilation or major GC in the window shows in the first two):', ...splitLines.map((l) => '  ' + l));
     return lines.join('\n') + '\n';
   } finally {
     removeTmpDir(dir);
@@ -917,6 +929,108 @@ function callgrindControl(args: string[]): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------- system calls
+
+/** utime and stime of a process (all threads), seconds. */
+function userSysSeconds(pid: number): { user: number; sys: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after ")" start at field 3 (state); utime = 14, stime = 15, in USER_HZ (100) ticks
+  return { user: Number(rest[14 - 3]) / 100, sys: Number(rest[15 - 3]) / 100 };
+}
+
+function tracerWorks(cmd: string, args: string[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, args, { stdio: 'ignore' });
+    c.once('error', () => resolve(false));
+    c.once('exit', (code) => resolve(code === 0));
+  });
+}
+
+/**
+ * --syscalls: system calls per lock_lv round trip of each daemon, by kind and
+ * thread. The daemon runs as in the main bench (namespace, syslog receiver);
+ * per client count: `ops` round trips of warm-up, then the tracer is attached
+ * to all its threads (`perf trace -s -p PID`, or `strace -c -f -p PID` with
+ * --tracer strace), `ops` measured round trips, and the tracer is stopped
+ * (SIGINT) for its summary. The clients' connect, hello and close fall into
+ * the window (a few system calls per client, noise against `ops`); so do the
+ * daemon's idle wake-ups in the ~1 s around the round trips.
+ */
+export async function runSyscalls(clientCounts: number[], ops: number, tracer: 'perf' | 'strace', only: LockdBenchOptions['only'] = 'both'): Promise<string> {
+  installSignalHandlers();
+  const dir = makeTmpDir();
+  const lines: string[] = [];
+  try {
+    if (tracer === 'perf' && !(await tracerWorks('perf', ['trace', '-s', 'true']))) throw new Error('`perf trace -s true` fails here: use --tracer strace');
+    if (tracer === 'strace' && !(await tracerWorks('strace', ['-c', '-o', '/dev/null', 'true']))) throw new Error('strace not usable here');
+    const specs: DaemonSpec[] = only === 'c' ? [] : [oursSpec(dir)];
+    const cBin = findCDaemon();
+    if (cBin && only !== 'ours') specs.push(cSpec(dir, cBin));
+    else if (!cBin) lines.push('C lvmlockd not found (install lvm2-lockd or set LVMLOCKD_C_BIN): C rows skipped.');
+    const ns = namespaceNote();
+    if (ns) lines.push(ns);
+    lines.unshift(`lock_lv round trips (ex or un, uncontended, test mode, syslog receiver): system calls per round trip, ` +
+      `${tracer === 'perf' ? 'perf trace -s' : 'strace -c -f'} attached to all threads of the daemon for ${ops} round trips after ${ops} of warm-up, ` +
+      `node ${process.version}, ${new Date().toISOString()}`);
+    for (const spec of specs) {
+      const d = await startAndSetUp(spec);
+      try {
+        await runClient({
+          label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients: 8, contended: false, tag: 799,
+          warmupSeconds: 0, seconds: 3600, maxOps: 3 * ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+        });
+        for (const [i, clients] of clientCounts.entries()) {
+          const job = (tag: number): ClientJob => ({
+            label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
+            warmupSeconds: 0, seconds: 3600, maxOps: ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+          });
+          // The warm-up round, untraced, also gives the split of the daemon's CPU into user and kernel time.
+          const t0 = userSysSeconds(d.pid);
+          const w = await runClient(job(800 + 2 * i));
+          const t1 = userSysSeconds(d.pid);
+          const out = path.join(dir, `${spec.label}-x${clients}.trace`);
+          const t = tracer === 'perf'
+            ? spawn('perf', ['trace', '-s', '-o', out, '-p', String(d.pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+            : spawn('strace', ['-c', '-f', '-o', out, '-p', String(d.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+          liveChildren.add(t);
+          let terr = '';
+          t.stderr!.on('data', (b: Buffer) => { terr = (terr + b.toString()).slice(-2000); });
+          const tExit = new Promise<void>((resolve) => t.once('exit', () => { liveChildren.delete(t); resolve(); }));
+          await sleep(1000);
+          const r = await runClient(job(801 + 2 * i));
+          t.kill('SIGINT');
+          await Promise.race([tExit, sleep(20_000)]);
+          const bad = r.results.filter(([k]) => k !== 0);
+          if (bad.length) throw new Error(`${spec.label}: non-zero op_result in ${JSON.stringify(r.results)}`);
+          const text = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
+          const counts = parseSyscallSummary(text);
+          if (counts.byThread.size === 0) throw new Error(`${spec.label}: no syscall summary from ${tracer}: ${terr.trim()} ${text.slice(0, 500)}`);
+          lines.push('', `${spec.label}, ${clients} client${clients === 1 ? '' : 's'}, ${r.ops} round trips: calls per round trip ` +
+            `(untraced round before: daemon CPU per round trip ${(1e6 * (t1.user - t0.user) / w.ops).toFixed(1)} us user + ` +
+            `${(1e6 * (t1.sys - t0.sys) / w.ops).toFixed(1)} us kernel, 10 ms ticks)`);
+          const total = new Map<string, number>();
+          for (const [th, m] of counts.byThread) {
+            let sum = 0;
+            for (const [k, v] of m) { sum += v; total.set(k, (total.get(k) ?? 0) + v); }
+            lines.push(`  thread ${th}: ${(sum / r.ops).toFixed(3)}  (` +
+              [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.ops).toFixed(3)}`).join(', ') + ')');
+          }
+          let all = 0;
+          for (const v of total.values()) all += v;
+          if (counts.byThread.size > 1) lines.push(`  all threads: ${(all / r.ops).toFixed(3)}  (` +
+            [...total].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.ops).toFixed(3)}`).join(', ') + ')');
+        }
+      } finally {
+        await stopDaemon(d, 5000);
+      }
+    }
+    return lines.join('\n') + '\n';
+  } finally {
+    removeTmpDir(dir);
+  }
+}
+
 // ---------------------------------------------------------------- entry points
 
 if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
@@ -926,20 +1040,27 @@ if (process.env.LOCKD_BENCH_PRELOAD === '1' && require.main !== module) {
 }
 
 if (require.main === module) {
-  const argv = process.argv.slice(2);
-  const seconds = Number(argValue(argv, '--seconds') ?? NaN);
-  const run = argv.includes('--instructions')
-    ? runInstructions((argValue(argv, '--clients') ?? '1,8,64').split(',').map(Number), Number(argValue(argv, '--ops') ?? 3000),
-      argValue(argv, '--keep-dumps') ?? null, (argValue(argv, '--only') ?? 'both') as LockdBenchOptions['only'])
-    : argv.includes('--core-only')
-    ? runCoreOnly(Number(argValue(argv, '--clients') ?? 8), Number.isFinite(seconds) ? seconds : 3)
-    : argv.includes('--profile')
-    ? runProfile(Number(argValue(argv, '--clients') ?? 64), Number.isFinite(seconds) ? seconds : 5, argValue(argv, '--profile-out') ?? null)
+  let cmd: LockdCommand;
+  try {
+    cmd = parseLockdArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof LockdBenchUsage)) throw e;
+    process.stderr.write(`lockd bench: ${e.message}\n${LOCKD_USAGE}\n`);
+    process.exit(2);
+  }
+  if (cmd.mode === 'help') {
+    process.stdout.write(LOCKD_USAGE + '\n');
+    process.exit(0);
+  }
+  const run = cmd.mode === 'syscalls' ? runSyscalls(cmd.clients, cmd.ops, cmd.tracer, cmd.only)
+    : cmd.mode === 'instructions' ? runInstructions(cmd.clients, cmd.ops, cmd.keepDumps, cmd.only)
+    : cmd.mode === 'core-only' ? runCoreOnly(cmd.clients, cmd.seconds)
+    : cmd.mode === 'profile' ? runProfile(cmd.clients, cmd.seconds, cmd.profileOut)
     : runLockdBench({
-      ...(Number.isFinite(seconds) ? { seconds } : {}),
-      ...(argValue(argv, '--max-ops') ? { maxOps: Number(argValue(argv, '--max-ops')) } : {}),
-      ...(argValue(argv, '--only') ? { only: argValue(argv, '--only') as LockdBenchOptions['only'] } : {}),
-      ...(argValue(argv, '--rounds') ? { rounds: Math.max(1, Number(argValue(argv, '--rounds'))) } : {}),
+      ...(cmd.seconds !== undefined ? { seconds: cmd.seconds } : {}),
+      ...(cmd.maxOps !== undefined ? { maxOps: cmd.maxOps } : {}),
+      ...(cmd.only !== undefined ? { only: cmd.only } : {}),
+      ...(cmd.rounds !== undefined ? { rounds: cmd.rounds } : {}),
     });
   run.then((text) => { process.stdout.write(text); }, (e: unknown) => {
     if (e instanceof LockdBenchFailure) process.stdout.write(e.report);

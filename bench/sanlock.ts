@@ -36,7 +36,7 @@ import { sleep, descendants } from '../test/harness/exec';
 import { encodeFrame } from '../src/protocol/framing';
 import { parseConfigTree, ConfigMap } from '../src/protocol/config-tree';
 import { lockLvFrame, runClient } from './lockd';
-import { OneRequestClient, argValue, type ClientTarget } from './lockd-client';
+import { OneRequestClient, type ClientTarget } from './lockd-client';
 
 export interface SanlockBenchOptions {
   /** sanlock io_timeout (-o) for both daemons, seconds */
@@ -242,6 +242,61 @@ export function sanlockOptionsProblem(o: SanlockBenchOptions): string | null {
     return `--local-clients must be a comma-separated list of client counts from 1 to 64, not ${o.localClients.join(',')}`;
   }
   return null;
+}
+
+export const SANLOCK_USAGE = [
+  'usage: node dist/bench/sanlock.js [--io S] [--starts N] [--lv-reps N] [--raw-reps N] [--local-seconds S]',
+  '                                  [--local-clients N,N,...] [--budget S] [--keep] [--quiet]',
+  `  --io S               sanlock io_timeout of both sides, whole seconds (default ${SANLOCK_DEFAULTS.io})`,
+  `  --starts N           lock-stop/lock-start repetitions per side (default ${SANLOCK_DEFAULTS.starts})`,
+  `  --lv-reps N          lvchange hand-overs per side (default ${SANLOCK_DEFAULTS.lvReps})`,
+  `  --raw-reps N         raw lock_lv hand-overs per side (default ${SANLOCK_DEFAULTS.rawReps})`,
+  `  --local-seconds S    seconds of the local-path loop per side and client count (default ${SANLOCK_DEFAULTS.localSeconds})`,
+  `  --local-clients N,.. client counts of the local-path loop, 1-64 (default ${SANLOCK_DEFAULTS.localClients.join(',')})`,
+  '  --budget S           time budget of the section (default env SANLOCK_BENCH_BUDGET_S or 300)',
+  '  --keep               keep the cluster\'s temp dir (logs)',
+  '  --quiet              no progress lines on stderr',
+  '  --help               this text',
+].join('\n');
+
+const SANLOCK_VALUE_FLAGS: Record<string, 'io' | 'starts' | 'lvReps' | 'rawReps' | 'localSeconds' | 'budgetSeconds' | 'localClients'> = {
+  '--io': 'io', '--starts': 'starts', '--lv-reps': 'lvReps', '--raw-reps': 'rawReps',
+  '--local-seconds': 'localSeconds', '--budget': 'budgetSeconds', '--local-clients': 'localClients',
+};
+
+// Number('') is 0 and Number(' 5') is 5: only plain decimal numbers count as numbers
+const PLAIN_NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const plainNumber = (t: string): number => (PLAIN_NUMBER.test(t) ? Number(t) : NaN);
+
+/**
+ * The command line to options (only the knobs given), or 'help'; an unknown
+ * flag, a flag without its value or a bad value throws SanlockBenchUsage
+ * before anything starts.
+ */
+export function parseSanlockArgs(argv: string[]): Partial<SanlockBenchOptions> | 'help' {
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  const o: Partial<SanlockBenchOptions> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--keep') { o.keep = true; continue; }
+    if (a === '--quiet') { o.verbose = false; continue; }
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const key = SANLOCK_VALUE_FLAGS[flag];
+    if (!key) throw new SanlockBenchUsage(`sanlock bench: unknown argument ${JSON.stringify(a)}`);
+    let text: string | undefined;
+    if (eq > 0) text = a.slice(eq + 1);
+    else {
+      text = argv[i + 1];
+      if (text === undefined || text.startsWith('--')) throw new SanlockBenchUsage(`sanlock bench: ${flag} needs a value`);
+      i++;
+    }
+    if (key === 'localClients') o.localClients = text.split(',').map(plainNumber);
+    else o[key] = plainNumber(text);
+  }
+  const problem = sanlockOptionsProblem({ ...SANLOCK_DEFAULTS, ...o });
+  if (problem) throw new SanlockBenchUsage(`sanlock bench: ${problem}`);
+  return o;
 }
 
 export async function runSanlockBench(opts: Partial<SanlockBenchOptions> = {}): Promise<string> {
@@ -505,16 +560,18 @@ export function formatSanlockReport(res: Record<Side, SideResults>, o: SanlockBe
 // ---------------------------------------------------------------- CLI
 
 if (require.main === module) {
-  const argv = process.argv.slice(2);
-  const num = (k: string) => (argValue(argv, k) !== undefined ? Number(argValue(argv, k)) : undefined);
-  const o: Partial<SanlockBenchOptions> = { keep: argv.includes('--keep') };
-  if (num('--io') !== undefined) o.io = num('--io')!;
-  if (num('--starts') !== undefined) o.starts = num('--starts')!;
-  if (num('--lv-reps') !== undefined) o.lvReps = num('--lv-reps')!;
-  if (num('--raw-reps') !== undefined) o.rawReps = num('--raw-reps')!;
-  if (num('--local-seconds') !== undefined) o.localSeconds = num('--local-seconds')!;
-  if (argValue(argv, '--local-clients') !== undefined) o.localClients = argValue(argv, '--local-clients')!.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
-  if (num('--budget') !== undefined) o.budgetSeconds = num('--budget')!;
+  let o: Partial<SanlockBenchOptions> | 'help';
+  try {
+    o = parseSanlockArgs(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof SanlockBenchUsage)) throw e;
+    process.stderr.write(`${e.message}\n${SANLOCK_USAGE}\n`);
+    process.exit(2);
+  }
+  if (o === 'help') {
+    process.stdout.write(SANLOCK_USAGE + '\n');
+    process.exit(0);
+  }
   runSanlockBench(o).then((t) => { process.stdout.write(t); }, (e: unknown) => {
     if (e instanceof SanlockBenchFailure) process.stdout.write(e.report);
     else if (e instanceof SanlockBenchUsage) {

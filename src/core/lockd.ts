@@ -68,6 +68,9 @@ interface Client {
   name: string;
   dead: boolean;
   lockOps: boolean;
+  /** `name[pid][id]` of the debug lines, and the name it was built for (the name is set by the first request). */
+  who: string;
+  whoName: string | null;
 }
 
 const SHORT_DELAY_PERIOD_MS = 2000;
@@ -133,7 +136,7 @@ export class LockdCore implements LockspaceHost {
   addClient(pid: number, fd: number, pi: number): number {
     let id = this.nextClientId++;
     if (id === INTERNAL_CLIENT_ID || id === 0) id = this.nextClientId++;
-    this.clients.set(id, { id, pid, fd, pi, name: '', dead: false, lockOps: false });
+    this.clients.set(id, { id, pid, fd, pi, name: '', dead: false, lockOps: false, who: '', whoName: null });
     this.debug(`new cl ${id} pi ${pi} fd ${fd}`);
     return id;
   }
@@ -226,8 +229,10 @@ export class LockdCore implements LockspaceHost {
     if (!cl.name && cmd) cl.name = cmd.slice(0, MAX_NAME);
 
     const lm = parseLmType(req.str('vg_lock_type'));
-    const act = newAction({
-      op, rt, clientId: cl.id,
+    // Every field written out (newAction's defaults for the rest, in its order): an
+    // object literal of one shape, without the spread of newAction on every request.
+    const act: Action = {
+      rt,
       mode: parseMode(req.str('mode')),
       flags: parseOpts(req.str('opts')),
       lmType: lm ?? 'none',
@@ -241,9 +246,11 @@ export class LockdCore implements LockspaceHost {
       path: str('path'),
       pvs: pathList(req),
       maxRetries: int('max_retries', DEFAULT_MAX_RETRIES),
-    });
+      retries: 0, result: 0, lmResult: 0, owner: null, prevGeneration: 0,
+      op, clientId: cl.id,
+    };
 
-    const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
+    const who = clientWho(cl);
     const lvPart = act.lvName || act.lvUuid ? ` lv=${act.lvName}${act.lvUuid ? ':' + act.lvUuid : ''}` : '';
     this.debug(`recv ${who} ${op}${rt ? '_' + rt : ''}${op === 'lock' ? ' ' + act.mode : ''}${act.vgName ? ' vg=' + act.vgName : ''}${lvPart} opts=0x${act.flags.toString(16)}`);
 
@@ -818,7 +825,7 @@ export class LockdCore implements LockspaceHost {
 
   private formatResult(cl: Client, act: Action): { text: string; dump: string | null } {
     const flags = this.resultFlags(act) || 'none';
-    const who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
+    const who = clientWho(cl);
     const opNum = Op[act.op];
     const rtPart = act.rt ? '_' + act.rt : '';
     let fields: Array<[string, WireValue]>;
@@ -858,7 +865,7 @@ export class LockdCore implements LockspaceHost {
     } else {
       const modePart = act.op === 'lock' ? ` ${act.mode}` : '';
       this.debug(`send ${who} ${act.op}${rtPart}${modePart} rv ${act.result} ${act.result === -E.NOLS ? 'ENOLS ' : act.result < 0 ? errnoName(act.result) + ' ' : ''}${flags === 'none' ? '' : flags}`);
-      fields = [['op', opNum], ['lock_type', act.lmType], ['op_result', act.result], ['lm_result', act.lmResult], ['result_flags', flags]];
+      return { text: commonReply(opNum, act.lmType, act.result, act.lmResult, flags), dump };
     }
     return { text: formatReply([['response', 'OK'], ...fields]), dump };
   }
@@ -912,6 +919,32 @@ export class LockdCore implements LockspaceHost {
     }
     return out;
   }
+}
+
+/** `name[pid][id]` of a client in the debug lines, built again only when its name changed. */
+function clientWho(cl: Client): string {
+  if (cl.whoName !== cl.name) {
+    cl.who = `${cl.name || 'client'}[${cl.pid}][${cl.id}]`;
+    cl.whoName = cl.name;
+  }
+  return cl.who;
+}
+
+/** `response = "OK"` through `lock_type = "<lm>"` per op number and lock type, built once. */
+const replyHeads: Array<Partial<Record<string, string>>> = [];
+/** What follows `op_result = ` when the result, lm_result and flags are 0, 0, none: most replies. */
+const REPLY_TAIL_OK = '0\nlm_result = 0\nresult_flags = "none"\n';
+
+/**
+ * The reply with op, lock_type, op_result, lm_result and result_flags (most
+ * replies): the text formatReply gives for these fields, from pieces built
+ * once instead of a line per field.
+ */
+export function commonReply(opNum: number, lmType: string, result: number, lmResult: number, flags: string): string {
+  const heads = replyHeads[opNum] ??= {};
+  const head = heads[lmType] ??= `response = "OK"\nop = ${opNum}\nlock_type = "${lmType}"\nop_result = `;
+  if (result === 0 && lmResult === 0 && flags === 'none') return head + REPLY_TAIL_OK;
+  return head + result + '\nlm_result = ' + lmResult + '\nresult_flags = "' + flags + '"\n';
 }
 
 /** lvm's path_num / path[i] fields (sent for IDM VGs); a missing path is "none" in C. */

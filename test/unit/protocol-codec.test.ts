@@ -536,3 +536,19 @@ describe('parseFlat: the shortcut for the flat form lvm commands send', () => {
     }
   });
 });
+
+test('commonReply gives the text formatReply gives for op, lock_type, op_result, lm_result, result_flags', async () => {
+  const { commonReply } = await import('../../src/core/lockd');
+  const { formatReply: fmt } = await import('../../src/protocol/config-tree');
+  const ops = [1, 5, 6, 7, 12, 23, 30];
+  const lms = ['dlm', 'sanlock', 'idm', 'none'];
+  const results = [0, -1, -11, -210, -221, 1, 3];
+  const flagsList = ['none', 'NO_LOCKSPACES,', 'NO_GL_LS,NO_LM', 'SH_EXISTS,HOSTS_UNKNOWN,'];
+  let n = 0;
+  for (const op of ops) for (const lm of lms) for (const result of results) for (const lmResult of [0, -2, 7]) for (const flags of flagsList) {
+    const want = fmt([['response', 'OK'], ['op', op], ['lock_type', lm], ['op_result', result], ['lm_result', lmResult], ['result_flags', flags]]);
+    assert.equal(commonReply(op, lm, result, lmResult, flags), want, JSON.stringify({ op, lm, result, lmResult, flags }));
+    n++;
+  }
+  assert.equal(n, 7 * 4 * 7 * 3 * 4);
+});
