@@ -82,8 +82,9 @@ export function formatIdmVmReport(results: VmConfigResult[], ctx: VmReportContex
   out.push('(bin/idm-tcmu, target_core_user + tcm_loop) whose blocks are a shared virtio disk and whose 0xF0 commands go to the firmware');
   out.push('over TCP. The VG of N drives has one PV partition on each of drives 0..N-1 (the VGs share the disks, each VG\'s locks');
   out.push('are on its own drives only) and lv1 striped over all its PVs, so the LV lock, like the VG lock, goes to every drive of');
-  out.push('the VG. Global lock: the disks\' "propeller" partitions. The sanlock VG is on its own virtio disk (lvmlock LV, our leases).');
-  out.push('Each VM runs one our ILM (bin/ilmd -D 1 -E 6, no drive map: SG_IO only) and one our lvmlockd -f (no debug output) for all VGs.');
+  out.push('the VG. Global lock: the disks\' "propeller" partitions.' +
+    (results.some((r) => r.drives === 0) ? ' The sanlock VG is on its own virtio disk (lvmlock LV, our leases).' : ''));
+  out.push(`Each VM runs one our ILM (bin/ilmd -D 1 -E 6, no drive map: SG_IO only) and one our lvmlockd -f -g idm -o ${ctx.io} (no debug output) for all VGs.`);
   out.push(`lvchange: vm1 -aey, -an, vm2 -aey, -an, ${ctx.lvReps} times per config (configs take turns), the guest agent's wall time around`);
   out.push('the lvm command (process start-up, activation and udev sync included, the same for all configs).');
   out.push(`lock_lv: ${ctx.rawRounds} rounds of ${ctx.rawSeconds} s (after ${ctx.warmupSeconds} s warm-up) per config in vm1, the load generator of`);

@@ -138,10 +138,13 @@ test('report: TCG said, n per cell, ratios to sanlock, CPU split', () => {
   assert.match(text, /idm x3 +10\.0 ms \/ 10\.0 ms \/ 125 ms \/ 20\.0 ms, together 165 ms of 25\.0 ms/);
   assert.match(text, /sanlock +5\.00 ms \/ - \/ - \/ -, together 5\.00 ms/);
   assert.match(text, /^note: FAULT INJECTED \(test\)$/m);
+  assert.match(text, /The sanlock VG is on its own virtio disk/);
+  assert.match(text, /our lvmlockd -f -g idm -o 2 /);
   const kvm = formatIdmVmReport([idm], {
     date: 'd', commit: 'c', accel: 'kvm', accelReason: 'probe', guestKernel: 'k', load0: '', load1: '', seconds: 1, bootSeconds: 1,
     setupSeconds: 1, cpus: 2, node: 'v', lvReps: 1, rawRounds: 1, rawSeconds: 1, warmupSeconds: 0, io: 2, maxDrives: 3, notes: [],
   });
   assert.doesNotMatch(kvm, /^TCG:/m);
   assert.match(kvm, /no sanlock VG in this run/);
+  assert.doesNotMatch(kvm, /The sanlock VG is on/);
 });
