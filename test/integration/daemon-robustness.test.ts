@@ -640,6 +640,25 @@ const NO_REPLY = 400;
 type Step = [who: string, what: string, waitMs?: number];
 
 /** Runs the steps on a fresh daemon; returns one line per step (reply text, "(none)", "closed"). */
+/**
+ * Connects, retrying while the socket is refused: a daemon binds (the file
+ * appears) before it listens, and under a loaded full run a connect fell
+ * between the two once (ECONNREFUSED). A daemon that died is reported as such
+ * by replay(), not retried here into a timeout.
+ */
+async function connectWhenListening(sock: string, timeoutMs = 5000): Promise<RawClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await RawClient.connect(sock);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
 async function replay(cmd: string, args: string[], steps: Step[]): Promise<string[]> {
   const dir = makeTempDir('lvmlockd-test-replay-');
   const sock = path.join(dir, 's.sock');
@@ -658,7 +677,13 @@ async function replay(cmd: string, args: string[], steps: Step[]): Promise<strin
         continue;
       }
       let c = clients.get(who);
-      if (!c) { c = await RawClient.connect(sock); clients.set(who, c); }
+      if (!c) {
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          throw new Error(`${path.basename(args[0] ?? cmd)} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before step ${out.length + 1}: ${out.join(' | ')}`);
+        }
+        c = await connectWhenListening(sock);
+        clients.set(who, c);
+      }
       const r = what === 'READ' ? await c.next(waitMs) : await c.request(what, waitMs);
       out.push(`${who} ${what.split('\n')[0]} ${what.match(/(mode|opts|lv_uuid) ="[^"]*"/g)?.join(' ') ?? ''} -> ${r ?? '(none)'}`);
     }
