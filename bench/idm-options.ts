@@ -85,9 +85,24 @@ export function parseDrives(text: string, max = IDM_DRIVES_MAX): number[] {
   return out;
 }
 
-/** Command-line arguments to options, every value checked; throws IdmBenchUsageError. */
-export function parseIdmArgs(argv: string[]): IdmBenchOptions {
-  const o: IdmBenchOptions = { ...IDM_DEFAULTS, drives: [...IDM_DEFAULTS.drives] };
+/** The options both IDM benches (socket and VM) share, as the argument parser sees them. */
+export interface IdmArgsShape {
+  drives: number[];
+  sanlock: boolean;
+  killDrive: KillDrive | null;
+  keep: boolean;
+  verbose: boolean;
+}
+
+/**
+ * Command-line arguments over `defaults`, every value checked against `rules`
+ * (and --drives against `drivesMax`); throws IdmBenchUsageError. Shared by the
+ * socket bench and the VM bench, which differ only in knobs and limits.
+ */
+export function parseIdmBenchArgs<O extends IdmArgsShape & Record<K, number>, K extends keyof O & string>(
+  argv: string[], defaults: O, rules: Array<NumberKnob<K>>, drivesMax: number,
+): O {
+  const o: O = { ...defaults, drives: [...defaults.drives] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--keep') { o.keep = true; continue; }
@@ -95,7 +110,7 @@ export function parseIdmArgs(argv: string[]): IdmBenchOptions {
     if (a === '--no-sanlock') { o.sanlock = false; continue; }
     const eq = a.indexOf('=');
     const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    const known = flag === '--drives' || flag === '--kill-drive' || RULES.some((r) => r.flag === flag);
+    const known = flag === '--drives' || flag === '--kill-drive' || rules.some((r) => r.flag === flag);
     if (!known) throw new IdmBenchUsageError(`unknown argument ${JSON.stringify(a)}`);
     let text: string | undefined;
     if (eq > 0 && a.startsWith('--')) text = a.slice(eq + 1);
@@ -104,18 +119,28 @@ export function parseIdmArgs(argv: string[]): IdmBenchOptions {
       if (text === undefined || text.startsWith('--')) throw new IdmBenchUsageError(`${flag} needs a value`);
       i++;
     }
-    if (flag === '--drives') { o.drives = parseDrives(text); continue; }
+    if (flag === '--drives') { o.drives = parseDrives(text, drivesMax); continue; }
     if (flag === '--kill-drive') {
       try { o.killDrive = parseKillDrive(text); } catch (e) { throw new IdmBenchUsageError((e as Error).message); }
       continue;
     }
-    const rule = RULES.find((r) => r.flag === flag)!;
+    const rule = rules.find((r) => r.flag === flag)!;
     const v = knobValue(rule, text);
     if (v === null) throw new IdmBenchUsageError(`${rule.flag} must be ${describeKnob(rule)}, got ${JSON.stringify(text)}`);
-    o[rule.key] = v;
+    o[rule.key] = v as O[K];
   }
+  checkKillDriveInRun(o);
+  return o;
+}
+
+/** --kill-drive must name a VG of this run. */
+export function checkKillDriveInRun(o: { drives: number[]; killDrive: KillDrive | null }): void {
   if (o.killDrive && !o.drives.includes(o.killDrive.drives)) {
     throw new IdmBenchUsageError(`--kill-drive ${o.killDrive.drives}:…: no VG of ${o.killDrive.drives} drives in this run (--drives ${o.drives.join(',')})`);
   }
-  return o;
+}
+
+/** Command-line arguments to options, every value checked; throws IdmBenchUsageError. */
+export function parseIdmArgs(argv: string[]): IdmBenchOptions {
+  return parseIdmBenchArgs(argv, IDM_DEFAULTS, RULES, IDM_DRIVES_MAX);
 }

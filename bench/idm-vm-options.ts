@@ -2,9 +2,9 @@
 // and validation, apart from the bench so that a bad value is refused with one
 // sentence and exit 2 before any VM boots (tested in test/unit/bench-idm-vm.test.ts).
 
-import { IdmBenchUsageError, parseDrives } from './idm-options';
+import { IdmBenchUsageError, checkKillDriveInRun, parseDrives, parseIdmBenchArgs } from './idm-options';
 import { parseKillDrive, type KillDrive } from './idm-report';
-import { describeKnob, knobAccepts, knobValue, type NumberKnob } from './number-knob';
+import { describeKnob, knobAccepts, type NumberKnob } from './number-knob';
 
 export { IdmBenchUsageError } from './idm-options';
 
@@ -71,37 +71,7 @@ const RULES: Array<NumberKnob<Key>> = [
 
 /** Command-line arguments to options, every value checked; throws IdmBenchUsageError. */
 export function parseIdmVmArgs(argv: string[]): IdmVmBenchOptions {
-  const o: IdmVmBenchOptions = { ...IDM_VM_DEFAULTS, drives: [...IDM_VM_DEFAULTS.drives] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--keep') { o.keep = true; continue; }
-    if (a === '--quiet') { o.verbose = false; continue; }
-    if (a === '--no-sanlock') { o.sanlock = false; continue; }
-    const eq = a.indexOf('=');
-    const flag = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
-    const known = flag === '--drives' || flag === '--kill-drive' || RULES.some((r) => r.flag === flag);
-    if (!known) throw new IdmBenchUsageError(`unknown argument ${JSON.stringify(a)}`);
-    let text: string | undefined;
-    if (eq > 0 && a.startsWith('--')) text = a.slice(eq + 1);
-    else {
-      text = argv[i + 1];
-      if (text === undefined || text.startsWith('--')) throw new IdmBenchUsageError(`${flag} needs a value`);
-      i++;
-    }
-    if (flag === '--drives') { o.drives = parseDrives(text, IDM_VM_DRIVES_MAX); continue; }
-    if (flag === '--kill-drive') {
-      try { o.killDrive = parseKillDrive(text); } catch (e) { throw new IdmBenchUsageError((e as Error).message); }
-      continue;
-    }
-    const rule = RULES.find((r) => r.flag === flag)!;
-    const v = knobValue(rule, text);
-    if (v === null) throw new IdmBenchUsageError(`${rule.flag} must be ${describeKnob(rule)}, got ${JSON.stringify(text)}`);
-    o[rule.key] = v;
-  }
-  if (o.killDrive && !o.drives.includes(o.killDrive.drives)) {
-    throw new IdmBenchUsageError(`--kill-drive ${o.killDrive.drives}:…: no VG of ${o.killDrive.drives} drives in this run (--drives ${o.drives.join(',')})`);
-  }
-  return o;
+  return parseIdmBenchArgs(argv, IDM_VM_DEFAULTS, RULES, IDM_VM_DRIVES_MAX);
 }
 
 /** Defaults merged with `o` (from a caller, not the command line), every value checked; throws IdmBenchUsageError. */
@@ -128,8 +98,6 @@ export function validateIdmVmOptions(o: Partial<IdmVmBenchOptions> = {}): IdmVmB
       (out as unknown as Record<string, unknown>)[k] = v;
     }
   }
-  if (out.killDrive && !out.drives.includes(out.killDrive.drives)) {
-    throw new IdmBenchUsageError(`--kill-drive ${out.killDrive.drives}:…: no VG of ${out.killDrive.drives} drives in this run (--drives ${out.drives.join(',')})`);
-  }
+  checkKillDriveInRun(out);
   return out;
 }
