@@ -39,6 +39,7 @@ import type { RunResult } from '../test/harness/exec';
 import type { GuestJob, LoopResult, PingPongResult } from './dlm-vm-guest';
 import type { LockLvTarget } from './lockd-client';
 import { DLM_VM_USAGE, DlmBenchUsageError, parseDlmVmArgs, validateDlmVmOptions, type DlmVmBenchOptions } from './dlm-vm-options';
+import { runVmBenchCli } from './vm-bench-cli';
 
 export { DlmBenchUsageError, parseDlmVmArgs, validateDlmVmOptions, DLM_VM_DEFAULTS, type DlmVmBenchOptions } from './dlm-vm-options';
 
@@ -426,22 +427,8 @@ export async function runDlmVmBench(opts: Partial<DlmVmBenchOptions> = {}): Prom
 // ---------------------------------------------------------------- CLI
 
 if (require.main === module) {
-  let o: DlmVmBenchOptions | null = null;
-  try {
-    o = parseDlmVmArgs(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof DlmBenchUsageError)) throw e;
-    process.stderr.write(`dlm-vm bench: ${e.message}\n${DLM_VM_USAGE}\n`);
-    process.exitCode = 2;
-  }
-  if (o) {
-    runDlmVmBench(o).then((t) => {
-      process.stdout.write(t);
-      if (t.startsWith(DLM_VM_NOT_RUN)) process.exitCode = 3;
-    }, (e: unknown) => {
-      if (e instanceof DlmVmBenchFailure) process.stdout.write(e.report);
-      else process.stderr.write(`dlm-vm bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-      process.exitCode = 1;
-    });
-  }
+  runVmBenchCli({
+    name: 'dlm-vm', parse: parseDlmVmArgs, usageError: DlmBenchUsageError, usage: DLM_VM_USAGE,
+    run: runDlmVmBench, notRun: DLM_VM_NOT_RUN, failure: DlmVmBenchFailure,
+  });
 }

@@ -47,6 +47,7 @@ import { ProcessDied } from './proc-watch';
 import { IDM_VM_USAGE, IdmBenchUsageError, parseIdmVmArgs, validateIdmVmOptions, type IdmVmBenchOptions } from './idm-vm-options';
 import { formatIdmVmReport, vmDriveLayout, vmPvPartition, type VmConfigResult } from './idm-vm-report';
 import { parseLvDevices } from './idm-report';
+import { runVmBenchCli } from './vm-bench-cli';
 
 export { IDM_VM_DEFAULTS, validateIdmVmOptions, type IdmVmBenchOptions } from './idm-vm-options';
 
@@ -396,22 +397,8 @@ export async function runIdmVmBench(opts: Partial<IdmVmBenchOptions> = {}): Prom
 // ---------------------------------------------------------------- CLI
 
 if (require.main === module) {
-  let o: IdmVmBenchOptions | null = null;
-  try {
-    o = parseIdmVmArgs(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof IdmBenchUsageError)) throw e;
-    process.stderr.write(`idm-vm bench: ${e.message}\n${IDM_VM_USAGE}\n`);
-    process.exitCode = 2;
-  }
-  if (o) {
-    runIdmVmBench(o).then((t) => {
-      process.stdout.write(t);
-      if (t.startsWith(IDM_VM_NOT_RUN)) process.exitCode = 3;
-    }, (e: unknown) => {
-      if (e instanceof IdmVmBenchFailure) process.stdout.write(e.report);
-      else process.stderr.write(`idm-vm bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
-      process.exitCode = 1;
-    });
-  }
+  runVmBenchCli({
+    name: 'idm-vm', parse: parseIdmVmArgs, usageError: IdmBenchUsageError, usage: IDM_VM_USAGE,
+    run: runIdmVmBench, notRun: IDM_VM_NOT_RUN, failure: IdmVmBenchFailure,
+  });
 }
