@@ -460,6 +460,14 @@ async function runCase(d: RunningDaemon, def: CaseDef, tag: number, o: LockdBenc
 
 // ---------------------------------------------------------------- whole bench
 
+/** A load-generator job of exactly `maxOps` uncontended round trips (the counting modes: --instructions, --syscalls). */
+function countedJob(spec: DaemonSpec, daemonPid: number, clients: number, maxOps: number, tag: number): ClientJob {
+  return {
+    label: spec.label, sockPath: spec.sockPath, daemonPid, clients, contended: false, tag,
+    warmupSeconds: 0, seconds: 3600, maxOps, vg: VG, vgLockArgs: VG_LOCK_ARGS,
+  };
+}
+
 async function startAndSetUp(spec: DaemonSpec, startTimeoutMs = START_TIMEOUT_MS): Promise<RunningDaemon> {
   const d = await startDaemon(spec, startTimeoutMs);
   try {
@@ -868,15 +876,9 @@ export async function runInstructions(clientCounts: number[], ops: number, keepD
         const counts: number[] = [];
         // V8 compiles the hot path in the background after enough calls: a first warm-up
         // long enough for that, so that the first client count is not charged with it.
-        await runClient({
-          label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients: 8, contended: false, tag: 899,
-          warmupSeconds: 0, seconds: 3600, maxOps: 3 * ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
-        });
+        await runClient(countedJob(spec, d.pid, 8, 3 * ops, 899));
         for (const [i, clients] of clientCounts.entries()) {
-          const job = (tag: number): ClientJob => ({
-            label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
-            warmupSeconds: 0, seconds: 3600, maxOps: ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
-          });
+          const job = (tag: number): ClientJob => countedJob(spec, d.pid, clients, ops, tag);
           await runClient(job(900 + 2 * i));
           await callgrindControl(['-z', String(d.pid)]);
           const r = await runClient(job(901 + 2 * i));
@@ -976,15 +978,9 @@ export async function runSyscalls(clientCounts: number[], ops: number, tracer: '
     for (const spec of specs) {
       const d = await startAndSetUp(spec);
       try {
-        await runClient({
-          label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients: 8, contended: false, tag: 799,
-          warmupSeconds: 0, seconds: 3600, maxOps: 3 * ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
-        });
+        await runClient(countedJob(spec, d.pid, 8, 3 * ops, 799));
         for (const [i, clients] of clientCounts.entries()) {
-          const job = (tag: number): ClientJob => ({
-            label: spec.label, sockPath: spec.sockPath, daemonPid: d.pid, clients, contended: false, tag,
-            warmupSeconds: 0, seconds: 3600, maxOps: ops, vg: VG, vgLockArgs: VG_LOCK_ARGS,
-          });
+          const job = (tag: number): ClientJob => countedJob(spec, d.pid, clients, ops, tag);
           // The warm-up round, untraced, also gives the split of the daemon's CPU into user and kernel time.
           const t0 = userSysSeconds(d.pid);
           const w = await runClient(job(800 + 2 * i));
