@@ -46,8 +46,8 @@ const REMOVE_LIMIT_MS = 5 * 60_000;
  * lvmlockd-lv-types, 171 MiB) and small enough that prepare_devs' zeroing of
  * every backing device (dd, up to 1000 MB each) stays short under TCG.
  */
-export const IDM_DRIVES = 3;
-export const IDM_DISK_MIB = 192;
+const SUITE_IDM_DRIVES = 3;
+const SUITE_IDM_DISK_MIB = 192;
 
 /**
  * `systemctl` for the suite inside the VM (no systemd there). aux.sh starts
@@ -156,7 +156,7 @@ export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
 }
 
 /**
- * The IDM drives as SCSI disks in the VM (its shared disks 1..IDM_DRIVES);
+ * The IDM drives as SCSI disks in the VM (its shared disks 1..SUITE_IDM_DRIVES);
  * returns the LVM_TEST_BACKING_DEVICE value: each drive's PV partition (the
  * GPT's second; the first, named "propeller", is lvmlockd's global-lock drive),
  * by its udev name from the WWN (/dev/disk/by-id/wwn-0x<wwn>-part2), which
@@ -164,7 +164,7 @@ export async function prepareVm(vm: Vm, selfNamed: boolean): Promise<void> {
  * another sdX name; /dev/sdX2 when udev made no such link.
  */
 async function prepareIdmDrives(cluster: VmCluster, log: (s: string) => void): Promise<string> {
-  const disks = await setupIdmScsiDisks(cluster, IDM_DRIVES, log, {}, { firstDisk: 1, diskMiB: IDM_DISK_MIB });
+  const disks = await setupIdmScsiDisks(cluster, SUITE_IDM_DRIVES, log, {}, { firstDisk: 1, diskMiB: SUITE_IDM_DISK_MIB });
   const vm = cluster.vm(1);
   const paths: string[] = [];
   for (const [i, d] of disks.get(1)!.entries()) {
@@ -274,7 +274,7 @@ export async function runShard(ctx: RunContext, shardNo: number, items: Item[]):
   const rep: ShardReport = { results: [], outOfTime: [] };
   const idm = items.some((it) => it.flavour.idmDrives && daemonsFor(it.flavour, ctx.options.daemons).length > 0);
   const cluster = await VmCluster.create({
-    vms: 1, disks: [{ sizeMiB: 6144 }, ...(idm ? Array.from({ length: IDM_DRIVES }, () => ({ sizeMiB: IDM_DISK_MIB })) : [])],
+    vms: 1, disks: [{ sizeMiB: 6144 }, ...(idm ? Array.from({ length: SUITE_IDM_DRIVES }, () => ({ sizeMiB: SUITE_IDM_DISK_MIB })) : [])],
     // the IDM drives add 7 node processes (3 firmwares, 3 TCMU disks, the ILM)
     memMiB: idm ? Math.max(ctx.options.memMiB, 2048) : ctx.options.memMiB, name: `upstream${shardNo}`, keep: ctx.options.keep,
     shares: [{ tag: 'lvm2suite', hostPath: ctx.suite.prefixDir }],
