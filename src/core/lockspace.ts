@@ -389,7 +389,7 @@ export class Lockspace {
    */
   private refuseLockRequests(): void {
     for (const r of this.resources) {
-      for (const act of [...r.actions]) {
+      for (const act of r.actions.slice()) {
         if (act.op !== 'lock' || (act.mode !== 'sh' && act.mode !== 'ex')) continue;
         this.host.debug(`${this.name}:${r.name} refuse lock ${act.mode} cl ${act.clientId}: lockspace stopping`);
         r.actions.splice(r.actions.indexOf(act), 1);
@@ -544,11 +544,11 @@ export class Lockspace {
       h.deliver(act);
     };
 
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op === 'update') finish(act, this.resUpdate(r, act));
     }
 
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op === 'lock' && (act.mode === 'iv' || act.mode === 'nl')) {
         finish(act, -E.INVAL);
       } else if (act.op === 'lock' && act.mode === 'un') {
@@ -564,7 +564,7 @@ export class Lockspace {
       this.resCancel(r, close);
     }
 
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op === 'enable' || act.op === 'disable') {
         const rv = await this.resAble(r, act);
         finish(act, rv);
@@ -577,17 +577,17 @@ export class Lockspace {
     }
 
     // Requests that existing locks already answer.
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.flags & AF.PERSISTENT) continue;
       const lk = findClientLock(r, act.clientId);
       if (lk && lk.mode === act.mode) { r.lastClientId = act.clientId; finish(act, -E.ALREADY); }
     }
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (!(act.flags & AF.PERSISTENT)) continue;
       const lk = findPersistentLock(r);
       if (lk && lk.mode === act.mode) { r.lastClientId = act.clientId; finish(act, -E.ALREADY); }
     }
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op !== 'lock' || (act.flags & AF.PERSISTENT)) continue;
       const lk = findPersistentLock(r);
       if (!lk) continue;
@@ -600,7 +600,7 @@ export class Lockspace {
         finish(act, -E.EXIST);
       }
     }
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (!(act.flags & AF.PERSISTENT)) continue;
       const lk = findClientLock(r, act.clientId);
       if (!lk) continue;
@@ -615,7 +615,7 @@ export class Lockspace {
         finish(act, 0);
       }
     }
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op !== 'lock') continue;
       const lk = act.flags & AF.PERSISTENT ? findPersistentLock(r) : findClientLock(r, act.clientId);
       if (!lk || lk.mode === act.mode) continue;
@@ -623,7 +623,7 @@ export class Lockspace {
     }
 
     if (r.testRemote) {
-      for (const act of [...r.actions]) {
+      for (const act of r.actions.slice()) {
         if (act.op !== 'lock') continue;
         if (act.mode === 'sh' && r.testRemote === 'sh') continue;
         finish(act, -E.AGAIN);
@@ -632,7 +632,7 @@ export class Lockspace {
 
     if (r.mode === 'ex') return retry;
 
-    for (const act of [...r.actions]) {
+    for (const act of r.actions.slice()) {
       if (act.op === 'lock' && act.mode === 'ex') break;
       if (act.op === 'lock' && act.mode === 'sh') {
         const out = await this.resLock(r, act);
