@@ -2,7 +2,8 @@
 // jobs (init, start_wait, stop_all, gl search). It reads requests as parsed
 // text and answers through ports; it never touches a socket, file or clock.
 
-import { ConfigMap, formatReply, parseConfigTree, type WireValue } from '../protocol/config-tree';
+import { ConfigMap, formatReply, parseConfigTree, type ConfigValue, type WireValue } from '../protocol/config-tree';
+import { requestFields, type RequestFields } from '../protocol/request-fields';
 import {
   AF, DEFAULT_MAX_RETRIES, E, GL_LOCKSPACE, GL_PREFERENCE, INTERNAL_CLIENT_ID, LM_NUMBER, LM_TYPES, LS_PREFIX,
   MAX_ARGS, MAX_NAME, Op, REQUESTS, errnoName, parseLmType, parseMode, parseOpts,
@@ -174,8 +175,8 @@ export class LockdCore implements LockspaceHost {
       this.refuse(clientId, 'unparsable request');
       return;
     }
-    const req = new ConfigMap(parsed.entries);
-    const name = req.str('request');
+    const req = requestFields(parsed.entries);
+    const name = req.request;
     const kind = name !== undefined ? REQUESTS[name] : undefined;
     if (!kind) {
       this.error(`client recv ${clientId} bad request name "${(name ?? '').slice(0, 80)}"`);
@@ -195,7 +196,7 @@ export class LockdCore implements LockspaceHost {
       return;
     }
 
-    const act = this.actionFromRequest(cl, req, kind.op, kind.rt ?? null);
+    const act = this.actionFromRequest(cl, req, parsed.entries, kind.op, kind.rt ?? null);
     if (typeof act === 'number') {
       // Invalid input that lvmlockd would have truncated or misparsed: refuse it clearly.
       const bad = newAction({ op: kind.op, clientId, rt: kind.rt ?? null, result: act });
@@ -214,38 +215,34 @@ export class LockdCore implements LockspaceHost {
     this.ports.send(clientId, formatReply([['response', 'failed'], ['reason', reason]]));
   }
 
-  private actionFromRequest(cl: Client, req: ConfigMap, op: Action['op'], rt: Action['rt']): Action | number {
-    const str = (k: string): string => {
-      const v = req.str(k);
-      return v === undefined || v === 'none' ? '' : v;
-    };
-    const int = (k: string, dflt: number): number => {
-      const v = req.int(k);
-      return v === undefined ? dflt : Number(BigInt.asIntN(32, v));
-    };
-    const cmd = req.str('cmd');
-    const pid = int('pid', 0);
+  private actionFromRequest(
+    cl: Client, req: RequestFields, entries: ReadonlyArray<readonly [string, ConfigValue]>, op: Action['op'], rt: Action['rt'],
+  ): Action | number {
+    const str = (v: string | undefined): string => (v === undefined || v === 'none' ? '' : v);
+    const int = (v: bigint | undefined, dflt: number): number => (v === undefined ? dflt : Number(BigInt.asIntN(32, v)));
+    const cmd = req.cmd;
+    const pid = int(req.pid, 0);
     if (pid && pid !== cl.pid) this.error(`client recv bad message pid ${pid} client ${cl.pid}`);
     if (!cl.name && cmd) cl.name = cmd.slice(0, MAX_NAME);
 
-    const lm = parseLmType(req.str('vg_lock_type'));
+    const lm = parseLmType(req.vgLockType);
     // Every field written out (newAction's defaults for the rest, in its order): an
     // object literal of one shape, without the spread of newAction on every request.
     const act: Action = {
       rt,
-      mode: parseMode(req.str('mode')),
-      flags: parseOpts(req.str('opts')),
+      mode: parseMode(req.mode),
+      flags: parseOpts(req.opts),
       lmType: lm ?? 'none',
-      vgName: str('vg_name'), vgUuid: str('vg_uuid'), lvName: str('lv_name'), lvUuid: str('lv_uuid'),
-      vgArgs: str('vg_lock_args'), lvArgs: str('lv_lock_args'),
-      otherArgs: str('set_lock_args') || str('prev_lv_args'),
-      version: (int('version', 0) >>> 0),
-      hostId: Math.max(0, int('host_id', 0)),
-      alignMb: int('align_mb', 0),
-      lvSizeBytes: req.int('lv_size_bytes') ?? 0n,
-      path: str('path'),
-      pvs: pathList(req),
-      maxRetries: int('max_retries', DEFAULT_MAX_RETRIES),
+      vgName: str(req.vgName), vgUuid: str(req.vgUuid), lvName: str(req.lvName), lvUuid: str(req.lvUuid),
+      vgArgs: str(req.vgLockArgs), lvArgs: str(req.lvLockArgs),
+      otherArgs: str(req.setLockArgs) || str(req.prevLvArgs),
+      version: (int(req.version, 0) >>> 0),
+      hostId: Math.max(0, int(req.hostId, 0)),
+      alignMb: int(req.alignMb, 0),
+      lvSizeBytes: req.lvSizeBytes ?? 0n,
+      path: str(req.path),
+      pvs: pathList(req.pathNum, entries),
+      maxRetries: int(req.maxRetries, DEFAULT_MAX_RETRIES),
       retries: 0, result: 0, lmResult: 0, owner: null, prevGeneration: 0,
       op, clientId: cl.id,
     };
@@ -255,7 +252,7 @@ export class LockdCore implements LockspaceHost {
     this.debug(`recv ${who} ${op}${rt ? '_' + rt : ''}${op === 'lock' ? ' ' + act.mode : ''}${act.vgName ? ' vg=' + act.vgName : ''}${lvPart} opts=0x${act.flags.toString(16)}`);
 
     if (lm === null) {
-      this.error(`recv ${who} unknown vg_lock_type "${req.str('vg_lock_type')}"`);
+      this.error(`recv ${who} unknown vg_lock_type "${req.vgLockType}"`);
       return -E.INVAL;
     }
     const problem = this.validate(act);
@@ -948,10 +945,10 @@ export function commonReply(opNum: number, lmType: string, result: number, lmRes
 }
 
 /** lvm's path_num / path[i] fields (sent for IDM VGs); a missing path is "none" in C. */
-function pathList(req: ConfigMap): string[] {
-  const n = req.int('path_num');
-  if (n === undefined || n <= 0n) return [];
+function pathList(pathNum: bigint | undefined, entries: ReadonlyArray<readonly [string, ConfigValue]>): string[] {
+  if (pathNum === undefined || pathNum <= 0n) return [];
+  const req = new ConfigMap(entries);
   const out: string[] = [];
-  for (let i = 0; i < Number(n) && i < 1024; i++) out.push(req.str(`path[${i}]`) ?? 'none');
+  for (let i = 0; i < Number(pathNum) && i < 1024; i++) out.push(req.str(`path[${i}]`) ?? 'none');
   return out;
 }
