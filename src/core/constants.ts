@@ -25,8 +25,12 @@ export const LM_TYPES: readonly Exclude<LmType, 'none'>[] = ['sanlock', 'dlm', '
 /** lvmlockd's preference when several running managers could serve the global lock. */
 export const GL_PREFERENCE: readonly Exclude<LmType, 'none'>[] = ['dlm', 'sanlock', 'idm'];
 
-/** Request name → operation and resource type, as lvm commands and lvmlockctl spell them. */
-export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
+/**
+ * Request name → operation and resource type, as lvm commands and lvmlockctl
+ * spell them. A Map: a client's name must not find what every object inherits
+ * (`constructor`, `toString`, `__proto__`).
+ */
+export const REQUESTS: ReadonlyMap<string, { op: OpName; rt?: ResourceType }> = new Map(Object.entries({
   hello: { op: 'hello' },
   quit: { op: 'quit' },
   info: { op: 'dump_info' },
@@ -61,7 +65,7 @@ export const REQUESTS: Record<string, { op: OpName; rt?: ResourceType }> = {
   refresh_lv: { op: 'refresh_lv', rt: 'lv' },
   setlockargs_vg_before: { op: 'setlockargs_before', rt: 'vg' },
   setlockargs_vg_final: { op: 'setlockargs_final', rt: 'vg' },
-};
+}));
 
 /**
  * The results the daemon replies with (negated): the Linux errno values it

@@ -177,7 +177,7 @@ export class LockdCore implements LockspaceHost {
     }
     const req = requestFields(parsed.entries);
     const name = req.request;
-    const kind = name !== undefined ? REQUESTS[name] : undefined;
+    const kind = name !== undefined ? REQUESTS.get(name) : undefined;
     if (!kind) {
       this.error(`client recv ${clientId} bad request name "${(name ?? '').slice(0, 80)}"`);
       this.refuse(clientId, name === undefined ? 'no request name' : name === '' ? 'empty request name' : `unknown request ${printable(name)}`);

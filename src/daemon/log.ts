@@ -13,7 +13,7 @@ const PRIORITY_NAMES: Record<string, number> = {
 };
 
 export function syslogPriority(name: string): number {
-  return PRIORITY_NAMES[name] ?? LOG_WARNING;
+  return Object.hasOwn(PRIORITY_NAMES, name) ? PRIORITY_NAMES[name]! : LOG_WARNING;
 }
 
 export const LOG_DUMP_SIZE = 4 * 1024 * 1024;

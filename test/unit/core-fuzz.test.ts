@@ -11,7 +11,7 @@ import { CoreHarness, Reply, startVg } from '../helpers/core-harness';
 import { REQUESTS } from '../../src/core/constants';
 import type { WireValue } from '../../src/protocol/config-tree';
 
-const NAMES = Object.keys(REQUESTS);
+const NAMES = [...REQUESTS.keys()];
 
 /** Mostly plausible values per field, sometimes hostile ones. */
 const hostile = fc.oneof(

@@ -51,6 +51,10 @@ describe('hello, bad input, no lockspaces', () => {
     const a = h.connect();
     const cases: Array<[string, string]> = [
       ['request = "bogus"\n', 'unknown request bogus'],
+      // names every JavaScript object inherits are names like any other
+      ['request = "constructor"\n', 'unknown request constructor'],
+      ['request = "__proto__"\n', 'unknown request __proto__'],
+      ['request = "toString"\n', 'unknown request toString'],
       ['request = "unterminated\n', 'unknown request unterminated'],
       ['no_request_key = 1\n', 'no request name'],
       ['request = 5\n', 'no request name'],

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LogRing } from '../../src/daemon/log';
+import { LOG_WARNING, LogRing, syslogPriority } from '../../src/daemon/log';
 
 test('log ring keeps everything until full, oldest first', () => {
   const r = new LogRing(64);
@@ -82,4 +82,10 @@ test('a long log in many small lines wraps the 4 MiB ring exactly as byte-wise a
   const tail = bytes.subarray(bytes.length - r.capacity);
   const expected = tail.subarray(tail.indexOf(0x0a) + 1).toString('utf8');
   assert.equal(r.text(), expected);
+});
+
+test('syslog priority names: the known ones, warning for anything else (names every object inherits too)', () => {
+  assert.equal(syslogPriority('err'), 3);
+  assert.equal(syslogPriority('debug'), 7);
+  for (const name of ['bogus', '', 'constructor', 'toString', '__proto__']) assert.equal(syslogPriority(name), LOG_WARNING, name);
 });
