@@ -114,17 +114,19 @@ export const R_NAME_VG = 'VGLK';
 export const VAL_BLK_VERSION = 0x0101;
 export const VBF_REMOVED = 0x0001;
 
+const OPTS_WORDS: ReadonlyArray<readonly [string, number]> = [
+  ['persistent', AF.PERSISTENT], ['unlock_cancel', AF.UNLOCK_CANCEL],
+  ['next_version', AF.NEXT_VERSION], ['wait', AF.WAIT], ['force', AF.FORCE],
+  ['ex_disable', AF.EX_DISABLE], ['enable', AF.ENABLE], ['disable', AF.DISABLE],
+  ['nodelay', AF.NODELAY], ['repair', AF.REPAIR],
+];
+
 /** Parses the `opts` words by substring, as lvmlockd does. */
 export function parseOpts(str: string | undefined): number {
-  if (!str) return 0;
+  // "none", what lvm sends most, holds none of the words
+  if (!str || str === 'none') return 0;
   let flags = 0;
-  const words: Array<[string, number]> = [
-    ['persistent', AF.PERSISTENT], ['unlock_cancel', AF.UNLOCK_CANCEL],
-    ['next_version', AF.NEXT_VERSION], ['wait', AF.WAIT], ['force', AF.FORCE],
-    ['ex_disable', AF.EX_DISABLE], ['enable', AF.ENABLE], ['disable', AF.DISABLE],
-    ['nodelay', AF.NODELAY], ['repair', AF.REPAIR],
-  ];
-  for (const [w, f] of words) if (str.includes(w)) flags |= f;
+  for (const [w, f] of OPTS_WORDS) if (str.includes(w)) flags |= f;
   if (str.includes('adopt_only')) flags |= AF.ADOPT_ONLY;
   else if (str.includes('adopt')) flags |= AF.ADOPT;
   return flags;
