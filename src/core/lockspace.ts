@@ -669,7 +669,8 @@ export class Lockspace {
       this.removeResource(r);
       r.disposeClientId = unlockByClientId;
       // free_lv takes the newest record; an older one for the same LV and client is dead weight.
-      const stale = this.dispose.findIndex((d) => d.name === r.name && d.disposeClientId === unlockByClientId);
+      // (the client id first: a number compare rules out the other clients' records before a name compare)
+      const stale = this.dispose.findIndex((d) => d.disposeClientId === unlockByClientId && d.name === r.name);
       if (stale >= 0) this.dispose.splice(stale, 1);
       this.dispose.unshift(r);
     }
