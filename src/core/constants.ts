@@ -132,13 +132,18 @@ export function parseOpts(str: string | undefined): number {
   return flags;
 }
 
+// parseMode and parseLmType answer with their own literals, not the request's
+// string of the same text: literals are interned, so the many later compares
+// and keyed lookups of a mode or type are pointer compares.
 export function parseMode(str: string | undefined): Mode {
-  return str === 'un' || str === 'nl' || str === 'sh' || str === 'ex' ? str : 'iv';
+  return str === 'ex' ? 'ex' : str === 'un' ? 'un' : str === 'sh' ? 'sh' : str === 'nl' ? 'nl' : 'iv';
 }
 
 /** `none`/absent → 'none'; an unknown name → null (lvmlockd's -2). */
 export function parseLmType(str: string | undefined): LmType | null {
   if (str === undefined || str === 'none') return 'none';
-  if (str === 'sanlock' || str === 'dlm' || str === 'idm') return str;
+  if (str === 'sanlock') return 'sanlock';
+  if (str === 'dlm') return 'dlm';
+  if (str === 'idm') return 'idm';
   return null;
 }
