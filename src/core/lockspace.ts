@@ -5,7 +5,7 @@
 
 import {
   AF, E, LOCK_RETRY_MS, R_NAME_GL, R_NAME_VG, VAL_BLK_VERSION, VBF_REMOVED,
-  type LmType, type Mode,
+  type LmType, type Mode, type ResourceType,
 } from './constants';
 import { assertHeldLocksMatchMode, newResource, type Action, type Lock, type Resource } from './model';
 import { assert } from '../util/assert';
@@ -47,8 +47,11 @@ export class Lockspace {
   readonly actions: Action[] = [];
   /** In creation order (which is the order lvmlockd processes them in); change only through addResource/removeResource. */
   readonly resources: Resource[] = [];
-  /** resources by type and name (at most one each), so a lookup does not scan every held LV */
-  private readonly resourceIndex = new Map<string, Resource>();
+  /**
+   * resources by type and name (at most one each), so a lookup does not scan every held LV;
+   * a map per type keyed by the name itself: no key string is built (and hashed) per lookup
+   */
+  private readonly resourceIndex: Readonly<Record<ResourceType, Map<string, Resource>>> = { gl: new Map(), vg: new Map(), lv: new Map() };
   /** creation order of each resource in `resources`, to process the ones with actions in that order */
   private readonly resourceSeq = new Map<Resource, number>();
   private nextResourceSeq = 0;
@@ -317,7 +320,7 @@ export class Lockspace {
         }
         if (act.op === 'free' && act.rt === 'lv') {
           this.actions.shift();
-          if ((this.resourceIndex.get(resourceKey('lv', act.lvUuid))?.locks.length ?? 0) > 0) {
+          if ((this.resourceIndex.lv.get(act.lvUuid)?.locks.length ?? 0) > 0) {
             // lvremove unlocks before free_lv; freeing a held lease would let another host take it.
             h.error(`${this.name}:${act.lvUuid} free_lv refused: the LV lock is held`);
             act.result = -E.BUSY;
@@ -482,7 +485,7 @@ export class Lockspace {
     const rt = act.rt;
     if (!rt) return null;
     const name = rt === 'gl' ? R_NAME_GL : rt === 'vg' ? R_NAME_VG : act.lvUuid;
-    const found = this.resourceIndex.get(resourceKey(rt, name));
+    const found = this.resourceIndex[rt].get(name);
     if (found || nocreate) return found ?? null;
     const r = newResource(rt, name);
     this.addResource(r);
@@ -490,10 +493,10 @@ export class Lockspace {
   }
 
   private addResource(r: Resource): void {
-    const key = resourceKey(r.type, r.name);
-    assert(!this.resourceIndex.has(key), () => `${this.name}: a second resource ${r.type} ${r.name}`);
+    const byName = this.resourceIndex[r.type];
+    assert(!byName.has(r.name), () => `${this.name}: a second resource ${r.type} ${r.name}`);
     this.resources.push(r);
-    this.resourceIndex.set(key, r);
+    byName.set(r.name, r);
     this.resourceSeq.set(r, this.nextResourceSeq++);
   }
 
@@ -501,7 +504,7 @@ export class Lockspace {
     const i = this.resources.indexOf(r);
     if (i < 0) return;
     this.resources.splice(i, 1);
-    this.resourceIndex.delete(resourceKey(r.type, r.name));
+    this.resourceIndex[r.type].delete(r.name);
     this.resourceSeq.delete(r);
     this.withActions.delete(r);
   }
@@ -697,7 +700,7 @@ export class Lockspace {
    * lock per resource name; the dlm's would be released under the live one).
    */
   private forgetDisposed(r: Resource): void {
-    if (this.resourceIndex.has(resourceKey(r.type, r.name))) return;
+    if (this.resourceIndex[r.type].has(r.name)) return;
     this.lm.forget(r.name);
   }
 
@@ -1016,10 +1019,6 @@ function describeThrown(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
   const at = e.stack?.split('\n').find((l) => /^\s+at /.test(l))?.trim();
   return at ? `${e.message} (${at})` : e.message;
-}
-
-function resourceKey(type: string, name: string): string {
-  return `${type}\0${name}`;
 }
 
 /** Client ids start at 1, so a persistent lock (client 0) never matches. */
