@@ -242,10 +242,14 @@ export function shardByFlavour(items: Item[], jobs: number, from: number): Item[
   return shards.filter((s) => s.length > 0).map((s) => s.sort((a, b) => a.index - b.index));
 }
 
-/** The runner's journal status (list file) as a verdict. */
+/**
+ * The runner's journal status (list file) as a verdict. A test that passed
+ * with warnings is journalled `warnings` (brick-shelltest.h: WARNED; its
+ * summary counts it as "warned", not as failed).
+ */
 export function verdictOf(status: string | undefined): Verdict {
   switch (status) {
-    case 'passed': case 'warned': return 'pass';
+    case 'passed': case 'warnings': return 'pass';
     case 'skipped': return 'skip';
     case undefined: return '-';
     default: return 'fail'; // failed, timeout, interrupted, started (runner died), retried, unknown
