@@ -23,16 +23,16 @@ export class FrameDecoder {
   get pendingBytes(): number { return this.length; }
 
   push(data: Buffer): DecodeEvent[] {
-    // What lvm sends: one whole request per read, nothing buffered. Decoding the
-    // whole read at once gives the same text as decoding the bytes before the
-    // terminator (the terminator is ASCII, and no byte of an invalid UTF-8
-    // sequence can decode to "\n" or "#"), so one toString and one string search
-    // replace the Buffer searches, slices and re-scan of the general path.
-    // The body is decoded on its own rather than sliced out of the decoded read:
-    // a sliced string costs every later character access (the request parser
-    // reads each one) a detour through its parent. The terminator is the first
-    // one in the read when the body holds none and does not end in "\n##"
-    // (no other overlap of a body's end with "\n##\n" spells the terminator).
+    // What lvm sends: one whole request per read, nothing buffered, the read
+    // ending with the terminator. Then the body is the read without its last
+    // four bytes, decoded on its own: the same text as the general path gives
+    // (the terminator is ASCII, and no byte of an invalid UTF-8 sequence can
+    // decode to "\n" or "#"), with no Buffer searches, slices or re-scan, and a
+    // flat string rather than a slice of the decoded read (a sliced string costs
+    // every later character access, and the request parser reads each one, a
+    // detour through its parent). The read's last four bytes are its first
+    // terminator when the body holds none and does not end in "\n##" (no other
+    // overlap of a body's end with "\n##\n" spells the terminator).
     const n = data.length;
     if (this.length === 0 && n >= 4 && data[n - 1] === 0x0a && data[n - 2] === 0x23 && data[n - 3] === 0x23 && data[n - 4] === 0x0a) {
       const body = data.toString('utf8', 0, n - 4);
